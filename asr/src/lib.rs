@@ -1,0 +1,29 @@
+//! Speech recognition for firstword: whisper.cpp (through whisper-rs) over Whisper tiny.en,
+//! converted from CTranslate2 to ggml by `scripts/ct2_to_ggml.py`.
+//!
+//! Tuned for short spoken questions: greedy decoding, no context carried between turns, one
+//! segment, and an encoder context cut to the audio's length ([`AudioCtx::Auto`]) because
+//! whisper.cpp otherwise encodes a full 30 s window for a 2 s question.
+
+mod config;
+mod recognizer;
+pub mod wer;
+
+pub use config::{AsrConfig, AudioCtx};
+pub use recognizer::{Asr, AsrTimings, Segment, Transcript};
+
+/// Input sample rate, in Hz: Whisper listens at 16 kHz mono.
+pub const SAMPLE_RATE_HZ: u32 = 16_000;
+
+/// What went wrong loading Whisper or transcribing.
+#[derive(Debug, thiserror::Error)]
+pub enum AsrError {
+    #[error("Whisper model not found at {0} (run scripts/setup.sh or set asr.model)")]
+    ModelMissing(std::path::PathBuf),
+    #[error("cannot load Whisper model {path}: {message} (not a whisper.cpp ggml file?)")]
+    ModelInvalid { path: std::path::PathBuf, message: String },
+    #[error("invalid audio for ASR: {0}")]
+    BadInput(String),
+    #[error("whisper.cpp failed: {0}")]
+    Whisper(String),
+}

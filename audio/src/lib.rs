@@ -1,0 +1,18 @@
+//! Audio plumbing for firstword: WAV in and out, resampling to the 16 kHz mono f32 that
+//! Whisper and Silero expect, voice activity detection with endpointing, and the shared
+//! onnxruntime loader (Silero VAD here, Piper in the `tts` crate).
+//!
+//! Sample conventions everywhere: f32 in [-1, 1], mono unless a type says otherwise,
+//! positions and lengths in samples at the stated rate.
+
+pub mod error;
+pub mod onnx;
+pub mod resample;
+pub mod vad;
+pub mod wav;
+
+pub use error::AudioError;
+pub use wav::{decode_wav, load_wav_16k_mono, read_wav, write_wav, DecodedWav};
+
+/// The rate every model in the pipeline listens at (Whisper, Silero VAD), in Hz.
+pub const ASR_RATE_HZ: u32 = 16_000;

@@ -1,0 +1,213 @@
+//! Probability-per-frame → utterance events. Pure state machine, no audio.
+
+use super::{VadConfig, FRAME_MS, FRAME_SAMPLES};
+
+/// An endpointing event. Positions are in samples at 16 kHz since the stream start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VadEvent {
+    /// Speech confirmed (lasted `min_speech_ms`); `sample` is where it began.
+    SpeechStart { sample: u64 },
+    /// Silence has lasted `pause_ms` after speech: a likely end, not yet final. Speculative
+    /// work (ASR, opener) may start; a `Resume` or the final `SpeechEnd` follows.
+    Pause { last_voiced_sample: u64, at_sample: u64 },
+    /// Speech came back after a `Pause`: speculative work must be discarded.
+    Resume { sample: u64 },
+    /// The utterance ended: `last_voiced_sample` is the end of the last speech frame and
+    /// `endpoint_sample` where the hangover expired (when the decision was made).
+    SpeechEnd { last_voiced_sample: u64, endpoint_sample: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Silence,
+    /// Speech frames seen, not yet `min_speech_ms` of them.
+    Onset { start: u64, voiced: u32 },
+    /// In an utterance; `silence_since` is the start of trailing silence, if any.
+    Speech { last_voiced_end: u64, silence_since: Option<u64>, paused: bool },
+}
+
+/// Hysteresis endpointer in the manner of Silero's `get_speech_timestamps`, made streaming.
+#[derive(Debug, Clone)]
+pub struct Endpointer {
+    threshold: f32,
+    neg_threshold: f32,
+    min_speech_frames: u32,
+    hangover_samples: u64,
+    pause_samples: u64,
+    state: State,
+    frame: u64,
+}
+
+impl Endpointer {
+    /// Creates an endpointer with the thresholds and durations of `cfg`.
+    pub fn new(cfg: &VadConfig) -> Self {
+        let frames = |ms: u32| ((ms as f64 / FRAME_MS).ceil() as u32).max(1);
+        let samples = |ms: u32| ms as u64 * crate::ASR_RATE_HZ as u64 / 1000;
+        Self {
+            threshold: cfg.threshold,
+            neg_threshold: cfg.neg_threshold,
+            min_speech_frames: frames(cfg.min_speech_ms),
+            hangover_samples: samples(cfg.hangover_ms),
+            pause_samples: samples(cfg.pause_ms),
+            state: State::Silence,
+            frame: 0,
+        }
+    }
+
+    /// True while inside a confirmed utterance.
+    pub fn in_speech(&self) -> bool {
+        matches!(self.state, State::Speech { .. })
+    }
+
+    /// Forgets the current utterance and restarts the frame count at 0.
+    pub fn reset(&mut self) {
+        self.state = State::Silence;
+        self.frame = 0;
+    }
+
+    /// Consumes the probability of the next frame; returns at most one event.
+    pub fn push_prob(&mut self, prob: f32) -> Option<VadEvent> {
+        let start = self.frame * FRAME_SAMPLES as u64;
+        let end = start + FRAME_SAMPLES as u64;
+        self.frame += 1;
+        let speech = prob >= self.threshold;
+        let silence = prob < self.neg_threshold;
+        match self.state {
+            State::Silence => {
+                if speech {
+                    self.state = State::Onset { start, voiced: 1 };
+                    return self.confirm(end);
+                }
+                None
+            }
+            State::Onset { start: s, voiced } => {
+                if speech {
+                    self.state = State::Onset { start: s, voiced: voiced + 1 };
+                    self.confirm(end)
+                } else if silence {
+                    self.state = State::Silence;
+                    None
+                } else {
+                    None
+                }
+            }
+            State::Speech { last_voiced_end, silence_since, paused } => {
+                if !silence {
+                    // Speech (or the hysteresis band) continues the utterance.
+                    self.state = State::Speech { last_voiced_end: end, silence_since: None, paused: false };
+                    return paused.then_some(VadEvent::Resume { sample: start });
+                }
+                let since = silence_since.unwrap_or(start);
+                let quiet = end - since;
+                if quiet >= self.hangover_samples {
+                    self.state = State::Silence;
+                    return Some(VadEvent::SpeechEnd { last_voiced_sample: last_voiced_end, endpoint_sample: end });
+                }
+                let pause_now = !paused && quiet >= self.pause_samples;
+                self.state = State::Speech { last_voiced_end, silence_since: Some(since), paused: paused || pause_now };
+                pause_now.then_some(VadEvent::Pause { last_voiced_sample: last_voiced_end, at_sample: end })
+            }
+        }
+    }
+
+    fn confirm(&mut self, end: u64) -> Option<VadEvent> {
+        if let State::Onset { start, voiced } = self.state {
+            if voiced >= self.min_speech_frames {
+                self.state = State::Speech { last_voiced_end: end, silence_since: None, paused: false };
+                return Some(VadEvent::SpeechStart { sample: start });
+            }
+        }
+        None
+    }
+
+    /// End of stream: closes an open utterance at its last voiced frame.
+    pub fn finish(&mut self) -> Option<VadEvent> {
+        let end = self.frame * FRAME_SAMPLES as u64;
+        let ev = match self.state {
+            State::Speech { last_voiced_end, .. } => {
+                Some(VadEvent::SpeechEnd { last_voiced_sample: last_voiced_end, endpoint_sample: end })
+            }
+            _ => None,
+        };
+        self.state = State::Silence;
+        ev
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> VadConfig {
+        VadConfig { min_speech_ms: 64, hangover_ms: 320, pause_ms: 128, ..VadConfig::default() }
+    }
+
+    fn run(probs: &[f32]) -> Vec<(usize, VadEvent)> {
+        let mut e = Endpointer::new(&cfg());
+        let mut out: Vec<(usize, VadEvent)> =
+            probs.iter().enumerate().filter_map(|(i, &p)| e.push_prob(p).map(|ev| (i, ev))).collect();
+        if let Some(ev) = e.finish() {
+            out.push((probs.len(), ev));
+        }
+        out
+    }
+
+    #[test]
+    fn start_pause_end_at_exact_frames() {
+        // 3 silent, 10 speech, 12 silent frames. min speech 2 frames, pause 4, hangover 10.
+        let mut p = vec![0.0; 3];
+        p.extend([0.9; 10]);
+        p.extend([0.05; 12]);
+        let ev = run(&p);
+        assert_eq!(
+            ev,
+            vec![
+                (4, VadEvent::SpeechStart { sample: 3 * 512 }),
+                (16, VadEvent::Pause { last_voiced_sample: 13 * 512, at_sample: 17 * 512 }),
+                (22, VadEvent::SpeechEnd { last_voiced_sample: 13 * 512, endpoint_sample: 23 * 512 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_click_is_not_speech() {
+        let mut p = vec![0.0; 3];
+        p.push(0.95);
+        p.extend([0.0; 20]);
+        assert!(run(&p).is_empty());
+    }
+
+    #[test]
+    fn short_gap_resumes_the_same_utterance() {
+        let mut p = vec![0.9; 6];
+        p.extend([0.0; 5]); // 160 ms: a pause, not an end
+        p.extend([0.9; 6]);
+        p.extend([0.0; 11]);
+        let ev = run(&p);
+        assert_eq!(
+            ev,
+            vec![
+                (1, VadEvent::SpeechStart { sample: 0 }),
+                (9, VadEvent::Pause { last_voiced_sample: 6 * 512, at_sample: 10 * 512 }),
+                (11, VadEvent::Resume { sample: 11 * 512 }),
+                (20, VadEvent::Pause { last_voiced_sample: 17 * 512, at_sample: 21 * 512 }),
+                (26, VadEvent::SpeechEnd { last_voiced_sample: 17 * 512, endpoint_sample: 27 * 512 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn hysteresis_band_keeps_speech() {
+        let mut p = vec![0.9; 4];
+        p.extend([0.4; 20]); // between neg_threshold and threshold
+        p.extend([0.0; 11]);
+        let ev = run(&p);
+        assert_eq!(ev.last().unwrap().1, VadEvent::SpeechEnd { last_voiced_sample: 24 * 512, endpoint_sample: 34 * 512 });
+    }
+
+    #[test]
+    fn finish_closes_open_utterance() {
+        let ev = run(&[0.9; 8]);
+        assert_eq!(ev.last().unwrap().1, VadEvent::SpeechEnd { last_voiced_sample: 8 * 512, endpoint_sample: 8 * 512 });
+    }
+}

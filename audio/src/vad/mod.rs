@@ -1,0 +1,182 @@
+//! Voice activity detection and endpointing on 16 kHz mono audio in 512-sample frames (32 ms).
+//!
+//! A [`SpeechDetector`] gives a speech probability per frame (Silero VAD, or an energy
+//! detector when the model file is missing); the [`Endpointer`] turns probabilities into
+//! speech-start / pause / speech-end events with hysteresis, a minimum speech length and a
+//! hangover. The endpointer is pure (no model, no clock) so tests drive it frame by frame.
+
+mod endpointer;
+mod energy;
+mod silero;
+
+pub use endpointer::{Endpointer, VadEvent};
+pub use energy::EnergyDetector;
+pub use silero::SileroDetector;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::AudioError;
+
+/// Samples per VAD frame at 16 kHz (Silero's window; 32 ms).
+pub const FRAME_SAMPLES: usize = 512;
+/// Duration of one frame, in ms.
+pub const FRAME_MS: f64 = FRAME_SAMPLES as f64 * 1000.0 / crate::ASR_RATE_HZ as f64;
+
+/// A per-frame speech probability source.
+pub trait SpeechDetector: Send {
+    /// Probability in [0, 1] that `frame` (exactly [`FRAME_SAMPLES`] samples at 16 kHz)
+    /// contains speech. Errors on a frame of the wrong size or a model failure.
+    fn speech_prob(&mut self, frame: &[f32]) -> Result<f32, AudioError>;
+    /// Forgets all recurrent state (start of a new stream).
+    fn reset(&mut self);
+    /// "silero" or "energy", for logs and benchmarks.
+    fn name(&self) -> &'static str;
+}
+
+/// VAD settings (the `[vad]` table of the daemon's config).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VadConfig {
+    /// Silero VAD ONNX model; when missing the energy detector is used instead.
+    pub model: PathBuf,
+    /// onnxruntime shared library (None: `ORT_DYLIB_PATH` or the setup default).
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Probability at or above which a frame is speech.
+    pub threshold: f32,
+    /// Probability below which a frame is silence (hysteresis; between the two keeps state).
+    pub neg_threshold: f32,
+    /// Speech must last this long (ms) before a speech-start event is emitted.
+    pub min_speech_ms: u32,
+    /// Silence after speech that ends the utterance (the endpointing hangover), in ms.
+    pub hangover_ms: u32,
+    /// Silence after speech that raises a `Pause` event (speculative work may start), in ms.
+    pub pause_ms: u32,
+    /// Energy detector: frame level (dBFS) at which the probability reaches 0.5.
+    pub energy_threshold_db: f32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::from("models/silero/silero_vad.onnx"),
+            onnxruntime_lib: None,
+            threshold: 0.5,
+            neg_threshold: 0.35,
+            min_speech_ms: 96,
+            hangover_ms: 480,
+            pause_ms: 160,
+            energy_threshold_db: -38.0,
+        }
+    }
+}
+
+impl VadConfig {
+    /// Checks value ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("vad.threshold = {} (must be in 0..1)", self.threshold));
+        }
+        if !(0.0..=self.threshold).contains(&self.neg_threshold) {
+            return Err(format!("vad.neg_threshold = {} (must be in 0..threshold)", self.neg_threshold));
+        }
+        if self.hangover_ms < FRAME_MS as u32 || self.hangover_ms > 10_000 {
+            return Err(format!("vad.hangover_ms = {} (must be 32..10000)", self.hangover_ms));
+        }
+        if self.pause_ms > self.hangover_ms {
+            return Err(format!("vad.pause_ms = {} (must not exceed hangover_ms)", self.pause_ms));
+        }
+        Ok(())
+    }
+
+    /// Builds Silero if its model file exists, else the energy detector (logged).
+    /// Errors only when the Silero model exists but cannot be loaded.
+    pub fn detector(&self) -> Result<Box<dyn SpeechDetector>, AudioError> {
+        if self.model.is_file() {
+            Ok(Box::new(SileroDetector::load(&self.model, self.onnxruntime_lib.as_deref())?))
+        } else {
+            tracing::warn!(model = %self.model.display(), "Silero VAD model missing; using the energy VAD");
+            Ok(Box::new(EnergyDetector::new(self.energy_threshold_db)))
+        }
+    }
+}
+
+/// A speech segment found in a buffer, in samples at 16 kHz: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Detector + endpointer over a stream of samples of any chunk size.
+pub struct Vad {
+    detector: Box<dyn SpeechDetector>,
+    endpointer: Endpointer,
+    pending: Vec<f32>,
+}
+
+impl Vad {
+    /// Creates a VAD from config (Silero, or energy as the fallback).
+    pub fn new(cfg: &VadConfig) -> Result<Self, AudioError> {
+        Ok(Self::with_detector(cfg.detector()?, cfg))
+    }
+
+    /// Creates a VAD around a given detector.
+    pub fn with_detector(detector: Box<dyn SpeechDetector>, cfg: &VadConfig) -> Self {
+        Self { detector, endpointer: Endpointer::new(cfg), pending: Vec::with_capacity(FRAME_SAMPLES * 2) }
+    }
+
+    /// Name of the detector in use.
+    pub fn detector_name(&self) -> &'static str {
+        self.detector.name()
+    }
+
+    /// Feeds 16 kHz mono samples; returns the events of every completed frame, positions in
+    /// samples since the stream start.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<VadEvent>, AudioError> {
+        let mut events = Vec::new();
+        self.pending.extend_from_slice(samples);
+        let mut off = 0;
+        while self.pending.len() - off >= FRAME_SAMPLES {
+            let p = self.detector.speech_prob(&self.pending[off..off + FRAME_SAMPLES])?;
+            events.extend(self.endpointer.push_prob(p));
+            off += FRAME_SAMPLES;
+        }
+        self.pending.drain(..off);
+        Ok(events)
+    }
+
+    /// Ends the stream: an open utterance ends at its last voiced frame.
+    pub fn finish(&mut self) -> Vec<VadEvent> {
+        self.endpointer.finish().into_iter().collect()
+    }
+
+    /// Resets detector and endpointer state for a new stream.
+    pub fn reset(&mut self) {
+        self.detector.reset();
+        self.endpointer.reset();
+        self.pending.clear();
+    }
+
+    /// Speech segments of a whole buffer (a convenience over [`Vad::push`]).
+    pub fn segments(&mut self, samples: &[f32]) -> Result<Vec<Segment>, AudioError> {
+        self.reset();
+        let mut events = self.push(samples)?;
+        events.extend(self.finish());
+        let mut out = Vec::new();
+        let mut start = None;
+        for e in events {
+            match e {
+                VadEvent::SpeechStart { sample } => start = Some(sample),
+                VadEvent::SpeechEnd { last_voiced_sample, .. } => {
+                    if let Some(s) = start.take() {
+                        out.push(Segment { start: s, end: last_voiced_sample });
+                    }
+                }
+                VadEvent::Pause { .. } | VadEvent::Resume { .. } => {}
+            }
+        }
+        Ok(out)
+    }
+}

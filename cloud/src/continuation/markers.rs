@@ -1,0 +1,145 @@
+//! Stage 1 of the streaming filter: find recovery markers in raw model output.
+//!
+//! * `<repair>` (natural / humor modes) is removed from the text and becomes a
+//!   repair item; a stray `</repair>` is removed silently.
+//! * A line that starts with `Correction:` (explicit mode) becomes a repair item
+//!   and its text is kept (the correction is meant to be heard).
+//!
+//! Text that might be the beginning of a marker is held back until it is known,
+//! so the result does not depend on where the stream was split.
+
+use super::instructions::{CORRECTION_PREFIX, REPAIR_MARKER};
+
+const CLOSE_MARKER: &str = "</repair>";
+
+/// Output of the marker scanner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Item {
+    /// Plain text.
+    Text(String),
+    /// A marker was removed here; `repair` is true for `<repair>`, false for `</repair>`.
+    StrippedMarker { repair: bool },
+    /// An explicit `Correction:` line starts here (its text follows as `Text`).
+    CorrectionStart,
+}
+
+/// How far `input` matches `pattern` (ASCII case-insensitive).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PrefixMatch {
+    /// `input` starts with `pattern`.
+    Full,
+    /// `input` is a proper prefix of `pattern`: more input is needed.
+    Partial,
+    /// Neither.
+    No,
+}
+
+pub(crate) fn prefix_match_ci(input: &str, pattern: &str) -> PrefixMatch {
+    let (i, p) = (input.as_bytes(), pattern.as_bytes());
+    let n = i.len().min(p.len());
+    if !i[..n].eq_ignore_ascii_case(&p[..n]) {
+        PrefixMatch::No
+    } else if i.len() >= p.len() {
+        PrefixMatch::Full
+    } else {
+        PrefixMatch::Partial
+    }
+}
+
+/// Incremental marker scanner; feed it raw deltas in order.
+#[derive(Debug)]
+pub(crate) struct MarkerScanner {
+    /// Raw text not yet classified (a possible marker prefix).
+    pending: String,
+    /// At the beginning of a line (stream start or after `\n`).
+    line_start: bool,
+}
+
+impl Default for MarkerScanner {
+    fn default() -> Self {
+        Self { pending: String::new(), line_start: true }
+    }
+}
+
+impl MarkerScanner {
+    /// Feed raw text; classified items are appended to `out`.
+    pub fn push(&mut self, text: &str, out: &mut Vec<Item>) {
+        self.pending.push_str(text);
+        self.scan(false, out);
+    }
+
+    /// End of stream: release everything held back.
+    pub fn finish(&mut self, out: &mut Vec<Item>) {
+        self.scan(true, out);
+    }
+
+    fn scan(&mut self, fin: bool, out: &mut Vec<Item>) {
+        let p = std::mem::take(&mut self.pending);
+        let mut i = 0usize; // scan position (byte index into p)
+        let mut text_start = 0usize; // first byte not yet emitted
+        let emit = |out: &mut Vec<Item>, s: &str| {
+            if !s.is_empty() {
+                out.push(Item::Text(s.to_string()));
+            }
+        };
+        while i < p.len() {
+            if self.line_start {
+                let rest = &p[i..];
+                let trimmed = rest.trim_start_matches([' ', '\t']);
+                let ws = rest.len() - trimmed.len();
+                if trimmed.is_empty() && !fin {
+                    // Only blanks so far on this line: cannot tell yet.
+                    emit(out, &p[text_start..i]);
+                    self.pending = p[i..].to_string();
+                    return;
+                }
+                match prefix_match_ci(trimmed, CORRECTION_PREFIX) {
+                    PrefixMatch::Full => {
+                        emit(out, &p[text_start..i]);
+                        out.push(Item::CorrectionStart);
+                        text_start = i;
+                        i += ws + CORRECTION_PREFIX.len();
+                        self.line_start = false;
+                        continue;
+                    }
+                    PrefixMatch::Partial if !fin && !trimmed.is_empty() => {
+                        emit(out, &p[text_start..i]);
+                        self.pending = p[i..].to_string();
+                        return;
+                    }
+                    _ => {
+                        self.line_start = false;
+                        i += ws;
+                        continue;
+                    }
+                }
+            }
+            let rest = &p[i..];
+            let Some(c) = rest.chars().next() else { break };
+            if c == '\n' {
+                self.line_start = true;
+                i += 1;
+                continue;
+            }
+            if c == '<' {
+                let open = prefix_match_ci(rest, REPAIR_MARKER);
+                let close = prefix_match_ci(rest, CLOSE_MARKER);
+                if open == PrefixMatch::Full || close == PrefixMatch::Full {
+                    let repair = open == PrefixMatch::Full;
+                    emit(out, &p[text_start..i]);
+                    out.push(Item::StrippedMarker { repair });
+                    i += if repair { REPAIR_MARKER.len() } else { CLOSE_MARKER.len() };
+                    text_start = i;
+                    continue;
+                }
+                if !fin && (open == PrefixMatch::Partial || close == PrefixMatch::Partial) {
+                    emit(out, &p[text_start..i]);
+                    self.pending = p[i..].to_string();
+                    return;
+                }
+            }
+            i += c.len_utf8();
+        }
+        emit(out, &p[text_start..]);
+    }
+}

@@ -1,0 +1,68 @@
+//! Shared helpers for the model tests: where the models are, and whether a
+//! test may skip when they are absent.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use tts::{Tts, TtsConfig};
+
+/// The models directory: `$FIRSTWORD_MODELS`, else `<repo>/models` (the
+/// repository root is this crate's parent directory).
+pub fn models_dir() -> PathBuf {
+    match std::env::var_os("FIRSTWORD_MODELS") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models"),
+    }
+}
+
+/// Config for the real joe voice, or `None` (after printing why) when the
+/// model files are absent and `FIRSTWORD_REQUIRE_MODELS` is unset. With the
+/// variable set (CI), absent models fail the test.
+pub fn config() -> Option<TtsConfig> {
+    let dir = models_dir();
+    let mut cfg = TtsConfig::for_voice(dir.join("piper/en_US-joe-medium.onnx"));
+    cfg.onnxruntime_lib = Some(dir.join("onnxruntime/libonnxruntime.so.1.24.2"));
+    let needed = [cfg.voice_onnx.clone(), cfg.voice_json.clone(), cfg.onnxruntime_lib.clone().unwrap_or_default()];
+    let missing: Vec<_> = needed.iter().filter(|p| !p.is_file()).collect();
+    if missing.is_empty() {
+        return Some(cfg);
+    }
+    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
+        panic!("FIRSTWORD_REQUIRE_MODELS is set but model files are missing: {missing:?}");
+    }
+    eprintln!("SKIPPED: model files missing {missing:?} (run the setup script; set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)");
+    None
+}
+
+/// One voice shared by the tests of a binary: loading is the slow part, and
+/// serialized synthesis keeps timings from fighting over the CPU.
+pub fn shared() -> Option<&'static Mutex<Tts>> {
+    static TTS: OnceLock<Option<Mutex<Tts>>> = OnceLock::new();
+    TTS.get_or_init(|| config().map(|c| Mutex::new(Tts::load(&c).expect("loading the real voice")))).as_ref()
+}
+
+/// Root-mean-square amplitude.
+pub fn rms(s: &[f32]) -> f32 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    (s.iter().map(|x| x * x).sum::<f32>() / s.len() as f32).sqrt()
+}
+
+/// Longest run of 10 ms frames whose RMS is below `thresh`, in ms, ignoring
+/// silence touching the start or end of the buffer.
+pub fn longest_inner_gap_ms(s: &[f32], rate_hz: u32, thresh: f32) -> f32 {
+    let frame = (rate_hz / 100) as usize;
+    let quiet: Vec<bool> = s.chunks(frame).map(|f| rms(f) < thresh).collect();
+    let (Some(first), Some(last)) = (quiet.iter().position(|q| !q), quiet.iter().rposition(|q| !q)) else {
+        return 0.0;
+    };
+    let mut best = 0;
+    let mut run = 0;
+    for &q in &quiet[first..=last] {
+        run = if q { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    best as f32 * 10.0
+}
