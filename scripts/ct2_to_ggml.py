@@ -424,6 +424,15 @@ def map_tensors(vars_: dict[str, np.ndarray], hp: Hparams) -> dict[str, np.ndarr
                 f"tensor {name!r} has shape {tuple(out[name].shape)}, "
                 f"whisper.cpp expects {shape}"
             )
+    for name, arr in out.items():
+        # int8/int16 CT2 weights are quantized and need their *_scale tensors
+        # applied; casting them straight to f16 would load fine and produce
+        # garbage, so refuse instead.
+        if arr.dtype.kind != "f":
+            raise ConversionError(
+                f"tensor {name!r} is stored as {arr.dtype} (a quantized CT2 "
+                "model); convert the model with float16 or float32 weights"
+            )
     extra = set(out) - set(expected)
     if extra:  # would make the loader fail with "unknown tensor"
         raise ConversionError(f"unexpected tensors after mapping: {sorted(extra)}")
@@ -603,7 +612,19 @@ def write_ggml(
         raise
 
 
-def _write_ggml(out_path, hp, filters, vocab, tensors) -> None:
+def _write_ggml(
+    out_path: Path,
+    hp: Hparams,
+    filters: np.ndarray,
+    vocab: list[bytes],
+    tensors: dict[str, np.ndarray],
+) -> None:
+    """Unguarded writer behind write_ggml.
+
+    filters: float32 [n_mels, n_fft_bins]; vocab: raw token bytes in id
+    order; tensors: name -> array in PyTorch (numpy) shape, any float dtype,
+    written in insertion order as f32 or f16 per ggml_type_for.
+    """
     with open(out_path, "wb") as f:
         f.write(struct.pack("<i", GGML_MAGIC))
         f.write(

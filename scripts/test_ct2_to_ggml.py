@@ -167,6 +167,72 @@ class SplitTest(unittest.TestCase):
         np.testing.assert_array_equal(out["k.weight"], [[4, 5], [6, 7]])
 
 
+class MapTensorsTest(unittest.TestCase):
+    def _tiny_vars(self, weight_dtype=np.float16):
+        """A complete CT2 variable set for a 1+1 layer, state-4 model."""
+        n, f = 4, np.float16
+        v = {
+            "encoder/conv1/weight": np.zeros((n, 2, 3), f),
+            "encoder/conv1/bias": np.zeros(n, f),
+            "encoder/conv2/weight": np.zeros((n, n, 3), f),
+            "encoder/conv2/bias": np.zeros(n, f),
+            "encoder/position_encodings/encodings": np.zeros((5, n), f),
+            "encoder/num_heads": np.array(2, np.int16),
+            "decoder/num_heads": np.array(2, np.int16),
+            "decoder/embeddings/weight": np.zeros((7, n), f),
+            "decoder/position_encodings/encodings": np.zeros((3, n), f),
+        }
+        for side in ("encoder", "decoder"):
+            v[f"{side}/layer_norm/gamma"] = np.ones(n, f)
+            v[f"{side}/layer_norm/beta"] = np.zeros(n, f)
+            pre = f"{side}/layer_0"
+            lin = {"self_attention/linear_0": 3 * n, "self_attention/linear_1": n,
+                   "ffn/linear_0": 4 * n}
+            if side == "decoder":
+                lin.update({"attention/linear_0": n, "attention/linear_1": 2 * n,
+                            "attention/linear_2": n})
+                v[f"{pre}/attention/layer_norm/gamma"] = np.ones(n, f)
+                v[f"{pre}/attention/layer_norm/beta"] = np.zeros(n, f)
+            for name, rows in lin.items():
+                v[f"{pre}/{name}/weight"] = np.zeros((rows, n), weight_dtype)
+                v[f"{pre}/{name}/bias"] = np.zeros(rows, f)
+            v[f"{pre}/ffn/linear_1/weight"] = np.zeros((n, 4 * n), weight_dtype)
+            v[f"{pre}/ffn/linear_1/bias"] = np.zeros(n, f)
+            for ln in ("self_attention", "ffn"):
+                v[f"{pre}/{ln}/layer_norm/gamma"] = np.ones(n, f)
+                v[f"{pre}/{ln}/layer_norm/beta"] = np.zeros(n, f)
+        return v
+
+    def test_maps_complete_model(self):
+        v = self._tiny_vars()
+        hp = conv.derive_hparams(v)
+        self.assertEqual(
+            (hp.n_vocab, hp.n_audio_ctx, hp.n_audio_state, hp.n_audio_head,
+             hp.n_audio_layer, hp.n_text_ctx, hp.n_text_layer, hp.n_mels),
+            (7, 5, 4, 2, 1, 3, 1, 2),
+        )
+        out = conv.map_tensors(v, hp)
+        self.assertEqual(set(out), set(conv.expected_shapes(hp)))
+        self.assertEqual(out["encoder.conv2.bias"].shape, (4, 1))
+
+    def test_missing_tensor_is_named(self):
+        v = self._tiny_vars()
+        del v["decoder/layer_0/attention/linear_2/bias"]
+        with self.assertRaisesRegex(conv.ConversionError, "attention/linear_2/bias"):
+            conv.map_tensors(v, conv.derive_hparams(v))
+
+    def test_wrong_shape_is_named(self):
+        v = self._tiny_vars()
+        v["encoder/layer_0/ffn/linear_1/weight"] = np.zeros((4, 15), np.float16)
+        with self.assertRaisesRegex(conv.ConversionError, "encoder.blocks.0.mlp.2.weight"):
+            conv.map_tensors(v, conv.derive_hparams(v))
+
+    def test_quantized_weights_are_rejected(self):
+        v = self._tiny_vars(weight_dtype=np.int8)
+        with self.assertRaisesRegex(conv.ConversionError, "quantized"):
+            conv.map_tensors(v, conv.derive_hparams(v))
+
+
 class ByteDecoderTest(unittest.TestCase):
     def test_table_is_a_bijection_over_bytes(self):
         table = conv.gpt2_bytes_to_unicode()

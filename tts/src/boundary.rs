@@ -30,19 +30,29 @@ pub(crate) struct Boundary {
 
 /// Abbreviations after which a period never ends a sentence.
 const TITLES: &[&str] = &[
-    "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "mt", "no", "fig", "approx", "ca",
-    "cf", "gen", "gov", "sen", "rep", "lt", "col", "capt", "sgt", "rev", "hon", "dept", "est",
-    "ft", "vol", "ch", "sec", "eq", "ref", "ex", "al",
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "vs", "mt", "approx", "ca", "cf", "gen", "gov",
+    "sen", "lt", "col", "capt", "sgt", "rev", "hon", "dept", "al",
+];
+
+/// Abbreviations that are ordinary words too ("I said no."): not a sentence
+/// end only when a number follows ("No. 5", "Fig. 2", "vol. 3").
+const BEFORE_NUMBER: &[&str] = &[
+    "no", "nos", "fig", "vol", "ch", "sec", "eq", "p", "pp", "art", "st",
 ];
 
 /// Abbreviations that end a sentence only when an uppercase word follows.
-const SOMETIMES_FINAL: &[&str] = &["etc", "inc", "ltd", "co", "corp", "jan", "feb", "aug", "sept", "oct", "nov", "dec"];
+const SOMETIMES_FINAL: &[&str] = &[
+    "etc", "inc", "ltd", "co", "corp", "jan", "feb", "aug", "sept", "oct", "nov", "dec",
+];
 
 /// Characters that may close a quotation or bracket right after punctuation;
 /// they stay with the clause that ends there. Markdown emphasis markers are
 /// included so that `**Note.**` ends where the reader would expect.
 fn is_closer(c: char) -> bool {
-    matches!(c, '"' | '\'' | ')' | ']' | '}' | '’' | '”' | '»' | '*' | '_' | '`')
+    matches!(
+        c,
+        '"' | '\'' | ')' | ']' | '}' | '’' | '”' | '»' | '*' | '_' | '`'
+    )
 }
 
 fn is_break_punct(c: char) -> bool {
@@ -56,7 +66,7 @@ fn is_break_punct(c: char) -> bool {
 /// Line breaks are sentence boundaries (list items, headers, paragraphs).
 pub(crate) fn find(text: &str, complete: bool) -> Vec<Boundary> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut out = Vec::new();
+    let mut out: Vec<Boundary> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let (pos, c) = chars[i];
@@ -66,7 +76,11 @@ pub(crate) fn find(text: &str, complete: bool) -> Vec<Boundary> {
             match out.last_mut() {
                 // "Options:\n" — the line break makes the clause a sentence end.
                 Some(b) if b.end >= prev.len() => b.kind = Break::Sentence,
-                _ if !prev.is_empty() => out.push(Boundary { end: prev.len(), kind: Break::Sentence, punct: '.' }),
+                _ if !prev.is_empty() => out.push(Boundary {
+                    end: prev.len(),
+                    kind: Break::Sentence,
+                    punct: '.',
+                }),
                 _ => {}
             }
             i += 1;
@@ -100,7 +114,11 @@ pub(crate) fn find(text: &str, complete: bool) -> Vec<Boundary> {
             if followed_by_space || spaced_before {
                 let end_before = text[..pos].trim_end().len();
                 if end_before > 0 {
-                    out.push(Boundary { end: end_before, kind: Break::Clause, punct: ',' });
+                    out.push(Boundary {
+                        end: end_before,
+                        kind: Break::Clause,
+                        punct: ',',
+                    });
                 }
             }
             i = k.max(i + 1);
@@ -129,9 +147,16 @@ fn spaced_hyphens(text: &str) -> Vec<Boundary> {
     while let Some(off) = text[from..].find(" - ") {
         let at = from + off;
         let end = text[..at].trim_end().len();
-        let before_is_line_start = text[..at].rsplit('\n').next().map_or(true, |l| l.trim().is_empty());
+        let before_is_line_start = text[..at]
+            .rsplit('\n')
+            .next()
+            .is_none_or(|l| l.trim().is_empty());
         if end > 0 && !before_is_line_start {
-            v.push(Boundary { end, kind: Break::Clause, punct: ',' });
+            v.push(Boundary {
+                end,
+                kind: Break::Clause,
+                punct: ',',
+            });
         }
         from = at + 3;
     }
@@ -139,7 +164,13 @@ fn spaced_hyphens(text: &str) -> Vec<Boundary> {
 }
 
 /// Decides what a punctuation run followed by whitespace means.
-fn classify(text: &str, chars: &[(usize, char)], run_start: usize, run: &str, after: usize) -> Option<(Break, char)> {
+fn classify(
+    text: &str,
+    chars: &[(usize, char)],
+    run_start: usize,
+    run: &str,
+    after: usize,
+) -> Option<(Break, char)> {
     let word = word_before(text, chars[run_start].0);
     let next = next_word_initial(chars, after);
     let sentence_punct = run.chars().rev().find(|c| matches!(c, '.' | '?' | '!'));
@@ -185,7 +216,9 @@ fn next_word_initial(chars: &[(usize, char)], from: usize) -> Option<char> {
     chars[from.min(chars.len())..]
         .iter()
         .map(|&(_, c)| c)
-        .find(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '(' | '[' | '“' | '‘' | '*' | '_'))
+        .find(|c| {
+            !c.is_whitespace() && !matches!(c, '"' | '\'' | '(' | '[' | '“' | '‘' | '*' | '_')
+        })
 }
 
 fn is_abbreviation(word: &str, next: Option<char>) -> bool {
@@ -207,6 +240,9 @@ fn is_abbreviation(word: &str, next: Option<char>) -> bool {
     if TITLES.contains(&bare) {
         return true;
     }
+    if BEFORE_NUMBER.contains(&bare) {
+        return next.is_some_and(|c| c.is_ascii_digit());
+    }
     if SOMETIMES_FINAL.contains(&bare) {
         return !next.is_some_and(char::is_uppercase);
     }
@@ -227,7 +263,10 @@ mod tests {
     use super::*;
 
     fn ends(text: &str, complete: bool) -> Vec<(String, Break, char)> {
-        find(text, complete).into_iter().map(|b| (text[..b.end].to_string(), b.kind, b.punct)).collect()
+        find(text, complete)
+            .into_iter()
+            .map(|b| (text[..b.end].to_string(), b.kind, b.punct))
+            .collect()
     }
 
     #[test]
@@ -251,10 +290,20 @@ mod tests {
             "See example.com/a.b today",
             "J. K. Rowling wrote it",
             "Use i.e. this one",
+            "See No. 5 and Fig. 2 here",
         ] {
-            let b: Vec<_> = ends(t, false).into_iter().filter(|(_, k, _)| *k == Break::Sentence).collect();
+            let b: Vec<_> = ends(t, false)
+                .into_iter()
+                .filter(|(_, k, _)| *k == Break::Sentence)
+                .collect();
             assert!(b.is_empty(), "{t:?} -> {b:?}");
         }
+    }
+
+    #[test]
+    fn ordinary_words_that_look_like_abbreviations_end_sentences() {
+        assert_eq!(ends("I said no. Then left.", true).len(), 2);
+        assert_eq!(ends("Meet on Main St. Then turn.", true).len(), 2);
     }
 
     #[test]
@@ -265,8 +314,12 @@ mod tests {
 
     #[test]
     fn etc_ends_sentence_only_before_capital() {
-        assert!(ends("apples, pears, etc. and more", true).iter().all(|(s, _, _)| !s.ends_with("etc.")));
-        assert!(ends("apples, pears, etc. Then more", true).iter().any(|(s, _, _)| s.ends_with("etc.")));
+        assert!(ends("apples, pears, etc. and more", true)
+            .iter()
+            .all(|(s, _, _)| !s.ends_with("etc.")));
+        assert!(ends("apples, pears, etc. Then more", true)
+            .iter()
+            .any(|(s, _, _)| s.ends_with("etc.")));
     }
 
     #[test]
@@ -280,7 +333,10 @@ mod tests {
         let b = ends("One thing — and another - too\nNext line", true);
         assert_eq!(b[0].0, "One thing");
         assert_eq!(b[1].0, "One thing — and another");
-        assert_eq!(b[2], ("One thing — and another - too".into(), Break::Sentence, '.'));
+        assert_eq!(
+            b[2],
+            ("One thing — and another - too".into(), Break::Sentence, '.')
+        );
         assert!(ends("a well-known 2020–2024 range", true).is_empty());
     }
 

@@ -2,6 +2,7 @@
 //! test may skip when they are absent.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
@@ -12,7 +13,9 @@ use tts::{Tts, TtsConfig};
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("FIRSTWORD_MODELS") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models"),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("models"),
     }
 }
 
@@ -23,7 +26,11 @@ pub fn config() -> Option<TtsConfig> {
     let dir = models_dir();
     let mut cfg = TtsConfig::for_voice(dir.join("piper/en_US-joe-medium.onnx"));
     cfg.onnxruntime_lib = Some(dir.join("onnxruntime/libonnxruntime.so.1.24.2"));
-    let needed = [cfg.voice_onnx.clone(), cfg.voice_json.clone(), cfg.onnxruntime_lib.clone().unwrap_or_default()];
+    let needed = [
+        cfg.voice_onnx.clone(),
+        cfg.voice_json.clone(),
+        cfg.onnxruntime_lib.clone().unwrap_or_default(),
+    ];
     let missing: Vec<_> = needed.iter().filter(|p| !p.is_file()).collect();
     if missing.is_empty() {
         return Some(cfg);
@@ -31,7 +38,12 @@ pub fn config() -> Option<TtsConfig> {
     if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
         panic!("FIRSTWORD_REQUIRE_MODELS is set but model files are missing: {missing:?}");
     }
-    eprintln!("SKIPPED: model files missing {missing:?} (run the setup script; set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)");
+    // Written to the stderr handle, not with eprintln!: libtest captures the
+    // print macros of passing tests, and a skip must be visible.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: model files missing {missing:?} (run the setup script; set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)"
+    );
     None
 }
 
@@ -39,7 +51,8 @@ pub fn config() -> Option<TtsConfig> {
 /// serialized synthesis keeps timings from fighting over the CPU.
 pub fn shared() -> Option<&'static Mutex<Tts>> {
     static TTS: OnceLock<Option<Mutex<Tts>>> = OnceLock::new();
-    TTS.get_or_init(|| config().map(|c| Mutex::new(Tts::load(&c).expect("loading the real voice")))).as_ref()
+    TTS.get_or_init(|| config().map(|c| Mutex::new(Tts::load(&c).expect("loading the real voice"))))
+        .as_ref()
 }
 
 /// Root-mean-square amplitude.
@@ -55,7 +68,10 @@ pub fn rms(s: &[f32]) -> f32 {
 pub fn longest_inner_gap_ms(s: &[f32], rate_hz: u32, thresh: f32) -> f32 {
     let frame = (rate_hz / 100) as usize;
     let quiet: Vec<bool> = s.chunks(frame).map(|f| rms(f) < thresh).collect();
-    let (Some(first), Some(last)) = (quiet.iter().position(|q| !q), quiet.iter().rposition(|q| !q)) else {
+    let (Some(first), Some(last)) = (
+        quiet.iter().position(|q| !q),
+        quiet.iter().rposition(|q| !q),
+    ) else {
         return 0.0;
     };
     let mut best = 0;

@@ -1,0 +1,29 @@
+//! `firstword bench …`: benchmarks that print JSON (timing goals live here, never in tests).
+
+mod speech;
+pub mod stats;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// ASR latency and real-time factor on a 3-5 s question; TTS time to first audio for a
+    /// 6-word phrase and TTS real-time factor; peak RSS.
+    Speech {
+        /// Print the JSON report (otherwise a table).
+        #[arg(long)]
+        json: bool,
+        /// Timed repetitions per measurement (after one warm-up run).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+pub fn run(cfg: &Config, which: Which) -> Result<()> {
+    match which {
+        Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
+    }
+}
