@@ -16,6 +16,7 @@ pub struct Config {
     pub asr: asr::AsrConfig,
     pub tts: tts::TtsConfig,
     pub vad: audio::vad::VadConfig,
+    pub turn: crate::turn::TurnConfig,
 }
 
 impl Config {
@@ -45,6 +46,7 @@ impl Config {
     /// Range checks that the types cannot express; messages name the key.
     pub fn validate(&self) -> Result<()> {
         self.vad.validate().map_err(anyhow::Error::msg)?;
+        self.turn.validate().map_err(anyhow::Error::msg)?;
         if self.asr.threads > 256 {
             bail!("asr.threads = {} (at most 256)", self.asr.threads);
         }

@@ -8,6 +8,7 @@ mod cmd_asr;
 mod cmd_say;
 mod config;
 mod rss;
+mod turn;
 
 use std::path::PathBuf;
 

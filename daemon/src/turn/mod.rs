@@ -1,0 +1,376 @@
+//! One voice turn as a pure state machine: [`Event`]s in, [`Action`]s out, no audio, clock
+//! or network. The driver (replay or live) performs the actions and feeds back what
+//! happened, with times in ms on the input audio's clock.
+//!
+//! The rules it encodes (issue 6, after the paper's collaborative generation):
+//! - the opener is committed: once written it is always spoken, never retracted;
+//! - the cloud `continue` request goes out the moment the opener text exists;
+//! - cloud deltas are chunked at clause/sentence boundaries and spoken in order after it;
+//! - a late cloud gets one short filler after `filler_after_ms` of silence;
+//! - a failed, timed-out or vanished cloud: the μLM finishes the sentence locally and a
+//!   short fallback ends the turn — never silence mid-sentence;
+//! - speech during the reply (barge-in) stops playback and cancels the cloud request.
+
+pub mod budget;
+
+use serde::Serialize;
+
+/// Which part of the reply a piece of speech is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    Opener,
+    Continuation,
+    Filler,
+    /// The μLM's local completion of a sentence the cloud did not finish.
+    LocalFinish,
+    Fallback,
+}
+
+/// Something that happened, at `at_ms` on the input clock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The VAD confirmed speech.
+    SpeechStarted { at_ms: f64 },
+    /// The VAD ended the utterance: last voiced sample and the endpoint decision time.
+    SpeechEnded { last_voiced_ms: f64, endpoint_ms: f64 },
+    /// Whisper's transcript of the utterance.
+    Transcript { text: String, at_ms: f64 },
+    /// The μLM's opener; `complete` when it ended at end of turn, not at the word budget.
+    Opener { text: String, complete: bool, at_ms: f64 },
+    /// Continuation text from the cloud.
+    CloudDelta { text: String, at_ms: f64 },
+    /// The cloud began a recovery (bridge) because the opener went wrong.
+    CloudRepair { at_ms: f64 },
+    /// The cloud finished normally.
+    CloudDone { at_ms: f64 },
+    /// The cloud failed, timed out before its first delta, or disconnected.
+    CloudFailed { reason: String, at_ms: f64 },
+    /// The μLM's local completion of the unfinished sentence.
+    LocalFinish { text: String, at_ms: f64 },
+    /// Everything queued so far has been played.
+    PlaybackIdle { at_ms: f64 },
+    /// Time passes (drives the filler).
+    Tick { at_ms: f64 },
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Run ASR on the utterance that just ended.
+    Transcribe,
+    /// Ask the μLM for an opener of `words` words.
+    WriteOpener { transcript: String, words: usize },
+    /// Send the cloud `continue` request.
+    SendContinue { transcript: String, opener: String, opener_complete: bool },
+    /// Synthesize and queue `text` for playback, after everything queued before it.
+    Speak { text: String, part: Part },
+    /// Ask the μLM to finish `prefix` (what was spoken) with a few words.
+    FinishLocally { transcript: String, prefix: String },
+    /// Stop playback now and drop the queue (barge-in).
+    StopPlayback,
+    /// Cancel the in-flight cloud request.
+    CancelCloud,
+    /// The turn is over; its record is final.
+    EndTurn,
+}
+
+/// Turn settings (the `[turn]` table of the config).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// Choose the opener length from the cloud's observed first-delta latency.
+    pub adaptive_opener: bool,
+    /// Opener words when not adaptive, and before the first observation.
+    pub opener_words: usize,
+    pub min_opener_words: usize,
+    pub max_opener_words: usize,
+    /// Speaking rate used by the adaptive budget, in words per second.
+    pub speech_words_per_s: f64,
+    /// Silence after the queue drains, with no cloud text yet, before the filler (ms; 0 = never).
+    pub filler_after_ms: f64,
+    /// The filler: short and natural, spoken at most once a turn.
+    pub filler_text: String,
+    /// Spoken after the local finish when the cloud failed.
+    pub fallback_text: String,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self {
+            adaptive_opener: true,
+            opener_words: 6,
+            min_opener_words: 4,
+            max_opener_words: 8,
+            speech_words_per_s: 2.5,
+            filler_after_ms: 1_200.0,
+            filler_text: "Let me think about that.".into(),
+            fallback_text: "I can't reach my cloud brain right now, so that's the short answer.".into(),
+        }
+    }
+}
+
+impl TurnConfig {
+    /// Range checks; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=16).contains(&self.min_opener_words) || self.min_opener_words > self.max_opener_words || self.max_opener_words > 16 {
+            return Err(format!(
+                "turn.min_opener_words/max_opener_words = {}/{} (need 1 <= min <= max <= 16)",
+                self.min_opener_words, self.max_opener_words
+            ));
+        }
+        if !(1..=16).contains(&self.opener_words) {
+            return Err(format!("turn.opener_words = {} (must be 1..16)", self.opener_words));
+        }
+        if !(0.5..=6.0).contains(&self.speech_words_per_s) {
+            return Err(format!("turn.speech_words_per_s = {} (must be 0.5..6)", self.speech_words_per_s));
+        }
+        if !(0.0..=60_000.0).contains(&self.filler_after_ms) {
+            return Err(format!("turn.filler_after_ms = {} (must be 0..60000)", self.filler_after_ms));
+        }
+        Ok(())
+    }
+}
+
+/// What one turn did, for `timeline.json` (times in ms on the input clock; None if the
+/// stage never happened).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TurnRecord {
+    pub transcript: String,
+    pub opener_text: String,
+    pub continuation_text: String,
+    pub repair: bool,
+    pub fallback: bool,
+    pub barged_in: bool,
+    pub filler: bool,
+    pub opener_words: usize,
+    pub speech_end_ms: Option<f64>,
+    pub endpoint_ms: Option<f64>,
+    pub asr_done_ms: Option<f64>,
+    pub opener_ready_ms: Option<f64>,
+    pub cloud_first_delta_ms: Option<f64>,
+    pub turn_end_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the user to finish speaking.
+    Listening,
+    Transcribing,
+    WritingOpener,
+    /// Opener queued; cloud streaming (or not yet started).
+    Replying,
+    /// Cloud failed; waiting for the μLM's local finish.
+    FinishingLocally,
+    /// Everything is queued; waiting for playback to drain.
+    Draining,
+    Done,
+}
+
+/// One turn's state. Create with [`Turn::new`] and feed events with [`Turn::on`].
+#[derive(Debug, Clone)]
+pub struct Turn {
+    cfg: TurnConfig,
+    words: usize,
+    phase: Phase,
+    chunker: tts::chunk::Chunker,
+    rec: TurnRecord,
+    cloud_open: bool,
+    /// Time the playback queue last went idle with nothing from the cloud, for the filler.
+    idle_since: Option<f64>,
+    spoken_tail: String,
+}
+
+fn ends_sentence(text: &str) -> bool {
+    text.trim_end().ends_with(['.', '!', '?', '"', '\u{201d}'])
+}
+
+impl Turn {
+    /// A new turn; `opener_words` is the budget decided for it (see [`budget::opener_words`]).
+    pub fn new(cfg: TurnConfig, opener_words: usize) -> Self {
+        Self {
+            words: opener_words,
+            cfg,
+            phase: Phase::Listening,
+            chunker: tts::chunk::Chunker::new(),
+            rec: TurnRecord { opener_words, ..TurnRecord::default() },
+            cloud_open: false,
+            idle_since: None,
+            spoken_tail: String::new(),
+        }
+    }
+
+    /// The record so far (final once [`Turn::is_done`]).
+    pub fn record(&self) -> &TurnRecord {
+        &self.rec
+    }
+
+    /// True after [`Action::EndTurn`] was emitted.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// True while reply audio may be playing or pending (barge-in applies).
+    pub fn is_replying(&self) -> bool {
+        matches!(self.phase, Phase::Replying | Phase::FinishingLocally | Phase::Draining)
+    }
+
+    fn speak(&mut self, out: &mut Vec<Action>, text: String, part: Part) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.spoken_tail = text.clone();
+        self.idle_since = None;
+        out.push(Action::Speak { text, part });
+    }
+
+    fn end(&mut self, out: &mut Vec<Action>, at_ms: f64) {
+        self.phase = Phase::Done;
+        self.rec.turn_end_ms = Some(at_ms);
+        out.push(Action::EndTurn);
+    }
+
+    /// The cloud is gone: finish the sentence locally if it is open, then the fallback.
+    fn cloud_failed(&mut self, out: &mut Vec<Action>) {
+        self.cloud_open = false;
+        self.rec.fallback = true;
+        for chunk in self.chunker.finish() {
+            self.speak(out, chunk, Part::Continuation);
+        }
+        // Deltas carry their own leading space (the cloud fixes the seam); collapse runs.
+        let spoken = format!("{} {}", self.rec.opener_text, self.rec.continuation_text)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if ends_sentence(&spoken) {
+            let fb = self.cfg.fallback_text.clone();
+            self.speak(out, fb, Part::Fallback);
+            self.phase = Phase::Draining;
+        } else {
+            self.phase = Phase::FinishingLocally;
+            out.push(Action::FinishLocally { transcript: self.rec.transcript.clone(), prefix: spoken });
+        }
+    }
+
+    /// Feeds one event; returns the actions to perform, in order.
+    pub fn on(&mut self, ev: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Done {
+            return out;
+        }
+        match ev {
+            Event::SpeechStarted { at_ms } => {
+                if self.is_replying() {
+                    // Barge-in: the user talks over the reply.
+                    self.rec.barged_in = true;
+                    out.push(Action::StopPlayback);
+                    if self.cloud_open {
+                        out.push(Action::CancelCloud);
+                        self.cloud_open = false;
+                    }
+                    self.end(&mut out, at_ms);
+                }
+            }
+            Event::SpeechEnded { last_voiced_ms, endpoint_ms } => {
+                if self.phase == Phase::Listening {
+                    self.rec.speech_end_ms = Some(last_voiced_ms);
+                    self.rec.endpoint_ms = Some(endpoint_ms);
+                    self.phase = Phase::Transcribing;
+                    out.push(Action::Transcribe);
+                }
+            }
+            Event::Transcript { text, at_ms } => {
+                if self.phase == Phase::Transcribing {
+                    self.rec.asr_done_ms = Some(at_ms);
+                    self.rec.transcript = text.trim().to_string();
+                    if self.rec.transcript.is_empty() {
+                        // Nothing intelligible: no reply (a cough, a door).
+                        self.end(&mut out, at_ms);
+                    } else {
+                        self.phase = Phase::WritingOpener;
+                        out.push(Action::WriteOpener { transcript: self.rec.transcript.clone(), words: self.words });
+                    }
+                }
+            }
+            Event::Opener { text, complete, at_ms } => {
+                if self.phase == Phase::WritingOpener {
+                    self.rec.opener_ready_ms = Some(at_ms);
+                    self.rec.opener_text = text.trim().to_string();
+                    self.phase = Phase::Replying;
+                    // Cloud first: its latency is what the opener's audio has to cover.
+                    self.cloud_open = true;
+                    out.push(Action::SendContinue {
+                        transcript: self.rec.transcript.clone(),
+                        opener: self.rec.opener_text.clone(),
+                        opener_complete: complete,
+                    });
+                    let opener = self.rec.opener_text.clone();
+                    self.speak(&mut out, opener, Part::Opener);
+                }
+            }
+            Event::CloudDelta { text, at_ms } => {
+                if self.phase == Phase::Replying && self.cloud_open {
+                    self.rec.cloud_first_delta_ms.get_or_insert(at_ms);
+                    self.rec.continuation_text.push_str(&text);
+                    for chunk in self.chunker.push(&text) {
+                        self.speak(&mut out, chunk, Part::Continuation);
+                    }
+                }
+            }
+            Event::CloudRepair { .. } => {
+                if self.cloud_open {
+                    self.rec.repair = true;
+                }
+            }
+            Event::CloudDone { .. } => {
+                if self.phase == Phase::Replying && self.cloud_open {
+                    self.cloud_open = false;
+                    for chunk in self.chunker.finish() {
+                        self.speak(&mut out, chunk, Part::Continuation);
+                    }
+                    self.phase = Phase::Draining;
+                }
+            }
+            Event::CloudFailed { .. } => {
+                if self.phase == Phase::Replying && self.cloud_open {
+                    self.cloud_failed(&mut out);
+                }
+            }
+            Event::LocalFinish { text, .. } => {
+                if self.phase == Phase::FinishingLocally {
+                    let mut t = text.trim().to_string();
+                    if !t.is_empty() && !ends_sentence(&t) {
+                        t.push('.');
+                    }
+                    self.speak(&mut out, t, Part::LocalFinish);
+                    let fb = self.cfg.fallback_text.clone();
+                    self.speak(&mut out, fb, Part::Fallback);
+                    self.phase = Phase::Draining;
+                }
+            }
+            Event::PlaybackIdle { at_ms } => match self.phase {
+                Phase::Draining => self.end(&mut out, at_ms),
+                Phase::Replying if self.rec.cloud_first_delta_ms.is_none() => {
+                    self.idle_since.get_or_insert(at_ms);
+                }
+                _ => {}
+            },
+            Event::Tick { at_ms } => {
+                if self.phase == Phase::Replying && !self.rec.filler && self.cfg.filler_after_ms > 0.0 {
+                    if let Some(since) = self.idle_since {
+                        if self.rec.cloud_first_delta_ms.is_none() && at_ms - since >= self.cfg.filler_after_ms {
+                            self.rec.filler = true;
+                            let f = self.cfg.filler_text.clone();
+                            self.speak(&mut out, f, Part::Filler);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

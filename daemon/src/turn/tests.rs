@@ -1,0 +1,173 @@
+//! The turn's cases, driven by events alone: normal, late cloud, failed cloud before and
+//! after text, repair, barge-in, empty transcript, and several turns.
+
+use super::*;
+
+fn speaks(actions: &[Action]) -> Vec<(Part, String)> {
+    actions
+        .iter()
+        .filter_map(|a| if let Action::Speak { text, part } = a { Some((*part, text.clone())) } else { None })
+        .collect()
+}
+
+/// Runs a turn up to the opener being queued; returns the turn and all actions so far.
+fn to_opener(opener: &str, complete: bool) -> (Turn, Vec<Action>) {
+    let mut t = Turn::new(TurnConfig::default(), 6);
+    let mut acts = t.on(Event::SpeechStarted { at_ms: 100.0 });
+    acts.extend(t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 }));
+    assert_eq!(acts, vec![Action::Transcribe]);
+    let a = t.on(Event::Transcript { text: " What is the capital of France? ".into(), at_ms: 2_600.0 });
+    assert_eq!(a, vec![Action::WriteOpener { transcript: "What is the capital of France?".into(), words: 6 }]);
+    acts.extend(a);
+    let a = t.on(Event::Opener { text: opener.into(), complete, at_ms: 2_615.0 });
+    acts.extend(a);
+    (t, acts)
+}
+
+#[test]
+fn cloud_request_goes_out_before_the_opener_is_spoken() {
+    let (t, acts) = to_opener("The capital of France is", false);
+    let i_send = acts.iter().position(|a| matches!(a, Action::SendContinue { .. })).unwrap();
+    let i_speak = acts.iter().position(|a| matches!(a, Action::Speak { .. })).unwrap();
+    assert!(i_send < i_speak);
+    assert_eq!(
+        acts[i_send],
+        Action::SendContinue {
+            transcript: "What is the capital of France?".into(),
+            opener: "The capital of France is".into(),
+            opener_complete: false
+        }
+    );
+    assert!(t.is_replying());
+}
+
+#[test]
+fn normal_turn_streams_the_continuation_in_chunks_and_ends_when_drained() {
+    let (mut t, _) = to_opener("The capital of France is", false);
+    let mut spoken = Vec::new();
+    for (i, d) in [" Paris,", " a city on the Seine.", " It has been the capital", " since 987."].iter().enumerate() {
+        spoken.extend(speaks(&t.on(Event::CloudDelta { text: d.to_string(), at_ms: 3_000.0 + i as f64 * 50.0 })));
+    }
+    spoken.extend(speaks(&t.on(Event::CloudDone { at_ms: 3_300.0 })));
+    let text: String = spoken.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" ");
+    assert_eq!(text.split_whitespace().collect::<Vec<_>>().join(" "), "Paris, a city on the Seine. It has been the capital since 987.");
+    assert!(spoken.iter().all(|(p, _)| *p == Part::Continuation));
+    assert!(spoken.len() >= 2, "chunked: {spoken:?}");
+    assert!(!t.is_done());
+    assert_eq!(t.on(Event::PlaybackIdle { at_ms: 9_000.0 }), vec![Action::EndTurn]);
+    let r = t.record();
+    assert_eq!(r.cloud_first_delta_ms, Some(3_000.0));
+    assert_eq!((r.speech_end_ms, r.endpoint_ms, r.asr_done_ms, r.opener_ready_ms), (Some(2_000.0), Some(2_480.0), Some(2_600.0), Some(2_615.0)));
+    assert_eq!(r.turn_end_ms, Some(9_000.0));
+    assert!(!r.fallback && !r.repair && !r.filler);
+}
+
+#[test]
+fn late_cloud_gets_one_filler_and_the_queue_waits() {
+    let (mut t, _) = to_opener("Good question, let me see", false);
+    assert!(t.on(Event::PlaybackIdle { at_ms: 4_000.0 }).is_empty(), "must wait for the cloud, not end");
+    assert!(t.on(Event::Tick { at_ms: 5_000.0 }).is_empty());
+    let a = t.on(Event::Tick { at_ms: 5_200.0 });
+    assert_eq!(speaks(&a), vec![(Part::Filler, "Let me think about that.".to_string())]);
+    assert!(t.on(Event::Tick { at_ms: 9_000.0 }).is_empty(), "filler at most once");
+    let mut a = t.on(Event::CloudDelta { text: " the answer is forty-two.".into(), at_ms: 9_100.0 });
+    a.extend(t.on(Event::CloudDone { at_ms: 9_200.0 }));
+    assert_eq!(speaks(&a), vec![(Part::Continuation, "the answer is forty-two.".to_string())]);
+    assert!(t.record().filler);
+}
+
+#[test]
+fn cloud_failure_mid_sentence_finishes_locally_then_falls_back() {
+    let (mut t, _) = to_opener("The capital of France is", false);
+    t.on(Event::CloudDelta { text: " Paris, which".into(), at_ms: 3_000.0 });
+    let a = t.on(Event::CloudFailed { reason: "disconnected".into(), at_ms: 3_100.0 });
+    assert!(a.contains(&Action::Speak { text: "Paris,".into(), part: Part::Continuation }) || speaks(&a).iter().any(|(_, s)| s.contains("Paris")));
+    let fin = a.iter().find_map(|x| if let Action::FinishLocally { prefix, .. } = x { Some(prefix.clone()) } else { None }).unwrap();
+    assert_eq!(fin, "The capital of France is Paris, which");
+    let a = t.on(Event::LocalFinish { text: "is known for the Eiffel Tower".into(), at_ms: 3_150.0 });
+    assert_eq!(
+        speaks(&a),
+        vec![
+            (Part::LocalFinish, "is known for the Eiffel Tower.".to_string()),
+            (Part::Fallback, TurnConfig::default().fallback_text),
+        ]
+    );
+    // Late cloud text after the failure is ignored.
+    assert!(t.on(Event::CloudDelta { text: " zombie".into(), at_ms: 3_200.0 }).is_empty());
+    assert_eq!(t.on(Event::PlaybackIdle { at_ms: 8_000.0 }), vec![Action::EndTurn]);
+    assert!(t.record().fallback);
+}
+
+#[test]
+fn cloud_failure_after_a_full_sentence_only_adds_the_fallback() {
+    let (mut t, _) = to_opener("Paris is the capital of France.", true);
+    let a = t.on(Event::CloudFailed { reason: "first delta timeout".into(), at_ms: 5_000.0 });
+    assert_eq!(speaks(&a), vec![(Part::Fallback, TurnConfig::default().fallback_text)]);
+    assert!(!a.iter().any(|x| matches!(x, Action::FinishLocally { .. })));
+}
+
+#[test]
+fn repair_is_recorded_and_the_bridge_is_spoken_like_any_chunk() {
+    let (mut t, _) = to_opener("TFLite Micro is a company that specializes in", false);
+    t.on(Event::CloudDelta { text: " tiny sensors.".into(), at_ms: 3_000.0 });
+    t.on(Event::CloudRepair { at_ms: 3_010.0 });
+    let a = t.on(Event::CloudDelta { text: " Actually, it's a framework for microcontrollers.".into(), at_ms: 3_050.0 });
+    let b = t.on(Event::CloudDone { at_ms: 3_100.0 });
+    let all: Vec<_> = speaks(&a).into_iter().chain(speaks(&b)).collect();
+    assert!(all.iter().any(|(p, s)| *p == Part::Continuation && s.contains("framework")), "{all:?}");
+    assert!(t.record().repair);
+}
+
+#[test]
+fn barge_in_stops_playback_and_cancels_the_cloud() {
+    let (mut t, _) = to_opener("The capital of France is", false);
+    t.on(Event::CloudDelta { text: " Paris.".into(), at_ms: 3_000.0 });
+    let a = t.on(Event::SpeechStarted { at_ms: 3_500.0 });
+    assert_eq!(a, vec![Action::StopPlayback, Action::CancelCloud, Action::EndTurn]);
+    assert!(t.record().barged_in);
+    assert!(t.on(Event::CloudDelta { text: " more".into(), at_ms: 3_600.0 }).is_empty());
+}
+
+#[test]
+fn barge_in_after_the_cloud_finished_does_not_cancel() {
+    let (mut t, _) = to_opener("The capital of France is", false);
+    t.on(Event::CloudDelta { text: " Paris.".into(), at_ms: 3_000.0 });
+    t.on(Event::CloudDone { at_ms: 3_100.0 });
+    assert_eq!(t.on(Event::SpeechStarted { at_ms: 3_500.0 }), vec![Action::StopPlayback, Action::EndTurn]);
+}
+
+#[test]
+fn empty_transcript_ends_without_a_reply() {
+    let mut t = Turn::new(TurnConfig::default(), 6);
+    t.on(Event::SpeechEnded { last_voiced_ms: 500.0, endpoint_ms: 980.0 });
+    assert_eq!(t.on(Event::Transcript { text: "  ".into(), at_ms: 1_000.0 }), vec![Action::EndTurn]);
+    assert!(t.is_done());
+}
+
+#[test]
+fn several_turns_adapt_the_opener_budget() {
+    let mut est = budget::LatencyEstimate::new(0.5);
+    let mut budgets = Vec::new();
+    for latency in [3_000.0, 3_000.0, 400.0, 400.0, 400.0] {
+        let words = budget::opener_words(&est, 2.5, 4, 8, 6);
+        budgets.push(words);
+        let mut t = Turn::new(TurnConfig::default(), words);
+        t.on(Event::SpeechEnded { last_voiced_ms: 0.0, endpoint_ms: 480.0 });
+        let a = t.on(Event::Transcript { text: "hi".into(), at_ms: 600.0 });
+        assert_eq!(a, vec![Action::WriteOpener { transcript: "hi".into(), words }]);
+        t.on(Event::Opener { text: "Hello there".into(), complete: false, at_ms: 610.0 });
+        t.on(Event::CloudDelta { text: ", friend.".into(), at_ms: 610.0 + latency });
+        t.on(Event::CloudDone { at_ms: 700.0 + latency });
+        t.on(Event::PlaybackIdle { at_ms: 5_000.0 });
+        assert!(t.is_done());
+        est.observe(t.record().cloud_first_delta_ms.unwrap() - t.record().opener_ready_ms.unwrap());
+    }
+    assert_eq!(budgets, vec![6, 8, 8, 5, 4]);
+}
+
+#[test]
+fn config_validation_names_the_key() {
+    let c = TurnConfig { max_opener_words: 40, ..TurnConfig::default() };
+    assert!(c.validate().unwrap_err().contains("turn.min_opener_words/max_opener_words"));
+    assert!(TurnConfig::default().validate().is_ok());
+}
