@@ -13,10 +13,13 @@ PY="$(dirname "$CACHE")/pyenv/bin/python"
 echo "== converter tests (python)"
 "$PY" -m unittest discover -s scripts -p 'test_*.py'
 
-if [ -x training/run.sh ] && [ -d training/tests ]; then
-  echo "== training recipe tests (python)"
-  bash training/run.sh test
+echo "== training recipe tests (python; CPU PyTorch)"
+TVENV=training/.venv
+if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors' 2>/dev/null; then
+  python3 -m venv "$TVENV"
+  "$TVENV/bin/pip" install -q -r training/requirements.txt -r training/requirements-torch.txt
 fi
+"$TVENV/bin/python" -m unittest discover -s training/tests
 
 echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1

@@ -15,5 +15,12 @@
 //! * [`client`] — the device-side [`client::CloudClient`].
 //! * [`bench`] — gateway overhead benchmark helper.
 
+pub mod backend;
+pub mod bench;
+pub mod client;
 pub mod continuation;
+mod error;
+pub mod gateway;
 pub mod protocol;
+
+pub use error::CloudError;

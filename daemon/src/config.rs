@@ -1,7 +1,7 @@
 //! The daemon's configuration: one TOML file, one table per stage
 //! (documented key by key in configs/firstword.toml).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -17,6 +17,8 @@ pub struct Config {
     pub tts: tts::TtsConfig,
     pub vad: audio::vad::VadConfig,
     pub turn: crate::turn::TurnConfig,
+    pub cloud: crate::cloud_link::CloudSection,
+    pub lm: LmSection,
 }
 
 impl Config {
@@ -47,11 +49,55 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.vad.validate().map_err(anyhow::Error::msg)?;
         self.turn.validate().map_err(anyhow::Error::msg)?;
+        self.cloud.validate()?;
         if self.asr.threads > 256 {
             bail!("asr.threads = {} (at most 256)", self.asr.threads);
         }
         if !(0.25..=4.0).contains(&self.tts.length_scale) {
             bail!("tts.length_scale = {} (must be in 0.25..4.0)", self.tts.length_scale);
+        }
+        self.lm.validate()
+    }
+}
+
+/// `[lm]`: the on-device micro LM that speaks the opener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LmSection {
+    /// Checkpoint directory: mulm.json, tokenizer.json, model.gguf or model.safetensors.
+    pub model_dir: PathBuf,
+    /// Threads for the μLM's forward pass (1 is fastest for decode on 2 shared cores).
+    pub threads: usize,
+    /// In-memory weight format for a safetensors checkpoint ("q8_0" or "f32"); a GGUF
+    /// checkpoint keeps the type it was exported with.
+    pub quant: LmQuant,
+}
+
+/// Weight format of the μLM's matrices in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(non_camel_case_types)] // Q8_0 is GGML's name for the format
+pub enum LmQuant {
+    /// 8-bit blocks of 32 (llama.cpp Q8_0): the fast decode format.
+    Q8_0,
+    /// Dense f32 (reference numerics).
+    F32,
+}
+
+impl Default for LmSection {
+    fn default() -> Self {
+        LmSection { model_dir: PathBuf::from("models/mulm"), threads: 1, quant: LmQuant::Q8_0 }
+    }
+}
+
+impl LmSection {
+    /// Range checks; messages name the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.model_dir.as_os_str().is_empty() {
+            bail!("lm.model_dir is empty (default \"models/mulm\")");
+        }
+        if !(1..=64).contains(&self.threads) {
+            bail!("lm.threads = {} (must be in 1..=64)", self.threads);
         }
         Ok(())
     }
@@ -80,6 +126,10 @@ mod tests {
         assert!(err("[vad]\nhangover_ms = 5\n").contains("vad.hangover_ms"));
         assert!(err("[tts]\nlength_scale = 9.0\n").contains("tts.length_scale"));
         assert!(err("[nonsense]\n").contains("nonsense"));
+        assert!(err("[lm]\nthreads = 0\n").contains("lm.threads"));
+        assert!(err("[lm]\nmodel_dir = \"\"\n").contains("lm.model_dir"));
+        assert!(err("[lm]\nquant = \"q4\"\n").contains("quant"));
+        assert!(err("[lm]\nthread = 1\n").contains("thread"));
         assert!(err("[asr\n").to_lowercase().contains("line 1"));
     }
 

@@ -1,12 +1,17 @@
 //! `firstword`: the voice daemon's command line.
 //!
-//! Subcommands: `asr` (transcribe a WAV), `say` (speak text to a WAV), `bench` (JSON
-//! benchmarks), `check-config` (validate a TOML config).
+//! Subcommands: `asr` (transcribe a WAV), `say` (speak text to a WAV), `opener` (the μLM's
+//! first words), `lm dev-checkpoint`, `bench` (JSON benchmarks), `check-config` (validate a
+//! TOML config).
 
 mod bench;
+mod cloud_link;
 mod cmd_asr;
+mod cmd_opener;
 mod cmd_say;
 mod config;
+mod mulm;
+mod replay;
 mod rss;
 mod turn;
 
@@ -45,11 +50,34 @@ enum Cmd {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Replay a recorded WAV through the whole pipeline; writes reply.wav, timeline.json and
+    /// timeline.svg into --out.
+    Replay {
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Injected first-delta latency of the local cloud, in ms.
+        #[arg(long)]
+        cloud_latency_ms: Option<f64>,
+        /// Pace the input at real time, like a microphone.
+        #[arg(long)]
+        realtime: bool,
+    },
     /// Validate a config file; errors name the offending key.
     CheckConfig { file: PathBuf },
+    /// Write the first words of an answer to QUESTION with the on-device micro LM.
+    Opener(cmd_opener::OpenerArgs),
+    /// μLM utilities (development checkpoint).
+    Lm {
+        #[command(subcommand)]
+        which: cmd_opener::LmCmd,
+    },
 }
 
 fn main() -> Result<()> {
+    // Size candle's quantized-matmul pool before any thread exists (it reads the environment
+    // once); 1 thread is fastest for μLM decode on the 2 shared cores.
+    lm::configure_candle_threads(1);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -68,7 +96,28 @@ fn main() -> Result<()> {
             match cmd {
                 Cmd::Asr { file, json } => cmd_asr::run(&cfg, &file, json),
                 Cmd::Say { text, out } => cmd_say::run(&cfg, &text, &out),
+                Cmd::Replay { input, out, cloud_latency_ms, realtime } => {
+                    let opts = replay::ReplayOptions { input, out_dir: out, cloud_latency_ms, realtime };
+                    let turns = replay::run(&cfg, &opts)?;
+                    for t in &turns {
+                        println!(
+                            "turn {}: {:?} -> {:?} + {:?} (voice-to-voice {} ms, handoff gap {} ms{}{})",
+                            t.index + 1,
+                            t.transcript,
+                            t.opener_text,
+                            t.continuation_text,
+                            t.voice_to_voice_ms.map_or("-".into(), |v| format!("{v:.0}")),
+                            t.handoff_gap_ms.map_or("-".into(), |v| format!("{v:.0}")),
+                            if t.repair { ", repair" } else { "" },
+                            if t.fallback { ", fallback" } else { "" },
+                        );
+                    }
+                    println!("wrote {}", opts.out_dir.display());
+                    Ok(())
+                }
                 Cmd::Bench { which } => bench::run(&cfg, which),
+                Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
+                Cmd::Lm { which } => cmd_opener::run_lm(which),
                 Cmd::CheckConfig { .. } => unreachable!("handled above"),
             }
         }

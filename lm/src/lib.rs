@@ -1,1 +1,48 @@
-//! lm crate (stub)
+//! `lm`: the on-device micro language model (μLM) runtime of firstword, on candle (CPU).
+//!
+//! Implements the architecture of "Micro Language Models Enable Instant Responses" (Cheng et
+//! al., 2026; summary in `shared/paper.md`): a Llama-style decoder of 8–30M parameters that
+//! produces the first few words of an answer (the *opener*) within tens of milliseconds.
+//!
+//! - [`config`]: hyper-parameters and the paper's presets (`Preset::M512x8`, …).
+//! - [`mulm_file`]: `mulm.json`, the one source of truth for config, special tokens and chat
+//!   template (schema in `lm/SCHEMA.md`).
+//! - [`weights`], [`load`]: random init, safetensors and GGUF loading with named errors.
+//! - [`model`]: forward pass with KV cache; f32 or quantized (Q8_0) matrices.
+//! - [`gguf_export`]: llama.cpp-compatible GGUF export (F32/F16/Q8_0/Q4_K).
+//! - [`tokenizer`], [`sampler`], [`decode`]: BPE + chat template, sampling, decoding loop.
+//! - [`opener`]: word-budgeted, word-boundary-exact openers with streaming callbacks.
+//! - [`bench`]: the paper's fixed-window latency/throughput benchmark.
+//! - [`dev`]: tiny tokenizer + random checkpoint for development without trained weights.
+
+// `%` instead of `is_multiple_of` keeps the workspace MSRV (1.85); `!(x >= 0.0)` rejects NaN on purpose.
+#![allow(clippy::manual_is_multiple_of, clippy::neg_cmp_op_on_partial_ord, clippy::nonminimal_bool)]
+
+pub mod attention;
+pub mod bench;
+pub mod config;
+pub mod decode;
+pub mod dev;
+pub mod error;
+pub mod gguf_export;
+pub mod load;
+pub mod model;
+pub mod mulm_file;
+pub mod opener;
+pub mod rope_layout;
+pub mod sampler;
+pub mod tokenizer;
+pub mod weights;
+
+pub use candle_core::quantized::GgmlDType;
+pub use config::{ModelConfig, Preset};
+pub use decode::{generate, Decoder, Generation, StopReason};
+pub use error::{LmError, Result};
+pub use gguf_export::{export_gguf, ExportType};
+pub use load::{load_dir, load_gguf, load_safetensors};
+pub use model::{configure_candle_threads, Cache, Model};
+pub use mulm_file::MulmFile;
+pub use opener::{opener, Opener, OpenerEngine, OpenerInput, WordBoundary};
+pub use sampler::{Sampler, SamplingParams};
+pub use tokenizer::{ChatTokenizer, Role, Turn};
+pub use weights::Weights;

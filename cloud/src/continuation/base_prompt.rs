@@ -50,20 +50,30 @@ fn recovery_example(mode: RecoveryMode) -> (&'static str, String) {
     (q, answer)
 }
 
-/// Build the transcript prompt for a base model. It ends with
-/// `Assistant: <opener>` (no trailing space) so the model continues the opener.
-pub fn base_model_prompt(req: &ContinueRequest) -> String {
+/// The request-independent start of the prompt for one recovery mode: header and
+/// few-shot examples, ending with a blank line. Backends may cache the model state
+/// after it (prefix caching); [`base_model_prompt`] = this + [`base_model_prompt_tail`].
+pub fn base_model_prompt_prefix(mode: RecoveryMode) -> String {
     let mut p = String::with_capacity(1024);
     p.push_str(HEADER);
     p.push_str("\n\n");
-    let (rq, ra) = recovery_example(req.mode);
+    let (rq, ra) = recovery_example(mode);
+    // The recovery example comes first so that the plain examples, closest to the
+    // request, set the default behaviour (small models copy the nearest pattern).
     for (q, a) in [
-        (PLAIN_EXAMPLE.0, PLAIN_EXAMPLE.1.to_string()),
         (rq, ra),
+        (PLAIN_EXAMPLE.0, PLAIN_EXAMPLE.1.to_string()),
         (FRAGMENT_EXAMPLE.0, FRAGMENT_EXAMPLE.1.to_string()),
     ] {
         p.push_str(&format!("{USER_LABEL} {q}\n{ASSISTANT_LABEL} {a}\n\n"));
     }
+    p
+}
+
+/// The request-specific end of the prompt: the conversation, then
+/// `Assistant: <opener>` (no trailing space) so the model continues the opener.
+pub fn base_model_prompt_tail(req: &ContinueRequest) -> String {
+    let mut p = String::with_capacity(256);
     for m in &req.messages {
         // Collapse newlines inside turns: a blank line would read as end of turn.
         let text = m.content.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -81,4 +91,9 @@ pub fn base_model_prompt(req: &ContinueRequest) -> String {
         p.push_str(opener);
     }
     p
+}
+
+/// Build the whole transcript prompt for a base model.
+pub fn base_model_prompt(req: &ContinueRequest) -> String {
+    base_model_prompt_prefix(req.mode) + &base_model_prompt_tail(req)
 }

@@ -128,7 +128,8 @@ impl ContinuationFilter {
                 buf.clear();
                 return;
             }
-            let decided = decide_start(&self.opener, &self.opener_words, buf, true).unwrap_or_default();
+            let decided =
+                decide_start(&self.opener, &self.opener_words, buf, true).unwrap_or_default();
             self.phase = Phase::Passing;
             self.pass(&decided, out);
         }

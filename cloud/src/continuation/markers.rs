@@ -2,7 +2,7 @@
 //!
 //! * `<repair>` (natural / humor modes) is removed from the text and becomes a
 //!   repair item; a stray `</repair>` is removed silently.
-//! * A line that starts with `Correction:` (explicit mode) becomes a repair item
+//! * A line that starts with `Correction:` (exact case) (explicit mode) becomes a repair item
 //!   and its text is kept (the correction is meant to be heard).
 //!
 //! Text that might be the beginning of a marker is held back until it is known,
@@ -35,9 +35,19 @@ pub(crate) enum PrefixMatch {
 }
 
 pub(crate) fn prefix_match_ci(input: &str, pattern: &str) -> PrefixMatch {
+    prefix_match(input, pattern, true)
+}
+
+/// Like [`prefix_match_ci`], case-sensitive when `ignore_case` is false.
+pub(crate) fn prefix_match(input: &str, pattern: &str, ignore_case: bool) -> PrefixMatch {
     let (i, p) = (input.as_bytes(), pattern.as_bytes());
     let n = i.len().min(p.len());
-    if !i[..n].eq_ignore_ascii_case(&p[..n]) {
+    let same = if ignore_case {
+        i[..n].eq_ignore_ascii_case(&p[..n])
+    } else {
+        i[..n] == p[..n]
+    };
+    if !same {
         PrefixMatch::No
     } else if i.len() >= p.len() {
         PrefixMatch::Full
@@ -57,7 +67,10 @@ pub(crate) struct MarkerScanner {
 
 impl Default for MarkerScanner {
     fn default() -> Self {
-        Self { pending: String::new(), line_start: true }
+        Self {
+            pending: String::new(),
+            line_start: true,
+        }
     }
 }
 
@@ -93,7 +106,8 @@ impl MarkerScanner {
                     self.pending = p[i..].to_string();
                     return;
                 }
-                match prefix_match_ci(trimmed, CORRECTION_PREFIX) {
+                // Case-sensitive: a lower-case "correction:" is ordinary text.
+                match prefix_match(trimmed, CORRECTION_PREFIX, false) {
                     PrefixMatch::Full => {
                         emit(out, &p[text_start..i]);
                         out.push(Item::CorrectionStart);
@@ -128,7 +142,11 @@ impl MarkerScanner {
                     let repair = open == PrefixMatch::Full;
                     emit(out, &p[text_start..i]);
                     out.push(Item::StrippedMarker { repair });
-                    i += if repair { REPAIR_MARKER.len() } else { CLOSE_MARKER.len() };
+                    i += if repair {
+                        REPAIR_MARKER.len()
+                    } else {
+                        CLOSE_MARKER.len()
+                    };
                     text_start = i;
                     continue;
                 }

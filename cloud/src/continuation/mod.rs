@@ -13,9 +13,12 @@ pub mod instructions;
 mod markers;
 mod seam;
 
-pub use base_prompt::{base_model_prompt, STOP_SEQUENCES};
+pub use base_prompt::{
+    base_model_prompt, base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES,
+};
 pub use filter::{filter_complete, ContinuationFilter, FilterEvent};
 pub use instructions::{
-    chat_messages, opener_instruction, system_instruction, OpenerPlacement, CORRECTION_PREFIX, REPAIR_MARKER,
+    chat_messages, opener_instruction, system_instruction, OpenerPlacement, CORRECTION_PREFIX,
+    REPAIR_MARKER,
 };
 pub use seam::MIN_OVERLAP_WORDS;

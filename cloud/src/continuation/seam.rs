@@ -11,10 +11,19 @@
 //! does not depend on how the stream was split into deltas.
 
 use super::instructions::CORRECTION_PREFIX;
-use super::markers::{prefix_match_ci, PrefixMatch};
+use super::markers::{prefix_match, PrefixMatch};
 
 /// Acknowledgement words that may precede a meta phrase ("Sure, continuing:").
-const ACKS: [&str; 8] = ["sure", "okay", "ok", "certainly", "of course", "alright", "got it", "absolutely"];
+const ACKS: [&str; 8] = [
+    "sure",
+    "okay",
+    "ok",
+    "certainly",
+    "of course",
+    "alright",
+    "got it",
+    "absolutely",
+];
 /// Separators after an acknowledgement.
 const ACK_SEPS: [&str; 4] = [", ", "! ", ". ", " "];
 /// Meta phrases that announce the continuation instead of being part of it.
@@ -119,7 +128,11 @@ fn strip_meta(s: &str, fin: bool) -> Meta {
 
 /// Lower-case alphanumeric core of a word, used to compare words ("France," = "france").
 pub(crate) fn norm_word(w: &str) -> String {
-    let core: String = w.chars().filter(|c| c.is_alphanumeric()).flat_map(|c| c.to_lowercase()).collect();
+    let core: String = w
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(|c| c.to_lowercase())
+        .collect();
     if core.is_empty() {
         w.to_string()
     } else {
@@ -129,7 +142,10 @@ pub(crate) fn norm_word(w: &str) -> String {
 
 /// Non-alphanumeric tail of a word ("France," → ",").
 fn trailing_punct(w: &str) -> &str {
-    let end = w.char_indices().filter(|(_, c)| c.is_alphanumeric()).last().map(|(i, c)| i + c.len_utf8());
+    let end = w
+        .char_indices()
+        .rfind(|(_, c)| c.is_alphanumeric())
+        .map(|(i, c)| i + c.len_utf8());
     match end {
         Some(e) => &w[e..],
         None => "",
@@ -227,15 +243,27 @@ fn find_overlap(opener_words: &[String], opener_last_punct: &str, s: &str, fin: 
 
 /// Characters that attach to the preceding word without a space.
 fn attaches_left(c: char) -> bool {
-    matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '…' | '—' | '–' | '\'' | '’' | '%')
+    matches!(
+        c,
+        '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '…' | '—' | '–' | '\'' | '’' | '%'
+    )
 }
 
 /// Decide how the start of the continuation joins the opener.
 ///
 /// Returns `None` while more text is needed, else the text to emit (which may be
 /// empty when the whole buffer was meta text or repetition).
-pub(crate) fn decide_start(opener: &str, opener_words: &[String], buf: &str, fin: bool) -> Option<String> {
-    let opener_last_punct = opener.split_whitespace().last().map(trailing_punct).unwrap_or("");
+pub(crate) fn decide_start(
+    opener: &str,
+    opener_words: &[String],
+    buf: &str,
+    fin: bool,
+) -> Option<String> {
+    let opener_last_punct = opener
+        .split_whitespace()
+        .last()
+        .map(trailing_punct)
+        .unwrap_or("");
     let mut s = buf;
     let mut stripped_any = false;
     loop {
@@ -256,7 +284,6 @@ pub(crate) fn decide_start(opener: &str, opener_words: &[String], buf: &str, fin
             Overlap::NeedMore => return None,
             Overlap::Cut(n) => {
                 s = &t[n..];
-                stripped_any = true;
                 // Only one overlap is removed; then decide the spacing.
                 let rest = s.trim_start();
                 if rest.is_empty() {
@@ -275,7 +302,7 @@ pub(crate) fn decide_start(opener: &str, opener_words: &[String], buf: &str, fin
 /// Prefix `rest` (non-empty, no leading whitespace) with the right separator.
 fn join(opener: &str, rest: &str, newline: bool) -> String {
     let first = rest.chars().next().unwrap_or(' ');
-    let is_correction = prefix_match_ci(rest, CORRECTION_PREFIX) == PrefixMatch::Full;
+    let is_correction = prefix_match(rest, CORRECTION_PREFIX, false) == PrefixMatch::Full;
     let sep = if opener.is_empty() {
         ""
     } else if is_correction || newline {

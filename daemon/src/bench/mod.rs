@@ -1,5 +1,6 @@
 //! `firstword bench …`: benchmarks that print JSON (timing goals live here, never in tests).
 
+mod lm;
 mod speech;
 pub mod stats;
 
@@ -20,10 +21,14 @@ pub enum Which {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// μLM latency and throughput (the paper's fixed-window method), f32 and Q8_0 per preset,
+    /// optionally against llama.cpp on the same GGUF weights.
+    Lm(lm::LmBenchArgs),
 }
 
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
     match which {
         Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
+        Which::Lm(args) => lm::run(cfg, &args),
     }
 }

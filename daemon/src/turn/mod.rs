@@ -30,7 +30,9 @@ pub enum Part {
 /// Something that happened, at `at_ms` on the input clock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The VAD confirmed speech.
+    /// The VAD confirmed speech. Replay applies barge-in after the fact (it knows the
+    /// next utterance's time); the live loop sends this event.
+    #[allow(dead_code)]
     SpeechStarted { at_ms: f64 },
     /// The VAD ended the utterance: last voiced sample and the endpoint decision time.
     SpeechEnded { last_voiced_ms: f64, endpoint_ms: f64 },
@@ -94,6 +96,9 @@ pub struct TurnConfig {
     pub filler_text: String,
     /// Spoken after the local finish when the cloud failed.
     pub fallback_text: String,
+    /// Start ASR and the opener at the VAD pause that precedes the endpoint (the hangover
+    /// then hides their cost); the reply still never plays before the endpoint.
+    pub speculative: bool,
 }
 
 impl Default for TurnConfig {
@@ -107,6 +112,7 @@ impl Default for TurnConfig {
             filler_after_ms: 1_200.0,
             filler_text: "Let me think about that.".into(),
             fallback_text: "I can't reach my cloud brain right now, so that's the short answer.".into(),
+            speculative: true,
         }
     }
 }

@@ -1,0 +1,128 @@
+//! Client settings and the request/event types of the device API.
+
+use crate::protocol::{ErrorCode, FinishReason, Message, RecoveryMode, Timings, Usage};
+
+/// Settings for [`super::CloudClient`]. All durations in ms.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Limit for TCP/TLS connect + WebSocket upgrade + `hello`/`ready`, ms.
+    pub connect_timeout_ms: u64,
+    /// A request with no `delta` this long after `continue` gets a
+    /// [`CloudEvent::FirstDeltaTimeout`] (the request keeps running; the daemon
+    /// decides whether to cancel and fall back), ms. Roughly the time the opener
+    /// masks: 4–8 spoken words at ~2.5 words/s (paper) ≈ 1.6–3.2 s.
+    pub first_delta_timeout_ms: u64,
+    /// Keepalive `ping` interval, ms.
+    pub ping_interval_ms: u64,
+    /// The connection counts as dead when nothing arrived for
+    /// `ping_interval_ms + pong_timeout_ms`, ms.
+    pub pong_timeout_ms: u64,
+    /// First reconnect delay, ms; doubles after each failure.
+    pub backoff_initial_ms: u64,
+    /// Longest reconnect delay, ms.
+    pub backoff_max_ms: u64,
+    /// Random spread of each reconnect delay, as a fraction (0.2 = ±20 %), so a
+    /// fleet of devices does not reconnect in lockstep.
+    pub backoff_jitter: f64,
+    /// Also send `Authorization: Bearer <token>` on the WebSocket upgrade (for
+    /// proxies / load balancers that check it); the token always goes in `hello` too.
+    pub bearer_header: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 3_000,
+            first_delta_timeout_ms: 2_000,
+            ping_interval_ms: 5_000,
+            pong_timeout_ms: 3_000,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 5_000,
+            backoff_jitter: 0.2,
+            bearer_header: true,
+        }
+    }
+}
+
+/// What to continue (a `continue` frame minus the id, which the client assigns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContinueParams {
+    /// Conversation so far, ending with the user's question.
+    pub messages: Vec<Message>,
+    /// Words the device already spoke.
+    pub opener: String,
+    /// Whether the opener ends a sentence.
+    pub opener_complete: bool,
+    /// Recovery mode if the opener is wrong.
+    pub mode: RecoveryMode,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+}
+
+impl ContinueParams {
+    /// A single-turn request: `question` answered after `opener` (natural recovery,
+    /// 120 tokens — enough for the 2–4 spoken sentences the prompt asks for).
+    pub fn new(question: impl Into<String>, opener: impl Into<String>) -> Self {
+        Self {
+            messages: vec![Message::user(question)],
+            opener: opener.into(),
+            opener_complete: false,
+            mode: RecoveryMode::Natural,
+            max_tokens: 120,
+        }
+    }
+}
+
+/// Why a request failed on the client side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudErrorKind {
+    /// The gateway reported an error for this request.
+    Server(ErrorCode),
+    /// No connection when the request was made (the client is reconnecting).
+    NotConnected,
+    /// The connection dropped while the request was in flight.
+    ConnectionLost,
+}
+
+/// Events of one request, in order. The receiver closes after the terminal event:
+/// `Done`, or an `Error` whose kind is `NotConnected` / `ConnectionLost` (or a
+/// server error that ends the request, e.g. `duplicate_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CloudEvent {
+    /// Text to append (the first one includes the join space).
+    Delta(String),
+    /// The continuation started a recovery (handoff correction).
+    Repair(RecoveryMode),
+    /// The request finished.
+    Done {
+        /// Why.
+        finish_reason: FinishReason,
+        /// Token counts.
+        usage: Usage,
+        /// Server-side timings (ms).
+        timings_ms: Timings,
+    },
+    /// Something failed.
+    Error {
+        /// Category.
+        kind: CloudErrorKind,
+        /// Detail.
+        message: String,
+    },
+    /// No text within `first_delta_timeout_ms`; the request is still running.
+    FirstDeltaTimeout {
+        /// How long it has waited, ms.
+        waited_ms: u64,
+    },
+}
+
+/// Connection counters of a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Successful sessions (`ready` received), including the first.
+    pub connects: u64,
+    /// Sessions that ended (server gone, network, keepalive timeout).
+    pub disconnects: u64,
+    /// Last connection error, if any.
+    pub last_error: Option<String>,
+}

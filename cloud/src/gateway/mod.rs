@@ -1,0 +1,139 @@
+//! The WebSocket gateway: accepts device connections and serves continuations.
+//!
+//! Start it in-process with [`spawn`] (returns a [`GatewayHandle`] with the bound
+//! address, live [`StatsSnapshot`] and shutdown) or run it forever with [`serve`].
+
+mod config;
+mod latency;
+mod request;
+mod session;
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use config::{Distribution, GatewayConfig, LatencyConfig};
+pub use stats::{GatewayStats, StatsSnapshot};
+
+use crate::backend::Backend;
+use crate::error::CloudError;
+
+/// State shared by all sessions of one gateway.
+pub(crate) struct Shared {
+    pub(crate) config: GatewayConfig,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) stats: Arc<GatewayStats>,
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    local_addr: SocketAddr,
+    stats: Arc<GatewayStats>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl GatewayHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `ws://` URL of this gateway.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+
+    /// Current counters (sessions, requests, repairs, handoff correction rate).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Shared counters, to read them after the handle is gone.
+    pub fn stats_handle(&self) -> Arc<GatewayStats> {
+        self.stats.clone()
+    }
+
+    /// Stop at once: close the listener and drop every connection without a
+    /// goodbye (what clients see when a server dies), cancelling all requests.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Wait until the gateway stops (it only stops through [`GatewayHandle::shutdown`]).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Build the configured backend and start the gateway in the background.
+/// Loading the local model happens on a blocking thread.
+pub async fn spawn(config: GatewayConfig) -> Result<GatewayHandle, CloudError> {
+    config.validate()?;
+    let bc = config.backend.clone();
+    let backend = tokio::task::spawn_blocking(move || bc.build())
+        .await
+        .map_err(|e| CloudError::Config(format!("backend loader panicked: {e}")))??;
+    spawn_with_backend(config, backend).await
+}
+
+/// Start the gateway with an already-built backend (ignores `config.backend`);
+/// tests use this to keep a handle on a scripted backend's counters.
+pub async fn spawn_with_backend(
+    config: GatewayConfig,
+    backend: Arc<dyn Backend>,
+) -> Result<GatewayHandle, CloudError> {
+    config.validate()?;
+    let listener = TcpListener::bind(&config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let stats = Arc::new(GatewayStats::default());
+    let permits = Arc::new(Semaphore::new(config.max_sessions));
+    let shared = Arc::new(Shared {
+        config,
+        backend,
+        stats: stats.clone(),
+    });
+    let (stop, mut stop_rx) = watch::channel(false);
+    tracing::info!(%local_addr, backend = shared.backend.kind(), "gateway listening");
+    let task = tokio::spawn(async move {
+        // Sessions live in this set so that shutdown drops them all at once.
+        let mut sessions = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = stop_rx.changed() => break,
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        tracing::debug!(%peer, "connection");
+                        let permit = permits.clone().try_acquire_owned().ok();
+                        sessions.spawn(session::run_session(tcp, shared.clone(), permit));
+                    }
+                    Err(e) => {
+                        // Usually EMFILE: back off briefly instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        sessions.shutdown().await;
+    });
+    Ok(GatewayHandle {
+        local_addr,
+        stats,
+        stop,
+        task,
+    })
+}
+
+/// Run a gateway until the process ends (the `firstword-cloud` entry point).
+pub async fn serve(config: GatewayConfig) -> Result<(), CloudError> {
+    let handle = spawn(config).await?;
+    handle.join().await;
+    Ok(())
+}

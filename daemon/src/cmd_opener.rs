@@ -1,0 +1,201 @@
+//! `firstword opener QUESTION` (the μLM's first words) and `firstword lm dev-checkpoint`
+//! (a random-weight checkpoint of the real shapes, for development until a trained one exists).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::config::{Config, LmQuant};
+
+/// Arguments of `firstword opener`.
+#[derive(Args, Debug)]
+pub struct OpenerArgs {
+    /// The user's question.
+    pub question: String,
+    /// Opener length in words (1..=16; default: mulm.json's opener.default_words).
+    #[arg(long)]
+    pub words: Option<usize>,
+    /// Checkpoint directory (default: config lm.model_dir).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Print JSON: text, words, tokens, timings (ms), model.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `firstword lm …`
+#[derive(Subcommand, Debug)]
+pub enum LmCmd {
+    /// Write a random-weight checkpoint of a paper preset's real shapes (mulm.json, a BPE
+    /// tokenizer trained on built-in text, model.safetensors) so everything runs end to end.
+    /// Its openers are gibberish: it is for plumbing and speed, not quality.
+    DevCheckpoint {
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Paper preset: 256-8, 256-16, 384-8, 384-16, 512-8 (or the test preset 64-2).
+        #[arg(long, default_value = "512-8")]
+        preset: String,
+        /// Seed of the random weights.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// A loaded μLM and what it is.
+pub struct LoadedLm {
+    pub model: lm::Model,
+    pub tok: lm::ChatTokenizer,
+    pub mulm: lm::MulmFile,
+    /// Wall time to load (ms).
+    pub load_ms: f64,
+}
+
+/// Clear error for a missing checkpoint: names the directory and says how to get one.
+pub fn missing_checkpoint(dir: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no μLM checkpoint in {dir}: {dir}/mulm.json does not exist. No trained checkpoint has been \
+         published yet; for a development (random-weight, real-shape) checkpoint run \
+         `firstword lm dev-checkpoint --out {dir}` (or pass --model DIR, or set lm.model_dir)",
+        dir = dir.display()
+    )
+}
+
+/// Load `dir` (mulm.json + tokenizer.json + model.gguf or model.safetensors). A safetensors
+/// checkpoint is quantized in memory per `quant`; a GGUF keeps its own types.
+pub fn load_checkpoint(dir: &Path, quant: LmQuant, threads: usize) -> Result<LoadedLm> {
+    let t0 = Instant::now();
+    let mulm_path = dir.join(lm::mulm_file::MULM_JSON);
+    if !mulm_path.is_file() {
+        return Err(missing_checkpoint(dir));
+    }
+    let mulm = lm::MulmFile::load(&mulm_path)
+        .with_context(|| format!("loading {}", mulm_path.display()))?;
+    let gguf = dir.join(lm::load::GGUF_FILE);
+    let st = dir.join(lm::load::SAFETENSORS_FILE);
+    let mut model = if gguf.is_file() {
+        lm::load_gguf(&gguf, Some(&mulm))
+            .with_context(|| format!("loading {}", gguf.display()))?
+            .0
+    } else if st.is_file() {
+        let q = match quant {
+            LmQuant::Q8_0 => Some(lm::GgmlDType::Q8_0),
+            LmQuant::F32 => None,
+        };
+        lm::load_safetensors(&st, &mulm, q).with_context(|| format!("loading {}", st.display()))?
+    } else {
+        bail!(
+            "μLM checkpoint {} has mulm.json but neither model.gguf nor model.safetensors",
+            dir.display()
+        );
+    };
+    model.set_threads(threads).context("setting lm.threads")?;
+    let tok_path = dir.join("tokenizer.json");
+    let tok = lm::ChatTokenizer::from_file(&tok_path, &mulm)
+        .with_context(|| format!("loading {}", tok_path.display()))?;
+    Ok(LoadedLm {
+        model,
+        tok,
+        mulm,
+        load_ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// What `opener --json` prints.
+#[derive(Serialize)]
+struct OpenerReport<'a> {
+    text: &'a str,
+    words: &'a [String],
+    tokens: &'a [u32],
+    prompt_tokens: usize,
+    stop: &'a lm::StopReason,
+    /// Prefill forward + first sample (ms from the start of the call).
+    prefill_ms: f64,
+    /// First generated token's text available (ms).
+    first_token_ms: f64,
+    /// Whole opener call (ms).
+    total_ms: f64,
+    /// When each word was finished (ms).
+    word_ms: &'a [f64],
+    model: ModelInfo,
+}
+
+/// Identity of a loaded model for reports.
+#[derive(Serialize, Clone)]
+pub struct ModelInfo {
+    /// Preset name from mulm.json ("512-8", …).
+    pub name: String,
+    /// Weight storage ("q8_0", "f32", "gguf:q8_0", …).
+    pub precision: String,
+    pub parameters: usize,
+    pub dir: String,
+    /// Checkpoint load time (ms).
+    pub load_ms: f64,
+}
+
+pub fn run(cfg: &Config, args: &OpenerArgs) -> Result<()> {
+    let dir = args
+        .model
+        .clone()
+        .unwrap_or_else(|| cfg.lm.model_dir.clone());
+    let m = load_checkpoint(&dir, cfg.lm.quant, cfg.lm.threads)?;
+    if let Some(w) = args.words {
+        if !(1..=lm::opener::MAX_WORDS).contains(&w) {
+            bail!("--words {w}: must be in 1..={}", lm::opener::MAX_WORDS);
+        }
+    }
+    let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
+    let o = engine
+        .opener(
+            lm::OpenerInput::Query(&args.question),
+            args.words,
+            |_, _| {},
+        )
+        .context("generating the opener")?;
+    if args.json {
+        let r = OpenerReport {
+            text: &o.text,
+            words: &o.words,
+            tokens: &o.tokens,
+            prompt_tokens: o.prompt_tokens,
+            stop: &o.stop,
+            prefill_ms: o.timings.prefill_ms,
+            first_token_ms: o.timings.first_token_ms,
+            total_ms: o.timings.total_ms,
+            word_ms: &o.timings.word_ms,
+            model: ModelInfo {
+                name: m.mulm.preset.clone(),
+                precision: m.model.format().to_string(),
+                parameters: m.model.config().parameter_count(),
+                dir: dir.display().to_string(),
+                load_ms: m.load_ms,
+            },
+        };
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{}", o.text);
+    }
+    Ok(())
+}
+
+pub fn run_lm(cmd: LmCmd) -> Result<()> {
+    match cmd {
+        LmCmd::DevCheckpoint { out, preset, seed } => {
+            let p = lm::Preset::from_name(&preset).with_context(|| format!("--preset {preset}"))?;
+            let t0 = Instant::now();
+            lm::dev::write_dev_checkpoint(&out, p.name(), &p.config(), seed).with_context(
+                || format!("writing a development checkpoint to {}", out.display()),
+            )?;
+            eprintln!(
+                "wrote random-weight μLM-{} to {} in {:.1} s (development only: its words are random)",
+                p.name(),
+                out.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}

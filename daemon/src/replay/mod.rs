@@ -1,0 +1,136 @@
+//! `firstword replay IN.wav --out DIR`: a recorded conversation through the whole pipeline
+//! (VAD → Whisper → μLM opener → Piper, with the cloud continuation into the same queue) on
+//! an audio-sample clock.
+//!
+//! Clock: each turn starts at its endpoint on the input's clock (or, with speculation, at
+//! the VAD pause that the endpoint confirmed); every later event is placed there plus the
+//! real wall-clock time the work took, so the timeline is what a live device would have
+//! shown on this machine. Cloud latency is real too (the gateway sleeps). `--realtime` also
+//! paces the input at real time, as a microphone would.
+
+mod outputs;
+mod turn_loop;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use audio::vad::{Vad, VadEvent};
+
+use crate::cloud_link::CloudLink;
+use crate::config::Config;
+use crate::turn::budget::{opener_words, LatencyEstimate};
+pub use outputs::TurnTimeline;
+
+/// Replay options from the command line.
+pub struct ReplayOptions {
+    pub input: PathBuf,
+    pub out_dir: PathBuf,
+    pub cloud_latency_ms: Option<f64>,
+    pub realtime: bool,
+}
+
+/// One utterance found by the VAD, in ms on the input clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Utterance {
+    pub start_ms: f64,
+    /// When the VAD confirmed speech (barge-in detection time).
+    pub confirmed_ms: f64,
+    pub last_voiced_ms: f64,
+    pub endpoint_ms: f64,
+    /// The pause that the endpoint confirmed (speculative work may start there).
+    pub pause_ms: Option<f64>,
+}
+
+fn ms(sample: u64) -> f64 {
+    sample as f64 * 1000.0 / audio::ASR_RATE_HZ as f64
+}
+
+/// Runs the VAD over the whole input and returns its utterances.
+pub fn utterances(vad: &mut Vad, input: &[f32], min_speech_ms: u32) -> Result<Vec<Utterance>> {
+    let mut events = Vec::new();
+    for chunk in input.chunks(audio::vad::FRAME_SAMPLES) {
+        events.extend(vad.push(chunk)?);
+    }
+    events.extend(vad.finish());
+    let mut out = Vec::new();
+    let mut cur: Option<Utterance> = None;
+    for e in events {
+        match e {
+            VadEvent::SpeechStart { sample } => {
+                let s = ms(sample);
+                cur = Some(Utterance { start_ms: s, confirmed_ms: s + min_speech_ms as f64, last_voiced_ms: s, endpoint_ms: s, pause_ms: None });
+            }
+            VadEvent::Pause { at_sample, .. } => {
+                if let Some(u) = cur.as_mut() {
+                    u.pause_ms = Some(ms(at_sample));
+                }
+            }
+            VadEvent::Resume { .. } => {
+                if let Some(u) = cur.as_mut() {
+                    u.pause_ms = None;
+                }
+            }
+            VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
+                if let Some(mut u) = cur.take() {
+                    u.last_voiced_ms = ms(last_voiced_sample);
+                    u.endpoint_ms = ms(endpoint_sample);
+                    out.push(u);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
+    let input = audio::load_wav_16k_mono(&opts.input).with_context(|| format!("cannot replay {}", opts.input.display()))?;
+    std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("creating {}", opts.out_dir.display()))?;
+    let mut vad = Vad::new(&cfg.vad).context("loading the VAD")?;
+    let utts = utterances(&mut vad, &input, cfg.vad.min_speech_ms)?;
+    if utts.is_empty() {
+        bail!("no speech found in {} (VAD: {})", opts.input.display(), vad.detector_name());
+    }
+    let mut asr = asr::Asr::load(&cfg.asr).context("loading Whisper")?;
+    let mut voice = tts::Tts::load(&cfg.tts).context("loading the Piper voice")?;
+    let mulm = crate::mulm::Mulm::load(&cfg.lm.model_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let link = rt.block_on(CloudLink::start(&cfg.cloud, opts.cloud_latency_ms))?;
+
+    let wall_start = std::time::Instant::now();
+    let mut estimate = LatencyEstimate::new(0.5);
+    let mut turns: Vec<TurnTimeline> = Vec::new();
+    for (i, u) in utts.iter().enumerate() {
+        // Barge-in: this utterance began while the previous reply was still playing.
+        if let Some(prev) = turns.last_mut() {
+            prev.barge_in_at(u.confirmed_ms);
+        }
+        if opts.realtime {
+            // Pace like a microphone: this turn's endpoint cannot be handled before it happens.
+            let due = std::time::Duration::from_secs_f64(u.endpoint_ms / 1000.0);
+            if let Some(wait) = due.checked_sub(wall_start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let words = if cfg.turn.adaptive_opener {
+            opener_words(&estimate, cfg.turn.speech_words_per_s, cfg.turn.min_opener_words, cfg.turn.max_opener_words, cfg.turn.opener_words)
+        } else {
+            cfg.turn.opener_words
+        };
+        let s0 = (u.start_ms * 16.0) as usize;
+        let s1 = ((u.endpoint_ms * 16.0) as usize).min(input.len());
+        let ctx = turn_loop::TurnContext { cfg, utterance: *u, audio: &input[s0.min(s1)..s1], words, index: i };
+        let t = turn_loop::run_turn(&rt, &link, &mut asr, &mut voice, &mulm, &ctx)?;
+        if let (Some(d), Some(o)) = (t.cloud_first_delta_ms, t.opener_ready_ms) {
+            estimate.observe(d - o);
+        }
+        turns.push(t);
+    }
+    rt.block_on(link.shutdown());
+    outputs::write_all(&opts.out_dir, &input, &turns, voice.sample_rate_hz())?;
+    Ok(turns)
+}
+
+/// Where replay writes its files.
+pub fn output_paths(dir: &Path) -> [PathBuf; 3] {
+    [dir.join("reply.wav"), dir.join("timeline.json"), dir.join("timeline.svg")]
+}

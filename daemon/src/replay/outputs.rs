@@ -1,0 +1,222 @@
+//! What replay writes: `timeline.json`, `timeline.svg` and `reply.wav` (user and reply
+//! audio mixed on one 16 kHz timeline).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::Utterance;
+use crate::turn::{Part, TurnRecord};
+
+/// A piece of reply speech on the input clock (ms).
+#[derive(Debug, Clone, Serialize)]
+pub struct Segment {
+    pub part: Part,
+    pub text: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// When its audio was synthesized (it cannot start earlier).
+    pub ready_ms: f64,
+    #[serde(skip)]
+    pub samples: Vec<f32>,
+}
+
+/// One turn of `timeline.json`; all times in ms on the input audio's clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnTimeline {
+    pub index: usize,
+    pub transcript: String,
+    pub opener_text: String,
+    pub continuation_text: String,
+    pub repair: bool,
+    pub fallback: bool,
+    pub filler: bool,
+    pub barged_in: bool,
+    pub speculative: bool,
+    pub opener_words: usize,
+    pub speech_start_ms: f64,
+    pub speech_end_ms: f64,
+    pub endpoint_ms: f64,
+    pub asr_done_ms: Option<f64>,
+    pub opener_ready_ms: Option<f64>,
+    pub first_audio_ms: Option<f64>,
+    pub cloud_first_delta_ms: Option<f64>,
+    pub continuation_audio_ms: Option<f64>,
+    pub handoff_gap_ms: Option<f64>,
+    pub turn_end_ms: Option<f64>,
+    /// Last voiced sample of the question → first reply sample.
+    pub voice_to_voice_ms: Option<f64>,
+    pub segments: Vec<Segment>,
+}
+
+impl TurnTimeline {
+    pub fn new(index: usize, u: &Utterance, speculative: bool, opener_words: usize) -> Self {
+        Self {
+            index,
+            transcript: String::new(),
+            opener_text: String::new(),
+            continuation_text: String::new(),
+            repair: false,
+            fallback: false,
+            filler: false,
+            barged_in: false,
+            speculative,
+            opener_words,
+            speech_start_ms: u.start_ms,
+            speech_end_ms: u.last_voiced_ms,
+            endpoint_ms: u.endpoint_ms,
+            asr_done_ms: None,
+            opener_ready_ms: None,
+            first_audio_ms: None,
+            cloud_first_delta_ms: None,
+            continuation_audio_ms: None,
+            handoff_gap_ms: None,
+            turn_end_ms: None,
+            voice_to_voice_ms: None,
+            segments: Vec::new(),
+        }
+    }
+
+    /// Copies the state machine's record and derives the audio measures from the segments.
+    pub fn fill_from(&mut self, r: &TurnRecord) {
+        self.transcript = r.transcript.clone();
+        self.opener_text = r.opener_text.clone();
+        self.continuation_text = r.continuation_text.trim().to_string();
+        self.repair = r.repair;
+        self.fallback = r.fallback;
+        self.filler = r.filler;
+        self.asr_done_ms = r.asr_done_ms;
+        self.opener_ready_ms = r.opener_ready_ms;
+        self.cloud_first_delta_ms = r.cloud_first_delta_ms;
+        self.derive();
+    }
+
+    fn derive(&mut self) {
+        self.first_audio_ms = self.segments.first().map(|s| s.start_ms);
+        self.voice_to_voice_ms = self.first_audio_ms.map(|f| f - self.speech_end_ms);
+        let opener_end = self.segments.iter().filter(|s| s.part == Part::Opener).map(|s| s.end_ms).fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.max(e))));
+        self.continuation_audio_ms = self.segments.iter().find(|s| s.part == Part::Continuation).map(|s| s.start_ms);
+        self.handoff_gap_ms = match (opener_end, self.continuation_audio_ms) {
+            (Some(o), Some(c)) => Some(c - o),
+            _ => None,
+        };
+        self.turn_end_ms = self.segments.last().map(|s| s.end_ms).or(self.opener_ready_ms);
+    }
+
+    /// The user spoke again at `at_ms`: playback stops there (barge-in).
+    pub fn barge_in_at(&mut self, at_ms: f64) {
+        if self.turn_end_ms.is_none_or(|e| at_ms >= e) {
+            return;
+        }
+        self.barged_in = true;
+        self.segments.retain(|s| s.start_ms < at_ms);
+        if let Some(last) = self.segments.last_mut() {
+            if last.end_ms > at_ms {
+                let rate = last.samples.len() as f64 / (last.end_ms - last.start_ms).max(1e-9);
+                last.samples.truncate(((at_ms - last.start_ms) * rate) as usize);
+                last.end_ms = at_ms;
+            }
+        }
+        self.derive();
+        self.turn_end_ms = Some(at_ms);
+    }
+}
+
+#[derive(Serialize)]
+struct TimelineFile<'a> {
+    input_ms: f64,
+    turns: &'a [TurnTimeline],
+}
+
+/// Writes reply.wav, timeline.json and timeline.svg into `dir`.
+pub fn write_all(dir: &Path, input: &[f32], turns: &[TurnTimeline], tts_rate: u32) -> Result<()> {
+    let [wav, json, svg] = super::output_paths(dir);
+    let input_ms = input.len() as f64 / 16.0;
+    let file = TimelineFile { input_ms, turns };
+    std::fs::write(&json, serde_json::to_string_pretty(&file)?).with_context(|| format!("writing {}", json.display()))?;
+    let end_ms = turns.iter().filter_map(|t| t.turn_end_ms).fold(input_ms, f64::max) + 300.0;
+    let mut mix = vec![0.0f32; (end_ms * 16.0) as usize];
+    for (m, x) in mix.iter_mut().zip(input) {
+        *m = *x;
+    }
+    for s in turns.iter().flat_map(|t| &t.segments) {
+        let y = audio::resample::resample(&s.samples, tts_rate, 16_000)?;
+        let off = (s.start_ms * 16.0) as usize;
+        for (i, v) in y.iter().enumerate() {
+            if let Some(m) = mix.get_mut(off + i) {
+                *m = (*m + v).clamp(-1.0, 1.0);
+            }
+        }
+    }
+    audio::write_wav(&wav, &mix, 16_000).with_context(|| format!("writing {}", wav.display()))?;
+    std::fs::write(&svg, render_svg(turns, end_ms)).with_context(|| format!("writing {}", svg.display()))?;
+    Ok(())
+}
+
+fn color(part: Part) -> &'static str {
+    match part {
+        Part::Opener => "#e07a1f",
+        Part::Continuation => "#2f7ed8",
+        Part::Filler => "#9b59b6",
+        Part::LocalFinish => "#8e8e8e",
+        Part::Fallback => "#c0392b",
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A picture of the turns: user speech, opener, continuation and gaps on one time axis.
+pub fn render_svg(turns: &[TurnTimeline], end_ms: f64) -> String {
+    let (w, left, row_h) = (1200.0, 110.0, 26.0);
+    let scale = (w - left - 20.0) / end_ms.max(1.0);
+    let x = |ms: f64| left + ms * scale;
+    let h = 60.0 + row_h * 3.0 + 22.0 * turns.len() as f64 + 30.0;
+    let mut s = String::new();
+    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#);
+    let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    for (i, label) in ["user", "opener", "continuation"].iter().enumerate() {
+        let _ = write!(s, r#"<text x="8" y="{}">{label}</text>"#, 40.0 + row_h * i as f64 + 16.0);
+    }
+    let mut t = 0.0;
+    while t <= end_ms {
+        let _ = write!(s, r##"<line x1="{0}" x2="{0}" y1="30" y2="{1}" stroke="#eee"/><text x="{0}" y="24" fill="#888">{2:.0}s</text>"##, x(t), 40.0 + row_h * 3.0, t / 1000.0);
+        t += 1000.0;
+    }
+    for turn in turns {
+        let _ = write!(s, r##"<rect x="{}" y="40" width="{}" height="20" fill="#27ae60"><title>{}</title></rect>"##, x(turn.speech_start_ms), ((turn.speech_end_ms - turn.speech_start_ms) * scale).max(1.0), esc(&turn.transcript));
+        let _ = write!(s, r##"<line x1="{0}" x2="{0}" y1="36" y2="{1}" stroke="#333" stroke-dasharray="3,2"/>"##, x(turn.endpoint_ms), 40.0 + row_h * 3.0);
+        for seg in &turn.segments {
+            let row = if seg.part == Part::Opener { 1.0 } else { 2.0 };
+            let _ = write!(s, r#"<rect x="{}" y="{}" width="{}" height="20" fill="{}"><title>{}</title></rect>"#, x(seg.start_ms), 40.0 + row_h * row, ((seg.end_ms - seg.start_ms) * scale).max(1.0), color(seg.part), esc(&seg.text));
+        }
+    }
+    let mut y = 40.0 + row_h * 3.0 + 20.0;
+    for turn in turns {
+        let v2v = turn.voice_to_voice_ms.map_or("-".into(), |v| format!("{v:.0} ms"));
+        let gap = turn.handoff_gap_ms.map_or("-".into(), |v| format!("{v:.0} ms"));
+        let _ = write!(
+            s,
+            r#"<text x="8" y="{y}">turn {}: voice-to-voice {v2v}, handoff gap {gap}{}{} — "{}" → "{}"</text>"#,
+            turn.index + 1,
+            if turn.repair { ", repair" } else { "" },
+            if turn.fallback { ", fallback" } else { "" },
+            esc(&truncate(&turn.transcript, 50)),
+            esc(&truncate(&turn.opener_text, 50)),
+        );
+        y += 22.0;
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
+}

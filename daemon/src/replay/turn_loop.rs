@@ -1,0 +1,186 @@
+//! One replayed turn: drives the pure [`crate::turn::Turn`] state machine with real work
+//! (Whisper, the μLM, Piper, the cloud) and places everything on the input's clock.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cloud::client::{CloudEvent, ContinueParams};
+
+use super::outputs::{Segment, TurnTimeline};
+use super::Utterance;
+use crate::cloud_link::CloudLink;
+use crate::config::Config;
+use crate::mulm::Mulm;
+use crate::turn::{Action, Event, Turn};
+
+/// A turn gives up on the cloud after this long (wall clock), whatever the timeouts say.
+const TURN_WALL_LIMIT: Duration = Duration::from_secs(90);
+/// Gap between two pieces of speech joined mid-sentence (a word boundary), ms.
+const WORD_GAP_MS: f64 = 40.0;
+/// Tokens the μLM may use to finish a sentence locally.
+const LOCAL_FINISH_TOKENS: usize = 16;
+
+pub struct TurnContext<'a> {
+    pub cfg: &'a Config,
+    pub utterance: Utterance,
+    /// The utterance's 16 kHz samples (speech start to endpoint).
+    pub audio: &'a [f32],
+    pub words: usize,
+    pub index: usize,
+}
+
+/// The pause before the next piece of speech, after `prev` text: a sentence or clause gap,
+/// or a word gap when the sentence goes on.
+fn seam_gap_ms(cfg: &Config, prev: &str) -> f64 {
+    let t = prev.trim_end();
+    if t.ends_with(['.', '!', '?']) {
+        cfg.tts.sentence_silence_ms as f64
+    } else if t.ends_with([',', ';', ':']) {
+        cfg.tts.clause_silence_ms as f64
+    } else {
+        WORD_GAP_MS
+    }
+}
+
+pub fn run_turn(
+    rt: &tokio::runtime::Runtime,
+    link: &CloudLink,
+    asr: &mut asr::Asr,
+    voice: &mut tts::Tts,
+    mulm: &Mulm,
+    ctx: &TurnContext<'_>,
+) -> Result<TurnTimeline> {
+    // The cloud client spawns tokio tasks (watchdogs), so calls must run inside the runtime.
+    let _rt_guard = rt.enter();
+    let cfg = ctx.cfg;
+    let u = ctx.utterance;
+    let speculative = cfg.turn.speculative && u.pause_ms.is_some();
+    // Speculation: the work starts at the pause the endpoint later confirmed (the audio after
+    // it is silence, so the result is the same); audio still cannot play before the endpoint.
+    let anchor = if speculative { u.pause_ms.unwrap_or(u.endpoint_ms) } else { u.endpoint_ms };
+    let wall0 = Instant::now();
+    let vnow = || anchor + wall0.elapsed().as_secs_f64() * 1000.0;
+
+    let mut turn = Turn::new(cfg.turn.clone(), ctx.words);
+    let mut tl = TurnTimeline::new(ctx.index, &u, speculative, ctx.words);
+    let mut queue: VecDeque<Action> = turn.on(Event::SpeechEnded { last_voiced_ms: u.last_voiced_ms, endpoint_ms: u.endpoint_ms }).into();
+    let mut cursor = u.endpoint_ms;
+    let mut cloud_rx: Option<mpsc::Receiver<(Instant, CloudEvent)>> = None;
+    let mut cloud_id = None;
+    let mut idle_notified = false;
+    let rate = voice.sample_rate_hz();
+
+    loop {
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Transcribe => {
+                    let t = asr.transcribe(ctx.audio).with_context(|| format!("turn {}: ASR", ctx.index))?;
+                    queue.extend(turn.on(Event::Transcript { text: t.text, at_ms: vnow() }));
+                }
+                Action::WriteOpener { transcript, words } => {
+                    let o = mulm.opener(&transcript, words)?;
+                    queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow() }));
+                }
+                Action::SendContinue { transcript, opener, opener_complete } => {
+                    let mut p = ContinueParams::new(transcript, opener);
+                    p.opener_complete = opener_complete;
+                    p.mode = cfg.cloud.mode;
+                    p.max_tokens = cfg.cloud.max_tokens;
+                    let cont = link.client.continue_(p);
+                    cloud_id = Some(cont.id);
+                    // Stamp each event on arrival, while this thread synthesizes speech.
+                    let (tx, rx) = mpsc::channel();
+                    let mut events = cont.events;
+                    rt.spawn(async move {
+                        while let Some(e) = events.recv().await {
+                            if tx.send((Instant::now(), e)).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    cloud_rx = Some(rx);
+                }
+                Action::Speak { text, part } => {
+                    let spoken = tts::normalize::for_speech(&text);
+                    if spoken.trim().is_empty() {
+                        continue;
+                    }
+                    let pcm = voice.synthesize(&spoken).with_context(|| format!("turn {}: TTS", ctx.index))?;
+                    let ready = vnow();
+                    let gap = tl.segments.last().map(|s| seam_gap_ms(cfg, &s.text)).unwrap_or(0.0);
+                    let start = ready.max(cursor + gap);
+                    let dur = pcm.samples.len() as f64 * 1000.0 / rate as f64;
+                    tl.segments.push(Segment { part, text, start_ms: start, end_ms: start + dur, ready_ms: ready, samples: pcm.samples });
+                    cursor = start + dur;
+                    idle_notified = false;
+                }
+                Action::FinishLocally { transcript, prefix } => {
+                    let text = mulm.finish_sentence(&transcript, &prefix, LOCAL_FINISH_TOKENS)?;
+                    queue.extend(turn.on(Event::LocalFinish { text, at_ms: vnow() }));
+                }
+                Action::CancelCloud => {
+                    if let Some(id) = cloud_id {
+                        link.client.cancel(id);
+                    }
+                }
+                Action::StopPlayback | Action::EndTurn => {}
+            }
+        }
+        if turn.is_done() {
+            break;
+        }
+        // Wait for a cloud event, the playback queue draining, or the next tick.
+        let now = vnow();
+        let wait_ms = if !idle_notified && cursor > now { (cursor - now).clamp(1.0, 50.0) } else { 50.0 };
+        let wait = Duration::from_secs_f64(wait_ms / 1000.0);
+        let received = match &cloud_rx {
+            Some(rx) => match rx.recv_timeout(wait) {
+                Ok(x) => Some(x),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    cloud_rx = None;
+                    None
+                }
+            },
+            None => {
+                std::thread::sleep(wait);
+                None
+            }
+        };
+        if let Some((t, e)) = received {
+            let at_ms = anchor + t.saturating_duration_since(wall0).as_secs_f64() * 1000.0;
+            let ev = match e {
+                CloudEvent::Delta(text) => Event::CloudDelta { text, at_ms },
+                CloudEvent::Repair(_) => Event::CloudRepair { at_ms },
+                CloudEvent::Done { .. } => Event::CloudDone { at_ms },
+                CloudEvent::Error { kind, message } => Event::CloudFailed { reason: format!("{kind:?}: {message}"), at_ms },
+                CloudEvent::FirstDeltaTimeout { waited_ms } => {
+                    if let Some(id) = cloud_id {
+                        link.client.cancel(id);
+                    }
+                    Event::CloudFailed { reason: format!("no first delta after {waited_ms} ms"), at_ms }
+                }
+            };
+            queue.extend(turn.on(ev));
+        }
+        let now = vnow();
+        if queue.is_empty() && !idle_notified && now >= cursor {
+            idle_notified = true;
+            queue.extend(turn.on(Event::PlaybackIdle { at_ms: cursor }));
+        }
+        queue.extend(turn.on(Event::Tick { at_ms: now }));
+        if wall0.elapsed() > TURN_WALL_LIMIT {
+            if let Some(id) = cloud_id {
+                link.client.cancel(id);
+            }
+            queue.extend(turn.on(Event::CloudFailed { reason: "turn wall-clock limit".into(), at_ms: now }));
+            if queue.is_empty() {
+                break; // nothing left to wait for
+            }
+        }
+    }
+    tl.fill_from(turn.record());
+    Ok(tl)
+}

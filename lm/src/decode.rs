@@ -1,0 +1,144 @@
+//! Autoregressive decoding with the KV cache: one prefill over the prompt, then one
+//! single-token forward per generated token (paper §architecture "KV cache for decoding";
+//! the paper's own demo decoded without a cache).
+
+use std::time::Instant;
+
+use crate::error::{LmError, Result};
+use crate::model::{Cache, Model};
+use crate::sampler::{Sampler, SamplingParams};
+use crate::tokenizer::{ChatTokenizer, TextStream};
+
+/// Decoding state for one model: KV cache and sampler. Reusing a `Decoder` across requests
+/// keeps the cache buffers allocated (call [`Decoder::reset`] between prompts).
+#[derive(Debug)]
+pub struct Decoder<'m> {
+    model: &'m Model,
+    cache: Cache,
+    sampler: Sampler,
+}
+
+impl<'m> Decoder<'m> {
+    /// New decoder with its own cache (`[1, g, max_seq_len, hd]` per layer for K and V).
+    pub fn new(model: &'m Model, sampling: SamplingParams) -> Result<Decoder<'m>> {
+        Ok(Decoder { model, cache: model.new_cache()?, sampler: Sampler::new(sampling)? })
+    }
+
+    /// Forget the previous prompt (buffers stay allocated) and reseed the sampler.
+    pub fn reset(&mut self, sampling: SamplingParams) -> Result<()> {
+        self.cache.reset();
+        self.sampler = Sampler::new(sampling)?;
+        Ok(())
+    }
+
+    /// The model being decoded.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Tokens in the cache (prompt + fed tokens).
+    pub fn position(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Room left in the context window (tokens).
+    pub fn remaining(&self) -> usize {
+        self.model.config().max_seq_len.saturating_sub(self.cache.len())
+    }
+
+    /// Run the prompt (appended after whatever is cached) and sample the first new token.
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
+        let logits = self.model.forward(prompt, &mut self.cache, false)?;
+        self.sampler.sample(&logits)
+    }
+
+    /// Feed the token just produced and sample the next one.
+    pub fn step(&mut self, token: u32) -> Result<u32> {
+        let logits = self.model.forward(&[token], &mut self.cache, false)?;
+        self.sampler.sample(&logits)
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The opener's word budget was reached (at a word boundary).
+    WordBudget,
+    /// The model produced an end-of-turn token.
+    EndOfTurn,
+    /// `max_new_tokens` was reached.
+    MaxTokens,
+    /// The context window is full.
+    ContextFull,
+    /// The caller's callback asked to stop.
+    Caller,
+    /// The input was too long; the generic opener was returned (paper: fallback for long inputs).
+    Fallback,
+}
+
+/// Result of [`generate`].
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Generated ids (excluding the stop token).
+    pub tokens: Vec<u32>,
+    /// Decoded text.
+    pub text: String,
+    /// Prompt forward + first sample (ms).
+    pub prefill_ms: f64,
+    /// Wall time per decode step after the first token (ms).
+    pub step_ms: Vec<f64>,
+    /// Total (ms).
+    pub total_ms: f64,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+/// Plain generation: prefill `prompt` and decode up to `max_new_tokens` tokens, streaming text
+/// pieces through `on_piece`; return `false` from it to stop early.
+pub fn generate(
+    model: &Model,
+    tok: &ChatTokenizer,
+    prompt: &[u32],
+    max_new_tokens: usize,
+    sampling: SamplingParams,
+    mut on_piece: impl FnMut(&str) -> bool,
+) -> Result<Generation> {
+    if max_new_tokens == 0 {
+        return Err(LmError::InvalidArgument("max_new_tokens must be ≥ 1".into()));
+    }
+    let t0 = Instant::now();
+    let mut dec = Decoder::new(model, sampling)?;
+    let mut next = dec.prefill(prompt)?;
+    let prefill_ms = ms(t0);
+    let mut stream = TextStream::new();
+    let mut tokens = Vec::new();
+    let mut text = String::new();
+    let mut step_ms = Vec::new();
+    let stop = loop {
+        if tok.stop_ids().contains(&next) {
+            break StopReason::EndOfTurn;
+        }
+        tokens.push(next);
+        let piece = stream.push(tok, next)?;
+        text.push_str(&piece);
+        if !piece.is_empty() && !on_piece(&piece) {
+            break StopReason::Caller;
+        }
+        if tokens.len() >= max_new_tokens {
+            break StopReason::MaxTokens;
+        }
+        if dec.remaining() == 0 {
+            break StopReason::ContextFull;
+        }
+        let ts = Instant::now();
+        next = dec.step(next)?;
+        step_ms.push(ms(ts));
+    };
+    Ok(Generation { tokens, text, prefill_ms, step_ms, total_ms: ms(t0), stop })
+}
+
+/// Milliseconds since `t`.
+pub(crate) fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}

@@ -1,0 +1,71 @@
+//! Typed errors of the μLM runtime. Every checkpoint problem names the tensor or key involved,
+//! so a bad export is diagnosable from the message alone.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the `lm` crate.
+#[derive(Debug, thiserror::Error)]
+pub enum LmError {
+    /// A preset name that is not one of the paper's five variants (or the test preset).
+    #[error("unknown μLM preset {0:?}; expected one of 64-2, 256-8, 256-16, 384-8, 384-16, 512-8")]
+    UnknownPreset(String),
+    /// The model config is internally inconsistent (e.g. hidden not divisible by heads).
+    #[error("invalid model config: {0}")]
+    InvalidConfig(String),
+    /// A tensor the architecture needs is absent from the checkpoint.
+    #[error("missing tensor `{name}` in {file}")]
+    MissingTensor { name: String, file: String },
+    /// The checkpoint holds a tensor the architecture does not use (e.g. an untied `lm_head.weight`).
+    #[error("unexpected tensor `{name}` in {file} (the μLM has no such weight; tied embeddings mean no separate LM head)")]
+    UnexpectedTensor { name: String, file: String },
+    /// A tensor has the wrong shape for the configured architecture.
+    #[error("tensor `{name}`: expected shape {expected:?}, found {found:?}")]
+    ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
+    /// A tensor is stored in a dtype the loader does not handle.
+    #[error("tensor `{name}`: unsupported dtype {dtype}")]
+    UnsupportedDtype { name: String, dtype: String },
+    /// mulm.json and the checkpoint (GGUF metadata, tokenizer) disagree.
+    #[error("config mismatch for `{key}`: mulm.json says {expected}, {source_name} says {found}")]
+    ConfigMismatch { key: String, expected: String, found: String, source_name: String },
+    /// A metadata key that the GGUF reader needs is absent or has the wrong type.
+    #[error("GGUF metadata `{key}`: {problem}")]
+    GgufMetadata { key: String, problem: String },
+    /// A special token listed in mulm.json is missing from tokenizer.json or has another id.
+    #[error("special token {content:?}: mulm.json id {expected}, tokenizer.json id {found:?}")]
+    SpecialTokenMismatch { content: String, expected: u32, found: Option<u32> },
+    /// A chat template refers to a special-token name that `special_tokens` does not define.
+    #[error("chat template refers to unknown special token name {0:?}")]
+    UnknownSpecialName(String),
+    /// Filesystem errors, with the path involved.
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// mulm.json could not be parsed or written.
+    #[error("JSON error in {path}: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    /// tokenizers-crate errors (loading, encoding, decoding, training).
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The prompt does not fit the context window (tokens).
+    #[error("prompt of {tokens} tokens does not fit the context of {max} tokens")]
+    PromptTooLong { tokens: usize, max: usize },
+    /// A caller-supplied argument is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Errors from candle's tensor operations.
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias for the crate.
+pub type Result<T> = std::result::Result<T, LmError>;
+
+impl LmError {
+    /// Wrap an `std::io::Error` with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        LmError::Io { path: path.into(), source }
+    }
+    /// Wrap any tokenizers error (they are boxed `dyn Error`s) as text.
+    pub fn tok(e: impl std::fmt::Display) -> Self {
+        LmError::Tokenizer(e.to_string())
+    }
+}
