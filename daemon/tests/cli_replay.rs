@@ -1,0 +1,107 @@
+//! `firstword replay` end to end on a real recording: VAD, Whisper, a (random-weight,
+//! development) μLM, Piper, and the local Gemma gateway in-process.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn firstword(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_firstword")).args(args).current_dir(root()).output().expect("run firstword")
+}
+
+fn assets_present() -> bool {
+    let needed = [
+        "models/whisper/ggml-tiny.en.bin",
+        "models/piper/en_US-joe-medium.onnx",
+        "models/gemma/gemma-3-270m-q4_k_m.gguf",
+        "fixtures/audio/fetched/speech_orig_16k.wav",
+    ];
+    let missing: Vec<_> = needed.iter().filter(|p| !root().join(p).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
+        panic!("missing {missing:?}: run scripts/setup.sh");
+    }
+    eprintln!("SKIP: missing {missing:?} (run scripts/setup.sh)");
+    false
+}
+
+#[test]
+fn replay_writes_a_consistent_timeline_for_each_question() {
+    if !assets_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("mulm");
+    let out = firstword(&["lm", "dev-checkpoint", "--out", ckpt.to_str().unwrap(), "--preset", "256-8"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = dir.path().join("replay.toml");
+    std::fs::write(
+        &cfg,
+        format!("[lm]\nmodel_dir = {:?}\n[cloud]\nmax_tokens = 24\nlocal_latency_ms = 300\n", ckpt.to_str().unwrap()),
+    )
+    .unwrap();
+    // Two questions separated by 1.5 s of silence: the recording, twice.
+    let rec = audio::load_wav_16k_mono(root().join("fixtures/audio/fetched/speech_orig_16k.wav")).unwrap();
+    let mut two = rec.clone();
+    two.extend(std::iter::repeat_n(0.0f32, 24_000));
+    two.extend_from_slice(&rec);
+    let input = dir.path().join("two.wav");
+    audio::write_wav(&input, &two, 16_000).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = firstword(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
+
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap();
+    let turns = v["turns"].as_array().unwrap();
+    // The pauses inside the recording are shorter than the hangover: one turn per copy.
+    assert_eq!(turns.len(), 2, "{v}");
+    let second_start = turns[1]["speech_start_ms"].as_f64().unwrap();
+    assert!((second_start - (rec.len() as f64 / 16.0 + 1_500.0)).abs() < 700.0, "second turn at {second_start} ms");
+    let all: String = turns.iter().map(|t| t["transcript"].as_str().unwrap().to_lowercase()).collect::<Vec<_>>().join(" ");
+    assert!(all.contains("birch canoe") && all.contains("steady work"), "{all}");
+    for t in turns {
+        let f = |k: &str| t[k].as_f64();
+        let (end, endpoint) = (f("speech_end_ms").unwrap(), f("endpoint_ms").unwrap());
+        assert!(endpoint >= end, "{t}");
+        assert!(f("asr_done_ms").unwrap() > f("speech_start_ms").unwrap(), "{t}");
+        // The reply never starts before the endpoint, and the cloud request follows the opener.
+        if let Some(first) = f("first_audio_ms") {
+            assert!(first >= endpoint, "audio before the endpoint: {t}");
+            assert!((first - end - f("voice_to_voice_ms").unwrap()).abs() < 1e-6);
+        }
+        if let (Some(d), Some(o)) = (f("cloud_first_delta_ms"), f("opener_ready_ms")) {
+            assert!(d >= o, "{t}");
+        }
+        let segs = t["segments"].as_array().unwrap();
+        for w in segs.windows(2) {
+            assert!(w[1]["start_ms"].as_f64().unwrap() >= w[0]["end_ms"].as_f64().unwrap() - 1e-6, "overlapping speech: {t}");
+        }
+    }
+    let d = audio::read_wav(out_dir.join("reply.wav")).unwrap();
+    assert!(d.duration_ms() >= two.len() as f64 / 16.0, "reply.wav shorter than the input");
+    let svg = std::fs::read_to_string(out_dir.join("timeline.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("turn 1"));
+}
+
+#[test]
+fn replay_of_a_broken_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.wav");
+    std::fs::write(&bad, b"RIFF").unwrap();
+    let out = firstword(&["replay", bad.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.wav") && !err.contains("panicked"), "{err}");
+}
