@@ -1,38 +1,18 @@
 //! `firstword replay` end to end on a real recording: VAD, Whisper, a (random-weight,
 //! development) μLM, Piper, and the local Gemma gateway in-process.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{assets_present, firstword, root};
 
-fn firstword(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_firstword")).args(args).current_dir(root()).output().expect("run firstword")
-}
-
-fn assets_present() -> bool {
-    let needed = [
+#[test]
+fn replay_writes_a_consistent_timeline_for_each_question() {
+    if !assets_present(&[
         "models/whisper/ggml-tiny.en.bin",
         "models/piper/en_US-joe-medium.onnx",
         "models/gemma/gemma-3-270m-q4_k_m.gguf",
         "fixtures/audio/fetched/speech_orig_16k.wav",
-    ];
-    let missing: Vec<_> = needed.iter().filter(|p| !root().join(p).exists()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("missing {missing:?}: run scripts/setup.sh");
-    }
-    eprintln!("SKIP: missing {missing:?} (run scripts/setup.sh)");
-    false
-}
-
-#[test]
-fn replay_writes_a_consistent_timeline_for_each_question() {
-    if !assets_present() {
+    ]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

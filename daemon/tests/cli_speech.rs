@@ -1,33 +1,17 @@
 //! The `firstword` binary on real models: say → asr round trip, JSON output, clear errors
 //! on bad input. Runs from the repository root, where the default config points.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{assets_present, firstword};
 
-fn models_present() -> bool {
-    let needed = ["models/whisper/ggml-tiny.en.bin", "models/piper/en_US-joe-medium.onnx", "models/onnxruntime/libonnxruntime.so.1.24.2"];
-    let missing: Vec<_> = needed.iter().filter(|p| !root().join(p).exists()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("missing {missing:?}: run scripts/setup.sh");
-    }
-    eprintln!("SKIP: missing {missing:?} (run scripts/setup.sh)");
-    false
-}
-
-fn firstword(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_firstword")).args(args).current_dir(root()).output().expect("run firstword")
-}
+/// What the speech tests need from scripts/setup.sh.
+const SPEECH_MODELS: &[&str] =
+    &["models/whisper/ggml-tiny.en.bin", "models/piper/en_US-joe-medium.onnx", "models/onnxruntime/libonnxruntime.so.1.24.2"];
 
 #[test]
 fn piper_speaks_whisper_hears_it_back() {
-    if !models_present() {
+    if !assets_present(SPEECH_MODELS) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -52,7 +36,7 @@ fn piper_speaks_whisper_hears_it_back() {
 
 #[test]
 fn say_strips_markdown_before_speaking() {
-    if !models_present() {
+    if !assets_present(SPEECH_MODELS) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
