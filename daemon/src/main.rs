@@ -17,7 +17,7 @@ mod turn;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -63,6 +63,11 @@ enum Cmd {
         #[arg(long)]
         realtime: bool,
     },
+    /// The cloud continuator gateway.
+    Cloud {
+        #[command(subcommand)]
+        which: CloudCmd,
+    },
     /// Validate a config file; errors name the offending key.
     CheckConfig { file: PathBuf },
     /// Write the first words of an answer to QUESTION with the on-device micro LM.
@@ -72,6 +77,13 @@ enum Cmd {
         #[command(subcommand)]
         which: cmd_opener::LmCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum CloudCmd {
+    /// Serve the WebSocket gateway; the config is `--config FILE` (default configs/cloud.toml),
+    /// with top-level `listen` and `token` keys and a `[backend]` table.
+    Serve,
 }
 
 fn main() -> Result<()> {
@@ -86,6 +98,13 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Cloud { which: CloudCmd::Serve } => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("configs/cloud.toml"));
+            let gcfg = cloud::gateway::GatewayConfig::from_file(&path)
+                .with_context(|| format!("invalid gateway config {}", path.display()))?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(cloud::gateway::serve(gcfg)).context("gateway")
+        }
         Cmd::CheckConfig { file } => {
             config::Config::load(&file)?;
             println!("{}: ok", file.display());
@@ -118,7 +137,7 @@ fn main() -> Result<()> {
                 Cmd::Bench { which } => bench::run(&cfg, which),
                 Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
                 Cmd::Lm { which } => cmd_opener::run_lm(which),
-                Cmd::CheckConfig { .. } => unreachable!("handled above"),
+                Cmd::CheckConfig { .. } | Cmd::Cloud { .. } => unreachable!("handled above"),
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `firstword bench …`: benchmarks that print JSON (timing goals live here, never in tests).
 
 mod lm;
+mod cloud;
 mod speech;
 pub mod stats;
 
@@ -11,6 +12,14 @@ use crate::config::Config;
 
 #[derive(Subcommand)]
 pub enum Which {
+    /// Gateway overhead: concurrent streaming sessions on one in-process gateway with a
+    /// scripted instant backend (first delta p50/p99, errors).
+    Cloud {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+    },
     /// ASR latency and real-time factor on a 3-5 s question; TTS time to first audio for a
     /// 6-word phrase and TTS real-time factor; peak RSS.
     Speech {
@@ -28,6 +37,7 @@ pub enum Which {
 
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
     match which {
+        Which::Cloud { json, sessions } => cloud::run(sessions.max(1), json),
         Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
         Which::Lm(args) => lm::run(cfg, &args),
     }
