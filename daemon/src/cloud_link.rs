@@ -103,9 +103,18 @@ impl CloudLink {
             model = sec.local_model.display().to_string(),
             jitter = sec.local_latency_jitter_ms,
         );
-        let gcfg = GatewayConfig::from_toml_str(&toml).context("local gateway config")?;
-        let gateway = cloud::gateway::spawn(gcfg).await.context("starting the local gateway (Gemma 3 270M)")?;
-        let client = CloudClient::connect(&gateway.url(), &sec.token, opts).await.context("cloud client")?;
+        Self::start_gateway(sec, &toml).await.context("starting the local gateway (Gemma 3 270M)")
+    }
+
+    /// Starts an in-process gateway from a gateway config (TOML text, as for
+    /// `firstword cloud serve`; `listen` should be `127.0.0.1:0`) and connects to it.
+    /// Benchmarks use this with the scripted backend.
+    pub async fn start_gateway(sec: &CloudSection, gateway_toml: &str) -> Result<Self> {
+        let opts = ClientOptions { first_delta_timeout_ms: sec.first_delta_timeout_ms, ..ClientOptions::default() };
+        let gcfg = GatewayConfig::from_toml_str(gateway_toml).context("in-process gateway config")?;
+        let token = gcfg.token.clone();
+        let gateway = cloud::gateway::spawn(gcfg).await.context("starting the in-process gateway")?;
+        let client = CloudClient::connect(&gateway.url(), &token, opts).await.context("cloud client")?;
         Ok(Self { client, gateway: Some(gateway) })
     }
 

@@ -43,6 +43,19 @@ pub enum LmCmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Export a safetensors checkpoint directory (from training/export.py) as a GGUF of
+    /// llama.cpp's `llama` architecture: the deployable form the daemon prefers.
+    ExportGguf {
+        /// Checkpoint directory: mulm.json, tokenizer.json, model.safetensors.
+        #[arg(long)]
+        model: PathBuf,
+        /// Output file (default: MODEL/model.gguf, which the daemon then loads).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Weight type of the matrices: q8_0, f16 or f32.
+        #[arg(long, default_value = "q8_0")]
+        r#type: String,
+    },
 }
 
 /// A loaded μLM and what it is.
@@ -195,6 +208,26 @@ pub fn run_lm(cmd: LmCmd) -> Result<()> {
                 out.display(),
                 t0.elapsed().as_secs_f64()
             );
+            Ok(())
+        }
+        LmCmd::ExportGguf { model, out, r#type } => {
+            let ty = match r#type.as_str() {
+                "q8_0" => lm::ExportType::Q8_0,
+                "f16" => lm::ExportType::F16,
+                "f32" => lm::ExportType::F32,
+                other => bail!("--type {other:?}: expected q8_0, f16 or f32"),
+            };
+            let mulm_path = model.join(lm::mulm_file::MULM_JSON);
+            if !mulm_path.is_file() {
+                return Err(missing_checkpoint(&model));
+            }
+            let mulm = lm::MulmFile::load(&mulm_path).with_context(|| format!("loading {}", mulm_path.display()))?;
+            let st = model.join(lm::load::SAFETENSORS_FILE);
+            let weights = lm::Weights::load_safetensors(&st, &mulm.model).with_context(|| format!("loading {}", st.display()))?;
+            let out = out.unwrap_or_else(|| model.join(lm::load::GGUF_FILE));
+            let s = lm::export_gguf(&weights, &mulm, &model.join("tokenizer.json"), &out, ty)
+                .with_context(|| format!("exporting {}", out.display()))?;
+            eprintln!("wrote {} ({:.1} MB, {} tensors)", out.display(), s.bytes as f64 / 1e6, s.tensor_types.len());
             Ok(())
         }
     }

@@ -44,6 +44,12 @@ enum Cmd {
         text: String,
         #[arg(long)]
         out: PathBuf,
+        /// Output sample rate in Hz (default: the voice's own).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Silence before and after the speech, in ms.
+        #[arg(long, default_value_t = 0)]
+        pad_ms: u32,
     },
     /// Run a benchmark and print its report.
     Bench {
@@ -114,7 +120,9 @@ fn main() -> Result<()> {
             let cfg = config::Config::load_or_default(cli.config.as_deref())?;
             match cmd {
                 Cmd::Asr { file, json } => cmd_asr::run(&cfg, &file, json),
-                Cmd::Say { text, out } => cmd_say::run(&cfg, &text, &out),
+                Cmd::Say { text, out, rate, pad_ms } => {
+                    cmd_say::run(&cfg, &cmd_say::SayOptions { text: &text, out: &out, rate_hz: rate, pad_ms })
+                }
                 Cmd::Replay { input, out, cloud_latency_ms, realtime } => {
                     let opts = replay::ReplayOptions { input, out_dir: out, cloud_latency_ms, realtime };
                     let turns = replay::run(&cfg, &opts)?;

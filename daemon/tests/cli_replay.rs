@@ -22,7 +22,7 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
     let cfg = dir.path().join("replay.toml");
     std::fs::write(
         &cfg,
-        format!("[lm]\nmodel_dir = {:?}\n[cloud]\nmax_tokens = 24\nlocal_latency_ms = 300\n", ckpt.to_str().unwrap()),
+        format!("[vad]\nhangover_ms = 480\n[lm]\nmodel_dir = {:?}\n[cloud]\nmax_tokens = 24\nlocal_latency_ms = 300\n", ckpt.to_str().unwrap()),
     )
     .unwrap();
     // Two questions separated by 1.5 s of silence: the recording, twice.
@@ -45,7 +45,8 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
 
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap();
     let turns = v["turns"].as_array().unwrap();
-    // The pauses inside the recording are shorter than the hangover: one turn per copy.
+    // The pauses between the recording's sentences are shorter than this test's 480 ms
+    // hangover: one turn per copy.
     assert_eq!(turns.len(), 2, "{v}");
     let second_start = turns[1]["speech_start_ms"].as_f64().unwrap();
     assert!((second_start - (rec.len() as f64 / 16.0 + 1_500.0)).abs() < 700.0, "second turn at {second_start} ms");

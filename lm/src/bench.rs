@@ -101,6 +101,12 @@ struct RunStats {
     total_ms: f64,
 }
 
+/// One run on the model's own pool, as openers run (see `Model::install`).
+fn model_install_run(dec: &mut Decoder<'_>, tok: &ChatTokenizer, ids: &[u32], o: &BenchOptions) -> Result<RunStats> {
+    let model = dec.model();
+    model.install(|| one_run(dec, tok, ids, o))
+}
+
 fn one_run(dec: &mut Decoder<'_>, tok: &ChatTokenizer, ids: &[u32], o: &BenchOptions) -> Result<RunStats> {
     dec.reset(SamplingParams::default())?;
     let t0 = Instant::now();
@@ -155,12 +161,12 @@ pub fn run_with(model: &Model, tok: &ChatTokenizer, prompt: &str, o: &BenchOptio
     let ids = tok.encode_chat(&[Turn::user(prompt)], max_seq.saturating_sub(o.max_new_tokens))?.ids;
     let mut dec = Decoder::new(model, SamplingParams::default())?;
     for _ in 0..o.warmup_runs {
-        one_run(&mut dec, tok, &ids, o)?;
+        model_install_run(&mut dec, tok, &ids, o)?;
     }
     let start = Instant::now();
     let mut runs = Vec::new();
     while runs.is_empty() || start.elapsed().as_secs_f64() < o.window_s {
-        runs.push(one_run(&mut dec, tok, &ids, o)?);
+        runs.push(model_install_run(&mut dec, tok, &ids, o)?);
     }
     let n = runs.len() as f64;
     let mean = |f: &dyn Fn(&RunStats) -> f64| runs.iter().map(f).sum::<f64>() / n;

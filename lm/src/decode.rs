@@ -102,11 +102,22 @@ pub fn generate(
     prompt: &[u32],
     max_new_tokens: usize,
     sampling: SamplingParams,
-    mut on_piece: impl FnMut(&str) -> bool,
+    on_piece: impl FnMut(&str) -> bool + Send,
 ) -> Result<Generation> {
     if max_new_tokens == 0 {
         return Err(LmError::InvalidArgument("max_new_tokens must be ≥ 1".into()));
     }
+    model.install(|| generate_in_pool(model, tok, prompt, max_new_tokens, sampling, on_piece))
+}
+
+fn generate_in_pool(
+    model: &Model,
+    tok: &ChatTokenizer,
+    prompt: &[u32],
+    max_new_tokens: usize,
+    sampling: SamplingParams,
+    mut on_piece: impl FnMut(&str) -> bool,
+) -> Result<Generation> {
     let t0 = Instant::now();
     let mut dec = Decoder::new(model, sampling)?;
     let mut next = dec.prefill(prompt)?;

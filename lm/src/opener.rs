@@ -194,6 +194,16 @@ impl<'m> OpenerEngine<'m> {
         &mut self,
         input: OpenerInput<'_>,
         budget_words: Option<usize>,
+        on_word: impl FnMut(&str, usize) + Send,
+    ) -> Result<Opener> {
+        let model = self.decoder.model();
+        model.install(|| self.opener_in_pool(input, budget_words, on_word))
+    }
+
+    fn opener_in_pool(
+        &mut self,
+        input: OpenerInput<'_>,
+        budget_words: Option<usize>,
         mut on_word: impl FnMut(&str, usize),
     ) -> Result<Opener> {
         let t0 = Instant::now();
@@ -296,7 +306,7 @@ pub fn opener(
     tok: &ChatTokenizer,
     input: OpenerInput<'_>,
     budget_words: Option<usize>,
-    on_word: impl FnMut(&str, usize),
+    on_word: impl FnMut(&str, usize) + Send,
 ) -> Result<Opener> {
     OpenerEngine::new(model, tok)?.opener(input, budget_words, on_word)
 }

@@ -65,8 +65,8 @@ impl Default for VadConfig {
             threshold: 0.5,
             neg_threshold: 0.35,
             min_speech_ms: 96,
-            hangover_ms: 480,
-            pause_ms: 160,
+            hangover_ms: 300,
+            pause_ms: 96,
             energy_threshold_db: -38.0,
         }
     }

@@ -231,7 +231,11 @@ pub(crate) async fn run(
                 tracing::info!(%url, "cloud session open");
                 let why = run_session(ws, &opts, &shared, &mut cmd_rx).await;
                 let _ = shared.connected.send_replace(false);
-                tracing::warn!(%url, reason = %why, "cloud session ended");
+                if shared.shutdown.is_cancelled() {
+                    tracing::debug!(%url, reason = %why, "cloud session ended");
+                } else {
+                    tracing::warn!(%url, reason = %why, "cloud session ended");
+                }
                 if let Ok(mut s) = shared.stats.lock() {
                     s.disconnects += 1;
                     s.last_error = Some(why.clone());

@@ -2,6 +2,7 @@
 
 mod lm;
 mod cloud;
+mod pipeline;
 mod speech;
 pub mod stats;
 
@@ -33,6 +34,9 @@ pub enum Which {
     /// μLM latency and throughput (the paper's fixed-window method), f32 and Q8_0 per preset,
     /// optionally against llama.cpp on the same GGUF weights.
     Lm(lm::LmBenchArgs),
+    /// The headline: voice-to-voice latency and handoff gap over the spoken fixture questions
+    /// at several injected cloud latencies, against the cloud-only baseline.
+    Pipeline(pipeline::PipelineBenchArgs),
 }
 
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
@@ -40,5 +44,6 @@ pub fn run(cfg: &Config, which: Which) -> Result<()> {
         Which::Cloud { json, sessions } => cloud::run(sessions.max(1), json),
         Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
         Which::Lm(args) => lm::run(cfg, &args),
+        Which::Pipeline(args) => pipeline::run(cfg, &args),
     }
 }

@@ -9,7 +9,7 @@
 //! paces the input at real time, as a microphone would.
 
 mod outputs;
-mod turn_loop;
+pub mod turn_loop;
 
 use std::path::{Path, PathBuf};
 
@@ -82,6 +82,41 @@ pub fn utterances(vad: &mut Vad, input: &[f32], min_speech_ms: u32) -> Result<Ve
     Ok(out)
 }
 
+/// The device's models: everything a turn needs besides the cloud.
+pub struct Models {
+    pub asr: asr::Asr,
+    pub voice: tts::Tts,
+    pub mulm: crate::mulm::Mulm,
+}
+
+impl Models {
+    /// Loads Whisper, the Piper voice and the μLM named by the config.
+    pub fn load(cfg: &Config) -> Result<Self> {
+        Ok(Self {
+            asr: asr::Asr::load(&cfg.asr).context("loading Whisper")?,
+            voice: tts::Tts::load(&cfg.tts).context("loading the Piper voice")?,
+            mulm: crate::mulm::Mulm::load(&cfg.lm.model_dir)?,
+        })
+    }
+}
+
+/// The opener's word budget for the next turn: adaptive from the cloud's observed latency,
+/// or the fixed `turn.opener_words`.
+pub fn next_opener_words(cfg: &Config, estimate: &LatencyEstimate) -> usize {
+    if cfg.turn.adaptive_opener {
+        opener_words(estimate, cfg.turn.speech_words_per_s, cfg.turn.min_opener_words, cfg.turn.max_opener_words, cfg.turn.opener_words)
+    } else {
+        cfg.turn.opener_words
+    }
+}
+
+/// The 16 kHz samples of an utterance, from its start to its endpoint.
+pub fn utterance_audio<'a>(input: &'a [f32], u: &Utterance) -> &'a [f32] {
+    let s0 = (u.start_ms * 16.0) as usize;
+    let s1 = ((u.endpoint_ms * 16.0) as usize).min(input.len());
+    &input[s0.min(s1)..s1]
+}
+
 pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
     let input = audio::load_wav_16k_mono(&opts.input).with_context(|| format!("cannot replay {}", opts.input.display()))?;
     std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("creating {}", opts.out_dir.display()))?;
@@ -90,9 +125,7 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
     if utts.is_empty() {
         bail!("no speech found in {} (VAD: {})", opts.input.display(), vad.detector_name());
     }
-    let mut asr = asr::Asr::load(&cfg.asr).context("loading Whisper")?;
-    let mut voice = tts::Tts::load(&cfg.tts).context("loading the Piper voice")?;
-    let mulm = crate::mulm::Mulm::load(&cfg.lm.model_dir)?;
+    let mut models = Models::load(cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let link = rt.block_on(CloudLink::start(&cfg.cloud, opts.cloud_latency_ms))?;
 
@@ -111,22 +144,17 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
                 std::thread::sleep(wait);
             }
         }
-        let words = if cfg.turn.adaptive_opener {
-            opener_words(&estimate, cfg.turn.speech_words_per_s, cfg.turn.min_opener_words, cfg.turn.max_opener_words, cfg.turn.opener_words)
-        } else {
-            cfg.turn.opener_words
-        };
-        let s0 = (u.start_ms * 16.0) as usize;
-        let s1 = ((u.endpoint_ms * 16.0) as usize).min(input.len());
-        let ctx = turn_loop::TurnContext { cfg, utterance: *u, audio: &input[s0.min(s1)..s1], words, index: i };
-        let t = turn_loop::run_turn(&rt, &link, &mut asr, &mut voice, &mulm, &ctx)?;
+        let words = next_opener_words(cfg, &estimate);
+        let audio = utterance_audio(&input, u);
+        let ctx = turn_loop::TurnContext { cfg, utterance: *u, audio, words, index: i, stop_at_handoff: false };
+        let t = turn_loop::run_turn(&rt, &link, &mut models, &ctx)?;
         if let (Some(d), Some(o)) = (t.cloud_first_delta_ms, t.opener_ready_ms) {
             estimate.observe(d - o);
         }
         turns.push(t);
     }
     rt.block_on(link.shutdown());
-    outputs::write_all(&opts.out_dir, &input, &turns, voice.sample_rate_hz())?;
+    outputs::write_all(&opts.out_dir, &input, &turns, models.voice.sample_rate_hz())?;
     Ok(turns)
 }
 

@@ -12,8 +12,8 @@ use super::outputs::{Segment, TurnTimeline};
 use super::Utterance;
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
-use crate::mulm::Mulm;
-use crate::turn::{Action, Event, Turn};
+use super::Models;
+use crate::turn::{Action, Event, Part, Turn};
 
 /// A turn gives up on the cloud after this long (wall clock), whatever the timeouts say.
 const TURN_WALL_LIMIT: Duration = Duration::from_secs(90);
@@ -29,6 +29,9 @@ pub struct TurnContext<'a> {
     pub audio: &'a [f32],
     pub words: usize,
     pub index: usize,
+    /// End the turn as soon as the first continuation chunk is queued (benchmarks: what
+    /// follows the handoff does not change its measures), cancelling the cloud request.
+    pub stop_at_handoff: bool,
 }
 
 /// The pause before the next piece of speech, after `prev` text: a sentence or clause gap,
@@ -44,14 +47,8 @@ fn seam_gap_ms(cfg: &Config, prev: &str) -> f64 {
     }
 }
 
-pub fn run_turn(
-    rt: &tokio::runtime::Runtime,
-    link: &CloudLink,
-    asr: &mut asr::Asr,
-    voice: &mut tts::Tts,
-    mulm: &Mulm,
-    ctx: &TurnContext<'_>,
-) -> Result<TurnTimeline> {
+pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Models, ctx: &TurnContext<'_>) -> Result<TurnTimeline> {
+    let Models { asr, voice, mulm } = models;
     // The cloud client spawns tokio tasks (watchdogs), so calls must run inside the runtime.
     let _rt_guard = rt.enter();
     let cfg = ctx.cfg;
@@ -71,6 +68,7 @@ pub fn run_turn(
     let mut cloud_id = None;
     let mut idle_notified = false;
     let rate = voice.sample_rate_hz();
+    let mut handed_off = false;
 
     loop {
         while let Some(action) = queue.pop_front() {
@@ -115,6 +113,7 @@ pub fn run_turn(
                     tl.segments.push(Segment { part, text, start_ms: start, end_ms: start + dur, ready_ms: ready, samples: pcm.samples });
                     cursor = start + dur;
                     idle_notified = false;
+                    handed_off |= part == Part::Continuation;
                 }
                 Action::FinishLocally { transcript, prefix } => {
                     let text = mulm.finish_sentence(&transcript, &prefix, LOCAL_FINISH_TOKENS)?;
@@ -129,6 +128,12 @@ pub fn run_turn(
             }
         }
         if turn.is_done() {
+            break;
+        }
+        if ctx.stop_at_handoff && handed_off {
+            if let Some(id) = cloud_id {
+                link.client.cancel(id);
+            }
             break;
         }
         // Wait for a cloud event, the playback queue draining, or the next tick.

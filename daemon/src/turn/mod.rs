@@ -99,6 +99,10 @@ pub struct TurnConfig {
     /// Start ASR and the opener at the VAD pause that precedes the endpoint (the hangover
     /// then hides their cost); the reply still never plays before the endpoint.
     pub speculative: bool,
+    /// Speak the μLM's opener first (the product). `false` is the cloud-only baseline of
+    /// `bench pipeline`: ASR → cloud → TTS, no opener, no filler, and on a cloud failure only
+    /// the fallback line.
+    pub local_opener: bool,
 }
 
 impl Default for TurnConfig {
@@ -113,6 +117,7 @@ impl Default for TurnConfig {
             filler_text: "Let me think about that.".into(),
             fallback_text: "I can't reach my cloud brain right now, so that's the short answer.".into(),
             speculative: true,
+            local_opener: true,
         }
     }
 }
@@ -249,7 +254,7 @@ impl Turn {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        if ends_sentence(&spoken) {
+        if ends_sentence(&spoken) || !self.cfg.local_opener {
             let fb = self.cfg.fallback_text.clone();
             self.speak(out, fb, Part::Fallback);
             self.phase = Phase::Draining;
@@ -293,6 +298,15 @@ impl Turn {
                     if self.rec.transcript.is_empty() {
                         // Nothing intelligible: no reply (a cough, a door).
                         self.end(&mut out, at_ms);
+                    } else if !self.cfg.local_opener {
+                        // Cloud-only: the cloud answers from scratch; nothing is spoken before it.
+                        self.phase = Phase::Replying;
+                        self.cloud_open = true;
+                        out.push(Action::SendContinue {
+                            transcript: self.rec.transcript.clone(),
+                            opener: String::new(),
+                            opener_complete: false,
+                        });
                     } else {
                         self.phase = Phase::WritingOpener;
                         out.push(Action::WriteOpener { transcript: self.rec.transcript.clone(), words: self.words });
@@ -363,7 +377,7 @@ impl Turn {
                 _ => {}
             },
             Event::Tick { at_ms } => {
-                if self.phase == Phase::Replying && !self.rec.filler && self.cfg.filler_after_ms > 0.0 {
+                if self.phase == Phase::Replying && !self.rec.filler && self.cfg.filler_after_ms > 0.0 && self.cfg.local_opener {
                     if let Some(since) = self.idle_since {
                         if self.rec.cloud_first_delta_ms.is_none() && at_ms - since >= self.cfg.filler_after_ms {
                             self.rec.filler = true;

@@ -171,3 +171,35 @@ fn config_validation_names_the_key() {
     assert!(c.validate().unwrap_err().contains("turn.min_opener_words/max_opener_words"));
     assert!(TurnConfig::default().validate().is_ok());
 }
+
+#[test]
+fn cloud_only_baseline_sends_no_opener_and_speaks_only_the_cloud() {
+    let cfg = TurnConfig { local_opener: false, ..TurnConfig::default() };
+    let mut t = Turn::new(cfg, 6);
+    assert_eq!(t.on(Event::SpeechEnded { last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0 }), vec![Action::Transcribe]);
+    let a = t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 1_400.0 });
+    assert_eq!(
+        a,
+        vec![Action::SendContinue { transcript: "Why is the sky blue?".into(), opener: String::new(), opener_complete: false }]
+    );
+    // Silence while the cloud thinks: no filler in the baseline, however long it takes.
+    assert!(t.on(Event::PlaybackIdle { at_ms: 1_400.0 }).is_empty());
+    assert!(t.on(Event::Tick { at_ms: 9_000.0 }).is_empty());
+    let mut s = speaks(&t.on(Event::CloudDelta { text: "Sunlight scatters off the air.".into(), at_ms: 3_400.0 }));
+    s.extend(speaks(&t.on(Event::CloudDelta { text: " Blue".into(), at_ms: 3_420.0 })));
+    assert_eq!(s, vec![(Part::Continuation, "Sunlight scatters off the air.".to_string())]);
+    assert_eq!(t.record().cloud_first_delta_ms, Some(3_400.0));
+    assert_eq!(t.record().opener_ready_ms, None);
+}
+
+#[test]
+fn cloud_only_failure_ends_with_the_fallback_line_only() {
+    let cfg = TurnConfig { local_opener: false, ..TurnConfig::default() };
+    let mut t = Turn::new(cfg.clone(), 6);
+    t.on(Event::SpeechEnded { last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0 });
+    t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 1_400.0 });
+    let a = t.on(Event::CloudFailed { reason: "timeout".into(), at_ms: 6_400.0 });
+    assert_eq!(speaks(&a), vec![(Part::Fallback, cfg.fallback_text.clone())]);
+    assert!(!a.iter().any(|x| matches!(x, Action::FinishLocally { .. })));
+    assert!(t.record().fallback);
+}

@@ -1,0 +1,342 @@
+//! `firstword bench pipeline`: the headline measure of the product. Spoken questions
+//! (fixtures/questions, the Piper voice) go through the whole pipeline — VAD endpointing,
+//! Whisper, the μLM opener, Piper — with the cloud's first delta delayed by each injected
+//! latency, and again in cloud-only mode (no μLM: ASR → cloud → TTS) as the baseline.
+//!
+//! Measures, on the input audio's clock (replay's virtual clock: real compute time, real
+//! cloud waits): voice-to-voice latency (last voiced sample of the question → first reply
+//! sample) and the handoff gap (end of the opener's audio → start of the continuation's).
+//! The cloud is by default the scripted backend behind an in-process gateway (a remote
+//! cloud costs the device nothing); `--cloud local` uses the local Gemma gateway instead,
+//! which shares the device's cores.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::stats::{summarize, Summary};
+use crate::cloud_link::CloudLink;
+use crate::config::Config;
+use crate::replay::turn_loop::{run_turn, TurnContext};
+use crate::replay::{next_opener_words, utterance_audio, utterances, Models, TurnTimeline};
+use crate::turn::budget::LatencyEstimate;
+use crate::turn::Part;
+
+/// Which cloud answers during the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchCloud {
+    /// Scripted replies per question behind an in-process gateway (no device compute).
+    Scripted,
+    /// The local Gemma 3 270M gateway, in-process (shares the device's cores).
+    Local,
+}
+
+/// `firstword bench pipeline` options.
+#[derive(Debug, clap::Args)]
+pub struct PipelineBenchArgs {
+    /// Print the JSON report (otherwise a table).
+    #[arg(long)]
+    pub json: bool,
+    /// Injected cloud first-delta latencies, ms (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![500.0, 1000.0, 2000.0, 3000.0])]
+    pub latencies_ms: Vec<f64>,
+    /// The question list (TOML, `[[question]]` tables); WAVs `<id>.wav` beside it.
+    #[arg(long, default_value = "fixtures/questions/questions.toml")]
+    pub questions: PathBuf,
+    /// Use only the first N questions.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// The cloud's pace after its first delta, deltas (≈ tokens) per second.
+    #[arg(long, default_value_t = 40.0)]
+    pub cloud_tokens_per_s: f64,
+    #[arg(long, value_enum, default_value_t = BenchCloud::Scripted)]
+    pub cloud: BenchCloud,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// One `[[question]]` of the fixture list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    pub id: String,
+    pub text: String,
+    /// The scripted cloud answers with `cloud_reply` when the transcript contains this.
+    pub keyword: String,
+    pub cloud_reply: String,
+}
+
+#[derive(Deserialize)]
+struct QuestionFile {
+    question: Vec<Question>,
+}
+
+/// Reads the question list; errors name the file.
+pub fn load_questions(path: &Path) -> Result<Vec<Question>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let f: QuestionFile = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if f.question.is_empty() {
+        bail!("{}: no [[question]] entries", path.display());
+    }
+    Ok(f.question)
+}
+
+/// Gateway config for the scripted cloud: one rule per question, injected first-delta
+/// latency, then a capped delta rate.
+fn scripted_gateway_toml(questions: &[Question], latency_ms: f64, tokens_per_s: f64) -> Result<String> {
+    #[derive(Serialize)]
+    struct Rule<'a> {
+        when_query_contains: &'a str,
+        reply: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Backend<'a> {
+        kind: &'static str,
+        rules: Vec<Rule<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Latency {
+        first_delta_ms: f64,
+        first_delta_jitter_ms: f64,
+        tokens_per_s: f64,
+    }
+    #[derive(Serialize)]
+    struct Gateway<'a> {
+        listen: &'static str,
+        token: &'static str,
+        backend: Backend<'a>,
+        latency: Latency,
+    }
+    let g = Gateway {
+        listen: "127.0.0.1:0",
+        token: "bench",
+        backend: Backend {
+            kind: "scripted",
+            rules: questions.iter().map(|q| Rule { when_query_contains: &q.keyword, reply: &q.cloud_reply }).collect(),
+        },
+        latency: Latency { first_delta_ms: latency_ms, first_delta_jitter_ms: 0.0, tokens_per_s },
+    };
+    Ok(toml::to_string(&g)?)
+}
+
+/// One measured turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnSample {
+    pub question: String,
+    /// What the fixture says, beside what Whisper heard.
+    pub question_text: String,
+    pub transcript: String,
+    pub opener_text: String,
+    pub opener_words: usize,
+    pub voice_to_voice_ms: Option<f64>,
+    pub handoff_gap_ms: Option<f64>,
+    /// The cloud's first delta arrived before the opener's audio ended (the handoff goal
+    /// applies to these turns).
+    pub cloud_before_opener_end: bool,
+    /// The endpoint decision (last voiced sample + hangover) gated the first audio.
+    pub endpoint_ms_after_speech: f64,
+    pub asr_done_ms_after_speech: Option<f64>,
+    pub opener_ready_ms_after_speech: Option<f64>,
+    pub cloud_first_delta_ms_after_speech: Option<f64>,
+    pub filler: bool,
+    pub fallback: bool,
+}
+
+impl TurnSample {
+    fn from_timeline(q: &Question, t: &TurnTimeline) -> Self {
+        let rel = |x: Option<f64>| x.map(|v| v - t.speech_end_ms);
+        let opener_end = t.segments.iter().filter(|s| s.part == Part::Opener).map(|s| s.end_ms).reduce(f64::max);
+        let cloud_before_opener_end = matches!((t.cloud_first_delta_ms, opener_end), (Some(c), Some(o)) if c < o);
+        Self {
+            question: q.id.clone(),
+            question_text: q.text.clone(),
+            transcript: t.transcript.clone(),
+            opener_text: t.opener_text.clone(),
+            opener_words: t.opener_words,
+            voice_to_voice_ms: t.voice_to_voice_ms,
+            handoff_gap_ms: t.handoff_gap_ms,
+            cloud_before_opener_end,
+            endpoint_ms_after_speech: t.endpoint_ms - t.speech_end_ms,
+            asr_done_ms_after_speech: rel(t.asr_done_ms),
+            opener_ready_ms_after_speech: rel(t.opener_ready_ms),
+            cloud_first_delta_ms_after_speech: rel(t.cloud_first_delta_ms),
+            filler: t.filler,
+            fallback: t.fallback,
+        }
+    }
+}
+
+/// Results for one mode at one injected latency.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub cloud_latency_ms: f64,
+    /// `"mulm"` (the product) or `"cloud_only"` (the baseline).
+    pub mode: &'static str,
+    pub voice_to_voice_ms: Option<Summary>,
+    /// Over the turns whose cloud first delta arrived before the opener ended.
+    pub handoff_gap_ms: Option<Summary>,
+    /// Over all turns with both an opener and a continuation.
+    pub handoff_gap_all_ms: Option<Summary>,
+    pub turns: Vec<TurnSample>,
+}
+
+/// The goals of the issue, checked on the rows.
+#[derive(Debug, Serialize)]
+pub struct Goals {
+    /// p50 voice-to-voice ≤ 350 ms at every latency (μLM mode).
+    pub voice_to_voice_p50_le_350ms: bool,
+    /// Cloud-only p50 / μLM p50 at 2 s (goal ≥ 5).
+    pub speedup_at_2s: Option<f64>,
+    pub speedup_at_2s_ge_5x: bool,
+    /// Handoff gap p50 ≤ 150 ms (turns where the cloud beat the opener's end), every latency.
+    pub handoff_gap_p50_le_150ms: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    bench: &'static str,
+    cloud: BenchCloud,
+    questions: usize,
+    cloud_tokens_per_s: f64,
+    hangover_ms: u32,
+    pause_ms: u32,
+    speculative: bool,
+    rows: Vec<Row>,
+    goals: Goals,
+}
+
+fn run_row(
+    cfg: &Config,
+    args: &PipelineBenchArgs,
+    questions: &[(Question, Vec<f32>)],
+    models: &mut Models,
+    latency_ms: f64,
+    local_opener: bool,
+) -> Result<Row> {
+    let mut cfg = cfg.clone();
+    cfg.turn.local_opener = local_opener;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let qs: Vec<Question> = questions.iter().map(|(q, _)| q.clone()).collect();
+    let link = match args.cloud {
+        BenchCloud::Scripted => rt.block_on(CloudLink::start_gateway(&cfg.cloud, &scripted_gateway_toml(&qs, latency_ms, args.cloud_tokens_per_s)?))?,
+        BenchCloud::Local => rt.block_on(CloudLink::start(&cfg.cloud, Some(latency_ms)))?,
+    };
+    let mut estimate = LatencyEstimate::new(0.5);
+    let mut turns = Vec::new();
+    // The first question runs twice: once unmeasured, to warm caches and give the adaptive
+    // opener budget its first observation of this cloud.
+    for (i, (q, input)) in std::iter::once(&questions[0]).chain(questions.iter()).enumerate() {
+        let mut vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
+        let utts = utterances(&mut vad, input, cfg.vad.min_speech_ms)?;
+        let Some(u) = utts.first() else { bail!("question {}: the VAD found no speech", q.id) };
+        let ctx = TurnContext {
+            cfg: &cfg,
+            utterance: *u,
+            audio: utterance_audio(input, u),
+            words: next_opener_words(&cfg, &estimate),
+            index: i,
+            stop_at_handoff: true,
+        };
+        let t = run_turn(&rt, &link, models, &ctx).with_context(|| format!("question {}", q.id))?;
+        if let (Some(d), Some(o)) = (t.cloud_first_delta_ms, t.opener_ready_ms) {
+            estimate.observe(d - o);
+        }
+        if i > 0 {
+            turns.push(TurnSample::from_timeline(q, &t));
+        }
+    }
+    rt.block_on(link.shutdown());
+    let v2v: Vec<f64> = turns.iter().filter_map(|t| t.voice_to_voice_ms).collect();
+    let gap: Vec<f64> = turns.iter().filter(|t| t.cloud_before_opener_end).filter_map(|t| t.handoff_gap_ms).collect();
+    let gap_all: Vec<f64> = turns.iter().filter_map(|t| t.handoff_gap_ms).collect();
+    Ok(Row {
+        cloud_latency_ms: latency_ms,
+        mode: if local_opener { "mulm" } else { "cloud_only" },
+        voice_to_voice_ms: summarize(&v2v),
+        handoff_gap_ms: summarize(&gap),
+        handoff_gap_all_ms: summarize(&gap_all),
+        turns,
+    })
+}
+
+fn goals(rows: &[Row]) -> Goals {
+    let p50 = |r: &Row| r.voice_to_voice_ms.as_ref().map(|s| s.p50);
+    let mulm: Vec<&Row> = rows.iter().filter(|r| r.mode == "mulm").collect();
+    let at = |mode: &str, l: f64| rows.iter().find(|r| r.mode == mode && (r.cloud_latency_ms - l).abs() < 1.0).and_then(p50);
+    let speedup = match (at("cloud_only", 2000.0), at("mulm", 2000.0)) {
+        (Some(c), Some(m)) if m > 0.0 => Some(c / m),
+        _ => None,
+    };
+    Goals {
+        voice_to_voice_p50_le_350ms: !mulm.is_empty() && mulm.iter().all(|r| p50(r).is_some_and(|v| v <= 350.0)),
+        speedup_at_2s: speedup,
+        speedup_at_2s_ge_5x: speedup.is_some_and(|s| s >= 5.0),
+        handoff_gap_p50_le_150ms: mulm.iter().all(|r| r.handoff_gap_ms.as_ref().is_none_or(|s| s.p50 <= 150.0)),
+    }
+}
+
+pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
+    if args.latencies_ms.iter().any(|l| !(0.0..=60_000.0).contains(l)) {
+        bail!("--latencies-ms must be within 0..60000 ms");
+    }
+    if !(args.cloud_tokens_per_s > 0.0) {
+        bail!("--cloud-tokens-per-s must be positive");
+    }
+    let mut list = load_questions(&args.questions)?;
+    if let Some(n) = args.limit {
+        list.truncate(n.max(1));
+    }
+    let dir = args.questions.parent().unwrap_or(Path::new("."));
+    let mut questions = Vec::new();
+    for q in list {
+        let wav = dir.join(format!("{}.wav", q.id));
+        let input = audio::load_wav_16k_mono(&wav).with_context(|| format!("question {}", q.id))?;
+        questions.push((q, input));
+    }
+    let mut models = Models::load(cfg)?;
+    let mut rows = Vec::new();
+    for &l in &args.latencies_ms {
+        for local_opener in [true, false] {
+            let row = run_row(cfg, args, &questions, &mut models, l, local_opener)?;
+            if !args.json {
+                print_row(&row);
+            }
+            rows.push(row);
+        }
+    }
+    let report = Report {
+        bench: "pipeline",
+        cloud: args.cloud,
+        questions: questions.len(),
+        cloud_tokens_per_s: args.cloud_tokens_per_s,
+        hangover_ms: cfg.vad.hangover_ms,
+        pause_ms: cfg.vad.pause_ms,
+        speculative: cfg.turn.speculative,
+        goals: goals(&rows),
+        rows,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = &args.out {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        println!("goals: {}", serde_json::to_string(&report.goals)?);
+    }
+    Ok(())
+}
+
+fn print_row(r: &Row) {
+    let f = |s: &Option<Summary>| s.as_ref().map_or("-".to_string(), |s| format!("p50 {:>6.0} p95 {:>6.0} (n {})", s.p50, s.p95, s.n));
+    println!(
+        "cloud {:>5.0} ms  {:<10}  voice-to-voice {}  handoff gap {}",
+        r.cloud_latency_ms,
+        r.mode,
+        f(&r.voice_to_voice_ms),
+        f(&r.handoff_gap_ms)
+    );
+}

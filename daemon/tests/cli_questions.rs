@@ -1,0 +1,109 @@
+//! Spoken questions (fixtures/questions, made with the Piper voice) through the whole
+//! pipeline at the default settings, with the shipped μLM: replay of several questions in
+//! one recording, and the pipeline benchmark's μLM and cloud-only modes.
+
+mod common;
+
+use common::{assets_present, firstword, root};
+
+const MODELS: &[&str] = &[
+    "models/whisper/ggml-tiny.en.bin",
+    "models/piper/en_US-joe-medium.onnx",
+    "models/gemma/gemma-3-270m-q4_k_m.gguf",
+    "models/mulm/mulm.json",
+    "fixtures/questions/questions.toml",
+];
+
+#[derive(serde::Deserialize)]
+struct Question {
+    id: String,
+    text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Questions {
+    question: Vec<Question>,
+}
+
+fn questions() -> Vec<Question> {
+    let text = std::fs::read_to_string(root().join("fixtures/questions/questions.toml")).unwrap();
+    toml::from_str::<Questions>(&text).unwrap().question
+}
+
+#[test]
+fn three_spoken_questions_give_three_turns_each_answered_by_opener_then_cloud() {
+    if !assets_present(MODELS) {
+        return;
+    }
+    let qs = questions();
+    let picked: Vec<&Question> = ["sky", "egg", "australia"].iter().map(|id| qs.iter().find(|q| q.id == *id).unwrap()).collect();
+    // The three recordings back to back, 2 s of silence between them (the reply plays there).
+    let mut input = Vec::new();
+    for q in &picked {
+        input.extend(audio::load_wav_16k_mono(root().join(format!("fixtures/questions/{}.wav", q.id))).unwrap());
+        input.extend(std::iter::repeat_n(0.0f32, 32_000));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("three.wav");
+    audio::write_wav(&wav, &input, 16_000).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[cloud]\nmax_tokens = 16\nlocal_latency_ms = 200\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let out = firstword(&["replay", wav.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap();
+    let turns = v["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 3, "one turn per question at the default 300 ms hangover: {v}");
+    for (t, q) in turns.iter().zip(&picked) {
+        let heard = t["transcript"].as_str().unwrap();
+        let w = asr::wer::wer(&q.text, heard);
+        assert!(w.wer <= 0.2, "{}: heard {heard:?} (WER {:.2})", q.id, w.wer);
+        // The trained μLM writes an opener, and it is what plays first.
+        let opener = t["opener_text"].as_str().unwrap();
+        let words = opener.split_whitespace().count();
+        assert!(words >= 1 && words <= t["opener_words"].as_u64().unwrap() as usize, "{}: opener {opener:?}", q.id);
+        let segs = t["segments"].as_array().unwrap();
+        assert_eq!(segs[0]["part"], "opener", "{t}");
+        assert_eq!(segs[0]["text"], opener);
+        let f = |k: &str| t[k].as_f64().unwrap();
+        assert!(f("first_audio_ms") >= f("endpoint_ms"), "{t}");
+        assert!(f("endpoint_ms") - f("speech_end_ms") <= 340.0, "{t}");
+        // The cloud answered (no fallback) after the opener was written.
+        assert!(!t["fallback"].as_bool().unwrap(), "{t}");
+        assert!(f("cloud_first_delta_ms") >= f("opener_ready_ms"), "{t}");
+    }
+}
+
+#[test]
+fn bench_pipeline_measures_the_mulm_and_the_cloud_only_baseline() {
+    if !assets_present(MODELS) {
+        return;
+    }
+    let out = firstword(&["bench", "pipeline", "--limit", "2", "--latencies-ms", "400", "--cloud-tokens-per-s", "200", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| r["mode"].as_str().unwrap()).collect::<Vec<_>>(), ["mulm", "cloud_only"]);
+    let qs = questions();
+    for r in rows {
+        let turns = r["turns"].as_array().unwrap();
+        assert_eq!(turns.len(), 2, "{r}");
+        for (t, q) in turns.iter().zip(&qs) {
+            assert_eq!(t["question"], q.id.as_str());
+            let f = |k: &str| t[k].as_f64();
+            let v2v = f("voice_to_voice_ms").expect("every turn is answered");
+            // Nothing plays before the endpoint.
+            assert!(v2v >= f("endpoint_ms_after_speech").unwrap() - 1e-6, "{t}");
+            if r["mode"] == "mulm" {
+                assert!(!t["opener_text"].as_str().unwrap().is_empty(), "{t}");
+                assert!(f("opener_ready_ms_after_speech").is_some(), "{t}");
+            } else {
+                // The baseline speaks the cloud's first words, which come ≥ 400 ms after the
+                // request, itself after the transcript.
+                assert!(t["opener_text"].as_str().unwrap().is_empty(), "{t}");
+                assert!(v2v >= 400.0 + f("asr_done_ms_after_speech").unwrap(), "{t}");
+            }
+        }
+    }
+    assert!(v["goals"]["speedup_at_2s"].is_null(), "no 2 s row was run");
+}
