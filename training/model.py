@@ -95,20 +95,10 @@ def preset_config(name: str) -> ModelConfig:
 # ---------------------------------------------------------------------------------------------
 
 # Default special tokens of the Rust side (name, content); ids come from the tokenizer.
-DEFAULT_SPECIALS = [
-    ("pad", "<|pad|>"),
-    ("bos", "<|bos|>"),
-    ("end", "<|end|>"),
-    ("user", "<|user|>"),
-    ("assistant", "<|assistant|>"),
-    ("system", "<|system|>"),
-]
-DEFAULT_OPENER = {
-    "default_words": 6,
-    "max_query_tokens": 64,
-    "fallback_opener": "Let me think about that.",
-    "max_new_tokens": 48,
-}
+# Shared with the Rust runtime (lm/src/mulm_file.rs): one file, so both write the same mulm.json.
+_DEFAULTS = json.loads((Path(__file__).resolve().parents[1] / "lm" / "mulm_defaults.json").read_text())
+DEFAULT_SPECIALS = [tuple(x) for x in _DEFAULTS["special_tokens"]]
+DEFAULT_OPENER = dict(_DEFAULTS["opener"])
 
 
 def make_mulm(preset: str, cfg: ModelConfig, special_ids: dict[str, tuple[str, int]]) -> dict:

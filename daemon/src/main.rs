@@ -10,6 +10,7 @@ mod cmd_asr;
 mod cmd_opener;
 mod cmd_say;
 mod config;
+mod eval;
 mod mulm;
 mod replay;
 mod rss;
@@ -73,6 +74,12 @@ enum Cmd {
     Cloud {
         #[command(subcommand)]
         which: CloudCmd,
+    },
+    /// Evaluation: the paper's measures on firstword's models (JSON with --json; reports
+    /// under docs/results).
+    Eval {
+        #[command(subcommand)]
+        which: eval::EvalCmd,
     },
     /// Validate a config file; errors name the offending key.
     CheckConfig { file: PathBuf },
@@ -143,6 +150,7 @@ fn main() -> Result<()> {
                     Ok(())
                 }
                 Cmd::Bench { which } => bench::run(&cfg, which),
+                Cmd::Eval { which } => eval::run(&cfg, which),
                 Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
                 Cmd::Lm { which } => cmd_opener::run_lm(which),
                 Cmd::CheckConfig { .. } | Cmd::Cloud { .. } => unreachable!("handled above"),

@@ -73,12 +73,7 @@ pub struct OpenerSettings {
 
 impl Default for OpenerSettings {
     fn default() -> Self {
-        OpenerSettings {
-            default_words: 6,
-            max_query_tokens: 64,
-            fallback_opener: "Let me think about that.".to_string(),
-            max_new_tokens: 48,
-        }
+        defaults().opener.clone()
     }
 }
 
@@ -107,26 +102,38 @@ pub struct MulmFile {
     pub opener: OpenerSettings,
 }
 
-/// Default special tokens in id order; a tokenizer trained with these first gets ids 0..=5.
-pub const DEFAULT_SPECIALS: [(&str, &str); 6] = [
-    ("pad", "<|pad|>"),
-    ("bos", "<|bos|>"),
-    ("end", "<|end|>"),
-    ("user", "<|user|>"),
-    ("assistant", "<|assistant|>"),
-    ("system", "<|system|>"),
-];
+/// The shared defaults file (special tokens in id order, opener settings), also read by
+/// training/model.py so both sides write the same mulm.json.
+const DEFAULTS_JSON: &str = include_str!("../mulm_defaults.json");
+
+#[derive(Deserialize)]
+struct Defaults {
+    special_tokens: Vec<(String, String)>,
+    opener: OpenerSettings,
+}
+
+fn defaults() -> &'static Defaults {
+    static D: std::sync::OnceLock<Defaults> = std::sync::OnceLock::new();
+    // The file is compiled in and checked by a unit test, so a parse failure is a build defect.
+    D.get_or_init(|| serde_json::from_str(DEFAULTS_JSON).expect("lm/mulm_defaults.json is valid"))
+}
+
+/// Default special tokens, (name, content) in id order (ids 0..=5 for a fresh tokenizer), from
+/// lm/mulm_defaults.json.
+pub fn default_specials() -> &'static [(String, String)] {
+    &defaults().special_tokens
+}
 
 impl MulmFile {
     /// A mulm.json for `preset` with the default special tokens (ids 0..=5 in
-    /// [`DEFAULT_SPECIALS`] order) and the default chat template.
+    /// [`default_specials`] order) and the default chat template.
     pub fn for_preset(preset: Preset) -> MulmFile {
         MulmFile::for_config(preset.name(), preset.config())
     }
 
     /// Like [`MulmFile::for_preset`] for an arbitrary config.
     pub fn for_config(preset_name: &str, model: ModelConfig) -> MulmFile {
-        let special_tokens = DEFAULT_SPECIALS
+        let special_tokens = default_specials()
             .iter()
             .enumerate()
             .map(|(i, (name, content))| {
@@ -292,6 +299,13 @@ impl MulmFile {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shared_defaults_parse_in_id_order() {
+        let names: Vec<&str> = default_specials().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["pad", "bos", "end", "user", "assistant", "system"]);
+        assert_eq!(OpenerSettings::default().default_words, 6);
+    }
     use super::*;
 
     #[test]

@@ -95,7 +95,11 @@ impl Drop for ScratchDir {
 
 /// Where the weights of one preset come from.
 struct Source {
-    weights: ::lm::Weights,
+    /// f32 weights to export at each benchmarked precision; None for a GGUF-only checkpoint
+    /// (the shipped form), which is benchmarked as it is.
+    weights: Option<::lm::Weights>,
+    /// The checkpoint's own GGUF, when it ships one.
+    shipped_gguf: Option<PathBuf>,
     mulm: MulmFile,
     tokenizer_json: PathBuf,
     /// "trained" or "random-init".
@@ -106,14 +110,26 @@ struct Source {
 fn source_for(preset: Preset, model_dir: &Path, scratch: &Path) -> Result<Source> {
     let mulm_path = model_dir.join(::lm::mulm_file::MULM_JSON);
     let st = model_dir.join(::lm::load::SAFETENSORS_FILE);
+    let gguf = model_dir.join(::lm::load::GGUF_FILE);
     if mulm_path.is_file() {
         let mulm = MulmFile::load(&mulm_path)
             .with_context(|| format!("loading {}", mulm_path.display()))?;
+        if mulm.preset == preset.name() && !st.is_file() && gguf.is_file() {
+            return Ok(Source {
+                weights: None,
+                shipped_gguf: Some(gguf),
+                tokenizer_json: model_dir.join("tokenizer.json"),
+                mulm,
+                kind: "trained",
+                note: format!("shipped GGUF {} (benchmarked as is)", model_dir.display()),
+            });
+        }
         if mulm.preset == preset.name() && st.is_file() {
             let weights = ::lm::Weights::load_safetensors(&st, &mulm.model)
                 .with_context(|| format!("loading {}", st.display()))?;
             return Ok(Source {
-                weights,
+                weights: Some(weights),
+                shipped_gguf: None,
                 tokenizer_json: model_dir.join("tokenizer.json"),
                 mulm,
                 kind: "trained",
@@ -126,7 +142,8 @@ fn source_for(preset: Preset, model_dir: &Path, scratch: &Path) -> Result<Source
         ::lm::dev::write_dev_checkpoint(&dir, preset.name(), &preset.config(), 1)
             .with_context(|| format!("writing random-init {} weights", preset.name()))?;
     Ok(Source {
-        weights,
+        weights: Some(weights),
+        shipped_gguf: None,
         mulm,
         tokenizer_json: ck.tokenizer_json,
         kind: "random-init",
@@ -198,7 +215,7 @@ fn word_marks(model: &Model, tok: &ChatTokenizer, ids: &[u32], o: &BenchOptions)
 #[derive(Serialize)]
 struct Entry {
     model: String,
-    precision: &'static str,
+    precision: String,
     weights: &'static str,
     weights_note: String,
     gguf_bytes: u64,
@@ -361,11 +378,22 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
             "query_tokens": query_tokens, "prompt_tokens": ids.len(), "prompt_ids": ids,
         }));
         // Both runtimes load the same exported files (the deployment path).
-        for (precision, ty) in [("f32", ExportType::F32), ("q8_0", ExportType::Q8_0)] {
-            let gguf = scratch.0.join(format!("model-{precision}.gguf"));
-            let summary =
-                ::lm::export_gguf(&src.weights, &src.mulm, &src.tokenizer_json, &gguf, ty)
+        // (precision, GGUF file, exported here so removed after): both runtimes load the same file.
+        let mut files: Vec<(String, PathBuf, bool)> = Vec::new();
+        if let Some(g) = &src.shipped_gguf {
+            let (m, _) = ::lm::load_gguf(g, Some(&src.mulm)).with_context(|| format!("loading {}", g.display()))?;
+            files.push((m.format().trim_start_matches("gguf:").to_string(), g.clone(), false));
+        }
+        if let Some(w) = &src.weights {
+            for (precision, ty) in [("f32", ExportType::F32), ("q8_0", ExportType::Q8_0)] {
+                let gguf = scratch.0.join(format!("model-{precision}.gguf"));
+                ::lm::export_gguf(w, &src.mulm, &src.tokenizer_json, &gguf, ty)
                     .with_context(|| format!("exporting {}", gguf.display()))?;
+                files.push((precision.to_string(), gguf, true));
+            }
+        }
+        for (precision, gguf, exported) in files {
+            let gguf_bytes = std::fs::metadata(&gguf).map(|m| m.len()).unwrap_or(0);
             let (model, _) = ::lm::load_gguf(&gguf, Some(&src.mulm))
                 .with_context(|| format!("loading {}", gguf.display()))?;
             let ours = run_with(&model, &tok, question, &o)
@@ -384,7 +412,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
                 precision,
                 weights: src.kind,
                 weights_note: src.note.clone(),
-                gguf_bytes: summary.bytes,
+                gguf_bytes,
                 ttft_ratio_vs_llama_cpp: ratio(Some(ours.ttft_ms), theirs("ttft_ms")),
                 time_to_4_words_ratio_vs_llama_cpp: ratio(
                     ours.time_to_4_words_ms,
@@ -400,7 +428,9 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
                 rss_mib,
                 llama_cpp: llama,
             });
-            let _ = std::fs::remove_file(&gguf);
+            if exported {
+                let _ = std::fs::remove_file(&gguf);
+            }
         }
     }
     let report = json!({

@@ -1,0 +1,49 @@
+//! `firstword eval …`: the paper's evaluation on firstword's own models (issue 7; the
+//! measures of ../shared/paper.md), on evaluation sets from the package registries, with the
+//! prompts flagged by the training recipe's contamination check excluded.
+//!
+//! - `eval mc`: zero-shot multiple choice scored as lm-eval-harness does (mc.rs);
+//! - `eval openers`: opener quality against GPT-4 reference answers (openers.rs);
+//! - `eval handoff`: opener + cloud continuation at 4, 8 and 16 words (handoff.rs);
+//! - `eval safety`: Do-Not-Answer refusal rates (safety.rs).
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCmd {
+    /// Zero-shot multiple choice (HellaSwag, PIQA, BoolQ, ARC-Challenge, OBQA): acc and
+    /// acc_norm by log-likelihood, the paper's Table 4 layout.
+    Mc(EvalArgs),
+    /// Greedy openers at 4 and 8 words on Vicuna-80 and short AlpacaEval prompts.
+    Openers(EvalArgs),
+    /// Opener + continuation from the configured cloud at 4, 8 and 16 words.
+    Handoff(EvalArgs),
+    /// Do-Not-Answer: the μLM's refusal rate at 8 words.
+    Safety(EvalArgs),
+}
+
+/// Options every eval takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Print the JSON report to stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// At most N items per task (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Where the markdown report and plots go.
+    #[arg(long, default_value = "docs/results")]
+    pub out_dir: std::path::PathBuf,
+}
+
+pub fn run(cfg: &Config, cmd: EvalCmd) -> Result<()> {
+    match cmd {
+        EvalCmd::Mc(a) | EvalCmd::Openers(a) | EvalCmd::Handoff(a) | EvalCmd::Safety(a) => {
+            let _ = (cfg, a);
+            anyhow::bail!("not implemented yet")
+        }
+    }
+}
