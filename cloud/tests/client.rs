@@ -21,6 +21,7 @@ fn fast_opts() -> ClientOptions {
         backoff_max_ms: 200,
         backoff_jitter: 0.2,
         bearer_header: true,
+        tls_ca_file: None,
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Config {
     pub turn: crate::turn::TurnConfig,
     pub cloud: crate::cloud_link::CloudSection,
     pub lm: LmSection,
+    pub audio: crate::live::settings::AudioSection,
+    pub metrics: crate::live::settings::MetricsSection,
+    pub log: crate::live::settings::LogSection,
 }
 
 impl Config {
@@ -56,6 +59,8 @@ impl Config {
         if !(0.25..=4.0).contains(&self.tts.length_scale) {
             bail!("tts.length_scale = {} (must be in 0.25..4.0)", self.tts.length_scale);
         }
+        self.audio.validate()?;
+        self.metrics.validate()?;
         self.lm.validate()
     }
 }
@@ -131,6 +136,14 @@ mod tests {
         assert!(err("[lm]\nquant = \"q4\"\n").contains("quant"));
         assert!(err("[lm]\nthread = 1\n").contains("thread"));
         assert!(err("[asr\n").to_lowercase().contains("line 1"));
+        assert!(err("[audio]\nbuffer_frames = 3\n").contains("audio.buffer_frames"));
+        assert!(err("[audio]\ninput_device = \"\"\n").contains("audio.input_device"));
+        assert!(err("[audio]\ncapture_buffer_ms = 10\n").contains("audio.capture_buffer_ms"));
+        assert!(err("[audio]\noutput_wav = \"o.wav\"\n").contains("audio.output_wav"));
+        assert!(err("[audio]\nsim_rate_hz = 100\n").contains("audio.sim_rate_hz"));
+        assert!(err("[audio]\ninput_devise = \"hw:0\"\n").contains("input_devise"));
+        assert!(err("[metrics]\nlisten = \"localhost\"\n").contains("metrics.listen"));
+        assert!(err("[log]\ntranscripts = \"yes\"\n").contains("transcripts"));
     }
 
     #[test]

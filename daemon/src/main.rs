@@ -1,8 +1,8 @@
 //! `firstword`: the voice daemon's command line.
 //!
-//! Subcommands: `asr` (transcribe a WAV), `say` (speak text to a WAV), `opener` (the μLM's
-//! first words), `lm dev-checkpoint`, `bench` (JSON benchmarks), `check-config` (validate a
-//! TOML config).
+//! Subcommands: `run` (the live daemon), `asr` (transcribe a WAV), `say` (speak text to a
+//! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `bench` (JSON benchmarks),
+//! `check-config` (validate a TOML config).
 
 mod bench;
 mod cloud_link;
@@ -11,10 +11,14 @@ mod cmd_opener;
 mod cmd_say;
 mod config;
 mod eval;
+mod live;
+mod logging;
+mod metrics;
 mod mulm;
 mod replay;
 mod rss;
 mod turn;
+mod turn_shared;
 
 use std::path::PathBuf;
 
@@ -33,6 +37,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The live daemon: microphone → VAD → Whisper → μLM opener + cloud → Piper → speaker,
+    /// until SIGTERM/SIGINT. Devices from `[audio]`; --input-wav simulates them.
+    Run {
+        /// Simulated microphone: play this WAV (any rate) in real time instead of cpal's
+        /// input device; the daemon exits when it is over and the last turn has ended.
+        #[arg(long)]
+        input_wav: Option<PathBuf>,
+        /// Simulated speaker: write what it played to this WAV on exit (needs --input-wav).
+        #[arg(long)]
+        output_wav: Option<PathBuf>,
+        /// With --input-wav: keep running after the input ends, until SIGTERM/SIGINT.
+        #[arg(long)]
+        keep_running: bool,
+    },
     /// Transcribe a WAV file (any rate, 1-8 channels) with Whisper.
     Asr {
         file: PathBuf,
@@ -103,13 +121,9 @@ fn main() -> Result<()> {
     // Size candle's quantized-matmul pool before any thread exists (it reads the environment
     // once); 1 thread is fastest for μLM decode on the 2 shared cores.
     lm::configure_candle_threads(1);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The daemon logs its own lifecycle at info (not its libraries'); one-shot commands warn.
+    logging::init(if matches!(cli.cmd, Cmd::Run { .. }) { "warn,firstword=info,cloud=info" } else { "warn" });
     match cli.cmd {
         Cmd::Cloud { which: CloudCmd::Serve } => {
             let path = cli.config.unwrap_or_else(|| PathBuf::from("configs/cloud.toml"));
@@ -126,6 +140,9 @@ fn main() -> Result<()> {
         cmd => {
             let cfg = config::Config::load_or_default(cli.config.as_deref())?;
             match cmd {
+                Cmd::Run { input_wav, output_wav, keep_running } => {
+                    live::run(&cfg, &live::RunOptions { input_wav, output_wav, keep_running })
+                }
                 Cmd::Asr { file, json } => cmd_asr::run(&cfg, &file, json),
                 Cmd::Say { text, out, rate, pad_ms } => {
                     cmd_say::run(&cfg, &cmd_say::SayOptions { text: &text, out: &out, rate_hz: rate, pad_ms })

@@ -5,10 +5,14 @@
 //! word-sized deltas (`"Paris,"`, `" on"`, `" the"` …) that are sent instantly or
 //! paced (`first_token_ms`, then `token_ms` between deltas). Cancellation is
 //! checked before every delta, so generation stops within one token.
+//!
+//! For overhead measurements the backend can record, per request id, when it was
+//! asked and when it yielded its first delta ([`ScriptedBackend::record_first_tokens`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -17,7 +21,7 @@ use super::{
     approx_tokens, receiver_stream, Backend, BackendEvent, BackendRequest, DeltaStream,
     STREAM_CHANNEL,
 };
-use crate::protocol::{FinishReason, Usage};
+use crate::protocol::{FinishReason, RequestId, Usage};
 
 /// One scripted reply.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -48,11 +52,24 @@ pub struct ScriptedConfig {
     pub token_ms: u64,
 }
 
+/// When the scripted backend served one request (monotonic clock of this process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstTokenTimes {
+    /// The gateway asked for the stream ([`Backend::stream`] was called).
+    pub started: Instant,
+    /// The first delta was handed to the gateway (just before it entered the stream).
+    pub first_token: Instant,
+}
+
+/// First-token log: request id → times (the latest request with that id wins).
+type FirstTokenLog = Arc<Mutex<HashMap<RequestId, FirstTokenTimes>>>;
+
 /// The scripted backend.
 #[derive(Debug, Clone)]
 pub struct ScriptedBackend {
     config: Arc<ScriptedConfig>,
     emitted: Arc<AtomicU64>,
+    first_tokens: Option<FirstTokenLog>,
 }
 
 /// Split a reply into word-sized deltas; each delta starts with the whitespace
@@ -86,7 +103,24 @@ impl ScriptedBackend {
         Self {
             config: Arc::new(config),
             emitted: Arc::new(AtomicU64::new(0)),
+            first_tokens: None,
         }
+    }
+
+    /// Also record, for every request, when it started and when its first delta
+    /// was yielded (read with [`ScriptedBackend::first_token_times`]). Off by
+    /// default because the log grows by one entry per distinct request id; clones
+    /// share the log.
+    pub fn record_first_tokens(mut self) -> Self {
+        self.first_tokens = Some(Arc::new(Mutex::new(HashMap::new())));
+        self
+    }
+
+    /// Start and first-delta times of request `id`; `None` if recording is off,
+    /// the request yielded no delta, or no such request was served.
+    pub fn first_token_times(&self, id: RequestId) -> Option<FirstTokenTimes> {
+        let log = self.first_tokens.as_ref()?;
+        log.lock().ok()?.get(&id).copied()
     }
 
     /// Instant backend that always streams `reply` (benchmarks, simple tests).
@@ -145,6 +179,8 @@ impl Backend for ScriptedBackend {
         let max = req.request.max_tokens as usize;
         let (first_ms, token_ms) = (self.config.first_token_ms, self.config.token_ms);
         let emitted = self.emitted.clone();
+        let (id, started) = (req.request.id, Instant::now());
+        let log = self.first_tokens.clone();
         let cancel = req.cancel;
         let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
         tokio::spawn(async move {
@@ -167,6 +203,18 @@ impl Backend for ScriptedBackend {
                     break;
                 }
                 emitted.fetch_add(1, Ordering::SeqCst);
+                if i == 0 {
+                    if let Some(Ok(mut m)) = log.as_ref().map(|l| l.lock()) {
+                        let first_token = Instant::now();
+                        m.insert(
+                            id,
+                            FirstTokenTimes {
+                                started,
+                                first_token,
+                            },
+                        );
+                    }
+                }
                 sent += 1;
                 if tx.send(Ok(BackendEvent::Delta(d))).await.is_err() {
                     return; // consumer gone: stop generating
@@ -184,7 +232,48 @@ impl Backend for ScriptedBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::split_deltas;
+    use super::*;
+    use crate::backend::CancelToken;
+    use crate::protocol::{ContinueRequest, Message, RecoveryMode};
+    use futures_util::StreamExt;
+
+    fn request(id: RequestId) -> BackendRequest {
+        BackendRequest {
+            request: ContinueRequest {
+                id,
+                messages: vec![Message::user("Where is Paris?")],
+                opener: "Paris is".into(),
+                opener_complete: false,
+                mode: RecoveryMode::Natural,
+                max_tokens: 8,
+            },
+            cancel: CancelToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_first_token_times_only_when_asked() {
+        let plain = ScriptedBackend::fixed(" in France.");
+        let timed = ScriptedBackend::new(ScriptedConfig {
+            first_token_ms: 30,
+            ..ScriptedConfig::default()
+        })
+        .record_first_tokens();
+        let before = Instant::now();
+        for b in [&plain, &timed] {
+            let mut s = b.stream(request(7));
+            while s.next().await.is_some() {}
+        }
+        assert_eq!(plain.first_token_times(7), None);
+        let t = timed.first_token_times(7).expect("recorded");
+        assert!(t.started >= before);
+        // The 30 ms "prefill" lies between the request and its first token.
+        assert!(
+            t.first_token - t.started >= Duration::from_millis(30),
+            "{t:?}"
+        );
+        assert_eq!(timed.first_token_times(8), None);
+    }
 
     #[test]
     fn deltas_concatenate_to_reply() {

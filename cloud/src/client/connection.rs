@@ -10,15 +10,21 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::{ClientOptions, CloudErrorKind, CloudEvent, Shared};
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Connect, upgrade, `hello`, wait for `ready`.
-async fn connect_once(url: &str, token: &str, opts: &ClientOptions) -> Result<Ws, String> {
+/// Connect, upgrade, `hello`, wait for `ready`. `tls` replaces the default rustls
+/// connector (public roots only) for `wss://`.
+async fn connect_once(
+    url: &str,
+    token: &str,
+    tls: Option<Connector>,
+    opts: &ClientOptions,
+) -> Result<Ws, String> {
     let mut request = url
         .into_client_request()
         .map_err(|e| format!("bad URL: {e}"))?;
@@ -29,9 +35,10 @@ async fn connect_once(url: &str, token: &str, opts: &ClientOptions) -> Result<Ws
     }
     let limit = Duration::from_millis(opts.connect_timeout_ms);
     let handshake = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, tls)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
         let hello = ClientFrame::Hello {
             version: PROTOCOL_VERSION,
             token: token.to_string(),
@@ -208,6 +215,7 @@ async fn run_session(
 pub(crate) async fn run(
     url: String,
     token: String,
+    tls: Option<Connector>,
     opts: Arc<ClientOptions>,
     shared: Arc<Shared>,
     mut cmd_rx: mpsc::UnboundedReceiver<ClientFrame>,
@@ -218,7 +226,7 @@ pub(crate) async fn run(
             break;
         }
         let attempt = tokio::select! {
-            r = connect_once(&url, &token, &opts) => r,
+            r = connect_once(&url, &token, tls.clone(), &opts) => r,
             _ = shared.shutdown.cancelled() => break,
         };
         match attempt {

@@ -84,7 +84,9 @@ impl CloudClient {
     /// link is warm when this returns; if the gateway is unreachable it still
     /// returns `Ok` and keeps reconnecting in the background (the device must
     /// work without the cloud) — check [`CloudClient::is_connected`]. Errors only
-    /// for an invalid URL.
+    /// for an invalid URL ([`CloudError::Client`]) or an unusable
+    /// `opts.tls_ca_file` ([`CloudError::Config`]). `wss://` trusts the public web
+    /// roots plus the certificates of `opts.tls_ca_file`.
     pub async fn connect(url: &str, token: &str, opts: ClientOptions) -> Result<Self, CloudError> {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(CloudError::Client(format!(
@@ -93,6 +95,12 @@ impl CloudClient {
         }
         // rustls needs a process-wide crypto provider for wss://; ring is the one compiled in.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = match &opts.tls_ca_file {
+            Some(path) => Some(tokio_tungstenite::Connector::Rustls(
+                crate::tls::client_config(path)?,
+            )),
+            None => None,
+        };
         let (connected, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
@@ -105,6 +113,7 @@ impl CloudClient {
         tokio::spawn(connection::run(
             url.to_string(),
             token.to_string(),
+            tls,
             opts.clone(),
             shared.clone(),
             cmd_rx,

@@ -1,5 +1,7 @@
 //! Client settings and the request/event types of the device API.
 
+use std::path::PathBuf;
+
 use crate::protocol::{ErrorCode, FinishReason, Message, RecoveryMode, Timings, Usage};
 
 /// Settings for [`super::CloudClient`]. All durations in ms.
@@ -27,6 +29,12 @@ pub struct ClientOptions {
     /// Also send `Authorization: Bearer <token>` on the WebSocket upgrade (for
     /// proxies / load balancers that check it); the token always goes in `hello` too.
     pub bearer_header: bool,
+    /// PEM file of extra CA certificates to trust for `wss://`, in addition to the
+    /// built-in public roots (webpki-roots): the private CA or the self-signed
+    /// certificate of your own gateway. Read by [`super::CloudClient::connect`],
+    /// which fails with [`crate::CloudError::Config`] if the file is unreadable or
+    /// holds no certificate. `None`: public roots only.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +48,7 @@ impl Default for ClientOptions {
             backoff_max_ms: 5_000,
             backoff_jitter: 0.2,
             bearer_header: true,
+            tls_ca_file: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Gateway configuration, deserialized from TOML (`configs/cloud.toml`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -39,6 +39,15 @@ pub struct GatewayConfig {
     /// Artificial latency for demos and benchmarks (absent: none).
     #[serde(default)]
     pub latency: Option<LatencyConfig>,
+    /// PEM file with the server certificate chain (leaf first). With `tls_key` set
+    /// too, the gateway speaks TLS itself and devices connect with `wss://`; absent:
+    /// plain `ws://` (put a TLS proxy in front). Relative paths are relative to the
+    /// working directory.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_max_frame_bytes() -> usize {
@@ -101,7 +110,13 @@ impl GatewayConfig {
         Self::from_toml_str(&text)
     }
 
-    /// Reject settings that cannot work.
+    /// Whether the gateway serves TLS (`wss://`): both `tls_cert` and `tls_key` are set.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Reject settings that cannot work (the TLS files themselves are read when the
+    /// gateway starts).
     pub fn validate(&self) -> Result<(), CloudError> {
         if self.token.is_empty() {
             return Err(CloudError::Config("token must not be empty".into()));
@@ -116,6 +131,11 @@ impl GatewayConfig {
                 "max_sessions and max_requests_per_session must be > 0".into(),
             ));
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(CloudError::Config(
+                "tls_cert and tls_key must be set together".into(),
+            ));
+        }
         if let Some(l) = &self.latency {
             if l.first_delta_ms < 0.0
                 || l.first_delta_jitter_ms < 0.0
@@ -128,7 +148,7 @@ impl GatewayConfig {
     }
 
     /// A config for tests and embedding: given listen address, token and backend,
-    /// defaults for everything else.
+    /// defaults for everything else (no TLS, no injected latency).
     pub fn new(
         listen: impl Into<String>,
         token: impl Into<String>,
@@ -143,6 +163,8 @@ impl GatewayConfig {
             hello_timeout_ms: default_hello_timeout_ms(),
             backend,
             latency: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Start it in-process with [`spawn`] (returns a [`GatewayHandle`] with the bound
 //! address, live [`StatsSnapshot`] and shutdown) or run it forever with [`serve`].
+//! With `tls_cert` and `tls_key` in the [`GatewayConfig`] it terminates TLS itself
+//! (`wss://`); otherwise it speaks plain `ws://`.
 
 mod config;
 mod latency;
@@ -11,6 +13,7 @@ mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -32,6 +35,7 @@ pub(crate) struct Shared {
 /// A running gateway.
 pub struct GatewayHandle {
     local_addr: SocketAddr,
+    tls: bool,
     stats: Arc<GatewayStats>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -43,9 +47,12 @@ impl GatewayHandle {
         self.local_addr
     }
 
-    /// `ws://` URL of this gateway.
+    /// URL of this gateway: `wss://ADDR` when it serves TLS, else `ws://ADDR`
+    /// (ADDR is the bound IP address and port, so a TLS certificate must name that
+    /// IP for a client to accept it under this URL).
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Current counters (sessions, requests, repairs, handoff correction rate).
@@ -84,11 +91,18 @@ pub async fn spawn(config: GatewayConfig) -> Result<GatewayHandle, CloudError> {
 
 /// Start the gateway with an already-built backend (ignores `config.backend`);
 /// tests use this to keep a handle on a scripted backend's counters.
+///
+/// Errors: invalid settings or unusable TLS files ([`CloudError::Config`]), or the
+/// address cannot be bound ([`CloudError::Io`]).
 pub async fn spawn_with_backend(
     config: GatewayConfig,
     backend: Arc<dyn Backend>,
 ) -> Result<GatewayHandle, CloudError> {
     config.validate()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = TcpListener::bind(&config.listen).await?;
     let local_addr = listener.local_addr()?;
     let stats = Arc::new(GatewayStats::default());
@@ -99,7 +113,9 @@ pub async fn spawn_with_backend(
         stats: stats.clone(),
     });
     let (stop, mut stop_rx) = watch::channel(false);
-    tracing::info!(%local_addr, backend = shared.backend.kind(), "gateway listening");
+    let handshake_limit = Duration::from_millis(shared.config.hello_timeout_ms);
+    let tls_on = tls.is_some();
+    tracing::info!(%local_addr, tls = tls_on, backend = shared.backend.kind(), "gateway listening");
     let task = tokio::spawn(async move {
         // Sessions live in this set so that shutdown drops them all at once.
         let mut sessions = JoinSet::new();
@@ -110,8 +126,25 @@ pub async fn spawn_with_backend(
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         tracing::debug!(%peer, "connection");
+                        let _ = tcp.set_nodelay(true);
                         let permit = permits.clone().try_acquire_owned().ok();
-                        sessions.spawn(session::run_session(tcp, shared.clone(), permit));
+                        match &tls {
+                            None => {
+                                sessions.spawn(session::run_session(tcp, shared.clone(), permit));
+                            }
+                            Some(acceptor) => {
+                                // The TLS handshake runs in the session's task, bounded
+                                // like the hello, so a silent peer cannot hold a slot.
+                                let (acceptor, shared) = (acceptor.clone(), shared.clone());
+                                sessions.spawn(async move {
+                                    match tokio::time::timeout(handshake_limit, acceptor.accept(tcp)).await {
+                                        Ok(Ok(stream)) => session::run_session(stream, shared, permit).await,
+                                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                                    }
+                                });
+                            }
+                        }
                     }
                     Err(e) => {
                         // Usually EMFILE: back off briefly instead of spinning.
@@ -125,6 +158,7 @@ pub async fn spawn_with_backend(
     });
     Ok(GatewayHandle {
         local_addr,
+        tls: tls_on,
         stats,
         stop,
         task,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -68,16 +68,18 @@ fn error(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> 
     }
 }
 
-/// Serve one accepted TCP connection. `permit` is `None` when the gateway is full:
-/// the client then gets `too_many_sessions` and is closed.
-pub(crate) async fn run_session(
-    tcp: TcpStream,
+/// Serve one accepted connection (plain TCP, or TLS already negotiated). `permit`
+/// is `None` when the gateway is full: the client then gets `too_many_sessions`
+/// and is closed.
+pub(crate) async fn run_session<S>(
+    stream: S,
     shared: Arc<Shared>,
     permit: Option<OwnedSemaphorePermit>,
-) {
-    let _ = tcp.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let cfg = ws_config(shared.config.max_frame_bytes);
-    let ws = match tokio_tungstenite::accept_async_with_config(tcp, Some(cfg)).await {
+    let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(cfg)).await {
         Ok(ws) => ws,
         Err(e) => {
             tracing::debug!(error = %e, "WebSocket handshake failed");

@@ -115,6 +115,7 @@ pub struct Outcome {
     pub done: Option<FinishReason>,
     pub errors: Vec<ErrorCode>,
     pub timings: Option<Timings>,
+    pub usage: Option<Usage>,
 }
 
 /// Read frames until every id in `ids` is done.
@@ -136,11 +137,12 @@ pub async fn collect(
                 id,
                 finish_reason,
                 timings_ms,
-                ..
+                usage,
             } => {
                 let o = out.get_mut(&id).expect("known id");
                 o.done = Some(finish_reason);
                 o.timings = Some(timings_ms);
+                o.usage = Some(usage);
             }
             ServerFrame::Error {
                 id: Some(id), code, ..

@@ -7,6 +7,28 @@
 //! - `eval handoff`: opener + cloud continuation at 4, 8 and 16 words (handoff.rs);
 //! - `eval safety`: Do-Not-Answer refusal rates (safety.rs).
 
+// Opener, handoff and safety evals and what they share.
+mod continuator;
+mod embed;
+mod handoff;
+mod judge;
+mod lm_args;
+mod nll;
+mod openers;
+mod prompts;
+mod registry_sets;
+mod report_md;
+mod safety;
+mod text_checks;
+
+// Zero-shot multiple choice (`eval mc`).
+mod mc;
+mod mc_data;
+mod mc_models;
+mod mc_plot;
+mod mc_report;
+mod mc_score;
+
 use anyhow::Result;
 use clap::Subcommand;
 
@@ -16,13 +38,13 @@ use crate::config::Config;
 pub enum EvalCmd {
     /// Zero-shot multiple choice (HellaSwag, PIQA, BoolQ, ARC-Challenge, OBQA): acc and
     /// acc_norm by log-likelihood, the paper's Table 4 layout.
-    Mc(EvalArgs),
+    Mc(mc::McArgs),
     /// Greedy openers at 4 and 8 words on Vicuna-80 and short AlpacaEval prompts.
-    Openers(EvalArgs),
+    Openers(openers::OpenersArgs),
     /// Opener + continuation from the configured cloud at 4, 8 and 16 words.
-    Handoff(EvalArgs),
+    Handoff(handoff::HandoffArgs),
     /// Do-Not-Answer: the μLM's refusal rate at 8 words.
-    Safety(EvalArgs),
+    Safety(safety::SafetyArgs),
 }
 
 /// Options every eval takes.
@@ -41,9 +63,9 @@ pub struct EvalArgs {
 
 pub fn run(cfg: &Config, cmd: EvalCmd) -> Result<()> {
     match cmd {
-        EvalCmd::Mc(a) | EvalCmd::Openers(a) | EvalCmd::Handoff(a) | EvalCmd::Safety(a) => {
-            let _ = (cfg, a);
-            anyhow::bail!("not implemented yet")
-        }
+        EvalCmd::Mc(a) => mc::run(cfg, a),
+        EvalCmd::Openers(a) => openers::run(cfg, &a),
+        EvalCmd::Handoff(a) => handoff::run(cfg, &a),
+        EvalCmd::Safety(a) => safety::run(cfg, &a),
     }
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cloud::client::{CloudEvent, ContinueParams};
+use cloud::client::CloudEvent;
 
 use super::outputs::{Segment, TurnTimeline};
 use super::Utterance;
@@ -14,14 +14,10 @@ use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use super::Models;
 use crate::turn::{Action, Event, Part, Turn};
+use crate::turn_shared::{cloud_event, continue_params, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
 
-/// A turn gives up on the cloud after this long (wall clock), whatever the timeouts say.
-const TURN_WALL_LIMIT: Duration = Duration::from_secs(90);
-/// Gap between two pieces of speech joined mid-sentence (a word boundary), ms.
-const WORD_GAP_MS: f64 = 40.0;
-/// Tokens the μLM may use to finish a sentence locally.
-const LOCAL_FINISH_TOKENS: usize = 16;
-
+/// What one replayed turn needs: config, the utterance (times in ms on the input clock), its
+/// audio and the opener word budget.
 pub struct TurnContext<'a> {
     pub cfg: &'a Config,
     pub utterance: Utterance,
@@ -34,19 +30,7 @@ pub struct TurnContext<'a> {
     pub stop_at_handoff: bool,
 }
 
-/// The pause before the next piece of speech, after `prev` text: a sentence or clause gap,
-/// or a word gap when the sentence goes on.
-fn seam_gap_ms(cfg: &Config, prev: &str) -> f64 {
-    let t = prev.trim_end();
-    if t.ends_with(['.', '!', '?']) {
-        cfg.tts.sentence_silence_ms as f64
-    } else if t.ends_with([',', ';', ':']) {
-        cfg.tts.clause_silence_ms as f64
-    } else {
-        WORD_GAP_MS
-    }
-}
-
+/// One replayed turn through the state machine; its timeline on the input's clock.
 pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Models, ctx: &TurnContext<'_>) -> Result<TurnTimeline> {
     let Models { asr, voice, mulm } = models;
     // The cloud client spawns tokio tasks (watchdogs), so calls must run inside the runtime.
@@ -82,11 +66,7 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
                     queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow() }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
-                    let mut p = ContinueParams::new(transcript, opener);
-                    p.opener_complete = opener_complete;
-                    p.mode = cfg.cloud.mode;
-                    p.max_tokens = cfg.cloud.max_tokens;
-                    let cont = link.client.continue_(p);
+                    let cont = link.client.continue_(continue_params(cfg, transcript, opener, opener_complete));
                     cloud_id = Some(cont.id);
                     // Stamp each event on arrival, while this thread synthesizes speech.
                     let (tx, rx) = mpsc::channel();
@@ -156,18 +136,12 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
         };
         if let Some((t, e)) = received {
             let at_ms = anchor + t.saturating_duration_since(wall0).as_secs_f64() * 1000.0;
-            let ev = match e {
-                CloudEvent::Delta(text) => Event::CloudDelta { text, at_ms },
-                CloudEvent::Repair(_) => Event::CloudRepair { at_ms },
-                CloudEvent::Done { .. } => Event::CloudDone { at_ms },
-                CloudEvent::Error { kind, message } => Event::CloudFailed { reason: format!("{kind:?}: {message}"), at_ms },
-                CloudEvent::FirstDeltaTimeout { waited_ms } => {
-                    if let Some(id) = cloud_id {
-                        link.client.cancel(id);
-                    }
-                    Event::CloudFailed { reason: format!("no first delta after {waited_ms} ms"), at_ms }
+            let (ev, cancel) = cloud_event(e, at_ms);
+            if cancel {
+                if let Some(id) = cloud_id {
+                    link.client.cancel(id);
                 }
-            };
+            }
             queue.extend(turn.on(ev));
         }
         let now = vnow();

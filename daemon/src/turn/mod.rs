@@ -32,7 +32,6 @@ pub enum Part {
 pub enum Event {
     /// The VAD confirmed speech. Replay applies barge-in after the fact (it knows the
     /// next utterance's time); the live loop sends this event.
-    #[allow(dead_code)]
     SpeechStarted { at_ms: f64 },
     /// The VAD ended the utterance: last voiced sample and the endpoint decision time.
     SpeechEnded { last_voiced_ms: f64, endpoint_ms: f64 },

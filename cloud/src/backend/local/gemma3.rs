@@ -307,6 +307,41 @@ impl Gemma3 {
     /// `index_pos == 0` starts a new sequence (clears the KV cache). Returns the
     /// logits of the last position, shape `[1, vocab]`.
     pub fn forward(&mut self, tokens: &Tensor, index_pos: usize) -> Result<Tensor> {
+        let x = self.hidden_states(tokens, index_pos)?;
+        let last = x.i((.., x.dim(1)? - 1, ..))?;
+        let last = self.norm.forward(&last)?;
+        self.output.forward(&last)
+    }
+
+    /// Like [`Gemma3::forward`], but returns the logits of every position, shape
+    /// `[seq_len, vocab]` (f32): row `i` is the distribution of the token after
+    /// `tokens[i]`. For scoring (log-likelihoods), not generation.
+    pub fn forward_all(&mut self, tokens: &Tensor, index_pos: usize) -> Result<Tensor> {
+        let x = self.hidden_states(tokens, index_pos)?;
+        let x = self.norm.forward(&x.squeeze(0)?)?;
+        self.output.forward(&x)
+    }
+
+    /// Per-position log-probabilities of a whole token sequence (natural log, a new
+    /// sequence: the KV cache is reset): element `i` is `log p(tokens[i+1] | tokens[..=i])`,
+    /// so the result has `tokens.len() - 1` entries (the first token is conditioned on).
+    pub fn token_log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let input = Tensor::new(&tokens[..tokens.len() - 1], &Device::Cpu)?.unsqueeze(0)?;
+        let logits = self.forward_all(&input, 0)?;
+        let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+        let rows: Vec<Vec<f32>> = lp.to_vec2()?;
+        Ok(rows
+            .iter()
+            .zip(&tokens[1..])
+            .map(|(row, &t)| row[t as usize])
+            .collect())
+    }
+
+    /// The decoder stack: hidden states `[1, seq_len, hidden]` before the final norm.
+    fn hidden_states(&mut self, tokens: &Tensor, index_pos: usize) -> Result<Tensor> {
         let (_b, seq_len) = tokens.dims2()?;
         if index_pos + seq_len > self.max_context {
             candle_core::bail!(
@@ -326,9 +361,7 @@ impl Gemma3 {
             let h = layer.post_ffn_norm.forward(&h)?;
             x = (h + x1)?;
         }
-        let last = x.i((.., seq_len - 1, ..))?;
-        let last = self.norm.forward(&last)?;
-        self.output.forward(&last)
+        Ok(x)
     }
 }
 

@@ -1,0 +1,187 @@
+//! The real microphone and speaker through cpal (ALSA on Linux). Each stream's callback is
+//! one of the ring ends of [`super::ring`]; dropping [`Capture`] / [`Playback`] stops it.
+
+use std::sync::Arc;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{BufferSize, ErrorKind, SampleFormat, StreamConfig};
+
+use super::ring::{capture_ring, playback_ring, ring_samples, AudioCounters, CaptureReader, PlaybackQueue};
+use super::{DeviceError, Direction};
+
+/// How to open a device.
+#[derive(Debug, Clone)]
+pub struct DeviceOptions {
+    /// `"default"`, a cpal device id (`"alsa:hw:1,0"`), an id on the default host
+    /// (`"hw:1,0"`, `"plughw:1,0"`, `"null"`), or a device's description name.
+    pub name: String,
+    /// Frames per callback to request; `None` keeps the device's default.
+    pub buffer_frames: Option<u32>,
+    /// Ring capacity between the callback and the worker, in ms of audio.
+    pub ring_ms: u32,
+}
+
+/// A running capture stream (the microphone). Dropping it stops the stream.
+pub struct Capture {
+    stream: cpal::Stream,
+    name: String,
+    rate_hz: u32,
+    channels: u16,
+}
+
+/// A running playback stream (the speaker). Dropping it stops the stream.
+pub struct Playback {
+    stream: cpal::Stream,
+    name: String,
+    rate_hz: u32,
+    channels: u16,
+}
+
+fn find_device(host: &cpal::Host, name: &str, dir: Direction) -> Result<cpal::Device, DeviceError> {
+    let not_found = |available: String| DeviceError::NotFound { name: name.to_string(), direction: dir, available };
+    if name == "default" {
+        let d = match dir {
+            Direction::Input => host.default_input_device(),
+            Direction::Output => host.default_output_device(),
+        };
+        return d.ok_or_else(|| not_found("no default device".into()));
+    }
+    let id = name.parse::<cpal::DeviceId>().unwrap_or_else(|_| cpal::DeviceId::new(host.id(), name));
+    if let Some(d) = host.device_by_id(&id) {
+        return Ok(d);
+    }
+    let devices = host.devices().map_err(|e| not_found(format!("cannot list devices: {e}")))?;
+    let mut seen = Vec::new();
+    for d in devices {
+        let fits = match dir {
+            Direction::Input => d.supports_input(),
+            Direction::Output => d.supports_output(),
+        };
+        if !fits {
+            continue;
+        }
+        let desc = d.description().map(|x| x.name().to_string()).unwrap_or_default();
+        if desc == name || d.to_string() == name {
+            return Ok(d);
+        }
+        seen.push(d.id().map(|i| i.to_string()).unwrap_or(desc));
+    }
+    Err(not_found(if seen.is_empty() { "none".into() } else { seen.join(", ") }))
+}
+
+/// Checks that `name` names a device for `dir` on the default host, without opening a
+/// stream (start-up validation before the models load).
+pub fn check_device(name: &str, dir: Direction) -> Result<(), DeviceError> {
+    find_device(&cpal::default_host(), name, dir).map(|_| ())
+}
+
+/// The stream configuration: the device's default, with the requested callback size.
+fn stream_config(device: &cpal::Device, name: &str, dir: Direction, buffer_frames: Option<u32>) -> Result<(StreamConfig, SampleFormat), DeviceError> {
+    let sup = match dir {
+        Direction::Input => device.default_input_config(),
+        Direction::Output => device.default_output_config(),
+    }
+    .map_err(|e| DeviceError::Config { name: name.to_string(), direction: dir, message: e.to_string() })?;
+    let mut cfg = sup.config();
+    if let Some(f) = buffer_frames {
+        cfg.buffer_size = BufferSize::Fixed(f);
+    }
+    Ok((cfg, sup.sample_format()))
+}
+
+/// The error callback: counts, logs (this is not the audio callback), and marks a device
+/// that went away as failed.
+fn on_stream_error(counters: Arc<AudioCounters>, name: String, dir: Direction) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e: cpal::Error| {
+        let kind = e.kind();
+        let fatal = matches!(kind, ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated | ErrorKind::HostUnavailable);
+        counters.count_stream_error(fatal);
+        match (kind, dir) {
+            (ErrorKind::Xrun, Direction::Input) => counters.count_overrun(),
+            (ErrorKind::Xrun, Direction::Output) => counters.count_underrun(),
+            _ => tracing::warn!(device = %name, direction = %dir, fatal, "audio stream error: {e}"),
+        }
+    }
+}
+
+impl Capture {
+    /// Opens the input device, starts capturing into a ring of `opts.ring_ms`, and returns
+    /// the stream and the worker's end of the ring (mono at the device's rate).
+    pub fn open(opts: &DeviceOptions, counters: Arc<AudioCounters>) -> Result<(Capture, CaptureReader), DeviceError> {
+        let dir = Direction::Input;
+        let name = opts.name.clone();
+        let host = cpal::default_host();
+        let device = find_device(&host, &name, dir)?;
+        let (cfg, format) = stream_config(&device, &name, dir, opts.buffer_frames)?;
+        let (rate_hz, channels) = (cfg.sample_rate, cfg.channels);
+        let (mut feed, reader) = capture_ring(rate_hz, channels, ring_samples(rate_hz, opts.ring_ms), counters.clone());
+        let err = on_stream_error(counters, name.clone(), dir);
+        let built = match format {
+            SampleFormat::F32 => device.build_input_stream::<f32, _, _>(cfg, move |d, _| feed.push_interleaved(d), err, None),
+            SampleFormat::I16 => device.build_input_stream::<i16, _, _>(cfg, move |d, _| feed.push_interleaved(d), err, None),
+            SampleFormat::I32 => device.build_input_stream::<i32, _, _>(cfg, move |d, _| feed.push_interleaved(d), err, None),
+            SampleFormat::U16 => device.build_input_stream::<u16, _, _>(cfg, move |d, _| feed.push_interleaved(d), err, None),
+            other => return Err(DeviceError::UnsupportedFormat { name, direction: dir, format: other.to_string() }),
+        };
+        let stream = built.map_err(|e| DeviceError::Open { name: name.clone(), direction: dir, message: e.to_string() })?;
+        stream.play().map_err(|e| DeviceError::Start { name: name.clone(), direction: dir, message: e.to_string() })?;
+        Ok((Capture { stream, name, rate_hz, channels }, reader))
+    }
+
+    /// The device's name as configured.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The device's sample rate in Hz and channel count.
+    pub fn format(&self) -> (u32, u16) {
+        (self.rate_hz, self.channels)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.stream.pause();
+    }
+}
+
+impl Playback {
+    /// Opens the output device and starts playing from a ring of `opts.ring_ms`; returns the
+    /// stream and the worker's end of the ring (mono at the device's rate).
+    pub fn open(opts: &DeviceOptions, counters: Arc<AudioCounters>) -> Result<(Playback, PlaybackQueue), DeviceError> {
+        let dir = Direction::Output;
+        let name = opts.name.clone();
+        let host = cpal::default_host();
+        let device = find_device(&host, &name, dir)?;
+        let (cfg, format) = stream_config(&device, &name, dir, opts.buffer_frames)?;
+        let (rate_hz, channels) = (cfg.sample_rate, cfg.channels);
+        let (queue, mut drain) = playback_ring(rate_hz, channels, ring_samples(rate_hz, opts.ring_ms), counters.clone());
+        let err = on_stream_error(counters, name.clone(), dir);
+        let built = match format {
+            SampleFormat::F32 => device.build_output_stream::<f32, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
+            SampleFormat::I16 => device.build_output_stream::<i16, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
+            SampleFormat::I32 => device.build_output_stream::<i32, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
+            SampleFormat::U16 => device.build_output_stream::<u16, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
+            other => return Err(DeviceError::UnsupportedFormat { name, direction: dir, format: other.to_string() }),
+        };
+        let stream = built.map_err(|e| DeviceError::Open { name: name.clone(), direction: dir, message: e.to_string() })?;
+        stream.play().map_err(|e| DeviceError::Start { name: name.clone(), direction: dir, message: e.to_string() })?;
+        Ok((Playback { stream, name, rate_hz, channels }, queue))
+    }
+
+    /// The device's name as configured.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The device's sample rate in Hz and channel count.
+    pub fn format(&self) -> (u32, u16) {
+        (self.rate_hz, self.channels)
+    }
+}
+
+impl Drop for Playback {
+    fn drop(&mut self) {
+        let _ = self.stream.pause();
+    }
+}

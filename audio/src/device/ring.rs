@@ -1,0 +1,413 @@
+//! The real-time half of live audio: what the device callbacks do, and the worker-side ends
+//! of the same lock-free SPSC rings ([`ringbuf`]).
+//!
+//! The callback ends ([`CaptureFeed`], [`PlaybackDrain`]) never block, lock or allocate: they
+//! copy samples between the device buffer and a ring, and count trouble in atomics. The cpal
+//! streams and the simulated device both call exactly these.
+//!
+//! Rings hold mono f32 samples at the device's rate; the callbacks downmix capture frames and
+//! copy each playback sample to every output channel.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cpal::{FromSample, Sample};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+
+/// Trouble counters shared by the capture and playback sides (monotonic, for metrics).
+#[derive(Debug, Default)]
+pub struct AudioCounters {
+    overruns: AtomicU64,
+    underruns: AtomicU64,
+    stream_errors: AtomicU64,
+    failed: AtomicBool,
+}
+
+impl AudioCounters {
+    /// A fresh set of counters, shared between both directions.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Capture callbacks that found the ring full and dropped samples (the worker fell
+    /// behind), plus xruns the capture device reported.
+    pub fn overruns(&self) -> u64 {
+        self.overruns.load(Ordering::Relaxed)
+    }
+
+    /// Playback callbacks that ran dry while a reply was still being produced (audio arrived
+    /// late), plus xruns the playback device reported.
+    pub fn underruns(&self) -> u64 {
+        self.underruns.load(Ordering::Relaxed)
+    }
+
+    /// Stream errors reported by the audio backend (xruns included).
+    pub fn stream_errors(&self) -> u64 {
+        self.stream_errors.load(Ordering::Relaxed)
+    }
+
+    /// True once a stream reported an error it cannot recover from (device gone).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_overrun(&self) {
+        self.overruns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_underrun(&self) {
+        self.underruns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_stream_error(&self, fatal: bool) {
+        self.stream_errors.fetch_add(1, Ordering::Relaxed);
+        if fatal {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Ring capacity in samples for `ms` milliseconds at `rate_hz` (at least one 10 ms block).
+pub fn ring_samples(rate_hz: u32, ms: u32) -> usize {
+    ((rate_hz as u64 * ms as u64 / 1000) as usize).max(rate_hz as usize / 100).max(1)
+}
+
+struct CaptureShared {
+    counters: Arc<AudioCounters>,
+    /// The source has no more samples (the simulated input ended).
+    ended: AtomicBool,
+}
+
+/// Callback end of the capture ring.
+pub struct CaptureFeed {
+    prod: HeapProd<f32>,
+    channels: usize,
+    shared: Arc<CaptureShared>,
+}
+
+/// Worker end of the capture ring: mono samples at [`CaptureReader::rate_hz`].
+pub struct CaptureReader {
+    cons: HeapCons<f32>,
+    rate_hz: u32,
+    shared: Arc<CaptureShared>,
+}
+
+/// A capture ring of `capacity` mono samples for a device delivering `channels`-channel
+/// frames at `rate_hz`.
+pub fn capture_ring(rate_hz: u32, channels: u16, capacity: usize, counters: Arc<AudioCounters>) -> (CaptureFeed, CaptureReader) {
+    let (prod, cons) = HeapRb::<f32>::new(capacity.max(1)).split();
+    let shared = Arc::new(CaptureShared { counters, ended: AtomicBool::new(false) });
+    (
+        CaptureFeed { prod, channels: channels.max(1) as usize, shared: shared.clone() },
+        CaptureReader { cons, rate_hz, shared },
+    )
+}
+
+impl CaptureFeed {
+    /// The capture callback: downmixes interleaved frames to mono and pushes them. When the
+    /// ring is full the rest of the block is dropped and one overrun is counted. Never
+    /// blocks or allocates.
+    pub fn push_interleaved<T>(&mut self, data: &[T])
+    where
+        T: Sample,
+        f32: FromSample<T>,
+    {
+        let ch = self.channels;
+        let frames = data.len() / ch;
+        let inv = 1.0 / ch as f32;
+        let pushed = self.prod.push_iter(data.chunks_exact(ch).map(|f| f.iter().map(|s| s.to_sample::<f32>()).sum::<f32>() * inv));
+        if pushed < frames {
+            self.shared.counters.count_overrun();
+        }
+    }
+
+    /// Marks the end of the input (no more samples will come).
+    pub fn end(&self) {
+        self.shared.ended.store(true, Ordering::Release);
+    }
+}
+
+impl CaptureReader {
+    /// Sample rate of the samples in the ring, in Hz.
+    pub fn rate_hz(&self) -> u32 {
+        self.rate_hz
+    }
+
+    /// Moves up to `out.len()` samples out of the ring; returns how many. Never blocks.
+    pub fn read(&mut self, out: &mut [f32]) -> usize {
+        self.cons.pop_slice(out)
+    }
+
+    /// True when the source ended and every sample has been read.
+    pub fn is_ended(&self) -> bool {
+        self.shared.ended.load(Ordering::Acquire) && self.cons.is_empty()
+    }
+
+    /// The counters this ring reports into.
+    pub fn counters(&self) -> &Arc<AudioCounters> {
+        &self.shared.counters
+    }
+}
+
+struct PlaybackShared {
+    counters: Arc<AudioCounters>,
+    /// Incremented by [`PlaybackControl::stop`]; the callback clears the ring when it sees a
+    /// new value and publishes it in `cleared_gen`.
+    stop_gen: AtomicU64,
+    cleared_gen: AtomicU64,
+    /// While set, pushed audio is dropped (a stopped reply must not resume).
+    gate_closed: AtomicBool,
+    /// More audio of the current reply is on its way: running dry now is an underrun.
+    streaming: AtomicBool,
+    /// Samples (mono) of real audio played so far.
+    played: AtomicU64,
+}
+
+/// Callback end of the playback ring.
+pub struct PlaybackDrain {
+    cons: HeapCons<f32>,
+    channels: usize,
+    seen_gen: u64,
+    shared: Arc<PlaybackShared>,
+}
+
+/// Worker end of the playback ring: mono samples at [`PlaybackQueue::rate_hz`].
+pub struct PlaybackQueue {
+    prod: HeapProd<f32>,
+    rate_hz: u32,
+    shared: Arc<PlaybackShared>,
+}
+
+/// Stops and resumes playback from any thread (cheap to clone).
+#[derive(Clone)]
+pub struct PlaybackControl {
+    shared: Arc<PlaybackShared>,
+}
+
+/// What became of audio handed to [`PlaybackQueue::push_all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Every sample is in the ring.
+    Queued,
+    /// Playback was stopped (barge-in, shutdown): the rest was dropped.
+    Stopped,
+    /// The ring stayed full for longer than the timeout: the device stopped consuming.
+    Stalled,
+}
+
+/// A playback ring of `capacity` mono samples for a device playing `channels`-channel frames
+/// at `rate_hz`.
+pub fn playback_ring(rate_hz: u32, channels: u16, capacity: usize, counters: Arc<AudioCounters>) -> (PlaybackQueue, PlaybackDrain) {
+    let (prod, cons) = HeapRb::<f32>::new(capacity.max(1)).split();
+    let shared = Arc::new(PlaybackShared {
+        counters,
+        stop_gen: AtomicU64::new(0),
+        cleared_gen: AtomicU64::new(0),
+        gate_closed: AtomicBool::new(false),
+        streaming: AtomicBool::new(false),
+        played: AtomicU64::new(0),
+    });
+    (
+        PlaybackQueue { prod, rate_hz, shared: shared.clone() },
+        PlaybackDrain { cons, channels: channels.max(1) as usize, seen_gen: 0, shared },
+    )
+}
+
+impl PlaybackDrain {
+    /// The playback callback: honours a pending stop (drops everything queued), pops mono
+    /// samples into every channel of `out` and zero-fills what the ring cannot supply.
+    /// Running dry while the worker flags the reply as streaming counts one underrun.
+    /// Never blocks or allocates.
+    pub fn fill_interleaved<T>(&mut self, out: &mut [T])
+    where
+        T: Sample + FromSample<f32>,
+    {
+        let gen = self.shared.stop_gen.load(Ordering::Acquire);
+        if gen != self.seen_gen {
+            self.cons.clear();
+            self.seen_gen = gen;
+            self.shared.cleared_gen.store(gen, Ordering::Release);
+        }
+        let ch = self.channels;
+        let frames = out.len() / ch;
+        let mut scratch = [0.0f32; 256];
+        let mut written = 0;
+        while written < frames {
+            let want = (frames - written).min(scratch.len());
+            let n = self.cons.pop_slice(&mut scratch[..want]);
+            for (i, &v) in scratch[..n].iter().enumerate() {
+                let s = T::from_sample(v);
+                out[(written + i) * ch..(written + i + 1) * ch].fill(s);
+            }
+            written += n;
+            if n < want {
+                break;
+            }
+        }
+        out[written * ch..].fill(T::EQUILIBRIUM);
+        self.shared.played.fetch_add(written as u64, Ordering::Relaxed);
+        if written < frames && self.shared.streaming.load(Ordering::Relaxed) {
+            self.shared.counters.count_underrun();
+        }
+    }
+}
+
+impl PlaybackQueue {
+    /// Sample rate the ring plays at, in Hz.
+    pub fn rate_hz(&self) -> u32 {
+        self.rate_hz
+    }
+
+    /// A handle that stops and resumes this queue's playback.
+    pub fn control(&self) -> PlaybackControl {
+        PlaybackControl { shared: self.shared.clone() }
+    }
+
+    /// Samples waiting to be played.
+    pub fn queued(&self) -> usize {
+        self.prod.occupied_len()
+    }
+
+    /// Pushes what fits without waiting; returns the number of samples taken. While
+    /// playback is stopped everything is taken and dropped; while a stop is still pending in
+    /// the callback nothing is taken.
+    pub fn push(&mut self, samples: &[f32]) -> usize {
+        if self.shared.gate_closed.load(Ordering::Acquire) {
+            return samples.len();
+        }
+        if self.shared.stop_gen.load(Ordering::Acquire) != self.shared.cleared_gen.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.prod.push_slice(samples)
+    }
+
+    /// Pushes all of `samples`, waiting (in 5 ms sleeps) while the ring is full. Gives up
+    /// when playback is stopped, or when no sample was taken for `stall_timeout`.
+    pub fn push_all(&mut self, mut samples: &[f32], stall_timeout: Duration) -> PushOutcome {
+        let mut last_progress = Instant::now();
+        loop {
+            if self.shared.gate_closed.load(Ordering::Acquire) {
+                return PushOutcome::Stopped;
+            }
+            let n = self.push(samples);
+            samples = &samples[n..];
+            if samples.is_empty() {
+                return PushOutcome::Queued;
+            }
+            if n > 0 {
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() > stall_timeout {
+                return PushOutcome::Stalled;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl PlaybackControl {
+    /// Stops playback now: the callback drops everything queued at its next call (one device
+    /// period, ~10-20 ms), and pushes are dropped until [`PlaybackControl::resume`].
+    pub fn stop(&self) {
+        self.shared.gate_closed.store(true, Ordering::Release);
+        self.shared.stop_gen.fetch_add(1, Ordering::AcqRel);
+        self.shared.streaming.store(false, Ordering::Relaxed);
+    }
+
+    /// Accepts pushed audio again (the next reply).
+    pub fn resume(&self) {
+        self.shared.gate_closed.store(false, Ordering::Release);
+    }
+
+    /// True between [`PlaybackControl::stop`] and [`PlaybackControl::resume`].
+    pub fn is_stopped(&self) -> bool {
+        self.shared.gate_closed.load(Ordering::Acquire)
+    }
+
+    /// Declares whether more audio of the current reply is being produced right now (so
+    /// that running dry is an underrun, not the end of the reply).
+    pub fn set_streaming(&self, on: bool) {
+        self.shared.streaming.store(on, Ordering::Relaxed);
+    }
+
+    /// Mono samples of real (not zero-filled) audio played so far.
+    pub fn played_samples(&self) -> u64 {
+        self.shared.played.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_downmixes_and_counts_overruns() {
+        let counters = AudioCounters::new();
+        let (mut feed, mut reader) = capture_ring(48_000, 2, 4, counters.clone());
+        feed.push_interleaved(&[1.0f32, 0.0, 0.5, 0.5, -1.0, 1.0]);
+        assert_eq!(counters.overruns(), 0);
+        // 3 frames in, room for 1 more: the second block overflows.
+        feed.push_interleaved(&[0.2f32, 0.2, 0.4, 0.4]);
+        assert_eq!(counters.overruns(), 1);
+        let mut out = [9.0f32; 8];
+        assert_eq!(reader.read(&mut out), 4);
+        assert_eq!(&out[..4], &[0.5, 0.5, 0.0, 0.2]);
+        assert!(!reader.is_ended());
+        feed.end();
+        assert!(reader.is_ended());
+    }
+
+    #[test]
+    fn capture_converts_integer_samples() {
+        let (mut feed, mut reader) = capture_ring(16_000, 1, 8, AudioCounters::new());
+        feed.push_interleaved(&[i16::MAX, 0, i16::MIN]);
+        let mut out = [0.0f32; 3];
+        assert_eq!(reader.read(&mut out), 3);
+        assert!((out[0] - 1.0).abs() < 1e-3 && out[1] == 0.0 && (out[2] + 1.0).abs() < 1e-3, "{out:?}");
+    }
+
+    #[test]
+    fn playback_copies_to_every_channel_and_zero_fills() {
+        let counters = AudioCounters::new();
+        let (mut q, mut drain) = playback_ring(48_000, 2, 16, counters.clone());
+        assert_eq!(q.push(&[0.5, -0.5]), 2);
+        let mut out = [7.0f32; 6];
+        drain.fill_interleaved(&mut out);
+        assert_eq!(out, [0.5, 0.5, -0.5, -0.5, 0.0, 0.0]);
+        // Running dry between replies is not an underrun...
+        assert_eq!(counters.underruns(), 0);
+        // ...but it is while the reply is still being produced.
+        q.control().set_streaming(true);
+        drain.fill_interleaved(&mut out);
+        assert_eq!(counters.underruns(), 1);
+        assert_eq!(q.control().played_samples(), 2);
+    }
+
+    #[test]
+    fn stop_drops_queued_audio_until_resume() {
+        let (mut q, mut drain) = playback_ring(16_000, 1, 64, AudioCounters::new());
+        let ctl = q.control();
+        assert_eq!(q.push(&[0.25; 10]), 10);
+        ctl.stop();
+        // Pushed while stopped: taken and dropped.
+        assert_eq!(q.push(&[0.5; 4]), 4);
+        assert_eq!(q.push_all(&[0.5; 4], Duration::from_millis(50)), PushOutcome::Stopped);
+        ctl.resume();
+        // The callback has not cleared the ring yet: nothing is taken before it does.
+        assert_eq!(q.push(&[0.75; 4]), 0);
+        let mut out = [1.0f32; 12];
+        drain.fill_interleaved(&mut out);
+        assert_eq!(out, [0.0; 12], "stopped audio played");
+        assert_eq!(q.push(&[0.75; 4]), 4);
+        drain.fill_interleaved(&mut out[..4]);
+        assert_eq!(&out[..4], &[0.75; 4]);
+    }
+
+    #[test]
+    fn push_all_reports_a_stalled_device() {
+        let (mut q, _drain) = playback_ring(16_000, 1, 4, AudioCounters::new());
+        assert_eq!(q.push_all(&[0.1; 8], Duration::from_millis(20)), PushOutcome::Stalled);
+        assert_eq!(q.queued(), 4);
+    }
+}

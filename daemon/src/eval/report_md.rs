@@ -1,0 +1,174 @@
+//! What every opener/handoff/safety report carries (date, commit, model, item count), the
+//! markdown and JSON writers, and the PNG bar charts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use plotters::style::RGBColor;
+
+use super::mc_plot::{draw_bars, Series};
+use crate::cmd_opener::LoadedLm;
+
+/// Identity of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunMeta {
+    /// UTC time of the run, `YYYY-MM-DD HH:MM UTC`.
+    pub date: String,
+    /// `git rev-parse --short HEAD` of the working tree (`+dirty` when it has changes).
+    pub commit: String,
+    /// μLM preset from mulm.json (`256-8`, `512-8`, …).
+    pub model: String,
+    /// Weight storage of the loaded μLM (`q8_0`, `f32`, `gguf:…`).
+    pub precision: String,
+    /// μLM parameters.
+    pub parameters: usize,
+    /// μLM checkpoint directory.
+    pub model_dir: String,
+}
+
+impl RunMeta {
+    /// Metadata for a run of the μLM `m` loaded from `dir`.
+    pub fn new(m: &LoadedLm, dir: &Path) -> Self {
+        Self {
+            date: utc_now(),
+            commit: git_commit(),
+            model: m.mulm.preset.clone(),
+            precision: m.model.format().to_string(),
+            parameters: m.model.config().parameter_count(),
+            model_dir: dir.display().to_string(),
+        }
+    }
+
+    /// The markdown header lines (after the title).
+    pub fn markdown(&self, n_items: usize) -> String {
+        format!(
+            "- date: {}\n- commit: `{}`\n- model: μLM-{} ({:.2}M parameters, {}), `{}`\n- items: {n_items}\n",
+            self.date,
+            self.commit,
+            self.model,
+            self.parameters as f64 / 1e6,
+            self.precision,
+            self.model_dir
+        )
+    }
+}
+
+fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short", "HEAD"]) {
+        Some(h) => match run(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(s) if !s.is_empty() => format!("{h}+dirty"),
+            _ => h,
+        },
+        None => "unknown".into(),
+    }
+}
+
+/// Current UTC time as `YYYY-MM-DD HH:MM UTC` (civil-from-days, no time-zone crate).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format_utc(secs)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+pub fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Howard Hinnant's days_from_civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+/// Writes `text` to `dir/name` (creating `dir`) and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let p = dir.join(name);
+    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    Ok(p)
+}
+
+/// Prints `report` as JSON on stdout when `json`, and says where the markdown went on stderr.
+pub fn emit<T: Serialize>(report: &T, json: bool, md_path: &Path) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).context("serializing the report")?);
+    }
+    eprintln!("wrote {}", md_path.display());
+    Ok(())
+}
+
+/// `x` as a percentage with one decimal.
+pub fn pct(x: f64) -> String {
+    format!("{:.1} %", 100.0 * x)
+}
+
+/// An optional number with `digits` decimals, or "–".
+pub fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("–".into(), |v| format!("{v:.digits$}"))
+}
+
+/// Escapes `|` and line breaks for a markdown table cell.
+pub fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Writes a grouped bar chart PNG at `dir/name` with the crate's bitmap plotter
+/// (`mc_plot::draw_bars`: plotters, no font dependency): one group per entry of `groups`, one
+/// bar per series `(legend, value per group)`, values 0..1. Returns the path.
+pub fn png_bars(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    groups: &[&str],
+    series: &[(String, Vec<f64>)],
+) -> Result<PathBuf> {
+    const PALETTE: [(u8, u8, u8); 4] = [(74, 120, 181), (230, 140, 40), (90, 160, 90), (150, 150, 150)];
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    let series: Vec<Series> = series
+        .iter()
+        .enumerate()
+        .map(|(i, (label, v))| {
+            let (r, g, b) = PALETTE[i % PALETTE.len()];
+            Series { label: label.clone(), values: v.iter().map(|x| Some(*x)).collect(), color: RGBColor(r, g, b) }
+        })
+        .collect();
+    draw_bars(&path, title, groups, &series, &[])?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_utc(1_795_349_100), "2026-11-22 12:05 UTC");
+    }
+
+    #[test]
+    fn png_plot_and_cells() {
+        let d = tempfile::tempdir().unwrap();
+        let p = png_bars(d.path(), "x.png", "t", &["a", "b"], &[("4 words".into(), vec![0.5, 0.1])]).unwrap();
+        assert_eq!(&std::fs::read(p).unwrap()[1..4], b"PNG");
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
+}

@@ -1,0 +1,110 @@
+//! One turn in progress on the live loop: the state machine, what it needs to act (the
+//! utterance's audio, the cloud request), where its speech landed, and its report when it
+//! ends (metrics and one log line).
+
+use std::time::Instant;
+
+use cloud::protocol::RequestId;
+
+use super::speaker::Placed;
+use crate::metrics::Metrics;
+use crate::turn::{Action, Part, Turn};
+
+/// The turn being answered. Times in ms on the stream clock.
+pub struct ActiveTurn {
+    pub turn: Turn,
+    /// 1-based turn number.
+    pub number: usize,
+    pub last_voiced_ms: f64,
+    pub endpoint_ms: f64,
+    /// The utterance at 16 kHz (speech start to endpoint).
+    pub audio: Vec<f32>,
+    pub cloud: Option<RequestId>,
+    pub cloud_sent_ms: Option<f64>,
+    /// Each piece of speech queued, in order.
+    pub segments: Vec<(Part, Placed)>,
+    /// `PlaybackIdle` was sent since the last piece was queued.
+    pub idle_notified: bool,
+    pub wall0: Instant,
+}
+
+impl ActiveTurn {
+    /// A turn for the utterance that ended at `endpoint_ms`.
+    pub fn new(turn: Turn, number: usize, last_voiced_ms: f64, endpoint_ms: f64, audio: Vec<f32>) -> Self {
+        Self {
+            turn,
+            number,
+            last_voiced_ms,
+            endpoint_ms,
+            audio,
+            cloud: None,
+            cloud_sent_ms: None,
+            segments: Vec::new(),
+            idle_notified: false,
+            wall0: Instant::now(),
+        }
+    }
+
+    /// Records the ended turn in `m`, prints its line (timings and flags; the words only to
+    /// the log and only with `transcripts`), and returns the cloud's first-delta latency
+    /// after the opener (ms) for the next opener budget.
+    pub fn report(&self, m: &Metrics, transcripts: bool) -> Option<f64> {
+        let r = self.turn.record();
+        m.turns.inc();
+        for (flag, c) in [(r.repair, &m.repairs), (r.fallback, &m.fallbacks), (r.filler, &m.fillers), (r.barged_in, &m.barge_ins)] {
+            if flag {
+                c.inc();
+            }
+        }
+        Metrics::observe_ms(&m.vad_endpoint, self.endpoint_ms - self.last_voiced_ms);
+        let first = self.segments.first().map(|(_, p)| *p);
+        if let Some(p) = first {
+            Metrics::observe_ms(&m.tts_first_audio, p.ready_ms - self.endpoint_ms);
+            Metrics::observe_ms(&m.voice_to_voice, p.start_ms - self.last_voiced_ms);
+        }
+        if let (Some(d), Some(sent)) = (r.cloud_first_delta_ms, self.cloud_sent_ms) {
+            Metrics::observe_ms(&m.cloud_first_delta, d - sent);
+        }
+        let opener_end = self.segments.iter().filter(|(p, _)| *p == Part::Opener).map(|(_, s)| s.end_ms).reduce(f64::max);
+        let cont_start = self.segments.iter().find(|(p, _)| *p == Part::Continuation).map(|(_, s)| s.start_ms);
+        let gap = opener_end.zip(cont_start).map(|(o, c)| c - o);
+        if let Some(g) = gap {
+            Metrics::observe_ms(&m.handoff_gap, g);
+        }
+        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+        let flags: String = [(r.repair, ", repair"), (r.fallback, ", fallback"), (r.filler, ", filler"), (r.barged_in, ", barge-in")]
+            .iter()
+            .filter(|(f, _)| *f)
+            .map(|(_, s)| *s)
+            .collect();
+        println!(
+            "turn {}: voice-to-voice {} ms, handoff gap {} ms, opener {} words{flags}",
+            self.number,
+            fmt(first.map(|p| p.start_ms - self.last_voiced_ms)),
+            fmt(gap),
+            r.opener_words,
+        );
+        if transcripts {
+            tracing::info!(turn = self.number, "answered {:?} with {:?} + {:?}", r.transcript, r.opener_text, r.continuation_text.trim());
+        }
+        r.cloud_first_delta_ms.zip(r.opener_ready_ms).map(|(d, o)| d - o)
+    }
+}
+
+/// An action's name for debug logs (never its text: transcripts are logged only on request).
+pub fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::Transcribe => "transcribe",
+        Action::WriteOpener { .. } => "write opener",
+        Action::SendContinue { .. } => "send continue",
+        Action::Speak { part: Part::Opener, .. } => "speak opener",
+        Action::Speak { part: Part::Continuation, .. } => "speak continuation",
+        Action::Speak { part: Part::Filler, .. } => "speak filler",
+        Action::Speak { part: Part::LocalFinish, .. } => "speak local finish",
+        Action::Speak { part: Part::Fallback, .. } => "speak fallback",
+        Action::FinishLocally { .. } => "finish locally",
+        Action::StopPlayback => "stop playback",
+        Action::CancelCloud => "cancel cloud",
+        Action::EndTurn => "end turn",
+    }
+}

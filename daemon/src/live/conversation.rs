@@ -1,0 +1,384 @@
+//! The conversation loop (the daemon's main thread): one [`Turn`] per utterance, driven
+//! exactly as the state machine expects — `SpeechEnded` → `Transcribe` → `WriteOpener` →
+//! `SendContinue` + `Speak` …, cloud events as they arrive, `PlaybackIdle` when the speaker
+//! drains, `Tick`s for the filler, and `SpeechStarted` during the reply as barge-in.
+//!
+//! Whisper, the μLM and Piper run on this thread; the listener keeps hearing meanwhile
+//! (its ring buffers the microphone) and applies barge-in itself (see `listener`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use audio::device::AudioCounters;
+
+use super::clock::{Clock, Heartbeat};
+use super::inbox::{Heard, Inbox};
+use super::active_turn::{action_name, ActiveTurn};
+use super::speaker::{PlaybackStalled, Speaker};
+use super::speculation::Speculation;
+use super::service;
+use crate::cloud_link::CloudLink;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::replay::{next_opener_words, Models};
+use crate::turn::budget::LatencyEstimate;
+use crate::turn::{Action, Event, Turn};
+use crate::turn_shared::{cloud_event, continue_params, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+
+/// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
+const TICK_MS: u64 = 20;
+/// On shutdown, the current reply may play this long before playback stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// How often cloud and audio counters are copied into the metrics.
+const COUNTER_SYNC: Duration = Duration::from_millis(500);
+
+/// Everything the loop works with.
+pub struct Conversation<'a> {
+    pub cfg: &'a Config,
+    pub models: Models,
+    pub link: &'a CloudLink,
+    pub rt: &'a tokio::runtime::Runtime,
+    pub speaker: Speaker,
+    pub metrics: Arc<Metrics>,
+    pub counters: Arc<AudioCounters>,
+    pub inbox: Receiver<Inbox>,
+    pub inbox_tx: Sender<Inbox>,
+    pub clock: Clock,
+    pub heartbeat: Arc<Heartbeat>,
+    /// Mirrors `Turn::is_replying` for the listener's immediate barge-in.
+    pub replying: Arc<AtomicBool>,
+    /// After the simulated input ends, keep running until a signal.
+    pub keep_running: bool,
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The simulated input ended and the last turn was over.
+    InputFinished,
+    /// SIGTERM / SIGINT.
+    Signal,
+}
+
+struct LoopState {
+    /// Messages already taken from the inbox (to look ahead) and not yet handled.
+    backlog: VecDeque<Inbox>,
+    estimate: LatencyEstimate,
+    spec: Speculation,
+    active: Option<ActiveTurn>,
+    turns: usize,
+    input_ended: bool,
+    announced_idle: bool,
+    stopping: Option<Instant>,
+    force_stop: bool,
+    last_sync: Instant,
+}
+
+impl Conversation<'_> {
+    /// Runs until the input ends (simulated devices) or a signal; returns why it ended.
+    pub fn run(mut self) -> Result<Ending> {
+        let _rt = self.rt.enter(); // the cloud client spawns tokio tasks
+        let mut st = LoopState {
+            backlog: VecDeque::new(),
+            estimate: LatencyEstimate::new(0.5),
+            spec: Speculation::default(),
+            active: None,
+            turns: 0,
+            input_ended: false,
+            announced_idle: false,
+            stopping: None,
+            force_stop: false,
+            last_sync: Instant::now(),
+        };
+        loop {
+            self.heartbeat.conversation();
+            let next = match st.backlog.pop_front() {
+                Some(msg) => Ok(msg),
+                None => self.inbox.recv_timeout(Duration::from_millis(TICK_MS)),
+            };
+            match next {
+                Ok(msg) => self.handle(&mut st, msg)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => bail!("the conversation loop's inbox closed"),
+            }
+            self.housekeeping(&mut st)?;
+            if let Some(since) = st.stopping {
+                let drained = self.speaker.is_idle();
+                if st.force_stop || drained || since.elapsed() >= SHUTDOWN_GRACE {
+                    self.speaker.stop();
+                    if let Some(t) = st.active.take() {
+                        self.cancel_cloud(&t);
+                        tracing::info!(turn = t.number, "shutdown: turn cut short");
+                        self.finish_turn(&mut st, t);
+                    }
+                    self.sync_counters();
+                    return Ok(Ending::Signal);
+                }
+                continue;
+            }
+            if st.input_ended && st.active.is_none() && self.speaker.is_idle() && !st.announced_idle {
+                st.announced_idle = true;
+                self.sync_counters();
+                println!("input finished: {} turns", st.turns);
+                if !self.keep_running {
+                    return Ok(Ending::InputFinished);
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, st: &mut LoopState, msg: Inbox) -> Result<()> {
+        if st.stopping.is_some() {
+            if let Inbox::Shutdown { signal } = msg {
+                tracing::warn!("{signal} again: stopping now");
+                st.force_stop = true;
+            }
+            return Ok(());
+        }
+        match msg {
+            Inbox::Heard(Heard::SpeechStart { start_ms, confirmed_ms }) => {
+                tracing::debug!(start_ms, confirmed_ms, "speech started");
+                st.spec.clear();
+                self.drive(st, Event::SpeechStarted { at_ms: confirmed_ms })?;
+            }
+            Inbox::Heard(Heard::Pause { last_voiced_ms, audio }) => {
+                tracing::debug!(last_voiced_ms, at_ms = self.clock.now_ms() as u64, "pause");
+                // Speculate only when it can still help: no turn in progress, and the VAD has
+                // not already moved on (work done while the loop was busy is queued).
+                while let Ok(m) = self.inbox.try_recv() {
+                    st.backlog.push_back(m);
+                }
+                let moved_on = st.backlog.iter().any(|m| matches!(m, Inbox::Heard(Heard::Resume | Heard::SpeechEnd { .. } | Heard::SpeechStart { .. })));
+                if st.active.is_none() && self.cfg.turn.speculative && !moved_on {
+                    if let Err(e) = self.speculate(st, last_voiced_ms, &audio) {
+                        tracing::warn!("speculative ASR/opener failed: {e:#}");
+                        st.spec.clear();
+                    }
+                }
+            }
+            Inbox::Heard(Heard::Resume) => st.spec.clear(),
+            Inbox::Heard(Heard::SpeechEnd { start_ms, last_voiced_ms, endpoint_ms, audio }) => {
+                tracing::debug!(start_ms, last_voiced_ms, endpoint_ms, at_ms = self.clock.now_ms() as u64, "speech ended");
+                if st.active.is_some() {
+                    // Speech over a turn that is not replying yet: the newer question wins.
+                    self.drive(st, Event::SpeechStarted { at_ms: start_ms })?;
+                    if let Some(t) = st.active.take() {
+                        self.abandon(st, t, "a newer utterance ended first");
+                    }
+                }
+                self.start_turn(st, last_voiced_ms, endpoint_ms, audio)?;
+            }
+            Inbox::Cloud { request, at, event } => {
+                if st.active.as_ref().is_some_and(|t| t.cloud == Some(request)) {
+                    let (ev, cancel) = cloud_event(event, self.clock.ms_of(at));
+                    if cancel {
+                        self.link.client.cancel(request);
+                    }
+                    self.drive(st, ev)?;
+                }
+            }
+            Inbox::InputEnded => st.input_ended = true,
+            Inbox::Shutdown { signal } => {
+                tracing::info!("{signal}: finishing the current sentence, then stopping");
+                service::notify_stopping();
+                st.stopping = Some(Instant::now());
+                st.spec.clear();
+                if let Some(t) = st.active.as_mut() {
+                    if let Some(id) = t.cloud.take() {
+                        self.link.client.cancel(id);
+                    }
+                }
+            }
+            Inbox::ListenerFailed(e) => bail!("listening failed: {e}"),
+        }
+        Ok(())
+    }
+
+    /// Idle and tick events for the active turn, its wall-clock limit, counters, device health.
+    fn housekeeping(&mut self, st: &mut LoopState) -> Result<()> {
+        if self.counters.failed() {
+            bail!("an audio device failed (see the log above)");
+        }
+        if st.last_sync.elapsed() >= COUNTER_SYNC {
+            st.last_sync = Instant::now();
+            self.sync_counters();
+        }
+        if st.stopping.is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let idle = match st.active.as_mut() {
+            Some(t) if !t.idle_notified && self.speaker.is_idle() => {
+                t.idle_notified = true;
+                true
+            }
+            _ => false,
+        };
+        if idle {
+            self.drive(st, Event::PlaybackIdle { at_ms: now })?;
+        }
+        self.drive(st, Event::Tick { at_ms: now })?;
+        if st.active.as_ref().is_some_and(|t| t.wall0.elapsed() > TURN_WALL_LIMIT) {
+            if let Some(t) = st.active.as_ref() {
+                self.cancel_cloud(t);
+            }
+            self.drive(st, Event::CloudFailed { reason: "turn wall-clock limit".into(), at_ms: now })?;
+            if st.active.as_ref().is_some_and(|t| t.wall0.elapsed() > TURN_WALL_LIMIT * 2) {
+                if let Some(t) = st.active.take() {
+                    self.abandon(st, t, "turn wall-clock limit");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_counters(&self) {
+        Metrics::sync_counter(&self.metrics.audio_overruns, self.counters.overruns());
+        Metrics::sync_counter(&self.metrics.audio_underruns, self.counters.underruns());
+        let connects = self.link.client.stats().connects;
+        Metrics::sync_counter(&self.metrics.cloud_reconnects, connects.saturating_sub(1));
+    }
+
+    fn start_turn(&mut self, st: &mut LoopState, last_voiced_ms: f64, endpoint_ms: f64, audio: Vec<f32>) -> Result<()> {
+        let words = next_opener_words(self.cfg, &st.estimate);
+        let number = st.turns + 1;
+        let mut turn = Turn::new(self.cfg.turn.clone(), words);
+        let actions = turn.on(Event::SpeechEnded { last_voiced_ms, endpoint_ms });
+        let t = ActiveTurn::new(turn, number, last_voiced_ms, endpoint_ms, audio);
+        self.speaker.begin_reply();
+        self.step(st, t, actions)
+    }
+
+    /// Feeds `ev` to the active turn (if any) and performs its actions.
+    fn drive(&mut self, st: &mut LoopState, ev: Event) -> Result<()> {
+        let Some(mut t) = st.active.take() else {
+            return Ok(());
+        };
+        let actions = t.turn.on(ev);
+        self.step(st, t, actions)
+    }
+
+    fn step(&mut self, st: &mut LoopState, mut t: ActiveTurn, actions: Vec<Action>) -> Result<()> {
+        let result = self.perform(st, &mut t, actions);
+        self.replying.store(t.turn.is_replying(), Ordering::Release);
+        match result {
+            Ok(()) if t.turn.is_done() => self.finish_turn(st, t),
+            Ok(()) => st.active = Some(t),
+            Err(e) => {
+                self.abandon(st, t, &format!("{e:#}"));
+                if e.chain().any(|c| c.is::<PlaybackStalled>()) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Performs actions in order; actions that produce events feed them back at once.
+    fn perform(&mut self, st: &mut LoopState, t: &mut ActiveTurn, actions: Vec<Action>) -> Result<()> {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            tracing::debug!(turn = t.number, at_ms = self.clock.now_ms() as u64, "{}", action_name(&action));
+            match action {
+                Action::Transcribe => {
+                    let text = match st.spec.take_transcript(t.last_voiced_ms) {
+                        Some(text) => text,
+                        None => self.transcribe(&t.audio)?,
+                    };
+                    if self.cfg.log.transcripts {
+                        tracing::info!(turn = t.number, "heard: {text:?}");
+                    }
+                    queue.extend(t.turn.on(Event::Transcript { text, at_ms: self.clock.now_ms() }));
+                }
+                Action::WriteOpener { transcript, words } => {
+                    let (text, complete) = match st.spec.take_opener(&transcript, words) {
+                        Some(o) => o,
+                        None => self.write_opener(&transcript, words)?,
+                    };
+                    queue.extend(t.turn.on(Event::Opener { text, complete, at_ms: self.clock.now_ms() }));
+                }
+                Action::SendContinue { transcript, opener, opener_complete } => {
+                    let cont = self.link.client.continue_(continue_params(self.cfg, transcript, opener, opener_complete));
+                    t.cloud = Some(cont.id);
+                    t.cloud_sent_ms = Some(self.clock.now_ms());
+                    let (tx, id, mut events) = (self.inbox_tx.clone(), cont.id, cont.events);
+                    self.rt.spawn(async move {
+                        while let Some(event) = events.recv().await {
+                            if tx.send(Inbox::Cloud { request: id, at: Instant::now(), event }).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Action::Speak { text, part } => {
+                    if let Some(p) = self.speaker.speak(&mut self.models.voice, self.cfg, &text).with_context(|| format!("turn {}: speaking", t.number))? {
+                        t.segments.push((part, p));
+                        t.idle_notified = false;
+                    }
+                }
+                Action::FinishLocally { transcript, prefix } => {
+                    let text = self.models.mulm.finish_sentence(&transcript, &prefix, LOCAL_FINISH_TOKENS)?;
+                    queue.extend(t.turn.on(Event::LocalFinish { text, at_ms: self.clock.now_ms() }));
+                }
+                Action::StopPlayback => self.speaker.stop(),
+                Action::CancelCloud => self.cancel_cloud(t),
+                Action::EndTurn => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn cancel_cloud(&self, t: &ActiveTurn) {
+        if let Some(id) = t.cloud {
+            self.link.client.cancel(id);
+        }
+    }
+
+    fn transcribe(&mut self, audio: &[f32]) -> Result<String> {
+        let t0 = Instant::now();
+        let tr = self.models.asr.transcribe(audio).context("Whisper")?;
+        Metrics::observe_ms(&self.metrics.asr, t0.elapsed().as_secs_f64() * 1000.0);
+        Ok(tr.text)
+    }
+
+    fn write_opener(&mut self, transcript: &str, words: usize) -> Result<(String, bool)> {
+        let t0 = Instant::now();
+        let o = self.models.mulm.opener(transcript, words)?;
+        Metrics::observe_ms(&self.metrics.opener, t0.elapsed().as_secs_f64() * 1000.0);
+        Ok((o.text, o.complete))
+    }
+
+    /// ASR (and the opener) on the audio up to a pause, kept for the endpoint.
+    fn speculate(&mut self, st: &mut LoopState, last_voiced_ms: f64, audio: &[f32]) -> Result<()> {
+        let text = self.transcribe(audio)?;
+        let heard = text.trim().to_string();
+        st.spec.store_transcript(last_voiced_ms, text);
+        if !heard.is_empty() && self.cfg.turn.local_opener {
+            let words = next_opener_words(self.cfg, &st.estimate);
+            let (o, complete) = self.write_opener(&heard, words)?;
+            st.spec.store_opener(&heard, words, o, complete);
+        }
+        Ok(())
+    }
+
+    /// Ends a turn that failed or was overtaken: cloud cancelled, playback stopped.
+    fn abandon(&mut self, st: &mut LoopState, t: ActiveTurn, why: &str) {
+        tracing::error!(turn = t.number, "turn abandoned: {why}");
+        self.cancel_cloud(&t);
+        self.speaker.stop();
+        self.finish_turn(st, t);
+    }
+
+    /// Metrics, the latency estimate for the next opener budget, and the turn's log line.
+    fn finish_turn(&mut self, st: &mut LoopState, t: ActiveTurn) {
+        self.replying.store(false, Ordering::Release);
+        st.turns += 1;
+        if let Some(ms) = t.report(&self.metrics, self.cfg.log.transcripts) {
+            st.estimate.observe(ms);
+        }
+    }
+}

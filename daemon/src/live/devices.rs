@@ -1,0 +1,94 @@
+//! Which devices `firstword run` uses: cpal's microphone and speaker, or the simulated pair
+//! when an input WAV is given (`--input-wav` / `[audio] input_wav`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use audio::device::{check_device, AudioCounters, Capture, CaptureReader, DeviceOptions, Direction, Playback, PlaybackQueue, SimDuplex};
+
+use super::settings::AudioSection;
+
+/// The devices to open, decided (and the simulated input loaded) before the models load.
+pub enum Plan {
+    /// cpal devices by name.
+    Real { input: DeviceOptions, output: DeviceOptions },
+    /// The simulated pair: `input` already at `rate_hz`.
+    Sim { input: Vec<f32>, rate_hz: u32, output_wav: Option<PathBuf>, capture_ms: u32, playback_ms: u32 },
+}
+
+/// Running devices. [`Running::close`] stops them (and writes the simulated speaker's WAV).
+pub enum Running {
+    Real { _capture: Capture, _playback: Playback },
+    Sim { sim: SimDuplex, output_wav: Option<PathBuf> },
+}
+
+/// The worker ends of the running devices' rings.
+pub struct Opened {
+    pub running: Running,
+    pub reader: CaptureReader,
+    pub queue: PlaybackQueue,
+    /// How the devices were opened, for the log.
+    pub description: String,
+}
+
+impl Plan {
+    /// Reads `[audio]` (with the command line's input/output WAV already merged in).
+    pub fn from_config(a: &AudioSection) -> Result<Self> {
+        if let Some(path) = &a.input_wav {
+            let input = audio::device::load_sim_input(path, a.sim_rate_hz)?;
+            return Ok(Plan::Sim {
+                input,
+                rate_hz: a.sim_rate_hz,
+                output_wav: a.output_wav.clone(),
+                capture_ms: a.capture_buffer_ms,
+                playback_ms: a.playback_buffer_ms,
+            });
+        }
+        // Fail on a wrong device name now, not after the models have loaded.
+        check_device(&a.input_device, Direction::Input).context("audio.input_device")?;
+        check_device(&a.output_device, Direction::Output).context("audio.output_device")?;
+        let frames = (a.buffer_frames > 0).then_some(a.buffer_frames);
+        Ok(Plan::Real {
+            input: DeviceOptions { name: a.input_device.clone(), buffer_frames: frames, ring_ms: a.capture_buffer_ms },
+            output: DeviceOptions { name: a.output_device.clone(), buffer_frames: frames, ring_ms: a.playback_buffer_ms },
+        })
+    }
+
+    /// Opens and starts the devices.
+    pub fn open(self, counters: Arc<AudioCounters>) -> Result<Opened> {
+        match self {
+            Plan::Real { input, output } => {
+                let (capture, reader) = Capture::open(&input, counters.clone()).context("audio.input_device")?;
+                let (playback, queue) = Playback::open(&output, counters).context("audio.output_device")?;
+                let ((ir, ic), (or, oc)) = (capture.format(), playback.format());
+                let description = format!("microphone {:?} ({ir} Hz, {ic} ch), speaker {:?} ({or} Hz, {oc} ch)", capture.name(), playback.name());
+                Ok(Opened { running: Running::Real { _capture: capture, _playback: playback }, reader, queue, description })
+            }
+            Plan::Sim { input, rate_hz, output_wav, capture_ms, playback_ms } => {
+                let secs = input.len() as f64 / rate_hz as f64;
+                let (sim, reader, queue) = SimDuplex::start(input, rate_hz, capture_ms, playback_ms, counters);
+                let description = format!("simulated microphone ({secs:.1} s of input) and speaker at {rate_hz} Hz");
+                Ok(Opened { running: Running::Sim { sim, output_wav }, reader, queue, description })
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Stops the streams; the simulated speaker's recording goes to its output WAV.
+    pub fn close(self) -> Result<()> {
+        match self {
+            Running::Real { .. } => Ok(()),
+            Running::Sim { sim, output_wav } => {
+                let rate = sim.rate_hz();
+                let played = sim.stop();
+                if let Some(path) = output_wav {
+                    audio::write_wav(&path, &played, rate).with_context(|| format!("writing the speaker's output to {}", path.display()))?;
+                    println!("wrote {} ({:.1} s)", path.display(), played.len() as f64 / rate as f64);
+                }
+                Ok(())
+            }
+        }
+    }
+}

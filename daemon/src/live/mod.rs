@@ -1,0 +1,138 @@
+//! `firstword run`: the live daemon. Microphone → listener thread (resample to 16 kHz, VAD,
+//! endpointing) → conversation loop (the turn state machine with Whisper, the μLM, the cloud
+//! and Piper) → speaker ring → playback. With `--input-wav` the devices are simulated: the
+//! WAV plays into the same capture path in real time and the speaker's output is recorded.
+//!
+//! Start-up order: signal handlers, metrics endpoint, models, cloud link (pre-warmed),
+//! devices, then `READY=1` to systemd. Shutdown (SIGTERM/SIGINT): `STOPPING=1`, the cloud
+//! request is cancelled, the current reply plays for up to 1 s, playback stops, exit 0.
+
+mod active_turn;
+mod clock;
+mod conversation;
+mod devices;
+mod inbox;
+mod listener;
+mod service;
+pub mod settings;
+mod speaker;
+mod speculation;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use audio::device::AudioCounters;
+
+use crate::cloud_link::CloudLink;
+use crate::config::Config;
+use crate::metrics::{http, Metrics};
+use crate::replay::Models;
+use clock::{Clock, Heartbeat};
+use conversation::{Conversation, Ending};
+use listener::{Listener, ListenerParts};
+use speaker::Speaker;
+
+/// `firstword run` options from the command line (they override `[audio]`).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Simulated microphone: this WAV, at real-time pace.
+    pub input_wav: Option<PathBuf>,
+    /// Simulated speaker: write what it played here on exit.
+    pub output_wav: Option<PathBuf>,
+    /// With a simulated input: keep running after it ends, until SIGTERM/SIGINT.
+    pub keep_running: bool,
+}
+
+/// Runs the daemon until a signal (or, with simulated devices, the end of the input).
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
+    let mut audio_cfg = cfg.audio.clone();
+    if opts.input_wav.is_some() {
+        audio_cfg.input_wav = opts.input_wav.clone();
+    }
+    if opts.output_wav.is_some() {
+        audio_cfg.output_wav = opts.output_wav.clone();
+    }
+    if audio_cfg.output_wav.is_some() && audio_cfg.input_wav.is_none() {
+        bail!("--output-wav needs --input-wav (the simulated speaker comes with the simulated microphone)");
+    }
+    if opts.keep_running && audio_cfg.input_wav.is_none() {
+        bail!("--keep-running applies to a simulated input (--input-wav); real devices always run until a signal");
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio runtime")?;
+    let (tx, inbox) = std::sync::mpsc::channel();
+    service::install_signal_handlers(&rt, tx.clone())?;
+
+    let metrics = Arc::new(Metrics::new());
+    let metrics_task = match cfg.metrics.addr()? {
+        Some(addr) => {
+            let (listener, local) = rt.block_on(http::bind(addr))?;
+            println!("metrics: http://{local}/metrics");
+            Some(rt.spawn(http::serve(listener, metrics.clone())))
+        }
+        None => None,
+    };
+
+    let plan = devices::Plan::from_config(&audio_cfg)?;
+    service::notify_status("loading models");
+    let vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
+    let models = Models::load(cfg)?;
+    service::notify_status("connecting to the cloud");
+    let link = rt.block_on(CloudLink::start(&cfg.cloud, None))?;
+    if !link.client.is_connected() {
+        tracing::warn!("cloud not connected yet: turns fall back locally until it is");
+    }
+
+    let counters = AudioCounters::new();
+    let opened = plan.open(counters.clone())?;
+    let clock = Clock::start();
+    let heartbeat = Heartbeat::new(clock);
+    heartbeat.conversation();
+    heartbeat.listener();
+    let speaker = Speaker::new(opened.queue, clock);
+    let replying = Arc::new(AtomicBool::new(false));
+    let mut listener = Listener::spawn(ListenerParts {
+        reader: opened.reader,
+        vad,
+        playback: speaker.control(),
+        replying: replying.clone(),
+        tx: tx.clone(),
+        heartbeat: heartbeat.clone(),
+    })?;
+    let watchdog = service::Watchdog::start(heartbeat.clone());
+    let running = opened.running;
+    tracing::info!("listening: {}", opened.description);
+    service::notify_ready(&format!("listening: {}", opened.description));
+    println!("ready: {}", opened.description);
+
+    let conversation = Conversation {
+        cfg,
+        models,
+        link: &link,
+        rt: &rt,
+        speaker,
+        metrics: metrics.clone(),
+        counters,
+        inbox,
+        inbox_tx: tx,
+        clock,
+        heartbeat,
+        replying,
+        keep_running: opts.keep_running,
+    };
+    let ending = conversation.run();
+    service::notify_stopping();
+    drop(watchdog);
+    listener.stop();
+    let closed = running.close();
+    rt.block_on(link.shutdown());
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    let ending = ending?;
+    closed?;
+    tracing::info!("stopped ({})", if ending == Ending::Signal { "signal" } else { "input finished" });
+    Ok(())
+}

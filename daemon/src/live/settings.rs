@@ -1,0 +1,111 @@
+//! The config tables of `firstword run`: `[audio]` (devices and buffers), `[metrics]` (the
+//! Prometheus endpoint) and `[log]` (what may be logged).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+
+/// `[audio]`: the live microphone and speaker.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioSection {
+    /// Capture device: "default", a cpal id ("alsa:hw:1,0"), an ALSA PCM name ("hw:1,0",
+    /// "plughw:1,0") or a device's description name.
+    pub input_device: String,
+    /// Playback device, named the same ways.
+    pub output_device: String,
+    /// Frames per device callback to request; 0 = the device's default.
+    pub buffer_frames: u32,
+    /// Capture ring between the callback and the listener, in ms of audio.
+    pub capture_buffer_ms: u32,
+    /// Playback ring between the speaker worker and the callback, in ms of audio.
+    pub playback_buffer_ms: u32,
+    /// Simulated devices: play this WAV as the microphone (real-time pace) instead of cpal.
+    pub input_wav: Option<PathBuf>,
+    /// Simulated devices: write what the speaker played here on exit (needs input_wav).
+    pub output_wav: Option<PathBuf>,
+    /// Simulated devices: their sample rate, in Hz (48000 exercises the resamplers the way a
+    /// real sound card does).
+    pub sim_rate_hz: u32,
+}
+
+impl Default for AudioSection {
+    fn default() -> Self {
+        Self {
+            input_device: "default".into(),
+            output_device: "default".into(),
+            buffer_frames: 0,
+            capture_buffer_ms: 10_000,
+            playback_buffer_ms: 60_000,
+            input_wav: None,
+            output_wav: None,
+            sim_rate_hz: 48_000,
+        }
+    }
+}
+
+impl AudioSection {
+    /// Range checks; messages name the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_device.trim().is_empty() {
+            bail!("audio.input_device is empty (\"default\" for the system default)");
+        }
+        if self.output_device.trim().is_empty() {
+            bail!("audio.output_device is empty (\"default\" for the system default)");
+        }
+        if self.buffer_frames != 0 && !(16..=16_384).contains(&self.buffer_frames) {
+            bail!("audio.buffer_frames = {} (0 for the device default, or 16..=16384)", self.buffer_frames);
+        }
+        if !(500..=120_000).contains(&self.capture_buffer_ms) {
+            bail!("audio.capture_buffer_ms = {} (must be 500..=120000)", self.capture_buffer_ms);
+        }
+        if !(1_000..=600_000).contains(&self.playback_buffer_ms) {
+            bail!("audio.playback_buffer_ms = {} (must be 1000..=600000)", self.playback_buffer_ms);
+        }
+        if !(8_000..=192_000).contains(&self.sim_rate_hz) {
+            bail!("audio.sim_rate_hz = {} (must be 8000..=192000)", self.sim_rate_hz);
+        }
+        if self.output_wav.is_some() && self.input_wav.is_none() {
+            bail!("audio.output_wav is set but audio.input_wav is not (the simulated speaker needs the simulated microphone)");
+        }
+        Ok(())
+    }
+}
+
+/// `[metrics]`: Prometheus text exposition over HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `HOST:PORT` to serve `/metrics` on (keep it on localhost); empty or absent = off.
+    /// Port 0 picks a free port (printed at start-up).
+    pub listen: Option<String>,
+}
+
+impl MetricsSection {
+    /// The address to listen on, if metrics are on.
+    pub fn addr(&self) -> Result<Option<SocketAddr>> {
+        match self.listen.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => match s.parse::<SocketAddr>() {
+                Ok(a) => Ok(Some(a)),
+                Err(_) => bail!("metrics.listen = {s:?} (need HOST:PORT with a numeric host, e.g. \"127.0.0.1:9464\", or \"\" for off)"),
+            },
+        }
+    }
+
+    /// Range checks; messages name the key.
+    pub fn validate(&self) -> Result<()> {
+        self.addr().map(|_| ())
+    }
+}
+
+/// `[log]`: what the daemon may write to its log.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// Log what was said and answered (transcript, opener, continuation). Off by default:
+    /// the journal then holds timings and counts only.
+    pub transcripts: bool,
+}

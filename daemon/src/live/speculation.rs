@@ -1,0 +1,67 @@
+//! Speculative work at the VAD's pause: Whisper and the μLM opener run on the audio so far
+//! while the hangover decides whether the user is done. At the endpoint the turn takes the
+//! results if the utterance did not change since (same last voiced sample, no resume);
+//! otherwise they are dropped. The turn state machine is driven the same either way.
+
+/// Results computed at a pause, keyed by the utterance's last voiced sample.
+#[derive(Debug, Default)]
+pub struct Speculation {
+    last_voiced_ms: Option<f64>,
+    transcript: Option<String>,
+    /// (transcript, words) → (opener text, complete).
+    opener: Option<(String, usize, String, bool)>,
+}
+
+impl Speculation {
+    /// Drops everything (speech resumed, or a new utterance began).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Stores the transcript of the utterance whose last voiced sample is at `last_voiced_ms`.
+    pub fn store_transcript(&mut self, last_voiced_ms: f64, text: String) {
+        self.clear();
+        self.last_voiced_ms = Some(last_voiced_ms);
+        self.transcript = Some(text);
+    }
+
+    /// Stores the opener written for `transcript` with a budget of `words`.
+    pub fn store_opener(&mut self, transcript: &str, words: usize, text: String, complete: bool) {
+        self.opener = Some((transcript.to_string(), words, text, complete));
+    }
+
+    /// The stored transcript if it belongs to the utterance that ended at `last_voiced_ms`.
+    pub fn take_transcript(&mut self, last_voiced_ms: f64) -> Option<String> {
+        if self.last_voiced_ms == Some(last_voiced_ms) {
+            self.transcript.take()
+        } else {
+            None
+        }
+    }
+
+    /// The stored opener if it was written for this transcript and budget.
+    pub fn take_opener(&mut self, transcript: &str, words: usize) -> Option<(String, bool)> {
+        match self.opener.take() {
+            Some((t, w, text, complete)) if t == transcript && w == words => Some((text, complete)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_only_serve_the_utterance_they_were_made_for() {
+        let mut s = Speculation::default();
+        s.store_transcript(1000.0, "why is the sky blue".into());
+        s.store_opener("why is the sky blue", 6, "The sky looks blue because".into(), false);
+        assert_eq!(s.take_transcript(1032.0), None, "a later last voiced sample means more speech");
+        assert_eq!(s.take_transcript(1000.0).as_deref(), Some("why is the sky blue"));
+        assert_eq!(s.take_opener("why is the sky blue", 5), None, "another word budget");
+        s.store_opener("a", 6, "b".into(), true);
+        s.clear();
+        assert_eq!(s.take_opener("a", 6), None);
+    }
+}

