@@ -238,6 +238,19 @@ def validation_loss(model: MuLM, mulm: dict, tok_path, valid_path, seq_len: int,
     return tot / max(n, 1.0)
 
 
+def run_tokenizer(ckpt: Path, targs: dict) -> str:
+    """The tokenizer a run trained with: the copy train.py keeps beside its checkpoint, else
+    the run's `--tokenizer` (relative to training/ when `make` ran it), else work/."""
+    beside = ckpt.parent / "tokenizer.json"
+    if beside.is_file():
+        return str(beside)
+    t = targs.get("tokenizer")
+    if t:
+        p = Path(t)
+        return str(p if p.is_absolute() or p.exists() else HERE / p)
+    return str(HERE / "work" / "tokenizer.json")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True, help="ckpt.pt written by train.py")
@@ -258,7 +271,7 @@ def main(argv=None):
     model.load_state_dict(ck["model"])
     model.float().eval()
     targs = ck.get("args", {})
-    tok_path = args.tokenizer or targs.get("tokenizer") or str(HERE / "work" / "tokenizer.json")
+    tok_path = args.tokenizer or run_tokenizer(Path(args.ckpt), targs)
     stage = targs.get("stage", "pretrain")
     valid_loss, valid_mask = ck.get("valid_loss"), stage
     vpath = args.valid or targs.get("valid")

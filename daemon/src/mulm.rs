@@ -23,7 +23,8 @@ impl Mulm {
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.join("mulm.json").is_file() {
             bail!(
-                "no μLM checkpoint in {} (mulm.json missing): the training recipe ships one; until then \
+                "no μLM checkpoint in {} (mulm.json missing): the trained default ships in the \
+                 repository's models/mulm (`git checkout -- models/mulm`); \
                  `firstword lm dev-checkpoint --out {}` writes random weights of the real shapes",
                 dir.display(),
                 dir.display()

@@ -37,11 +37,12 @@ fn three_spoken_questions_give_three_turns_each_answered_by_opener_then_cloud() 
     }
     let qs = questions();
     let picked: Vec<&Question> = ["sky", "egg", "australia"].iter().map(|id| qs.iter().find(|q| q.id == *id).unwrap()).collect();
-    // The three recordings back to back, 2 s of silence between them (the reply plays there).
+    // The three recordings back to back, 4 s of silence between them (the reply plays there;
+    // room enough that a slow turn on a busy CI machine is not barged in by the next question).
     let mut input = Vec::new();
     for q in &picked {
         input.extend(audio::load_wav_16k_mono(root().join(format!("fixtures/questions/{}.wav", q.id))).unwrap());
-        input.extend(std::iter::repeat_n(0.0f32, 32_000));
+        input.extend(std::iter::repeat_n(0.0f32, 64_000));
     }
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("three.wav");

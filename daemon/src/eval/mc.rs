@@ -84,8 +84,8 @@ pub fn run(cfg: &Config, args: McArgs) -> Result<()> {
         runs.push(run_model(&mut g, info, &data, Some(gl))?);
     }
     let report = McReport {
-        date: today_utc(),
-        commit: git_commit(),
+        date: super::report_md::utc_now(),
+        commit: super::report_md::git_commit(),
         wheel,
         contamination: args.contamination.clone(),
         runs,
@@ -143,43 +143,5 @@ fn print_summary(r: &McReport) {
         let cells: Vec<String> = run.tasks.iter().map(|t| format!("{} {:.3} (n {})", t.task, t.score, t.n)).collect();
         let mean = run.mean.map(|m| format!(" mean {m:.3}")).unwrap_or_default();
         println!("{}: {}{mean}", run.model.label, cells.join(", "));
-    }
-}
-
-/// Today's UTC date, YYYY-MM-DD (civil-from-days, H. Hinnant's algorithm).
-fn today_utc() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Short commit of the working directory's repository, "-dirty" when it has changes.
-fn git_commit() -> String {
-    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success());
-    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else { return "unknown".into() };
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|o| !o.stdout.is_empty());
-    if dirty {
-        format!("{head}-dirty")
-    } else {
-        head
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_date_is_well_formed() {
-        let d = super::today_utc();
-        assert_eq!(d.len(), 10);
-        assert!(d.starts_with("20"), "{d}");
     }
 }

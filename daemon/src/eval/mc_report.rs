@@ -87,7 +87,7 @@ const CHANCE: [f64; 6] = [0.25, 0.5, 0.5, 0.25, 0.25, 0.35];
 /// The whole `eval mc` report (`--json` prints it).
 #[derive(Debug, Clone, Serialize)]
 pub struct McReport {
-    /// UTC date of the run, YYYY-MM-DD.
+    /// UTC time of the run, `YYYY-MM-DD HH:MM UTC`.
     pub date: String,
     /// `git rev-parse --short HEAD` (+ "-dirty" with uncommitted changes), or "unknown".
     pub commit: String,

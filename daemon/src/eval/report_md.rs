@@ -55,7 +55,8 @@ impl RunMeta {
     }
 }
 
-fn git_commit() -> String {
+/// Short commit of the working tree (`+dirty` with uncommitted changes), for report headers.
+pub fn git_commit() -> String {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
