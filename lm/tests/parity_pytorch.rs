@@ -138,7 +138,9 @@ fn rust_logits_match_pytorch() {
     assert!(tol <= 1e-4, "parity tolerance must be ≤ 1e-4 (f32)");
     let cs = cases(&doc);
     assert!(!cs.is_empty());
-    let (m, mulm) = lm::load_dir(&dir).expect("load model dir");
+    // The f32 safetensors, even where the export also holds a (preferred) quantized GGUF.
+    let mulm = lm::MulmFile::load(&dir.join("mulm.json")).expect("mulm.json");
+    let m = lm::load_safetensors(&dir.join("model.safetensors"), &mulm, None).expect("load model.safetensors");
     assert_eq!(m.format(), "f32", "parity is checked on the f32 safetensors weights");
     assert_eq!(doc["preset"].as_str().unwrap(), mulm.preset);
     let worst = check_model(&m, &cs, tol, "safetensors");

@@ -159,16 +159,17 @@ impl LocalBackend {
             config: config.clone(),
             prefix_cache: HashMap::new(),
         };
+        // Compute the default mode's few-shot prefix before the backend counts as ready, so
+        // the first request does not pay for it (~150 tokens of prefill, seconds on 2 cores)
+        // and it does not compete with the device's first turn (Whisper, μLM) for the cores.
+        if worker.config.prefix_cache {
+            if let Err(e) = worker.warm_prefix(RecoveryMode::default()) {
+                tracing::warn!(error = %e, "prefix warm-up failed");
+            }
+        }
         std::thread::Builder::new()
             .name("gemma-worker".into())
             .spawn(move || {
-                // Compute the default mode's few-shot prefix now, so the first
-                // request does not pay for it (~150 tokens of prefill, seconds on 2 cores).
-                if worker.config.prefix_cache {
-                    if let Err(e) = worker.warm_prefix(RecoveryMode::default()) {
-                        tracing::warn!(error = %e, "prefix warm-up failed");
-                    }
-                }
                 while let Ok(job) = rx.recv() {
                     worker.run(job);
                 }
