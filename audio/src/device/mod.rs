@@ -51,6 +51,8 @@ pub enum DeviceError {
     Open { name: String, direction: Direction, message: String },
     #[error("{direction} audio device {name:?}: cannot start the stream: {message}")]
     Start { name: String, direction: Direction, message: String },
+    #[error("simulated audio devices: cannot start their thread: {0}")]
+    SimThread(String),
     #[error("simulated microphone input {path}: {source}")]
     SimInput { path: PathBuf, source: AudioError },
 }

@@ -36,7 +36,8 @@ impl SimDuplex {
     /// Starts the pair at `rate_hz` (mono both ways). `input` (mono samples at `rate_hz`)
     /// plays into the capture ring in real time; when it is exhausted the capture side is
     /// marked ended. The speaker keeps being recorded until [`SimDuplex::stop`].
-    pub fn start(input: Vec<f32>, rate_hz: u32, capture_ring_ms: u32, playback_ring_ms: u32, counters: Arc<AudioCounters>) -> (SimDuplex, CaptureReader, PlaybackQueue) {
+    /// Errors: [`DeviceError::SimThread`] when the OS refuses the device thread.
+    pub fn start(input: Vec<f32>, rate_hz: u32, capture_ring_ms: u32, playback_ring_ms: u32, counters: Arc<AudioCounters>) -> Result<(SimDuplex, CaptureReader, PlaybackQueue), DeviceError> {
         let (mut feed, reader) = capture_ring(rate_hz, 1, ring_samples(rate_hz, capture_ring_ms), counters.clone());
         let (queue, mut drain) = playback_ring(rate_hz, 1, ring_samples(rate_hz, playback_ring_ms), counters);
         let stop = Arc::new(AtomicBool::new(false));
@@ -79,8 +80,8 @@ impl SimDuplex {
                 }
                 recorded
             })
-            .expect("spawn the simulated audio thread");
-        (SimDuplex { thread: Some(thread), stop, input_done, rate_hz }, reader, queue)
+            .map_err(|e| DeviceError::SimThread(e.to_string()))?;
+        Ok((SimDuplex { thread: Some(thread), stop, input_done, rate_hz }, reader, queue))
     }
 
     /// True once every input sample has been delivered to the capture ring.
@@ -119,7 +120,7 @@ mod tests {
     fn input_reaches_the_reader_and_queued_audio_is_recorded() {
         let rate = 8_000;
         let input: Vec<f32> = (0..rate as usize / 5).map(|i| (i % 7) as f32 / 10.0).collect(); // 200 ms
-        let (sim, mut reader, mut queue) = SimDuplex::start(input.clone(), rate, 1_000, 1_000, AudioCounters::new());
+        let (sim, mut reader, mut queue) = SimDuplex::start(input.clone(), rate, 1_000, 1_000, AudioCounters::new()).unwrap();
         assert_eq!(queue.push(&[0.5; 80]), 80);
         let mut got = Vec::new();
         let mut buf = [0.0f32; 256];

@@ -67,7 +67,7 @@ impl Plan {
             }
             Plan::Sim { input, rate_hz, output_wav, capture_ms, playback_ms } => {
                 let secs = input.len() as f64 / rate_hz as f64;
-                let (sim, reader, queue) = SimDuplex::start(input, rate_hz, capture_ms, playback_ms, counters);
+                let (sim, reader, queue) = SimDuplex::start(input, rate_hz, capture_ms, playback_ms, counters)?;
                 let description = format!("simulated microphone ({secs:.1} s of input) and speaker at {rate_hz} Hz");
                 Ok(Opened { running: Running::Sim { sim, output_wav }, reader, queue, description })
             }

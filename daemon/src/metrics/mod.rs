@@ -44,6 +44,8 @@ pub struct Metrics {
     pub audio_underruns: IntCounter,
 }
 
+// The names and buckets are constants of this file (checked by the tests below), so a
+// failure here is a programming error, not bad input: `expect` states the invariant.
 fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS_S.to_vec())).expect("valid histogram");
     registry.register(Box::new(h.clone())).expect("unique metric name");
