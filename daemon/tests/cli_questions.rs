@@ -6,6 +6,11 @@ mod common;
 
 use common::{assets_present, firstword, root};
 
+/// The two tests each run the whole pipeline (Whisper, Piper, the μLM, a gateway); on two
+/// cores, running them together makes the replay's turns seconds late and the next question
+/// then barges in before the first reply plays. One at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const MODELS: &[&str] = &[
     "models/whisper/ggml-tiny.en.bin",
     "models/piper/en_US-joe-medium.onnx",
@@ -35,14 +40,15 @@ fn three_spoken_questions_give_three_turns_each_answered_by_opener_then_cloud() 
     if !assets_present(MODELS) {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let qs = questions();
     let picked: Vec<&Question> = ["sky", "egg", "australia"].iter().map(|id| qs.iter().find(|q| q.id == *id).unwrap()).collect();
-    // The three recordings back to back, 4 s of silence between them (the reply plays there;
+    // The three recordings back to back, 6 s of silence between them (the reply plays there;
     // room enough that a slow turn on a busy CI machine is not barged in by the next question).
     let mut input = Vec::new();
     for q in &picked {
         input.extend(audio::load_wav_16k_mono(root().join(format!("fixtures/questions/{}.wav", q.id))).unwrap());
-        input.extend(std::iter::repeat_n(0.0f32, 64_000));
+        input.extend(std::iter::repeat_n(0.0f32, 96_000));
     }
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("three.wav");
@@ -64,6 +70,7 @@ fn three_spoken_questions_give_three_turns_each_answered_by_opener_then_cloud() 
         let words = opener.split_whitespace().count();
         assert!(words >= 1 && words <= t["opener_words"].as_u64().unwrap() as usize, "{}: opener {opener:?}", q.id);
         let segs = t["segments"].as_array().unwrap();
+        assert!(!segs.is_empty(), "{}: nothing played before the next question (turn too slow): {t}", q.id);
         assert_eq!(segs[0]["part"], "opener", "{t}");
         assert_eq!(segs[0]["text"], opener);
         let f = |k: &str| t[k].as_f64().unwrap();
@@ -80,6 +87,7 @@ fn bench_pipeline_measures_the_mulm_and_the_cloud_only_baseline() {
     if !assets_present(MODELS) {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = firstword(&["bench", "pipeline", "--limit", "2", "--latencies-ms", "400", "--cloud-tokens-per-s", "200", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
