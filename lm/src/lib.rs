@@ -15,7 +15,7 @@
 //! - [`bench`]: the paper's fixed-window latency/throughput benchmark.
 //! - [`dev`]: tiny tokenizer + random checkpoint for development without trained weights.
 
-// `%` instead of `is_multiple_of` keeps the workspace MSRV (1.85); `!(x >= 0.0)` rejects NaN on purpose.
+// `%` instead of `is_multiple_of` keeps older toolchains happy; `!(x >= 0.0)` rejects NaN on purpose.
 #![allow(clippy::manual_is_multiple_of, clippy::neg_cmp_op_on_partial_ord, clippy::nonminimal_bool)]
 
 pub mod attention;
@@ -25,10 +25,12 @@ pub mod decode;
 pub mod dev;
 pub mod error;
 pub mod gguf_export;
+pub mod linear;
 pub mod load;
 pub mod model;
 pub mod mulm_file;
 pub mod opener;
+pub mod q8;
 pub mod rope_layout;
 pub mod sampler;
 pub mod tokenizer;

@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Storage, Tensor, D};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Storage, Tensor, D};
 
 use crate::attention::{causal_gqa, AttnShape};
 use crate::config::ModelConfig;
 use crate::error::{LmError, Result};
+use crate::linear::{q8_kernel_enabled, Linear};
 use crate::rope_layout::concat_rows_quantized;
 use crate::weights::{tensor_specs, TensorKind, Weights};
 
@@ -31,11 +32,10 @@ impl Param {
             Param::Quant(q) => Ok(q.dequantize(&Device::Cpu)?),
         }
     }
-    fn matmul(&self) -> Result<QMatMul> {
+    fn matmul(&self) -> Result<Linear> {
         match self {
-            Param::Dense(t) => Ok(QMatMul::Tensor(t.to_dtype(DType::F32)?)),
-            // F16/F32 QTensors are dequantized by candle (QMatMul::from_arc) to a dense f32 matmul.
-            Param::Quant(q) => Ok(QMatMul::from_arc(q.clone())?),
+            Param::Dense(t) => Ok(Linear::dense(t.to_dtype(DType::F32)?)),
+            Param::Quant(q) => Linear::quantized(q.clone()),
         }
     }
 }
@@ -45,9 +45,9 @@ impl Param {
 #[derive(Debug, Clone)]
 enum Proj {
     /// One stacked matrix; output split into chunks of `sizes` along the last dim.
-    Fused { w: QMatMul, sizes: Vec<usize> },
+    Fused { w: Linear, sizes: Vec<usize> },
     /// Parts of different dtypes (e.g. a mixed-quant GGUF) stay separate.
-    Split(Vec<QMatMul>),
+    Split(Vec<Linear>),
 }
 
 impl Proj {
@@ -61,7 +61,7 @@ impl Proj {
             .collect();
         if parts.iter().all(|p| matches!(p, Param::Dense(_))) {
             let ts = parts.iter().map(|p| p.dense()).collect::<Result<Vec<_>>>()?;
-            return Ok(Proj::Fused { w: QMatMul::Tensor(Tensor::cat(&ts, 0)?), sizes });
+            return Ok(Proj::Fused { w: Linear::dense(Tensor::cat(&ts, 0)?), sizes });
         }
         let qs: Vec<&QTensor> = parts
             .iter()
@@ -72,7 +72,7 @@ impl Proj {
             .collect();
         if qs.len() == parts.len() && qs.iter().all(|q| q.dtype() == qs[0].dtype()) {
             let fused = concat_rows_quantized(&qs)?;
-            return Ok(Proj::Fused { w: QMatMul::from_qtensor(fused)?, sizes });
+            return Ok(Proj::Fused { w: Linear::quantized(Arc::new(fused))?, sizes });
         }
         Ok(Proj::Split(parts.iter().map(|p| p.matmul()).collect::<Result<Vec<_>>>()?))
     }
@@ -90,7 +90,7 @@ impl Proj {
                 }
                 Ok(out)
             }
-            Proj::Split(ws) => ws.iter().map(|w| Ok(w.forward(x)?)).collect(),
+            Proj::Split(ws) => ws.iter().map(|w| w.forward(x)).collect(),
         }
     }
 }
@@ -99,10 +99,10 @@ impl Proj {
 struct Block {
     attn_norm: Tensor,
     qkv: Proj,
-    o: QMatMul,
+    o: Linear,
     ffn_norm: Tensor,
     gate_up: Proj,
-    down: QMatMul,
+    down: Linear,
 }
 
 /// Per-layer key/value buffers `[1, g, max_seq_len, hd]`, allocated once and overwritten in
@@ -156,7 +156,7 @@ pub struct Model {
     blocks: Vec<Block>,
     final_norm: Tensor,
     /// Tied LM head: the token embedding used as a `[V, d]` matrix (possibly quantized).
-    lm_head: QMatMul,
+    lm_head: Linear,
     /// RoPE tables `[max_seq_len, hd/2]`.
     cos: Tensor,
     sin: Tensor,
@@ -261,6 +261,15 @@ impl Model {
         &self.format
     }
 
+    /// The kernel of the quantized matrices: `"lm::q8 avx512-vnni"` when Q8_0 weights run on
+    /// [`crate::q8`], else `"candle"` (dense f32, other GGML types, or a CPU without VNNI).
+    pub fn matmul_kernel(&self) -> &'static str {
+        match &self.lm_head {
+            Linear::Q8(_) => "lm::q8 avx512-vnni",
+            Linear::Candle(_) => "candle",
+        }
+    }
+
     /// A fresh KV cache for this model.
     pub fn new_cache(&self) -> Result<Cache> {
         Cache::new(&self.cfg)
@@ -288,10 +297,11 @@ impl Model {
         self.pool.install(f)
     }
 
-    /// Threads for the rayon-parallel element-wise ops (rms_norm, rope) and dense f32 matmuls
-    /// of this model. Default 1: decode-sized ops finish faster than waking a second thread,
-    /// and on the 2-core target the cores are shared with ASR and TTS. (Quantized matmuls use
-    /// candle's own pool, sized once per process by `CANDLE_NUM_THREADS`; see
+    /// Threads for this model: the rayon-parallel element-wise ops (rms_norm, rope), dense f32
+    /// matmuls and the Q8_0 matmuls of [`crate::q8`] (output tiles split across the pool).
+    /// Default 1: on the 2-core target the cores are shared with ASR and TTS; 2 threads halve
+    /// 512-8's Q8_0 decode step on a quiet machine. (Candle's own quantized kernels, used
+    /// without AVX-512 VNNI, have a separate pool sized by `CANDLE_NUM_THREADS`; see
     /// [`configure_candle_threads`].)
     pub fn set_threads(&mut self, n: usize) -> Result<()> {
         self.pool = Arc::new(build_pool(n)?);
@@ -408,7 +418,7 @@ pub fn configure_candle_threads(n: usize) {
 }
 
 /// Borrow a contiguous f32 CPU tensor as a slice for the duration of `f`.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
         return Err(LmError::InvalidArgument("expected a CPU tensor".into()));
@@ -420,8 +430,8 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(f(&data[a..b]))
 }
 
-/// Zero-pad the SwiGLU intermediate of quantized blocks to a multiple of 256 when needed.
-/// Why: candle's fast x86 Q8_0/Q4_K kernels need the reduction length to be a multiple of 256;
+/// Zero-pad the SwiGLU intermediate of quantized blocks to a multiple of 256 when candle's
+/// kernels will run them (not for Q8_0 on [`crate::q8`]). Why: candle's fast x86 Q8_0/Q4_K kernels need the reduction length to be a multiple of 256;
 /// 512-8's intermediate 1408 is not, and its `ffn_down` then takes a path ~6× slower. Extra
 /// gate/up rows of zeros give silu(0)·0 = 0 activations that meet zero columns in `ffn_down`,
 /// so the function is unchanged. Padding is done on the raw blocks (all-zero bytes decode to
@@ -432,6 +442,10 @@ fn pad_ffn_for_fast_kernels(gate: &Param, up: &Param, down: &Param) -> Result<(P
         return Ok(same());
     };
     let dt = d.dtype();
+    if dt == GgmlDType::Q8_0 && q8_kernel_enabled() {
+        // Our Q8_0 kernel takes any multiple of 32; padding would only add bytes to stream.
+        return Ok(same());
+    }
     let f = d.shape().dims()[1];
     let fp = f.div_ceil(256) * 256;
     if g.dtype() != dt || u.dtype() != dt || f % 256 == 0 || (fp - f) % dt.block_size() != 0 {

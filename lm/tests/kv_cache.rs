@@ -49,6 +49,24 @@ fn cached_decode_equals_full_forward_q8_0() {
 }
 
 #[test]
+fn q8_0_model_tracks_f32_on_the_kernel_this_cpu_has() {
+    let (w, _) = tiny();
+    let f = Model::from_weights(&w, None).unwrap();
+    let q = Model::from_weights(&w, Some(GgmlDType::Q8_0)).unwrap();
+    // Where AVX-512 VNNI exists every Q8_0 matrix runs on lm::q8 (unless forced to candle).
+    let expect = if lm::linear::q8_kernel_enabled() { "lm::q8 avx512-vnni" } else { "candle" };
+    assert_eq!(q.matmul_kernel(), expect);
+    assert_eq!(f.matmul_kernel(), "candle");
+    let toks = tokens(12, f.config().vocab);
+    let lf = f.forward(&toks, &mut f.new_cache().unwrap(), true).unwrap();
+    let lq = q.forward(&toks, &mut q.new_cache().unwrap(), true).unwrap();
+    let scale = lf.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d = max_abs_diff(&lf, &lq);
+    // 8-bit weights and activations: a few % of the logit range, far from a wrong matmul.
+    assert!(d > 0.0 && d < 0.05 * scale, "Q8_0 logits differ from f32 by {d} (max |logit| {scale})");
+}
+
+#[test]
 fn cache_reset_reproduces_first_run() {
     let (w, _) = tiny();
     let m = Model::from_weights(&w, None).unwrap();

@@ -18,6 +18,11 @@ pub struct ChunkerConfig {
     /// (`,` `;` `:` dash). A whole sentence ("Sure!") is emitted at once
     /// regardless. Default 3.
     pub first_min_words: usize,
+    /// With no usable boundary yet, the first chunk is cut after this many complete words
+    /// (0 = wait for a boundary). A continuation picks up the opener mid-sentence, so there an
+    /// early cut costs little phrasing and lets speech resume sooner after the opener (the
+    /// daemon's `turn.continuation_first_words`). Default 0.
+    pub first_max_words: usize,
     /// Once a pending sentence is this long (bytes), it may be cut at a clause
     /// boundary instead of waiting for its end. Default 120.
     pub soft_max_bytes: usize,
@@ -30,6 +35,7 @@ impl Default for ChunkerConfig {
     fn default() -> Self {
         Self {
             first_min_words: 3,
+            first_max_words: 0,
             soft_max_bytes: 120,
             max_bytes: 240,
         }
@@ -133,6 +139,13 @@ impl Chunker {
                     return Some(b.end);
                 }
             }
+            if self.cfg.first_max_words > 0 {
+                if let Some(end) = end_of_nth_word(text, self.cfg.first_max_words) {
+                    if end <= safe.min(self.cfg.max_bytes) && is_balanced(&text[..end]) {
+                        return Some(end);
+                    }
+                }
+            }
         } else if let Some(b) = bounds.iter().find(|b| b.kind == Break::Sentence) {
             if b.end <= self.cfg.max_bytes {
                 return Some(b.end);
@@ -164,6 +177,29 @@ impl Chunker {
 fn speakable(raw: &str) -> Option<String> {
     let s = normalize::for_speech(raw);
     (!s.is_empty()).then_some(s)
+}
+
+/// Byte offset just after the `n`-th complete word of `s` (a word is complete once whitespace
+/// follows it, since a delta may end mid-word); words as in [`word_count`].
+fn end_of_nth_word(s: &str, n: usize) -> Option<usize> {
+    let mut count = 0;
+    let mut word_start: Option<usize> = None;
+    for (i, ch) in s.char_indices() {
+        match (ch.is_whitespace(), word_start) {
+            (false, None) => word_start = Some(i),
+            (true, Some(start)) => {
+                word_start = None;
+                if s[start..i].chars().any(char::is_alphanumeric) {
+                    count += 1;
+                    if count == n {
+                        return Some(i);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn word_count(s: &str) -> usize {

@@ -66,7 +66,7 @@ impl Default for VadConfig {
             neg_threshold: 0.35,
             min_speech_ms: 96,
             hangover_ms: 300,
-            pause_ms: 96,
+            pause_ms: 64,
             energy_threshold_db: -38.0,
         }
     }

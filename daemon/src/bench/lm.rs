@@ -3,7 +3,7 @@
 //! and precision (f32, Q8_0), optionally against llama.cpp on the very same GGUF files.
 //!
 //! Both runtimes load the same exported GGUF (F32 and Q8_0), get the same prompt token ids,
-//! decode greedily with one thread, ignore end-of-turn and generate the same number of tokens.
+//! decode greedily with the same thread count (`--threads`, default 1), ignore end-of-turn and generate the same number of tokens.
 //!
 //! Ratios (documented in the JSON as `ratio_convention`): below 1.0 always means firstword
 //! is faster. `ttft_ratio_vs_llama_cpp` = ours / theirs (times);
@@ -67,6 +67,9 @@ pub struct LmBenchArgs {
     /// The llama.cpp driver script.
     #[arg(long, default_value = "scripts/bench_llama_cpp.py")]
     pub llama_script: PathBuf,
+    /// Threads for both runtimes (the μLM's pool and llama.cpp's `--threads`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
 }
 
 /// Removes a scratch directory on drop (exports and random checkpoints are large).
@@ -291,7 +294,7 @@ fn run_llama_cpp(args: &LmBenchArgs, gguf: &Path, ids: &[u32], marks: &Marks) ->
         ])
         .args(["--window-s", &args.window_s.to_string()])
         .args(["--warmup", &args.warmup.to_string()])
-        .args(["--threads", "1"])
+        .args(["--threads", &args.threads.to_string()])
         .output()
         .with_context(|| {
             format!(
@@ -394,8 +397,9 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         }
         for (precision, gguf, exported) in files {
             let gguf_bytes = std::fs::metadata(&gguf).map(|m| m.len()).unwrap_or(0);
-            let (model, _) = ::lm::load_gguf(&gguf, Some(&src.mulm))
+            let (mut model, _) = ::lm::load_gguf(&gguf, Some(&src.mulm))
                 .with_context(|| format!("loading {}", gguf.display()))?;
+            model.set_threads(args.threads as usize).context("setting the μLM's threads")?;
             let ours = run_with(&model, &tok, question, &o)
                 .with_context(|| format!("benchmarking {} {precision}", preset.name()))?;
             let marks = word_marks(&model, &tok, &ids, &o)?;
@@ -438,7 +442,8 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         "method": "paper: warm-up runs, then single-turn inference repeated for a fixed window; means over runs",
         "window_s": args.window_s,
         "warmup_runs": args.warmup,
-        "threads": 1,
+        "threads": args.threads,
+        "q8_0_kernel": if ::lm::linear::q8_kernel_enabled() { "lm::q8 (AVX-512 VNNI)" } else { "candle" },
         "ratio_convention": "below 1.0 = firstword faster: ttft/time_to_4_words ratios = ours/theirs (ms); generation/prompt ratios = theirs/ours (tok/s)",
         "load_avg_start": load_at_start,
         "load_avg_end": load_avg(),

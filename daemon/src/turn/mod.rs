@@ -102,6 +102,14 @@ pub struct TurnConfig {
     /// `bench pipeline`: ASR → cloud → TTS, no opener, no filler, and on a cloud failure only
     /// the fallback line.
     pub local_opener: bool,
+    /// The first continuation chunk is cut after this many words when no clause boundary has
+    /// come yet (0 = wait for one). The continuation picks up the opener mid-sentence, so an
+    /// early cut costs little phrasing and shortens the opener → continuation gap.
+    pub continuation_first_words: usize,
+    /// An opener of more than this many words + 1 is spoken as two chunks, the first N words
+    /// then the rest (synthesized while the first plays), so a long opener's first sound does
+    /// not wait for all of its synthesis. 0 = one chunk.
+    pub opener_first_words: usize,
 }
 
 impl Default for TurnConfig {
@@ -117,6 +125,8 @@ impl Default for TurnConfig {
             fallback_text: "I can't reach my cloud brain right now, so that's the short answer.".into(),
             speculative: true,
             local_opener: true,
+            continuation_first_words: 5,
+            opener_first_words: 4,
         }
     }
 }
@@ -138,6 +148,12 @@ impl TurnConfig {
         }
         if !(0.0..=60_000.0).contains(&self.filler_after_ms) {
             return Err(format!("turn.filler_after_ms = {} (must be 0..60000)", self.filler_after_ms));
+        }
+        if self.opener_first_words > 16 {
+            return Err(format!("turn.opener_first_words = {} (must be 0..16)", self.opener_first_words));
+        }
+        if self.continuation_first_words > 64 {
+            return Err(format!("turn.continuation_first_words = {} (must be 0..64)", self.continuation_first_words));
         }
         Ok(())
     }
@@ -192,6 +208,21 @@ pub struct Turn {
     spoken_tail: String,
 }
 
+/// The opener as spoken chunks: one chunk, or the first `first_words` words (cut earlier after
+/// a word that ends with punctuation, where a pause is natural) and the rest, when more than
+/// `first_words + 1` words (a one-word tail is not worth a seam). 0 = never split.
+fn split_opener(opener: &str, first_words: usize) -> Vec<String> {
+    let words: Vec<&str> = opener.split_whitespace().collect();
+    if first_words == 0 || words.len() <= first_words + 1 {
+        return vec![opener.to_string()];
+    }
+    let cut = (1..=first_words)
+        .rev()
+        .find(|&n| words[n - 1].ends_with([',', ';', ':', '.', '!', '?']))
+        .unwrap_or(first_words);
+    vec![words[..cut].join(" "), words[cut..].join(" ")]
+}
+
 fn ends_sentence(text: &str) -> bool {
     text.trim_end().ends_with(['.', '!', '?', '"', '\u{201d}'])
 }
@@ -199,11 +230,15 @@ fn ends_sentence(text: &str) -> bool {
 impl Turn {
     /// A new turn; `opener_words` is the budget decided for it (see [`budget::opener_words`]).
     pub fn new(cfg: TurnConfig, opener_words: usize) -> Self {
+        let chunker = tts::chunk::Chunker::with_config(tts::chunk::ChunkerConfig {
+            first_max_words: cfg.continuation_first_words,
+            ..Default::default()
+        });
         Self {
             words: opener_words,
             cfg,
             phase: Phase::Listening,
-            chunker: tts::chunk::Chunker::new(),
+            chunker,
             rec: TurnRecord { opener_words, ..TurnRecord::default() },
             cloud_open: false,
             idle_since: None,
@@ -325,7 +360,9 @@ impl Turn {
                         opener_complete: complete,
                     });
                     let opener = self.rec.opener_text.clone();
-                    self.speak(&mut out, opener, Part::Opener);
+                    for part in split_opener(&opener, self.cfg.opener_first_words) {
+                        self.speak(&mut out, part, Part::Opener);
+                    }
                 }
             }
             Event::CloudDelta { text, at_ms } => {

@@ -63,6 +63,43 @@ fn normal_turn_streams_the_continuation_in_chunks_and_ends_when_drained() {
 }
 
 #[test]
+fn first_continuation_chunk_is_spoken_after_five_words_without_waiting_for_a_comma() {
+    let (mut t, _) = to_opener("A simple way to fall asleep", false);
+    let deltas = [" is to", " keep the same", " bedtime every", " night and to avoid", " screens late."];
+    let mut when = Vec::new();
+    for (i, d) in deltas.iter().enumerate() {
+        for (_, text) in speaks(&t.on(Event::CloudDelta { text: d.to_string(), at_ms: 3_000.0 + i as f64 * 25.0 })) {
+            when.push((i, text));
+        }
+    }
+    // "same" is a complete fifth word once the space before "bedtime" arrives (delta 2).
+    assert_eq!(when.first(), Some(&(2, "is to keep the same".to_string())));
+    // With the cut off, nothing is spoken before the sentence ends.
+    let cfg = TurnConfig { continuation_first_words: 0, ..TurnConfig::default() };
+    let mut t = Turn::new(cfg, 6);
+    t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
+    t.on(Event::Transcript { text: "How do I fall asleep?".into(), at_ms: 2_600.0 });
+    t.on(Event::Opener { text: "A simple way to fall asleep".into(), complete: false, at_ms: 2_615.0 });
+    let early: Vec<_> = deltas[..4].iter().flat_map(|d| speaks(&t.on(Event::CloudDelta { text: d.to_string(), at_ms: 3_000.0 }))).collect();
+    assert!(early.is_empty(), "{early:?}");
+    assert!(TurnConfig { continuation_first_words: 65, ..TurnConfig::default() }.validate().unwrap_err().contains("turn.continuation_first_words"));
+}
+
+#[test]
+fn a_long_opener_is_spoken_in_two_chunks_a_short_one_in_one() {
+    let (_, acts) = to_opener("The best way to keep basil alive is", false);
+    assert_eq!(
+        speaks(&acts),
+        vec![(Part::Opener, "The best way to".to_string()), (Part::Opener, "keep basil alive is".to_string())]
+    );
+    // A clause ending inside the first words is the natural cut.
+    assert_eq!(split_opener("Yes, it is a good idea to", 4), ["Yes,", "it is a good idea to"]);
+    // Five words: a one-word tail is not split off; 0 turns splitting off.
+    assert_eq!(split_opener("The capital of France is", 4), ["The capital of France is"]);
+    assert_eq!(split_opener("The best way to keep basil alive is", 0), ["The best way to keep basil alive is"]);
+}
+
+#[test]
 fn late_cloud_gets_one_filler_and_the_queue_waits() {
     let (mut t, _) = to_opener("Good question, let me see", false);
     assert!(t.on(Event::PlaybackIdle { at_ms: 4_000.0 }).is_empty(), "must wait for the cloud, not end");

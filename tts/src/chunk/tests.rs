@@ -137,6 +137,7 @@ fn words_split_across_deltas_are_never_cut() {
 fn max_length_fallback_cuts_at_a_word_boundary() {
     let cfg = ChunkerConfig {
         first_min_words: 3,
+        first_max_words: 0,
         soft_max_bytes: 40,
         max_bytes: 60,
     };
@@ -260,4 +261,22 @@ fn chunks_do_not_depend_on_delta_boundaries() {
             assert_eq!(got, ref_texts, "delta size {n}");
         }
     }
+}
+
+#[test]
+fn first_chunk_cut_after_five_complete_words_without_a_boundary() {
+    let five = ChunkerConfig { first_max_words: 5, ..ChunkerConfig::default() };
+    let mut c = Chunker::with_config(five.clone());
+    // "dim" is only complete once the space after it arrives (delta 1).
+    let out = run(&mut c, &["simple trick is to", " di", "m the lig", "hts", " an hour before bed."]);
+    assert_eq!(out[0], (2, "simple trick is to dim".to_string()));
+    assert_eq!(texts(&out), ["simple trick is to dim", "the lights an hour before bed."]);
+    // A qualifying clause boundary within the first words still wins.
+    let mut c = Chunker::with_config(five);
+    let out = run(&mut c, &["Sure, that works,", " and more words follow here."]);
+    assert_eq!(texts(&out), ["Sure, that works,", "and more words follow here."]);
+    // 0 (the default) turns the word cut off: the first chunk waits for the sentence end.
+    let mut c = Chunker::new();
+    let out = run(&mut c, &["simple trick is to", " dim the lights", " an hour before bed."]);
+    assert_eq!(out, [(3, "simple trick is to dim the lights an hour before bed.".to_string())]);
 }
