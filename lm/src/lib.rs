@@ -33,6 +33,7 @@ pub mod opener;
 pub mod q8;
 pub mod rope_layout;
 pub mod sampler;
+pub mod swiglu;
 pub mod tokenizer;
 pub mod weights;
 

@@ -14,6 +14,7 @@ use crate::config::ModelConfig;
 use crate::error::{LmError, Result};
 use crate::linear::{q8_kernel_enabled, Linear};
 use crate::rope_layout::concat_rows_quantized;
+use crate::swiglu::swiglu;
 use crate::weights::{tensor_specs, TensorKind, Weights};
 
 /// One parameter as handed to [`Model::from_params`]: dense f32 or GGML-quantized.
@@ -370,8 +371,18 @@ impl Model {
 
         // --- SwiGLU MLP (pre-norm) ---
         let hn = candle_nn::ops::rms_norm(&x, &b.ffn_norm, eps)?;
-        let gu = b.gate_up.forward(&hn)?;
-        let act = (candle_nn::ops::silu(&gu[0])? * &gu[1])?;
+        let act = match &b.gate_up {
+            // One pass over the fused [gate | up] output (vectorized exp, no temporaries).
+            Proj::Fused { w, sizes } if sizes.len() == 2 && sizes[0] == sizes[1] => {
+                let y = w.forward(&hn)?.contiguous()?; // [1, s, 2f]
+                let f = sizes[0];
+                Tensor::from_vec(with_f32(&y, |v| swiglu(v, f))?, (1, s, f), &Device::Cpu)?
+            }
+            _ => {
+                let gu = b.gate_up.forward(&hn)?;
+                (candle_nn::ops::silu(&gu[0])? * &gu[1])?
+            }
+        };
         Ok((x + b.down.forward(&act)?)?)
     }
 }

@@ -51,8 +51,9 @@ pub struct QActs {
     q: Vec<i8>,
     /// `[m, k/32]` block scales (f16-rounded, as f32).
     d: Vec<f32>,
-    /// `[m, k/32]` 128 × Σ q of the block: removes the weights' +128 offset.
-    c: Vec<f32>,
+    /// `[m, k/32]` −128 × Σ q of the block: the integer sums start here, which removes the
+    /// weights' +128 offset.
+    c: Vec<i32>,
 }
 
 impl Q8Matrix {
@@ -174,7 +175,7 @@ impl Q8Matrix {
                 let mut acc = 0f32;
                 for b in 0..kb {
                     let tile_block = (t * kb + b) * BLOCK * TILE;
-                    let mut isum = 0i32;
+                    let mut isum = acts.c[i * kb + b];
                     for g in 0..BLOCK / 4 {
                         for j in 0..4 {
                             let w = self.qs[tile_block + (g * TILE + r) * 4 + j] as i32;
@@ -182,7 +183,7 @@ impl Q8Matrix {
                         }
                     }
                     let dw = f16::from_bits(self.d[(t * kb + b) * TILE + r]).to_f32();
-                    let f = isum as f32 - acts.c[i * kb + b];
+                    let f = isum as f32;
                     acc = f.mul_add(dw * acts.d[i * kb + b], acc);
                 }
                 out[i * self.n + row] = acc;
@@ -215,7 +216,7 @@ pub fn quantize_acts(x: &[f32], k: usize) -> Result<QActs> {
     }
     let m = x.len() / k;
     let kb = k / BLOCK;
-    let mut a = QActs { m, k, q: vec![0; m * k], d: vec![0.0; m * kb], c: vec![0.0; m * kb] };
+    let mut a = QActs { m, k, q: vec![0; m * k], d: vec![0.0; m * kb], c: vec![0; m * kb] };
     #[cfg(target_arch = "x86_64")]
     if Q8Matrix::supported() {
         // SAFETY: features checked; the buffers were sized for x above.
@@ -240,7 +241,7 @@ fn quantize_scalar(x: &[f32], a: &mut QActs) {
             sum += q;
         }
         a.d[blk] = f16::from_f32(d).to_f32();
-        a.c[blk] = 128.0 * sum as f32;
+        a.c[blk] = -128 * sum;
     }
 }
 
@@ -301,7 +302,7 @@ mod simd {
             _mm_storeu_si128(dst.add(16) as *mut __m128i, _mm512_cvtepi32_epi8(q1));
             let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
             a.d[blk] = half::f16::from_f32(d).to_f32();
-            a.c[blk] = 128.0 * sum as f32;
+            a.c[blk] = -128 * sum;
         }
     }
 
@@ -330,7 +331,7 @@ mod simd {
                 _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(PF * BLOCK * TILE + line * 64) as *const i8);
             }
             let xb = xq.add(b * BLOCK);
-            let mut s0 = _mm512_setzero_si512();
+            let mut s0 = _mm512_set1_epi32(*xc.add(b));
             let mut s1 = _mm512_setzero_si512();
             for g in (0..BLOCK / 4).step_by(2) {
                 let w0 = _mm512_loadu_si512(wb.add(g * TILE * 4) as *const _);
@@ -339,7 +340,7 @@ mod simd {
                 s1 = _mm512_dpbusd_epi32(s1, w1, bcast4(xb.add(g * 4 + 4)));
             }
             let dw = _mm512_cvtph_ps(_mm256_loadu_si256(ds.add(b * TILE) as *const _));
-            let f = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_set1_ps(*xc.add(b)));
+            let f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
             acc = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(*xd.add(b))), acc);
         }
         _mm512_storeu_ps(out.add(i * w.n + t * TILE), acc);
@@ -353,20 +354,29 @@ mod simd {
         let qs = w.qs.as_ptr().add(t * TILE * k);
         let ds = w.d.as_ptr().add(t * kb * TILE);
         let mut acc = [_mm512_setzero_ps(); R];
+        // Row pointers hoisted so each broadcast is one [base + offset] load, not an address
+        // computation per row and group.
+        let mut xr = [acts.q.as_ptr(); R];
+        for (r, p) in xr.iter_mut().enumerate() {
+            *p = acts.q.as_ptr().add((m0 + r) * k);
+        }
         for b in 0..kb {
             let wb = qs.add(b * BLOCK * TILE);
             let mut s = [_mm512_setzero_si512(); R];
+            for (r, sr) in s.iter_mut().enumerate() {
+                *sr = _mm512_set1_epi32(*acts.c.get_unchecked((m0 + r) * kb + b));
+            }
             for g in 0..BLOCK / 4 {
                 let wv = _mm512_loadu_si512(wb.add(g * TILE * 4) as *const _);
-                for (r, sr) in s.iter_mut().enumerate() {
-                    let x = acts.q.as_ptr().add((m0 + r) * k + b * BLOCK + g * 4);
-                    *sr = _mm512_dpbusd_epi32(*sr, wv, bcast4(x));
+                let off = b * BLOCK + g * 4;
+                for (sr, x) in s.iter_mut().zip(&xr) {
+                    *sr = _mm512_dpbusd_epi32(*sr, wv, bcast4(x.add(off)));
                 }
             }
             let dw = _mm512_cvtph_ps(_mm256_loadu_si256(ds.add(b * TILE) as *const _));
             for r in 0..R {
                 let j = (m0 + r) * kb + b;
-                let f = _mm512_sub_ps(_mm512_cvtepi32_ps(s[r]), _mm512_set1_ps(*acts.c.get_unchecked(j)));
+                let f = _mm512_cvtepi32_ps(s[r]);
                 acc[r] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(*acts.d.get_unchecked(j))), acc[r]);
             }
         }
@@ -449,7 +459,7 @@ mod tests {
     fn simd_quantization_equals_the_scalar_definition() {
         let x = random_x(4 * 1408, 5);
         let simd = quantize_acts(&x, 1408).unwrap();
-        let mut scalar = QActs { m: 4, k: 1408, q: vec![0; x.len()], d: vec![0.0; x.len() / BLOCK], c: vec![0.0; x.len() / BLOCK] };
+        let mut scalar = QActs { m: 4, k: 1408, q: vec![0; x.len()], d: vec![0.0; x.len() / BLOCK], c: vec![0; x.len() / BLOCK] };
         quantize_scalar(&x, &mut scalar);
         assert_eq!((simd.q, simd.d, simd.c), (scalar.q, scalar.d, scalar.c));
     }
@@ -479,7 +489,7 @@ mod tests {
         let a = quantize_acts(&x, BLOCK).unwrap();
         assert_eq!(&a.q[..4], &[127, -50, 2, 2]);
         assert_eq!(a.d[0], 1.0);
-        assert_eq!(a.c[0], 128.0 * (127 - 50 + 2 + 2) as f32);
+        assert_eq!(a.c[0], -128 * (127 - 50 + 2 + 2));
         // The scale is stored rounded to f16, as in a GGML Q8_0 block.
         let b = quantize_acts(&[0.3; BLOCK], BLOCK).unwrap();
         assert_eq!(b.d[0], f16::from_f32(0.3 / 127.0).to_f32());
