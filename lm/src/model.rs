@@ -1,7 +1,8 @@
 //! The μLM forward pass (paper §architecture): pre-norm decoder blocks with RMSNorm, RoPE
 //! (θ = 1e6, half-split layout), grouped-query attention, SwiGLU MLP, no biases, tied
 //! embeddings, and a preallocated KV cache for decoding. Computation is f32 on the CPU;
-//! matrices may be dense f32 or GGML-quantized (`QMatMul`, e.g. Q8_0 for fast decode).
+//! matrices may be dense f32 or GGML-quantized: Q8_0 on [`crate::q8`] where the CPU has
+//! AVX-512 VNNI, otherwise candle's `QMatMul` (see [`crate::linear`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -174,9 +175,10 @@ impl Model {
     }
 
     /// [`Model::from_params`] with control over FFN padding: `pad_ffn` zero-pads quantized
-    /// SwiGLU intermediates to a multiple of 256 so candle's fast x86 kernels apply (same
-    /// function up to those kernels' coarser per-256 activation quantization; ~1 ms/token
-    /// faster for 512-8 Q8_0 on 2 cores). `false` keeps llama.cpp-identical Q8_0 numerics.
+    /// SwiGLU intermediates to a multiple of 256 when candle's kernels run them, so its fast
+    /// x86 path applies (same function up to its coarser per-256 activation quantization).
+    /// Q8_0 on [`crate::q8`] is never padded: it takes any multiple of 32 and quantizes
+    /// activations per 32 like llama.cpp.
     pub fn from_params_with(cfg: &ModelConfig, params: &HashMap<String, Param>, format: &str, pad_ffn: bool) -> Result<Model> {
         cfg.validate()?;
         for spec in tensor_specs(cfg) {
