@@ -144,6 +144,11 @@ mod tests {
         assert!(err("[audio]\ninput_devise = \"hw:0\"\n").contains("input_devise"));
         assert!(err("[metrics]\nlisten = \"localhost\"\n").contains("metrics.listen"));
         assert!(err("[log]\ntranscripts = \"yes\"\n").contains("transcripts"));
+        assert!(err("[turn]\nconversation_idle_s = -1\n").contains("turn.conversation_idle_s"));
+        assert!(err("[turn]\nconversation_end_phrases = [\"\"]\n").contains("turn.conversation_end_phrases"));
+        assert!(err("[turn]\ncloud_history_turns = 65\n").contains("turn.cloud_history_turns"));
+        assert!(err("[turn]\ncloud_history_tokens = 5000\n").contains("turn.cloud_history_tokens"));
+        assert!(err("[turn]\nmulm_history_tokens = 5000\n").contains("turn.mulm_history_tokens"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod cmd_asr;
 mod cmd_opener;
 mod cmd_say;
 mod config;
+mod conversation;
 mod eval;
 mod live;
 mod logging;

@@ -110,6 +110,19 @@ pub struct TurnConfig {
     /// then the rest (synthesized while the first plays), so a long opener's first sound does
     /// not wait for all of its synthesis. 0 = one chunk.
     pub opener_first_words: usize,
+    /// The conversation ends (its history is dropped) after this long without speech, in s;
+    /// 0 keeps no history (every question stands alone).
+    pub conversation_idle_s: f64,
+    /// Saying one of these (case and punctuation ignored, at most two more words) ends the
+    /// conversation; the phrase itself starts the new one.
+    pub conversation_end_phrases: Vec<String>,
+    /// Most earlier turns (question + reply) sent with each cloud `continue`.
+    pub cloud_history_turns: usize,
+    /// Most earlier-turn tokens sent with each cloud `continue` (approximate: words).
+    pub cloud_history_tokens: usize,
+    /// Most earlier-turn tokens in the μLM's prompt (its own tokens); the model's context
+    /// (minus the opener's tokens and the question) caps it too. More costs prefill time.
+    pub mulm_history_tokens: usize,
 }
 
 impl Default for TurnConfig {
@@ -127,6 +140,11 @@ impl Default for TurnConfig {
             local_opener: true,
             continuation_first_words: 5,
             opener_first_words: 4,
+            conversation_idle_s: 120.0,
+            conversation_end_phrases: vec!["new conversation".into(), "forget that".into()],
+            cloud_history_turns: 8,
+            cloud_history_tokens: 1_500,
+            mulm_history_tokens: 256,
         }
     }
 }
@@ -154,6 +172,21 @@ impl TurnConfig {
         }
         if self.continuation_first_words > 64 {
             return Err(format!("turn.continuation_first_words = {} (must be 0..64)", self.continuation_first_words));
+        }
+        if !(0.0..=86_400.0).contains(&self.conversation_idle_s) {
+            return Err(format!("turn.conversation_idle_s = {} (must be 0..86400)", self.conversation_idle_s));
+        }
+        if self.conversation_end_phrases.len() > 32 || self.conversation_end_phrases.iter().any(|p| p.trim().is_empty() || p.len() > 100) {
+            return Err("turn.conversation_end_phrases: at most 32 phrases, each non-empty and at most 100 bytes".into());
+        }
+        if self.cloud_history_turns > 64 {
+            return Err(format!("turn.cloud_history_turns = {} (must be 0..64)", self.cloud_history_turns));
+        }
+        if self.cloud_history_tokens > 4_000 {
+            return Err(format!("turn.cloud_history_tokens = {} (must be 0..4000; the gateway's frames are 64 KiB)", self.cloud_history_tokens));
+        }
+        if self.mulm_history_tokens > 4_096 {
+            return Err(format!("turn.mulm_history_tokens = {} (must be 0..4096)", self.mulm_history_tokens));
         }
         Ok(())
     }
