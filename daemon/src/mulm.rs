@@ -16,6 +16,8 @@ pub struct Mulm {
 pub struct OpenerText {
     pub text: String,
     pub complete: bool,
+    /// Tokens of the prompt it was written after (history, question, template tokens).
+    pub prompt_tokens: usize,
 }
 
 impl Mulm {
@@ -39,15 +41,38 @@ impl Mulm {
 
     /// The opener for `query`: the first `words` words (or fewer at end of turn).
     pub fn opener(&self, query: &str, words: usize) -> Result<OpenerText> {
-        let o = lm::opener(&self.model, &self.tok, lm::OpenerInput::Query(query), Some(words), |_, _| {})
-            .context("μLM opener")?;
-        Ok(OpenerText { complete: o.stop == lm::StopReason::EndOfTurn, text: o.text.trim().to_string() })
+        self.opener_in(&[lm::Turn::user(query)], words)
+    }
+
+    /// The opener after a chat `history` that ends with the user's question (multi-turn, in
+    /// the model's chat template). The caller keeps the history within
+    /// [`Mulm::history_budget`]; beyond the context, the oldest messages would be dropped.
+    pub fn opener_in(&self, history: &[lm::Turn], words: usize) -> Result<OpenerText> {
+        let o = lm::opener(&self.model, &self.tok, lm::OpenerInput::History(history), Some(words), |_, _| {}).context("μLM opener")?;
+        Ok(OpenerText { complete: o.stop == lm::StopReason::EndOfTurn, text: o.text.trim().to_string(), prompt_tokens: o.prompt_tokens })
+    }
+
+    /// Tokens of `turns` in the prompt, without the template's begin and generation tokens.
+    pub fn turns_tokens(&self, turns: &[lm::Turn]) -> Result<usize> {
+        let fixed = self.tok.encode_chat(&[], usize::MAX)?.ids.len();
+        Ok(self.tok.encode_chat(turns, usize::MAX)?.ids.len().saturating_sub(fixed))
+    }
+
+    /// Tokens left for earlier turns before `question`: the context minus the opener's new
+    /// tokens, the template's fixed tokens and the question; at most `cap`.
+    pub fn history_budget(&self, question: &str, cap: usize) -> Result<usize> {
+        let fixed = self.tok.encode_chat(&[], usize::MAX)?.ids.len();
+        let q = self.turns_tokens(&[lm::Turn::user(question)])?;
+        let room = self.mulm.model.max_seq_len.saturating_sub(self.mulm.opener.max_new_tokens.max(1) + fixed + q);
+        Ok(room.min(cap))
     }
 
     /// Continues the assistant's unfinished `prefix` to the end of its sentence (at most
-    /// `max_tokens` tokens; cut back to the last whole word if no sentence end comes).
-    pub fn finish_sentence(&self, query: &str, prefix: &str, max_tokens: usize) -> Result<String> {
-        let mut ids = self.tok.encode_chat(&[lm::Turn::user(query)], self.mulm.model.max_seq_len)?.ids;
+    /// `max_tokens` tokens; cut back to the last whole word if no sentence end comes), after a
+    /// chat `history` that ends with the user's question.
+    pub fn finish_sentence(&self, history: &[lm::Turn], prefix: &str, max_tokens: usize) -> Result<String> {
+        let room = self.mulm.model.max_seq_len.saturating_sub(max_tokens.max(1));
+        let mut ids = self.tok.encode_chat(history, room)?.ids;
         ids.extend(self.tok.encode_text(prefix)?);
         let mut text = String::new();
         let mut ended = false;

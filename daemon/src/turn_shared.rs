@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
+use anyhow::Result;
 use cloud::client::{CloudEvent, ContinueParams};
+use cloud::protocol::Message;
 
 use crate::config::Config;
+use crate::conversation::{approx_tokens, Conversation};
+use crate::mulm::Mulm;
 use crate::turn::Event;
 
 /// A turn gives up on the cloud after this long (wall clock), whatever the timeouts say.
@@ -29,14 +33,46 @@ pub fn seam_gap_ms(cfg: &Config, prev: &str) -> f64 {
     }
 }
 
-/// The cloud request for [`crate::turn::Action::SendContinue`], with the `[cloud]` mode and
-/// token limit.
-pub fn continue_params(cfg: &Config, transcript: String, opener: String, opener_complete: bool) -> ContinueParams {
-    let mut p = ContinueParams::new(transcript, opener);
+/// The cloud request for [`crate::turn::Action::SendContinue`]: `messages` (earlier turns and
+/// the question, from [`cloud_history`]) with the `[cloud]` mode and token limit.
+pub fn continue_params(cfg: &Config, messages: Vec<Message>, opener: String, opener_complete: bool) -> ContinueParams {
+    let mut p = ContinueParams::new(String::new(), opener);
+    p.messages = messages;
     p.opener_complete = opener_complete;
     p.mode = cfg.cloud.mode;
     p.max_tokens = cfg.cloud.max_tokens;
     p
+}
+
+/// The cloud's `messages` for `question`: the newest earlier turns of `conv` within
+/// `turn.cloud_history_turns` and `turn.cloud_history_tokens`, then the question. Also returns
+/// how many earlier turns went in.
+pub fn cloud_history(cfg: &Config, conv: &Conversation, question: &str) -> (Vec<Message>, usize) {
+    let k = conv.fit_newest(cfg.turn.cloud_history_turns, cfg.turn.cloud_history_tokens, |e| approx_tokens(&e.user) + approx_tokens(&e.assistant));
+    (conv.cloud_messages(k, question), k)
+}
+
+/// Approximate tokens ([`approx_tokens`]) of a cloud request's messages and opener.
+pub fn request_tokens(p: &ContinueParams) -> usize {
+    p.messages.iter().map(|m| approx_tokens(&m.content)).sum::<usize>() + approx_tokens(&p.opener)
+}
+
+/// The μLM's chat history for `question`: the newest earlier turns of `conv` that fit
+/// `turn.mulm_history_tokens` and the model's context (whole turns only), then the question.
+/// Also returns how many earlier turns went in.
+pub fn mulm_history(cfg: &Config, mulm: &Mulm, conv: &Conversation, question: &str) -> Result<(Vec<lm::Turn>, usize)> {
+    let budget = if conv.is_empty() { 0 } else { mulm.history_budget(question, cfg.turn.mulm_history_tokens)? };
+    let mut failed = None;
+    let k = conv.fit_newest(usize::MAX, budget, |e| {
+        mulm.turns_tokens(&[lm::Turn::user(e.user.as_str()), lm::Turn::assistant(e.assistant.as_str())]).unwrap_or_else(|err| {
+            failed.get_or_insert(err);
+            usize::MAX
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e.context("counting the μLM's history tokens"));
+    }
+    Ok((conv.mulm_turns(k, question), k))
 }
 
 /// A cloud event as the turn's event at `at_ms`. The flag is true when the driver must also
@@ -65,6 +101,53 @@ mod tests {
         assert!(cancel && matches!(e, Event::CloudFailed { at_ms, .. } if at_ms == 9.0));
         let (e, cancel) = cloud_event(CloudEvent::Error { kind: CloudErrorKind::NotConnected, message: "x".into() }, 1.0);
         assert!(!cancel && matches!(e, Event::CloudFailed { .. }));
+    }
+
+    /// The soak of issue 18: 100 turns of varied length through the real μLM and the cloud
+    /// budget; every prompt stays within its bound, holds whole turns only, and nothing fails.
+    #[test]
+    fn a_hundred_turn_conversation_keeps_both_prompts_bounded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mulm");
+        if !dir.join("model.gguf").is_file() {
+            assert!(std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_none(), "models/mulm missing");
+            eprintln!("SKIP: models/mulm missing");
+            return;
+        }
+        let mulm = Mulm::load(&dir).unwrap();
+        for cap in [256usize, 4_096] {
+            let mut cfg = Config::default();
+            cfg.turn.mulm_history_tokens = cap;
+            let mut conv = Conversation::new();
+            let mut max_prompt = 0;
+            for i in 0..100usize {
+                let q = format!("Tell me more about topic number {i} and why it matters {}", "so much ".repeat(i % 5));
+                let (turns, k) = mulm_history(&cfg, &mulm, &conv, &q).unwrap();
+                assert_eq!(turns.len(), 2 * k + 1);
+                for (j, t) in turns.iter().enumerate() {
+                    assert_eq!(t.role, if j % 2 == 0 { lm::tokenizer::Role::User } else { lm::tokenizer::Role::Assistant });
+                }
+                let history_tokens = mulm.turns_tokens(&turns[..2 * k]).unwrap();
+                assert!(history_tokens <= cap.min(1024), "turn {i}: {history_tokens} history tokens");
+                // The opener itself every 10th turn (a debug-build prefill of ~1000 tokens is slow).
+                let opener = if i % 10 == 9 {
+                    let o = mulm.opener_in(&turns, 2).unwrap();
+                    assert!(o.prompt_tokens + 48 <= 1024, "turn {i}: prompt of {} tokens", o.prompt_tokens);
+                    max_prompt = max_prompt.max(o.prompt_tokens);
+                    o.text
+                } else {
+                    "It is".to_string()
+                };
+                let (messages, kc) = cloud_history(&cfg, &conv, &q);
+                assert!(kc <= cfg.turn.cloud_history_turns);
+                let sent: usize = messages[..2 * kc].iter().map(|m| approx_tokens(&m.content)).sum();
+                assert!(sent <= cfg.turn.cloud_history_tokens);
+                let reply = format!("{opener} {}", "and the cloud goes on about it ".repeat(1 + i * 7 % 20));
+                let used = crate::conversation::ContextUse { context_turns: kc, cloud_messages: messages.len(), mulm_context_turns: k, ..Default::default() };
+                crate::conversation::remember(&mut conv, &q, &reply, &used, i as f64);
+                assert!(conv.len() <= kc.max(k) + 1);
+            }
+            assert!(max_prompt > 100, "the history reached the μLM (max prompt {max_prompt} tokens, cap {cap})");
+        }
     }
 
     #[test]

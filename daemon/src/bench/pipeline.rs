@@ -239,6 +239,8 @@ fn run_row(
             words: next_opener_words(&cfg, &estimate),
             index: i,
             stop_at_handoff: true,
+            // Each question stands alone: the benchmark measures timing, not context.
+            history: &crate::conversation::Conversation::new(),
         };
         let t = run_turn(&rt, &link, models, &ctx).with_context(|| format!("question {}", q.id))?;
         if let (Some(d), Some(o)) = (t.cloud_first_delta_ms, t.opener_ready_ms) {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use cloud::protocol::RequestId;
 
 use super::speaker::Placed;
+use crate::conversation::ContextUse;
 use crate::metrics::Metrics;
 use crate::turn::{Action, Part, Turn};
 
@@ -26,6 +27,10 @@ pub struct ActiveTurn {
     /// `PlaybackIdle` was sent since the last piece was queued.
     pub idle_notified: bool,
     pub wall0: Instant,
+    /// How much of the conversation this turn sent.
+    pub context: ContextUse,
+    /// The transcript was an end phrase: the conversation ended with it.
+    pub end_phrase: bool,
 }
 
 impl ActiveTurn {
@@ -42,6 +47,8 @@ impl ActiveTurn {
             segments: Vec::new(),
             idle_notified: false,
             wall0: Instant::now(),
+            context: ContextUse::default(),
+            end_phrase: false,
         }
     }
 
@@ -77,12 +84,17 @@ impl ActiveTurn {
             .filter(|(f, _)| *f)
             .map(|(_, s)| *s)
             .collect();
+        let c = &self.context;
         println!(
-            "turn {}: voice-to-voice {} ms, handoff gap {} ms, opener {} words{flags}",
+            "turn {}: voice-to-voice {} ms, handoff gap {} ms, opener {} words{flags}, context {} turns (μLM {} turns, {} tokens; cloud ~{} tokens)",
             self.number,
             fmt(first.map(|p| p.start_ms - self.last_voiced_ms)),
             fmt(gap),
             r.opener_words,
+            c.context_turns,
+            c.mulm_context_turns,
+            c.mulm_prompt_tokens,
+            c.cloud_request_tokens,
         );
         if transcripts {
             tracing::info!(turn = self.number, "answered {:?} with {:?} + {:?}", r.transcript, r.opener_text, r.continuation_text.trim());

@@ -23,11 +23,12 @@ use super::speculation::Speculation;
 use super::service;
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
+use crate::conversation::{is_end_phrase, remember};
 use crate::metrics::Metrics;
 use crate::replay::{next_opener_words, Models};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::{Action, Event, Turn};
-use crate::turn_shared::{cloud_event, continue_params, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, cloud_history, continue_params, mulm_history, request_tokens, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
 const TICK_MS: u64 = 20;
@@ -76,6 +77,10 @@ struct LoopState {
     stopping: Option<Instant>,
     force_stop: bool,
     last_sync: Instant,
+    /// The conversation so far (memory only).
+    history: crate::conversation::Conversation,
+    /// Earlier turns and prompt tokens of the speculative opener, if one is stored.
+    spec_mulm: (usize, usize),
 }
 
 impl Conversation<'_> {
@@ -93,6 +98,8 @@ impl Conversation<'_> {
             stopping: None,
             force_stop: false,
             last_sync: Instant::now(),
+            history: crate::conversation::Conversation::new(),
+            spec_mulm: (0, 0),
         };
         loop {
             self.heartbeat.conversation();
@@ -103,7 +110,9 @@ impl Conversation<'_> {
             match next {
                 Ok(msg) => self.handle(&mut st, msg)?,
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => bail!("the conversation loop's inbox closed"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("the conversation loop's inbox closed")
+                }
             }
             self.housekeeping(&mut st)?;
             if let Some(since) = st.stopping {
@@ -143,6 +152,7 @@ impl Conversation<'_> {
             Inbox::Heard(Heard::SpeechStart { start_ms, confirmed_ms }) => {
                 tracing::debug!(start_ms, confirmed_ms, "speech started");
                 st.spec.clear();
+                self.end_if_idle(st, start_ms);
                 self.drive(st, Event::SpeechStarted { at_ms: confirmed_ms })?;
             }
             Inbox::Heard(Heard::Pause { last_voiced_ms, audio }) => {
@@ -211,6 +221,9 @@ impl Conversation<'_> {
             return Ok(());
         }
         let now = self.clock.now_ms();
+        if st.active.is_none() {
+            self.end_if_idle(st, now);
+        }
         let idle = match st.active.as_mut() {
             Some(t) if !t.idle_notified && self.speaker.is_idle() => {
                 t.idle_notified = true;
@@ -292,17 +305,35 @@ impl Conversation<'_> {
                     if self.cfg.log.transcripts {
                         tracing::info!(turn = t.number, "heard: {text:?}");
                     }
+                    if is_end_phrase(&text, &self.cfg.turn.conversation_end_phrases) {
+                        t.end_phrase = true;
+                        let n = st.history.clear();
+                        self.metrics.conversations_ended.inc();
+                        tracing::info!(turn = t.number, "conversation ended by an end phrase ({n} turns forgotten)");
+                    }
                     queue.extend(t.turn.on(Event::Transcript { text, at_ms: self.clock.now_ms() }));
                 }
                 Action::WriteOpener { transcript, words } => {
                     let (text, complete) = match st.spec.take_opener(&transcript, words) {
-                        Some(o) => o,
-                        None => self.write_opener(&transcript, words)?,
+                        Some(o) if !t.end_phrase => {
+                            (t.context.mulm_context_turns, t.context.mulm_prompt_tokens) = st.spec_mulm;
+                            o
+                        }
+                        _ => {
+                            let (text, complete, k, tokens) = self.write_opener(&st.history, &transcript, words)?;
+                            (t.context.mulm_context_turns, t.context.mulm_prompt_tokens) = (k, tokens);
+                            (text, complete)
+                        }
                     };
                     queue.extend(t.turn.on(Event::Opener { text, complete, at_ms: self.clock.now_ms() }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
-                    let cont = self.link.client.continue_(continue_params(self.cfg, transcript, opener, opener_complete));
+                    let (messages, k) = cloud_history(self.cfg, &st.history, &transcript);
+                    let params = continue_params(self.cfg, messages, opener, opener_complete);
+                    t.context.context_turns = k;
+                    t.context.cloud_messages = params.messages.len();
+                    t.context.cloud_request_tokens = request_tokens(&params);
+                    let cont = self.link.client.continue_(params);
                     t.cloud = Some(cont.id);
                     t.cloud_sent_ms = Some(self.clock.now_ms());
                     let (tx, id, mut events) = (self.inbox_tx.clone(), cont.id, cont.events);
@@ -321,7 +352,8 @@ impl Conversation<'_> {
                     }
                 }
                 Action::FinishLocally { transcript, prefix } => {
-                    let text = self.models.mulm.finish_sentence(&transcript, &prefix, LOCAL_FINISH_TOKENS)?;
+                    let (turns, _) = mulm_history(self.cfg, &self.models.mulm, &st.history, &transcript)?;
+                    let text = self.models.mulm.finish_sentence(&turns, &prefix, LOCAL_FINISH_TOKENS)?;
                     queue.extend(t.turn.on(Event::LocalFinish { text, at_ms: self.clock.now_ms() }));
                 }
                 Action::StopPlayback => self.speaker.stop(),
@@ -345,11 +377,22 @@ impl Conversation<'_> {
         Ok(tr.text)
     }
 
-    fn write_opener(&mut self, transcript: &str, words: usize) -> Result<(String, bool)> {
+    /// The opener after the conversation so far: (text, complete, earlier turns in the
+    /// prompt, prompt tokens).
+    fn write_opener(&mut self, history: &crate::conversation::Conversation, transcript: &str, words: usize) -> Result<(String, bool, usize, usize)> {
         let t0 = Instant::now();
-        let o = self.models.mulm.opener(transcript, words)?;
+        let (turns, k) = mulm_history(self.cfg, &self.models.mulm, history, transcript)?;
+        let o = self.models.mulm.opener_in(&turns, words)?;
         Metrics::observe_ms(&self.metrics.opener, t0.elapsed().as_secs_f64() * 1000.0);
-        Ok((o.text, o.complete))
+        Ok((o.text, o.complete, k, o.prompt_tokens))
+    }
+
+    /// Ends the conversation if nothing was said for `turn.conversation_idle_s` before `now_ms`.
+    fn end_if_idle(&self, st: &mut LoopState, now_ms: f64) {
+        if st.history.end_if_idle(now_ms, self.cfg.turn.conversation_idle_s * 1000.0) {
+            self.metrics.conversations_ended.inc();
+            tracing::info!("conversation ended: {} s without speech", self.cfg.turn.conversation_idle_s);
+        }
     }
 
     /// ASR (and the opener) on the audio up to a pause, kept for the endpoint.
@@ -359,7 +402,8 @@ impl Conversation<'_> {
         st.spec.store_transcript(last_voiced_ms, text);
         if !heard.is_empty() && self.cfg.turn.local_opener {
             let words = next_opener_words(self.cfg, &st.estimate);
-            let (o, complete) = self.write_opener(&heard, words)?;
+            let (o, complete, k, tokens) = self.write_opener(&st.history, &heard, words)?;
+            st.spec_mulm = (k, tokens);
             st.spec.store_opener(&heard, words, o, complete);
         }
         Ok(())
@@ -374,9 +418,22 @@ impl Conversation<'_> {
     }
 
     /// Metrics, the latency estimate for the next opener budget, and the turn's log line.
-    fn finish_turn(&mut self, st: &mut LoopState, t: ActiveTurn) {
+    fn finish_turn(&mut self, st: &mut LoopState, mut t: ActiveTurn) {
         self.replying.store(false, Ordering::Release);
         st.turns += 1;
+        // The conversation keeps the question and the reply as heard (memory only).
+        let now = self.clock.now_ms();
+        if t.end_phrase {
+            st.history.clear();
+            st.history.touch(now);
+        } else {
+            let heard = self.speaker.heard_text();
+            if self.cfg.log.transcripts {
+                tracing::info!(turn = t.number, "heard of the reply: {heard:?}");
+            }
+            t.context.dropped_turns = remember(&mut st.history, &t.turn.record().transcript, &heard, &t.context, now);
+            self.metrics.conversation_turns_dropped.inc_by(t.context.dropped_turns as u64);
+        }
         if let Some(ms) = t.report(&self.metrics, self.cfg.log.transcripts) {
             st.estimate.observe(ms);
         }

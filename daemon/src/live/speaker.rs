@@ -10,6 +10,7 @@ use audio::device::{PlaybackControl, PlaybackQueue, PushOutcome};
 
 use super::clock::Clock;
 use crate::config::Config;
+use crate::conversation::{heard_text, Spoken};
 use crate::turn_shared::seam_gap_ms;
 
 /// A full playback ring that does not move for this long means the device stopped.
@@ -39,6 +40,18 @@ pub struct Placed {
     pub end_ms: f64,
 }
 
+/// Most phrases of one reply remembered for [`Speaker::heard_text`] (a reply is a few
+/// sentences; the rest would still play but not be kept).
+const MAX_REPLY_PHRASES: usize = 512;
+
+/// One phrase of the current reply and where its audio sits in the played-sample count.
+#[derive(Debug, Clone)]
+struct PhraseMark {
+    text: String,
+    start: u64,
+    end: u64,
+}
+
 /// The speaker worker's state.
 pub struct Speaker {
     queue: PlaybackQueue,
@@ -48,13 +61,15 @@ pub struct Speaker {
     last_end_ms: f64,
     /// The previous piece of this reply (for the seam pause); None at a reply's start.
     prev_text: Option<String>,
+    /// The phrases of this reply queued so far.
+    phrases: Vec<PhraseMark>,
 }
 
 impl Speaker {
     /// A speaker queuing into `queue`.
     pub fn new(queue: PlaybackQueue, clock: Clock) -> Self {
         let control = queue.control();
-        Self { queue, control, clock, last_end_ms: 0.0, prev_text: None }
+        Self { queue, control, clock, last_end_ms: 0.0, prev_text: None, phrases: Vec::new() }
     }
 
     /// The handle that stops playback (shared with the listener for barge-in).
@@ -65,7 +80,18 @@ impl Speaker {
     /// A new reply starts: no seam pause before its first piece, playback accepted again.
     pub fn begin_reply(&mut self) {
         self.prev_text = None;
+        self.phrases.clear();
         self.control.resume();
+    }
+
+    /// What the user heard of this reply, once it is over: every phrase queued, or, when
+    /// playback was stopped (barge-in, shutdown), the phrases played, cut at the last word
+    /// played of the one playing (see [`crate::conversation::heard_text`]; positions from the
+    /// device's played-sample count, exact to one device period).
+    pub fn heard_text(&self) -> String {
+        let stop = self.control.is_stopped().then(|| self.control.played_samples() as f64);
+        let pieces: Vec<Spoken<'_>> = self.phrases.iter().map(|p| Spoken { text: &p.text, start: p.start as f64, end: p.end as f64 }).collect();
+        heard_text(&pieces, stop)
     }
 
     /// Stops playback now (barge-in, shutdown).
@@ -116,6 +142,13 @@ impl Speaker {
                 placed = Some(Placed { ready_ms: self.clock.now_ms(), start_ms: start, end_ms: start });
             }
             if outcome == PushOutcome::Queued {
+                // Where this phrase starts in the played-sample count: everything queued plays
+                // first (played before queued: a callback in between makes it at most one
+                // period early, never late).
+                let start = self.control.played_samples() + self.queue.queued() as u64;
+                if self.phrases.len() < MAX_REPLY_PHRASES {
+                    self.phrases.push(PhraseMark { text: phrase.text.clone(), start, end: start + pcm.len() as u64 });
+                }
                 outcome = self.queue.push_all(&pcm, STALL_TIMEOUT);
                 // More clauses may follow: running dry from here on is an underrun.
                 self.control.set_streaming(true);

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub audio_overruns: IntCounter,
     /// Playback callbacks that ran dry mid-reply (plus device-reported playback xruns).
     pub audio_underruns: IntCounter,
+    /// Earlier turns forgotten because no history budget could hold them any more.
+    pub conversation_turns_dropped: IntCounter,
+    /// Conversations ended (idle timeout or end phrase).
+    pub conversations_ended: IntCounter,
 }
 
 // The names and buckets are constants of this file (checked by the tests below), so a
@@ -78,6 +82,12 @@ impl Metrics {
             cloud_reconnects: counter(&r, "firstword_cloud_reconnects_total", "Cloud sessions re-established"),
             audio_overruns: counter(&r, "firstword_audio_overruns_total", "Capture overruns (samples dropped)"),
             audio_underruns: counter(&r, "firstword_audio_underruns_total", "Playback underruns mid-reply"),
+            conversation_turns_dropped: counter(
+                &r,
+                "firstword_conversation_turns_dropped_total",
+                "Earlier turns dropped from the conversation (history budgets full)",
+            ),
+            conversations_ended: counter(&r, "firstword_conversations_ended_total", "Conversations ended by the idle timeout or an end phrase"),
             registry: r,
         }
     }
@@ -130,5 +140,7 @@ mod tests {
         assert!(text.contains("firstword_asr_seconds_bucket{le=\"0.1\"} 0"), "{text}");
         assert!(text.contains("firstword_audio_overruns_total 3"), "{text}");
         assert!(text.contains("firstword_handoff_gap_seconds_count 0"), "{text}");
+        m.conversation_turns_dropped.inc_by(2);
+        assert!(m.render().contains("firstword_conversation_turns_dropped_total 2"));
     }
 }

@@ -18,6 +18,7 @@ use audio::vad::{Vad, VadEvent};
 
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
+use crate::conversation::Conversation;
 use crate::turn::budget::{opener_words, LatencyEstimate};
 pub use outputs::TurnTimeline;
 
@@ -146,11 +147,14 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
     let wall_start = std::time::Instant::now();
     let mut estimate = LatencyEstimate::new(0.5);
     let mut turns: Vec<TurnTimeline> = Vec::new();
+    let mut conversation = Conversation::new();
     for (i, u) in utts.iter().enumerate() {
         // Barge-in: this utterance began while the previous reply was still playing.
         if let Some(prev) = turns.last_mut() {
             prev.barge_in_at(u.confirmed_ms);
+            remember(&mut conversation, prev);
         }
+        let idle_end = conversation.end_if_idle(u.start_ms, cfg.turn.conversation_idle_s * 1000.0);
         if opts.realtime {
             // Pace like a microphone: this turn's endpoint cannot be handled before it happens.
             let due = std::time::Duration::from_secs_f64(u.endpoint_ms / 1000.0);
@@ -160,16 +164,35 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
         }
         let words = next_opener_words(cfg, &estimate);
         let audio = utterance_audio(&input, u);
-        let ctx = turn_loop::TurnContext { cfg, utterance: *u, audio, words, index: i, stop_at_handoff: false };
-        let t = turn_loop::run_turn(&rt, &link, &mut models, &ctx)?;
+        let ctx = turn_loop::TurnContext { cfg, utterance: *u, audio, words, index: i, stop_at_handoff: false, history: &conversation };
+        let mut t = turn_loop::run_turn(&rt, &link, &mut models, &ctx)?;
+        if idle_end && t.conversation_end.is_none() {
+            t.conversation_end = Some("idle");
+        }
         if let (Some(d), Some(o)) = (t.cloud_first_delta_ms, t.opener_ready_ms) {
             estimate.observe(d - o);
         }
         turns.push(t);
     }
+    if let Some(last) = turns.last_mut() {
+        remember(&mut conversation, last);
+    }
     rt.block_on(link.shutdown());
     outputs::write_all(&opts.out_dir, &input, &turns, models.voice.sample_rate_hz())?;
     Ok(turns)
+}
+
+/// Adds a finished turn to the conversation: its question and the reply as heard. Turns
+/// older than every budget used in this turn are forgotten first (counted in the turn's
+/// `dropped_turns`). An end phrase drops the conversation instead (its own turn included).
+fn remember(conversation: &mut Conversation, t: &mut TurnTimeline) {
+    let at_ms = t.turn_end_ms.unwrap_or(t.endpoint_ms);
+    if t.conversation_end == Some("phrase") {
+        conversation.clear();
+        conversation.touch(at_ms);
+        return;
+    }
+    t.context.dropped_turns = crate::conversation::remember(conversation, &t.transcript, &t.heard_text, &t.context, at_ms);
 }
 
 /// Where replay writes its files.

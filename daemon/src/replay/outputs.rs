@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::Utterance;
+use crate::conversation::{heard_text, ContextUse, Spoken};
 use crate::turn::{Part, TurnRecord};
 
 /// A piece of reply speech on the input clock (ms).
@@ -48,6 +49,15 @@ pub struct TurnTimeline {
     pub turn_end_ms: Option<f64>,
     /// Last voiced sample of the question → first reply sample.
     pub voice_to_voice_ms: Option<f64>,
+    /// The reply as the user heard it (cut at the last word played on barge-in): what the
+    /// conversation keeps.
+    pub heard_text: String,
+    /// How much of the conversation this turn sent (earlier turns, token counts).
+    #[serde(flatten)]
+    pub context: ContextUse,
+    /// The conversation ended before this turn: "idle" (`turn.conversation_idle_s`) or
+    /// "phrase" (this turn said one of `turn.conversation_end_phrases`).
+    pub conversation_end: Option<&'static str>,
     pub segments: Vec<Segment>,
 }
 
@@ -75,8 +85,17 @@ impl TurnTimeline {
             handoff_gap_ms: None,
             turn_end_ms: None,
             voice_to_voice_ms: None,
+            heard_text: String::new(),
+            context: ContextUse::default(),
+            conversation_end: None,
             segments: Vec::new(),
         }
+    }
+
+    /// What of the segments was heard if playback stopped at `stop_ms` (None: all of it).
+    fn heard(&self, stop_ms: Option<f64>) -> String {
+        let pieces: Vec<Spoken<'_>> = self.segments.iter().map(|s| Spoken { text: &s.text, start: s.start_ms, end: s.end_ms }).collect();
+        heard_text(&pieces, stop_ms)
     }
 
     /// Copies the state machine's record and derives the audio measures from the segments.
@@ -90,6 +109,7 @@ impl TurnTimeline {
         self.asr_done_ms = r.asr_done_ms;
         self.opener_ready_ms = r.opener_ready_ms;
         self.cloud_first_delta_ms = r.cloud_first_delta_ms;
+        self.heard_text = self.heard(None);
         self.derive();
     }
 
@@ -111,6 +131,7 @@ impl TurnTimeline {
             return;
         }
         self.barged_in = true;
+        self.heard_text = self.heard(Some(at_ms));
         self.segments.retain(|s| s.start_ms < at_ms);
         if let Some(last) = self.segments.last_mut() {
             if last.end_ms > at_ms {
@@ -218,5 +239,46 @@ fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         s.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(part: Part, text: &str, start_ms: f64, end_ms: f64) -> Segment {
+        Segment { part, text: text.into(), start_ms, end_ms, ready_ms: start_ms, samples: vec![0.0; ((end_ms - start_ms) * 22.05) as usize] }
+    }
+
+    fn timeline() -> TurnTimeline {
+        let u = Utterance { start_ms: 0.0, confirmed_ms: 100.0, last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0, pause_ms: None };
+        let mut t = TurnTimeline::new(0, &u, false, 4);
+        t.segments = vec![
+            seg(Part::Opener, "The capital of", 1_320.0, 2_000.0),
+            seg(Part::Opener, "France is", 2_000.0, 2_600.0),
+            seg(Part::Continuation, "Paris, on the Seine.", 2_640.0, 4_000.0),
+        ];
+        t.fill_from(&TurnRecord::default());
+        t
+    }
+
+    #[test]
+    fn the_reply_heard_is_all_of_it_or_what_played_before_the_barge_in() {
+        assert_eq!(timeline().heard_text, "The capital of France is Paris, on the Seine.");
+        // Stopped between two pieces: exactly the pieces played.
+        let mut t = timeline();
+        t.barge_in_at(2_620.0);
+        assert_eq!(t.heard_text, "The capital of France is");
+        // Stopped inside "Paris, on the Seine." (weights 6 3 4 6 = 19 over 1360 ms): "Paris,"
+        // ends at 2640 + 1360·6/19 ≈ 3069 ms, "on" at ≈ 3284 ms.
+        let mut t = timeline();
+        t.barge_in_at(3_100.0);
+        assert_eq!(t.heard_text, "The capital of France is Paris,");
+        assert_eq!(t.segments.last().unwrap().end_ms, 3_100.0);
+        // Speech after the reply ended is no barge-in.
+        let mut t = timeline();
+        t.barge_in_at(5_000.0);
+        assert!(!t.barged_in);
+        assert_eq!(t.heard_text, "The capital of France is Paris, on the Seine.");
     }
 }

@@ -13,8 +13,9 @@ use super::Utterance;
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use super::Models;
+use crate::conversation::{is_end_phrase, Conversation};
 use crate::turn::{Action, Event, Part, Turn};
-use crate::turn_shared::{cloud_event, continue_params, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, cloud_history, continue_params, mulm_history, request_tokens, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
 
 /// What one replayed turn needs: config, the utterance (times in ms on the input clock), its
 /// audio and the opener word budget.
@@ -28,6 +29,9 @@ pub struct TurnContext<'a> {
     /// End the turn as soon as the first continuation chunk is queued (benchmarks: what
     /// follows the handoff does not change its measures), cancelling the cloud request.
     pub stop_at_handoff: bool,
+    /// The conversation before this turn (sent to the cloud and the μLM). An end phrase in
+    /// this turn's transcript sets `conversation_end` and the turn goes without it.
+    pub history: &'a Conversation,
 }
 
 /// One replayed turn through the state machine; its timeline on the input's clock.
@@ -53,20 +57,34 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
     let mut idle_notified = false;
     let rate = voice.sample_rate_hz();
     let mut handed_off = false;
+    let fresh = Conversation::new();
+    let mut history = ctx.history;
 
     loop {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Transcribe => {
                     let t = asr.transcribe(ctx.audio).with_context(|| format!("turn {}: ASR", ctx.index))?;
+                    if is_end_phrase(&t.text, &cfg.turn.conversation_end_phrases) {
+                        tl.conversation_end = Some("phrase");
+                        history = &fresh;
+                    }
                     queue.extend(turn.on(Event::Transcript { text: t.text, at_ms: vnow() }));
                 }
                 Action::WriteOpener { transcript, words } => {
-                    let o = mulm.opener(&transcript, words)?;
+                    let (turns, k) = mulm_history(cfg, mulm, history, &transcript)?;
+                    let o = mulm.opener_in(&turns, words)?;
+                    tl.context.mulm_context_turns = k;
+                    tl.context.mulm_prompt_tokens = o.prompt_tokens;
                     queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow() }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
-                    let cont = link.client.continue_(continue_params(cfg, transcript, opener, opener_complete));
+                    let (messages, k) = cloud_history(cfg, history, &transcript);
+                    let params = continue_params(cfg, messages, opener, opener_complete);
+                    tl.context.context_turns = k;
+                    tl.context.cloud_messages = params.messages.len();
+                    tl.context.cloud_request_tokens = request_tokens(&params);
+                    let cont = link.client.continue_(params);
                     cloud_id = Some(cont.id);
                     // Stamp each event on arrival, while this thread synthesizes speech.
                     let (tx, rx) = mpsc::channel();
@@ -96,7 +114,8 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
                     handed_off |= part == Part::Continuation;
                 }
                 Action::FinishLocally { transcript, prefix } => {
-                    let text = mulm.finish_sentence(&transcript, &prefix, LOCAL_FINISH_TOKENS)?;
+                    let (turns, _) = mulm_history(cfg, mulm, history, &transcript)?;
+                    let text = mulm.finish_sentence(&turns, &prefix, LOCAL_FINISH_TOKENS)?;
                     queue.extend(turn.on(Event::LocalFinish { text, at_ms: vnow() }));
                 }
                 Action::CancelCloud => {
