@@ -79,11 +79,23 @@ impl Continuator {
         mode: RecoveryMode,
         max_tokens: u32,
     ) -> Continued {
+        self.run_messages(vec![Message::user(question)], opener, opener_complete, mode, max_tokens).await
+    }
+
+    /// Continues `opener` as the answer to the last of `messages` (the conversation so far).
+    pub async fn run_messages(
+        &self,
+        messages: Vec<Message>,
+        opener: &str,
+        opener_complete: bool,
+        mode: RecoveryMode,
+        max_tokens: u32,
+    ) -> Continued {
         match self {
             Self::Local(b) => {
                 let request = ContinueRequest {
                     id: 1,
-                    messages: vec![Message::user(question)],
+                    messages,
                     opener: opener.to_string(),
                     opener_complete,
                     mode,
@@ -116,7 +128,8 @@ impl Continuator {
                 out
             }
             Self::Gateway(link) => {
-                let mut p = ContinueParams::new(question, opener);
+                let mut p = ContinueParams::new(String::new(), opener);
+                p.messages = messages;
                 p.opener_complete = opener_complete;
                 p.mode = mode;
                 p.max_tokens = max_tokens;

@@ -5,11 +5,13 @@
 //! - `eval mc`: zero-shot multiple choice scored as lm-eval-harness does (mc.rs);
 //! - `eval openers`: opener quality against GPT-4 reference answers (openers.rs);
 //! - `eval handoff`: opener + cloud continuation at 4, 8 and 16 words (handoff.rs);
-//! - `eval safety`: Do-Not-Answer refusal rates (safety.rs).
+//! - `eval safety`: Do-Not-Answer refusal rates (safety.rs);
+//! - `eval followup`: follow-up questions with and without the conversation (followup.rs).
 
 // Opener, handoff and safety evals and what they share.
 mod continuator;
 mod embed;
+mod followup;
 mod handoff;
 mod judge;
 mod lm_args;
@@ -45,6 +47,8 @@ pub enum EvalCmd {
     Handoff(handoff::HandoffArgs),
     /// Do-Not-Answer: the μLM's refusal rate at 8 words.
     Safety(safety::SafetyArgs),
+    /// Follow-up questions that depend on the first turn, with and without the history.
+    Followup(followup::FollowupArgs),
 }
 
 /// Options every eval takes.
@@ -67,5 +71,6 @@ pub fn run(cfg: &Config, cmd: EvalCmd) -> Result<()> {
         EvalCmd::Openers(a) => openers::run(cfg, &a),
         EvalCmd::Handoff(a) => handoff::run(cfg, &a),
         EvalCmd::Safety(a) => safety::run(cfg, &a),
+        EvalCmd::Followup(a) => followup::run(cfg, &a),
     }
 }
