@@ -174,6 +174,13 @@ fn barge_in_attempt(gap_s: f64) -> bool {
     let heard: Vec<&str> = stderr.lines().filter_map(|l| quoted_after(l, "heard: ")).collect();
     assert!(heard.last().is_some_and(|h| h.to_lowercase().contains("dinner")), "{heard:?}");
     assert!(audible_s(&out, b_speech_end_s) >= 0.5, "no reply to the second question");
+    // The conversation keeps the first reply as heard: cut where playback stopped, a strict
+    // prefix of what the turn said (issue 18).
+    let kept = stderr.lines().find_map(|l| quoted_after(l, "heard of the reply: ")).unwrap_or_else(|| panic!("{stderr}"));
+    let answered = stderr.lines().find(|l| l.contains("answered ")).unwrap_or_else(|| panic!("{stderr}"));
+    let said = format!("{} {}", quoted_after(answered, " with ").unwrap_or(""), quoted_after(answered, " + ").unwrap_or(""));
+    let (kept_w, said_w) = (asr::wer::normalize_words(kept), asr::wer::normalize_words(&said));
+    assert!(!kept_w.is_empty() && kept_w.len() < said_w.len() && said_w.starts_with(&kept_w), "kept {kept:?} of {said:?}");
     true
 }
 
