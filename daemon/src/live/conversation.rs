@@ -153,6 +153,7 @@ impl Conversation<'_> {
                 tracing::debug!(start_ms, confirmed_ms, "speech started");
                 st.spec.clear();
                 self.end_if_idle(st, start_ms);
+                st.history.touch(start_ms);
                 self.drive(st, Event::SpeechStarted { at_ms: confirmed_ms })?;
             }
             Inbox::Heard(Heard::Pause { last_voiced_ms, audio }) => {

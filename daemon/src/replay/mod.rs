@@ -155,6 +155,7 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
             remember(&mut conversation, prev);
         }
         let idle_end = conversation.end_if_idle(u.start_ms, cfg.turn.conversation_idle_s * 1000.0);
+        conversation.touch(u.start_ms);
         if opts.realtime {
             // Pace like a microphone: this turn's endpoint cannot be handled before it happens.
             let due = std::time::Duration::from_secs_f64(u.endpoint_ms / 1000.0);
