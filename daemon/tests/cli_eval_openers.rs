@@ -115,3 +115,34 @@ fn eval_safety_small_run() {
     let md = std::fs::read_to_string(out_dir.join("eval_safety.md")).unwrap();
     assert!(md.contains("- items: 10") && md.contains("The cloud was not asked"));
 }
+
+#[test]
+fn eval_followup_small_run_without_the_cloud() {
+    if !common::assets_present(&["models/minilm/model.safetensors"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("mulm");
+    dev_checkpoint(&model);
+    let out_dir = tmp.path().join("results");
+    let args = ["eval", "followup", "--no-cloud", "--limit", "2", "--json", "--model", model.to_str().unwrap(), "--out-dir", out_dir.to_str().unwrap()];
+    let out = firstword(&args);
+    assert!(out.status.success(), "eval followup: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    // The same follow-up, with the first turn before it in the μLM's prompt and without.
+    for it in items {
+        let (w, wo) = (&it["with_history"], &it["without_history"]);
+        assert!(w["opener_prompt_tokens"].as_u64().unwrap() > wo["opener_prompt_tokens"].as_u64().unwrap() + 5, "{it}");
+        assert!(w["continuation"].is_null() && wo["continuation"].is_null());
+    }
+    let conditions: Vec<&str> = v["summaries"].as_array().unwrap().iter().map(|s| s["condition"].as_str().unwrap()).collect();
+    assert_eq!(conditions, ["with history", "without history"]);
+    for s in v["summaries"].as_array().unwrap() {
+        unit_rate(&s["opener_on_topic_rate"]);
+        assert!(s["correction_rate"].is_null());
+    }
+    let md = std::fs::read_to_string(out_dir.join("eval_followup.md")).unwrap();
+    assert!(md.contains("| with history | 2 |") && md.contains("- items: 2"), "{md}");
+}
