@@ -127,6 +127,8 @@ pub struct Report {
     pub set: String,
     pub words: usize,
     pub cloud: Option<String>,
+    pub mode: String,
+    pub max_tokens: u32,
     pub summaries: Vec<Summary>,
     pub items: Vec<ItemResult>,
 }
@@ -184,6 +186,8 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
         set: args.set.display().to_string(),
         words: args.words,
         cloud: description,
+        mode: format!("{:?}", cfg.cloud.mode).to_lowercase(),
+        max_tokens,
         summaries: vec![summarize(&results, "with history", |r| &r.with_history), summarize(&results, "without history", |r| &r.without_history)],
         items: results,
     };
@@ -218,10 +222,12 @@ pub fn summarize(items: &[ItemResult], condition: &'static str, pick: impl Fn(&I
 fn markdown(r: &Report) -> String {
     let mut s = format!("# eval followup\n\n{}", r.meta.markdown(r.items.len()));
     s += &format!(
-        "- set: `{}` (follow-ups that depend on the first turn; the first reply is given as heard)\n- opener: {} words, greedy\n- cloud: {}\n\n",
+        "- set: `{}` (follow-ups that depend on the first turn; the first reply is given as heard)\n- opener: {} words, greedy\n- cloud: {} (recovery mode {}, max {} tokens)\n\n",
         r.set,
         r.words,
-        r.cloud.as_deref().unwrap_or("none (--no-cloud)")
+        r.cloud.as_deref().unwrap_or("none (--no-cloud)"),
+        r.mode,
+        r.max_tokens,
     );
     s += "## Results\n\n| condition | n | opener on topic | opener cosine (MiniLM) | answer on topic | correction rate | cloud errors | μLM prompt tokens |\n|---|---|---|---|---|---|---|---|\n";
     for x in &r.summaries {
