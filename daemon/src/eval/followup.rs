@@ -91,6 +91,8 @@ pub fn on_topic(text: &str, topic: &[String]) -> bool {
 pub struct Answer {
     pub opener: String,
     pub opener_prompt_tokens: usize,
+    /// The μLM's prefill of that prompt (ms, this machine).
+    pub opener_prefill_ms: f64,
     pub opener_on_topic: bool,
     pub opener_cosine: f64,
     pub continuation: Option<Continued>,
@@ -118,6 +120,7 @@ pub struct Summary {
     pub correction_rate: Option<f64>,
     pub cloud_errors: usize,
     pub opener_prompt_tokens_mean: f64,
+    pub opener_prefill_ms_p50: f64,
 }
 
 /// The whole report.
@@ -167,6 +170,7 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
                 opener_on_topic: on_topic(&o.text, &it.topic),
                 opener_cosine: tc::cosine(&minilm.embed(&o.text)?, &reference),
                 opener_prompt_tokens: o.prompt_tokens,
+                opener_prefill_ms: o.timings.prefill_ms,
                 opener: o.text,
                 continuation,
                 answer_on_topic,
@@ -216,6 +220,11 @@ pub fn summarize(items: &[ItemResult], condition: &'static str, pick: impl Fn(&I
         correction_rate: cloud_ran.then(|| tc::rate(ok.iter().filter(|c| c.repaired).count(), ok.len())),
         cloud_errors: errors,
         opener_prompt_tokens_mean: tc::mean(answers.iter().map(|a| a.opener_prompt_tokens as f64)).unwrap_or(0.0),
+        opener_prefill_ms_p50: {
+            let mut v: Vec<f64> = answers.iter().map(|a| a.opener_prefill_ms).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        },
     }
 }
 
@@ -229,10 +238,10 @@ fn markdown(r: &Report) -> String {
         r.mode,
         r.max_tokens,
     );
-    s += "## Results\n\n| condition | n | opener on topic | opener cosine (MiniLM) | answer on topic | correction rate | cloud errors | μLM prompt tokens |\n|---|---|---|---|---|---|---|---|\n";
+    s += "## Results\n\n| condition | n | opener on topic | opener cosine (MiniLM) | answer on topic | correction rate | cloud errors | μLM prompt tokens | μLM prefill p50 |\n|---|---|---|---|---|---|---|---|---|\n";
     for x in &r.summaries {
         s += &format!(
-            "| {} | {} | {} | {:.3} | {} | {} | {} | {:.0} |\n",
+            "| {} | {} | {} | {:.3} | {} | {} | {} | {:.0} | {:.1} ms |\n",
             x.condition,
             x.n,
             rep::pct(x.opener_on_topic_rate),
@@ -241,6 +250,7 @@ fn markdown(r: &Report) -> String {
             x.correction_rate.map_or("–".into(), rep::pct),
             x.cloud_errors,
             x.opener_prompt_tokens_mean,
+            x.opener_prefill_ms_p50,
         );
     }
     s += "\n- **on topic**: a word of the text (lower case, letters and digits) is one of the item's topic words.\n\
