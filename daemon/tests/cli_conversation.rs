@@ -1,8 +1,8 @@
-//! The conversation (issue 18) through the whole pipeline: `firstword replay` of five spoken
+//! The conversation (issue 18) through the whole pipeline: `firstword replay` of six spoken
 //! turns against a scripted gateway that records every `continue` it receives. The second
 //! request must carry the first question and the first reply as heard; a reply cut by the next
 //! question (barge-in) is sent on exactly as far as it was played; "new conversation" drops
-//! the history.
+//! the history, and so does a silence longer than `turn.conversation_idle_s`.
 
 mod common;
 
@@ -65,7 +65,8 @@ fn follow_ups_carry_the_conversation_as_heard() {
         ("How many people live there?", 6.0),
         ("What river runs through it?", 8.0),
         ("Okay, new conversation, please.", 6.0),
-        ("What is the tallest mountain in the world?", 5.0),
+        ("What is the tallest mountain in the world?", 25.0),
+        ("And how high is it?", 4.0),
     ];
     let mut input = Vec::new();
     for (i, (text, gap_s)) in script.iter().enumerate() {
@@ -90,6 +91,7 @@ fn follow_ups_carry_the_conversation_as_heard() {
                 rule("river", " the Seine."),
                 rule("conversation", " Sure, what shall we talk about?"),
                 rule("mountain", " Mount Everest."),
+                rule("how high", " about 8,849 meters."),
             ],
             ..Default::default()
         }),
@@ -100,7 +102,7 @@ fn follow_ups_carry_the_conversation_as_heard() {
     let gateway = rt.block_on(cloud::gateway::spawn_with_backend(gcfg, Arc::new(backend))).unwrap();
 
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, format!("[cloud]\nurl = {:?}\ntoken = \"t\"\nmax_tokens = 60\n", gateway.url())).unwrap();
+    std::fs::write(&cfg, format!("[cloud]\nurl = {:?}\ntoken = \"t\"\nmax_tokens = 60\n[turn]\nconversation_idle_s = 9\n", gateway.url())).unwrap();
     let out_dir = dir.path().join("out");
     let out = firstword(&["replay", wav.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -123,7 +125,7 @@ fn follow_ups_carry_the_conversation_as_heard() {
     // as heard (timeline `heard_text`), none before an end phrase.
     let mut history: Vec<(Role, String)> = Vec::new();
     for (i, (t, r)) in turns.iter().zip(&reqs).enumerate() {
-        if t["conversation_end"] == "phrase" {
+        if !t["conversation_end"].is_null() {
             history.clear();
         }
         let mut expected = history.clone();
@@ -174,4 +176,10 @@ fn follow_ups_carry_the_conversation_as_heard() {
     assert_eq!(msgs(&reqs[3]).len(), 1);
     assert_eq!(msgs(&reqs[4]).len(), 1);
     assert_eq!((n(&turns[4], "context_turns"), n(&turns[4], "mulm_context_turns")), (0, 0));
+
+    // 25 s of silence after turn 5 is more than `conversation_idle_s = 9`: turn 6 starts afresh
+    // (no earlier gap was that long: replies fill them).
+    assert!(turns[..5].iter().all(|t| t["conversation_end"] != "idle"), "{stdout}");
+    assert_eq!(turns[5]["conversation_end"], "idle", "{}", turns[5]);
+    assert_eq!(msgs(&reqs[5]).len(), 1);
 }
