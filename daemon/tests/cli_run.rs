@@ -165,7 +165,7 @@ fn barge_in_attempt(gap_s: f64) -> bool {
         return false;
     }
     let turn1 = stdout.lines().find(|l| l.starts_with("turn 1:")).unwrap_or_else(|| panic!("{stdout}"));
-    assert!(turn1.contains("barge-in"), "the first reply was not interrupted: {stdout}");
+    assert!(turn1.contains("barge-in"), "the first reply was not interrupted: {stdout}\n{stderr}");
     assert!(stdout.contains("input finished: 2 turns"), "{stdout}");
     // Playback stopped soon after the user started talking, and stayed off while they talked.
     let quiet = rms(&out, b_speech_s + 0.5, b_speech_end_s);

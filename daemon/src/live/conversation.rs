@@ -225,8 +225,10 @@ impl Conversation<'_> {
         if st.active.is_none() {
             self.end_if_idle(st, now);
         }
+        // A reply stopped by the listener (barge-in) drains at once: its `SpeechStarted` is on
+        // the way, and an idle event first would end the turn as if it had played out.
         let idle = match st.active.as_mut() {
-            Some(t) if !t.idle_notified && self.speaker.is_idle() => {
+            Some(t) if !t.idle_notified && self.speaker.is_idle() && !self.speaker.is_stopped() => {
                 t.idle_notified = true;
                 true
             }

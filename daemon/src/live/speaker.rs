@@ -99,6 +99,11 @@ impl Speaker {
         self.control.stop();
     }
 
+    /// True between a stop (barge-in, shutdown) and the next reply.
+    pub fn is_stopped(&self) -> bool {
+        self.control.is_stopped()
+    }
+
     /// True when nothing is left to play.
     pub fn is_idle(&self) -> bool {
         self.queue.queued() == 0
