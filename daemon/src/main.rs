@@ -10,6 +10,8 @@ mod cmd_asr;
 mod cmd_opener;
 mod cmd_say;
 mod config;
+mod endpoint;
+mod gate;
 mod eval;
 mod live;
 mod logging;

@@ -16,10 +16,10 @@ use anyhow::{bail, Context, Result};
 use audio::device::AudioCounters;
 
 use super::clock::{Clock, Heartbeat};
-use super::inbox::{Heard, Inbox};
+use super::inbox::{Heard, Inbox, PauseVerdict};
 use super::active_turn::{action_name, ActiveTurn};
 use super::speaker::{PlaybackStalled, Speaker};
-use super::speculation::Speculation;
+use super::speculation::{Speculation, SpeculativeOpener};
 use super::service;
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::replay::{next_opener_words, Models};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::{Action, Event, Turn};
-use crate::turn_shared::{cloud_event, continue_params, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, continue_params, gate_policy, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
 const TICK_MS: u64 = 20;
@@ -51,6 +51,8 @@ pub struct Conversation<'a> {
     pub heartbeat: Arc<Heartbeat>,
     /// Mirrors `Turn::is_replying` for the listener's immediate barge-in.
     pub replying: Arc<AtomicBool>,
+    /// Semantic endpointing's hangover for the listener's current pause.
+    pub verdict: Arc<PauseVerdict>,
     /// After the simulated input ends, keep running until a signal.
     pub keep_running: bool,
 }
@@ -145,7 +147,7 @@ impl Conversation<'_> {
                 st.spec.clear();
                 self.drive(st, Event::SpeechStarted { at_ms: confirmed_ms })?;
             }
-            Inbox::Heard(Heard::Pause { last_voiced_ms, audio }) => {
+            Inbox::Heard(Heard::Pause { seq, last_voiced_ms, audio }) => {
                 tracing::debug!(last_voiced_ms, at_ms = self.clock.now_ms() as u64, "pause");
                 // Speculate only when it can still help: no turn in progress, and the VAD has
                 // not already moved on (work done while the loop was busy is queued).
@@ -154,7 +156,7 @@ impl Conversation<'_> {
                 }
                 let moved_on = st.backlog.iter().any(|m| matches!(m, Inbox::Heard(Heard::Resume | Heard::SpeechEnd { .. } | Heard::SpeechStart { .. })));
                 if st.active.is_none() && self.cfg.turn.speculative && !moved_on {
-                    if let Err(e) = self.speculate(st, last_voiced_ms, &audio) {
+                    if let Err(e) = self.speculate(st, seq, last_voiced_ms, &audio) {
                         tracing::warn!("speculative ASR/opener failed: {e:#}");
                         st.spec.clear();
                     }
@@ -246,7 +248,7 @@ impl Conversation<'_> {
     fn start_turn(&mut self, st: &mut LoopState, last_voiced_ms: f64, endpoint_ms: f64, audio: Vec<f32>) -> Result<()> {
         let words = next_opener_words(self.cfg, &st.estimate);
         let number = st.turns + 1;
-        let mut turn = Turn::new(self.cfg.turn.clone(), words);
+        let mut turn = Turn::new(self.cfg.turn.clone(), words).with_gate(gate_policy(self.cfg, &self.models.mulm, number as usize));
         let actions = turn.on(Event::SpeechEnded { last_voiced_ms, endpoint_ms });
         let t = ActiveTurn::new(turn, number, last_voiced_ms, endpoint_ms, audio);
         self.speaker.begin_reply();
@@ -295,11 +297,11 @@ impl Conversation<'_> {
                     queue.extend(t.turn.on(Event::Transcript { text, at_ms: self.clock.now_ms() }));
                 }
                 Action::WriteOpener { transcript, words } => {
-                    let (text, complete) = match st.spec.take_opener(&transcript, words) {
+                    let (text, complete, score) = match st.spec.take_opener(&transcript, words) {
                         Some(o) => o,
                         None => self.write_opener(&transcript, words)?,
                     };
-                    queue.extend(t.turn.on(Event::Opener { text, complete, at_ms: self.clock.now_ms() }));
+                    queue.extend(t.turn.on(Event::Opener { text, complete, at_ms: self.clock.now_ms(), score }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
                     let cont = self.link.client.continue_(continue_params(self.cfg, transcript, opener, opener_complete));
@@ -345,22 +347,32 @@ impl Conversation<'_> {
         Ok(tr.text)
     }
 
-    fn write_opener(&mut self, transcript: &str, words: usize) -> Result<(String, bool)> {
+    fn write_opener(&mut self, transcript: &str, words: usize) -> Result<SpeculativeOpener> {
         let t0 = Instant::now();
-        let o = self.models.mulm.opener(transcript, words)?;
+        let (o, score) = self.models.mulm.scored_opener(transcript, words)?;
         Metrics::observe_ms(&self.metrics.opener, t0.elapsed().as_secs_f64() * 1000.0);
-        Ok((o.text, o.complete))
+        Ok((o.text, o.complete, Some(score)))
     }
 
-    /// ASR (and the opener) on the audio up to a pause, kept for the endpoint.
-    fn speculate(&mut self, st: &mut LoopState, last_voiced_ms: f64, audio: &[f32]) -> Result<()> {
+    /// ASR (and the opener) on the audio up to a pause, kept for the endpoint; with semantic
+    /// endpointing, the pause's hangover is judged from that transcript and posted to the
+    /// listener before the opener is written.
+    fn speculate(&mut self, st: &mut LoopState, seq: u32, last_voiced_ms: f64, audio: &[f32]) -> Result<()> {
         let text = self.transcribe(audio)?;
         let heard = text.trim().to_string();
+        if self.cfg.endpoint.semantic && !heard.is_empty() {
+            let p_end = self.models.mulm.end_of_turn_prob(&heard)?;
+            let judged = crate::endpoint::judge(&heard, Some(p_end), &self.cfg.endpoint);
+            tracing::debug!(p_end, ?judged, "pause judged");
+            if let Some(ms) = crate::endpoint::pause_hangover_ms(judged, &self.cfg.endpoint) {
+                self.verdict.set(seq, ms);
+            }
+        }
         st.spec.store_transcript(last_voiced_ms, text);
         if !heard.is_empty() && self.cfg.turn.local_opener {
             let words = next_opener_words(self.cfg, &st.estimate);
-            let (o, complete) = self.write_opener(&heard, words)?;
-            st.spec.store_opener(&heard, words, o, complete);
+            let o = self.write_opener(&heard, words)?;
+            st.spec.store_opener(&heard, words, o);
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use super::Models;
 use crate::turn::{Action, Event, Part, Turn};
-use crate::turn_shared::{cloud_event, continue_params, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, continue_params, gate_policy, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
 
 /// What one replayed turn needs: config, the utterance (times in ms on the input clock), its
 /// audio and the opener word budget.
@@ -44,7 +44,7 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
     let wall0 = Instant::now();
     let vnow = || anchor + wall0.elapsed().as_secs_f64() * 1000.0;
 
-    let mut turn = Turn::new(cfg.turn.clone(), ctx.words);
+    let mut turn = Turn::new(cfg.turn.clone(), ctx.words).with_gate(gate_policy(cfg, mulm, ctx.index));
     let mut tl = TurnTimeline::new(ctx.index, &u, speculative, ctx.words);
     let mut queue: VecDeque<Action> = turn.on(Event::SpeechEnded { last_voiced_ms: u.last_voiced_ms, endpoint_ms: u.endpoint_ms }).into();
     let mut cursor = u.endpoint_ms;
@@ -62,8 +62,8 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
                     queue.extend(turn.on(Event::Transcript { text: t.text, at_ms: vnow() }));
                 }
                 Action::WriteOpener { transcript, words } => {
-                    let o = mulm.opener(&transcript, words)?;
-                    queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow() }));
+                    let (o, score) = mulm.scored_opener(&transcript, words)?;
+                    queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow(), score: Some(score) }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
                     let cont = link.client.continue_(continue_params(cfg, transcript, opener, opener_complete));
