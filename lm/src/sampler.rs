@@ -115,17 +115,18 @@ impl Sampler {
 }
 
 /// Natural-log probability of token `id` under the softmax of raw `logits` (temperature 1,
-/// the model's own distribution, whatever the sampler did). `-inf` for an id out of range
-/// or non-finite logits. The opener gate scores openers with it.
+/// the model's own distribution, whatever the sampler did). NaN logits count as impossible
+/// tokens, as in sampling; `-inf` for an id out of range or with a non-finite logit. The
+/// opener gate scores openers with it.
 pub fn log_prob(logits: &[f32], id: u32) -> f32 {
     let Some(&l) = logits.get(id as usize) else {
         return f32::NEG_INFINITY;
     };
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = logits.iter().copied().filter(|x| !x.is_nan()).fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() || !l.is_finite() {
         return f32::NEG_INFINITY;
     }
-    let sum: f64 = logits.iter().map(|&x| f64::from(x - max).exp()).sum();
+    let sum: f64 = logits.iter().filter(|x| !x.is_nan()).map(|&x| f64::from(x - max).exp()).sum();
     (f64::from(l - max) - sum.ln()) as f32
 }
 
@@ -157,7 +158,8 @@ mod tests {
             assert!((log_prob(&l, i as u32) - want).abs() < 1e-6);
         }
         assert_eq!(log_prob(&l, 3), f32::NEG_INFINITY);
-        assert_eq!(log_prob(&[f32::NAN, 1.0], 1), f32::NEG_INFINITY);
+        assert_eq!(log_prob(&[f32::NAN, 1.0], 0), f32::NEG_INFINITY);
+        assert_eq!(log_prob(&[f32::NAN, 1.0], 1), 0.0);
         // Large logits do not overflow.
         assert!((log_prob(&[1000.0, 1000.0], 0) - 0.5f32.ln()).abs() < 1e-6);
     }
