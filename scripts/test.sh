@@ -38,4 +38,5 @@ fi
 
 echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1
-cargo test --workspace --locked
+# --no-fail-fast: one failing suite must not hide the results of the others.
+cargo test --workspace --locked --no-fail-fast

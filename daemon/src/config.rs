@@ -16,6 +16,8 @@ pub struct Config {
     pub asr: asr::AsrConfig,
     pub tts: tts::TtsConfig,
     pub vad: audio::vad::VadConfig,
+    pub endpoint: crate::endpoint::EndpointConfig,
+    pub gate: crate::gate::GateConfig,
     pub turn: crate::turn::TurnConfig,
     pub cloud: crate::cloud_link::CloudSection,
     pub lm: LmSection,
@@ -51,6 +53,8 @@ impl Config {
     /// Range checks that the types cannot express; messages name the key.
     pub fn validate(&self) -> Result<()> {
         self.vad.validate().map_err(anyhow::Error::msg)?;
+        self.endpoint.validate().map_err(anyhow::Error::msg)?;
+        self.gate.validate().map_err(anyhow::Error::msg)?;
         self.turn.validate().map_err(anyhow::Error::msg)?;
         self.cloud.validate()?;
         if self.asr.threads > 256 {

@@ -11,6 +11,8 @@ mod cmd_opener;
 mod cmd_say;
 mod config;
 mod conversation;
+mod endpoint;
+mod gate;
 mod eval;
 mod live;
 mod logging;

@@ -18,6 +18,8 @@ pub struct OpenerText {
     pub complete: bool,
     /// Tokens of the prompt it was written after (history, question, template tokens).
     pub prompt_tokens: usize,
+    /// Natural-log probability of each generated token (empty for the generic opener).
+    pub logprobs: Vec<f32>,
 }
 
 impl Mulm {
@@ -49,7 +51,7 @@ impl Mulm {
     /// [`Mulm::history_budget`]; beyond the context, the oldest messages would be dropped.
     pub fn opener_in(&self, history: &[lm::Turn], words: usize) -> Result<OpenerText> {
         let o = lm::opener(&self.model, &self.tok, lm::OpenerInput::History(history), Some(words), |_, _| {}).context("μLM opener")?;
-        Ok(OpenerText { complete: o.stop == lm::StopReason::EndOfTurn, text: o.text.trim().to_string(), prompt_tokens: o.prompt_tokens })
+        Ok(OpenerText { complete: o.stop == lm::StopReason::EndOfTurn, text: o.text.trim().to_string(), prompt_tokens: o.prompt_tokens, logprobs: o.token_logprobs })
     }
 
     /// Tokens of `turns` in the prompt, without the template's begin and generation tokens.
@@ -67,21 +69,71 @@ impl Mulm {
         Ok(room.min(cap))
     }
 
+    /// The opener after a chat `history` ending with `query` ([`Mulm::opener_in`]), with the
+    /// opener gate's score of it against `query` ([`crate::gate::score`]).
+    pub fn scored_opener_in(&self, history: &[lm::Turn], query: &str, words: usize) -> Result<(OpenerText, crate::gate::GateScore)> {
+        let o = self.opener_in(history, words)?;
+        let s = crate::gate::score(query, &o.text, &o.logprobs);
+        Ok((o, s))
+    }
+
+    /// The gate threshold this checkpoint was calibrated with (mulm.json
+    /// `opener.gate_min_score`), if any.
+    pub fn gate_min_score(&self) -> Option<f32> {
+        self.mulm.opener.gate_min_score
+    }
+
+    /// Probability (0..1) that the user's turn ends right after `text`: the μLM's softmax
+    /// mass on the user role's closing token (`<|end|>`, the first name of the template's
+    /// user suffix) after `begin + user prefix + text`. The μLM was trained with that token
+    /// closing every user turn, so this is an end-of-turn model at no extra memory
+    /// (semantic endpointing, [`crate::endpoint`]). Text longer than the context keeps its
+    /// last tokens. Errors: a template without a user suffix, or a model failure.
+    pub fn end_of_turn_prob(&self, text: &str) -> Result<f32> {
+        let t = &self.mulm.chat_template;
+        let user = t.roles.get("user").context("mulm.json: chat_template has no user role")?;
+        let Some(end_name) = user.suffix.first() else {
+            bail!("mulm.json: the user role has no suffix, so there is no end-of-turn token");
+        };
+        let end_id = self.mulm.special_id(end_name)?;
+        let mut ids = Vec::new();
+        for name in t.begin.iter().chain(&user.prefix) {
+            ids.push(self.mulm.special_id(name)?);
+        }
+        let content = self.tok.encode_text(text.trim())?;
+        let room = self.mulm.model.max_seq_len.saturating_sub(ids.len()).max(1);
+        ids.extend_from_slice(&content[content.len().saturating_sub(room)..]);
+        let mut cache = self.model.new_cache()?;
+        let logits: Vec<f32> = self.model.forward(&ids, &mut cache, false)?.to_vec1()?;
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+        let p = logits.get(end_id as usize).map_or(0.0, |l| (l - max).exp() / sum);
+        Ok(if p.is_finite() { p } else { 0.0 })
+    }
+
     /// Continues the assistant's unfinished `prefix` to the end of its sentence (at most
-    /// `max_tokens` tokens; cut back to the last whole word if no sentence end comes), after a
-    /// chat `history` that ends with the user's question.
+    /// `max_tokens` tokens; cut back to the last whole word if no sentence end comes). A
+    /// small model loops ("a good way to make a good way to make …"): generation stops at
+    /// the first repeated word trigram of `prefix` + the finish, and the repeat is cut off.
+    /// The chat `history` ends with the user's question.
     pub fn finish_sentence(&self, history: &[lm::Turn], prefix: &str, max_tokens: usize) -> Result<String> {
         let room = self.mulm.model.max_seq_len.saturating_sub(max_tokens.max(1));
         let mut ids = self.tok.encode_chat(history, room)?.ids;
         ids.extend(self.tok.encode_text(prefix)?);
         let mut text = String::new();
         let mut ended = false;
+        let mut repeat_at = None;
         lm::generate(&self.model, &self.tok, &ids, max_tokens.max(1), lm::SamplingParams::default(), |piece| {
             text.push_str(piece);
             ended = text.trim_end().ends_with(['.', '!', '?']);
-            !ended
+            repeat_at = first_repeat(prefix, &text, REPEAT_NGRAM);
+            !ended && repeat_at.is_none()
         })
         .context("μLM local finish")?;
+        if let Some(cut) = repeat_at {
+            text.truncate(cut);
+            return Ok(text.trim().to_string());
+        }
         if !ended {
             // Drop a possibly cut last word.
             if let Some(i) = text.trim_end().rfind(char::is_whitespace) {
@@ -89,5 +141,54 @@ impl Mulm {
             }
         }
         Ok(text.trim().to_string())
+    }
+}
+
+/// Words per n-gram whose second occurrence ends the local finish.
+pub const REPEAT_NGRAM: usize = 3;
+
+/// Where the local finish `text` (continuing `prefix`) first repeats an `n`-word sequence
+/// already said in `prefix + text`: the byte offset in `text` of the repeat's first word, or
+/// None. Only finished words count (a word is finished when whitespace follows it), so a
+/// word still being generated is never judged.
+pub fn first_repeat(prefix: &str, text: &str, n: usize) -> Option<usize> {
+    let norm = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+    let mut words: Vec<(String, Option<usize>)> = prefix.split_whitespace().map(|w| (norm(w), None)).collect();
+    let finished = text.trim_end_matches(|c: char| !c.is_whitespace());
+    let mut pos = 0;
+    for w in finished.split_whitespace() {
+        let at = pos + finished[pos..].find(w).unwrap_or(0);
+        pos = at + w.len();
+        words.push((norm(w), Some(at)));
+    }
+    let n = n.max(1);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..words.len().saturating_sub(n - 1) {
+        let gram: Vec<&str> = words[i..i + n].iter().map(|(w, _)| w.as_str()).collect();
+        if !seen.insert(gram) {
+            // The repeat starts at word i; cut the finish there (or at its first word when
+            // the repeat starts inside the prefix).
+            return words[i..].iter().find_map(|(_, at)| *at).or(Some(0));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_finish_stops_at_its_first_repeated_trigram() {
+        let text = " a good way to make a good way to make a good place.";
+        let cut = first_repeat("", text, 3).unwrap();
+        assert_eq!(text[..cut].trim(), "a good way to make");
+        // The repeat may begin in the opener the finish continues.
+        let cut = first_repeat("Use a good way", " to make a good way to", 3).unwrap();
+        assert_eq!(" to make a good way to"[..cut].trim(), "to make");
+        assert_eq!(first_repeat("The sky is blue", " because sunlight scatters.", 3), None);
+        // An unfinished last word is not judged yet.
+        assert_eq!(first_repeat("", " a good way a good wa", 3), None);
+        assert!(first_repeat("", " a good way a good way ", 3).is_some());
     }
 }

@@ -33,6 +33,17 @@ pub fn seam_gap_ms(cfg: &Config, prev: &str) -> f64 {
     }
 }
 
+/// The opener gate for turn number `turn` (None when `gate.enabled` is false): the
+/// threshold from `gate.min_score`, else the checkpoint's calibrated one, else the default;
+/// the bridges rotate by turn.
+pub fn gate_policy(cfg: &Config, mulm: &crate::mulm::Mulm, turn: usize) -> Option<crate::turn::GatePolicy> {
+    if !cfg.gate.enabled {
+        return None;
+    }
+    let min_score = cfg.gate.min_score.or(mulm.gate_min_score()).unwrap_or(crate::gate::DEFAULT_MIN_SCORE);
+    Some(crate::turn::GatePolicy { min_score, bridge: crate::gate::bridge(&cfg.gate.bridges, turn).to_string() })
+}
+
 /// The cloud request for [`crate::turn::Action::SendContinue`]: `messages` (earlier turns and
 /// the question, from [`cloud_history`]) with the `[cloud]` mode and token limit.
 pub fn continue_params(cfg: &Config, messages: Vec<Message>, opener: String, opener_complete: bool) -> ContinueParams {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::error::{LmError, Result};
 use crate::model::{Cache, Model};
-use crate::sampler::{Sampler, SamplingParams};
+use crate::sampler::{log_prob, Sampler, SamplingParams};
 use crate::tokenizer::{ChatTokenizer, TextStream};
 
 /// Decoding state for one model: KV cache and sampler. Reusing a `Decoder` across requests
@@ -16,12 +16,14 @@ pub struct Decoder<'m> {
     model: &'m Model,
     cache: Cache,
     sampler: Sampler,
+    /// Log-probability of the last sampled token under the model (see [`Decoder::last_logprob`]).
+    last_logprob: f32,
 }
 
 impl<'m> Decoder<'m> {
     /// New decoder with its own cache (`[1, g, max_seq_len, hd]` per layer for K and V).
     pub fn new(model: &'m Model, sampling: SamplingParams) -> Result<Decoder<'m>> {
-        Ok(Decoder { model, cache: model.new_cache()?, sampler: Sampler::new(sampling)? })
+        Ok(Decoder { model, cache: model.new_cache()?, sampler: Sampler::new(sampling)?, last_logprob: 0.0 })
     }
 
     /// Forget the previous prompt (buffers stay allocated) and reseed the sampler.
@@ -49,13 +51,26 @@ impl<'m> Decoder<'m> {
     /// Run the prompt (appended after whatever is cached) and sample the first new token.
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
         let logits = self.model.forward(prompt, &mut self.cache, false)?;
-        self.sampler.sample(&logits)
+        self.pick(&logits)
     }
 
     /// Feed the token just produced and sample the next one.
     pub fn step(&mut self, token: u32) -> Result<u32> {
         let logits = self.model.forward(&[token], &mut self.cache, false)?;
-        self.sampler.sample(&logits)
+        self.pick(&logits)
+    }
+
+    /// Natural-log probability, under the model's own softmax (temperature 1), of the token
+    /// that the last [`Decoder::prefill`] or [`Decoder::step`] returned.
+    pub fn last_logprob(&self) -> f32 {
+        self.last_logprob
+    }
+
+    fn pick(&mut self, logits: &candle_core::Tensor) -> Result<u32> {
+        let v: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        let id = self.sampler.sample_slice(&v)?;
+        self.last_logprob = log_prob(&v, id);
+        Ok(id)
     }
 }
 

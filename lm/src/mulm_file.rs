@@ -69,6 +69,11 @@ pub struct OpenerSettings {
     pub fallback_opener: String,
     /// Hard cap on generated tokens per opener (safety net when no word boundary comes).
     pub max_new_tokens: usize,
+    /// The opener gate's threshold chosen for this checkpoint on validation prompts (mean
+    /// token log-probability in nats, adjusted; see the daemon's `gate` module). Absent: the
+    /// daemon's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_min_score: Option<f32>,
 }
 
 impl Default for OpenerSettings {

@@ -158,6 +158,9 @@ pub struct Opener {
     pub words: Vec<String>,
     /// Generated token ids, including the one that revealed the final word boundary.
     pub tokens: Vec<u32>,
+    /// Natural-log probability of each of `tokens` under the model (same length; empty for
+    /// the generic fallback opener). The opener gate scores with it.
+    pub token_logprobs: Vec<f32>,
     /// Prompt length (tokens).
     pub prompt_tokens: usize,
     /// Why generation stopped ([`StopReason::Fallback`] for the generic opener).
@@ -236,6 +239,7 @@ impl<'m> OpenerEngine<'m> {
         let mut stream = TextStream::new();
         let mut wb = WordBoundary::new(budget);
         let mut tokens = Vec::new();
+        let mut token_logprobs = Vec::new();
         let mut word_ms = Vec::new();
         let mut emit = |w: &str, word_ms: &mut Vec<f64>| {
             on_word(w, word_ms.len());
@@ -249,6 +253,7 @@ impl<'m> OpenerEngine<'m> {
                 break StopReason::EndOfTurn;
             }
             tokens.push(next);
+            token_logprobs.push(self.decoder.last_logprob());
             let piece = stream.push(self.tok, next)?;
             if tokens.len() == 1 {
                 first_token_ms = ms(t0);
@@ -274,6 +279,7 @@ impl<'m> OpenerEngine<'m> {
             text: wb.text().to_string(),
             words: wb.words().to_vec(),
             tokens,
+            token_logprobs,
             prompt_tokens: prompt.ids.len(),
             stop,
             timings: OpenerTimings { prefill_ms, first_token_ms, total_ms: ms(t0), word_ms },
@@ -293,6 +299,7 @@ impl<'m> OpenerEngine<'m> {
             text,
             words,
             tokens: Vec::new(),
+            token_logprobs: Vec::new(),
             prompt_tokens,
             stop: StopReason::Fallback,
             timings: OpenerTimings { prefill_ms: 0.0, first_token_ms: t, total_ms: t, word_ms },

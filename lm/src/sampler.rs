@@ -114,6 +114,22 @@ impl Sampler {
     }
 }
 
+/// Natural-log probability of token `id` under the softmax of raw `logits` (temperature 1,
+/// the model's own distribution, whatever the sampler did). NaN logits count as impossible
+/// tokens, as in sampling; `-inf` for an id out of range or with a non-finite logit. The
+/// opener gate scores openers with it.
+pub fn log_prob(logits: &[f32], id: u32) -> f32 {
+    let Some(&l) = logits.get(id as usize) else {
+        return f32::NEG_INFINITY;
+    };
+    let max = logits.iter().copied().filter(|x| !x.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() || !l.is_finite() {
+        return f32::NEG_INFINITY;
+    }
+    let sum: f64 = logits.iter().filter(|x| !x.is_nan()).map(|&x| f64::from(x - max).exp()).sum();
+    (f64::from(l - max) - sum.ln()) as f32
+}
+
 /// Index of the largest logit (first one on ties).
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
@@ -131,6 +147,21 @@ mod tests {
 
     fn logits() -> Vec<f32> {
         (0..100).map(|i| ((i * 37) % 100) as f32 / 20.0).collect()
+    }
+
+    #[test]
+    fn log_prob_is_the_log_softmax() {
+        let l = [1.0f32, 2.0, 3.0];
+        let z: f64 = l.iter().map(|&x| f64::from(x).exp()).sum();
+        for (i, &x) in l.iter().enumerate() {
+            let want = (f64::from(x).exp() / z).ln() as f32;
+            assert!((log_prob(&l, i as u32) - want).abs() < 1e-6);
+        }
+        assert_eq!(log_prob(&l, 3), f32::NEG_INFINITY);
+        assert_eq!(log_prob(&[f32::NAN, 1.0], 0), f32::NEG_INFINITY);
+        assert_eq!(log_prob(&[f32::NAN, 1.0], 1), 0.0);
+        // Large logits do not overflow.
+        assert!((log_prob(&[1000.0, 1000.0], 0) - 0.5f32.ln()).abs() < 1e-6);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Endpointer {
     min_speech_frames: u32,
     hangover_samples: u64,
     pause_samples: u64,
+    /// Hangover for the current pause only, set by [`Endpointer::set_pause_hangover`].
+    pause_hangover: Option<u64>,
     state: State,
     frame: u64,
 }
@@ -49,6 +51,7 @@ impl Endpointer {
             min_speech_frames: frames(cfg.min_speech_ms),
             hangover_samples: samples(cfg.hangover_ms),
             pause_samples: samples(cfg.pause_ms),
+            pause_hangover: None,
             state: State::Silence,
             frame: 0,
         }
@@ -62,7 +65,28 @@ impl Endpointer {
     /// Forgets the current utterance and restarts the frame count at 0.
     pub fn reset(&mut self) {
         self.state = State::Silence;
+        self.pause_hangover = None;
         self.frame = 0;
+    }
+
+    /// Semantic endpointing: sets the hangover of the current pause only, in 16 kHz samples
+    /// (a complete utterance may end sooner than `vad.hangover_ms`, an unfinished one waits
+    /// longer). Speech resuming restores the configured hangover. Outside a pause (no
+    /// `Pause` event since the last speech frame) it does nothing. When the silence so far
+    /// already reaches `samples`, the utterance ends now: the returned `SpeechEnd` has its
+    /// endpoint at the end of the last frame pushed.
+    pub fn set_pause_hangover(&mut self, samples: u64) -> Option<VadEvent> {
+        let State::Speech { last_voiced_end, silence_since: Some(since), paused: true } = self.state else {
+            return None;
+        };
+        let now = self.frame * FRAME_SAMPLES as u64;
+        if now.saturating_sub(since) >= samples {
+            self.state = State::Silence;
+            self.pause_hangover = None;
+            return Some(VadEvent::SpeechEnd { last_voiced_sample: last_voiced_end, endpoint_sample: now });
+        }
+        self.pause_hangover = Some(samples);
+        None
     }
 
     /// Consumes the probability of the next frame; returns at most one event.
@@ -95,12 +119,14 @@ impl Endpointer {
                 if !silence {
                     // Speech (or the hysteresis band) continues the utterance.
                     self.state = State::Speech { last_voiced_end: end, silence_since: None, paused: false };
+                    self.pause_hangover = None;
                     return paused.then_some(VadEvent::Resume { sample: start });
                 }
                 let since = silence_since.unwrap_or(start);
                 let quiet = end - since;
-                if quiet >= self.hangover_samples {
+                if quiet >= self.pause_hangover.unwrap_or(self.hangover_samples) {
                     self.state = State::Silence;
+                    self.pause_hangover = None;
                     return Some(VadEvent::SpeechEnd { last_voiced_sample: last_voiced_end, endpoint_sample: end });
                 }
                 let pause_now = !paused && quiet >= self.pause_samples;
@@ -130,6 +156,7 @@ impl Endpointer {
             _ => None,
         };
         self.state = State::Silence;
+        self.pause_hangover = None;
         ev
     }
 }
@@ -203,6 +230,39 @@ mod tests {
         p.extend([0.0; 11]);
         let ev = run(&p);
         assert_eq!(ev.last().unwrap().1, VadEvent::SpeechEnd { last_voiced_sample: 24 * 512, endpoint_sample: 34 * 512 });
+    }
+
+    #[test]
+    fn a_pause_hangover_ends_sooner_or_waits_longer_for_that_pause_only() {
+        let mut e = Endpointer::new(&cfg()); // pause 4 frames, hangover 10
+        let mut events = Vec::new();
+        let mut push = |e: &mut Endpointer, p: f32, n: usize, ev: &mut Vec<VadEvent>| {
+            for _ in 0..n {
+                ev.extend(e.push_prob(p));
+            }
+        };
+        // Outside a pause the override does nothing.
+        assert_eq!(e.set_pause_hangover(512), None);
+        push(&mut e, 0.9, 6, &mut events);
+        assert_eq!(e.set_pause_hangover(512), None);
+        push(&mut e, 0.0, 4, &mut events); // Pause after 4 silent frames
+        assert!(matches!(events.last(), Some(VadEvent::Pause { .. })));
+        // Unfinished: wait 30 frames instead of 10; the configured hangover passes quietly.
+        assert_eq!(e.set_pause_hangover(30 * 512), None);
+        push(&mut e, 0.0, 20, &mut events);
+        assert!(e.in_speech(), "{events:?}");
+        // Speech resumes: the override is gone, the next pause ends after the usual 10 frames.
+        push(&mut e, 0.9, 3, &mut events);
+        push(&mut e, 0.0, 10, &mut events);
+        assert_eq!(events.last(), Some(&VadEvent::SpeechEnd { last_voiced_sample: 33 * 512, endpoint_sample: 43 * 512 }));
+        // A complete utterance: the override is already reached, so it ends at once.
+        push(&mut e, 0.9, 4, &mut events);
+        push(&mut e, 0.0, 4, &mut events);
+        assert_eq!(
+            e.set_pause_hangover(2 * 512),
+            Some(VadEvent::SpeechEnd { last_voiced_sample: 47 * 512, endpoint_sample: 51 * 512 })
+        );
+        assert!(!e.in_speech());
     }
 
     #[test]

@@ -55,7 +55,15 @@ pub struct VadConfig {
     pub pause_ms: u32,
     /// Energy detector: frame level (dBFS) at which the probability reaches 0.5.
     pub energy_threshold_db: f32,
+    /// Audio kept before the VAD's speech start and handed to ASR with the utterance, in
+    /// ms (0..=[`MAX_PRE_ROLL_MS`]). Silero needs a frame or two of speech before its
+    /// probability crosses the threshold, so the detected start lies 30–60 ms after an
+    /// abrupt onset; without pre-roll Whisper hears "ow do I" for "How do I".
+    pub pre_roll_ms: u32,
 }
+
+/// Largest accepted `vad.pre_roll_ms`, in ms (the live listener keeps 2 s of history).
+pub const MAX_PRE_ROLL_MS: u32 = 1_000;
 
 impl Default for VadConfig {
     fn default() -> Self {
@@ -68,6 +76,7 @@ impl Default for VadConfig {
             hangover_ms: 300,
             pause_ms: 64,
             energy_threshold_db: -38.0,
+            pre_roll_ms: 200,
         }
     }
 }
@@ -87,6 +96,12 @@ impl VadConfig {
         if self.pause_ms > self.hangover_ms {
             return Err(format!("vad.pause_ms = {} (must not exceed hangover_ms)", self.pause_ms));
         }
+        if !self.energy_threshold_db.is_finite() {
+            return Err(format!("vad.energy_threshold_db = {} (must be a finite dBFS level)", self.energy_threshold_db));
+        }
+        if self.pre_roll_ms > MAX_PRE_ROLL_MS {
+            return Err(format!("vad.pre_roll_ms = {} (must be 0..={MAX_PRE_ROLL_MS})", self.pre_roll_ms));
+        }
         Ok(())
     }
 
@@ -100,6 +115,16 @@ impl VadConfig {
             Ok(Box::new(EnergyDetector::new(self.energy_threshold_db)))
         }
     }
+}
+
+/// The sample range handed to ASR for an utterance whose VAD speech start is
+/// `start` and whose endpoint is `end` (16 kHz sample positions in a buffer of
+/// `len` samples): `pre_roll` samples earlier than the start, clamped to the
+/// buffer. Replay and the live listener both cut utterances with it.
+pub fn utterance_span(start: u64, end: u64, pre_roll: u64, len: usize) -> std::ops::Range<usize> {
+    let e = usize::try_from(end).unwrap_or(usize::MAX).min(len);
+    let s = usize::try_from(start.saturating_sub(pre_roll)).unwrap_or(usize::MAX).min(e);
+    s..e
 }
 
 /// A speech segment found in a buffer, in samples at 16 kHz: `[start, end)`.
@@ -127,6 +152,11 @@ impl Vad {
         Self { detector, endpointer: Endpointer::new(cfg), pending: Vec::with_capacity(FRAME_SAMPLES * 2) }
     }
 
+    /// `vad.pre_roll_ms` in 16 kHz samples.
+    pub fn pre_roll_samples(cfg: &VadConfig) -> u64 {
+        u64::from(cfg.pre_roll_ms) * crate::ASR_RATE_HZ as u64 / 1000
+    }
+
     /// Name of the detector in use.
     pub fn detector_name(&self) -> &'static str {
         self.detector.name()
@@ -145,6 +175,13 @@ impl Vad {
         }
         self.pending.drain(..off);
         Ok(events)
+    }
+
+    /// Semantic endpointing: the hangover of the current pause only, in ms; see
+    /// [`Endpointer::set_pause_hangover`]. Returns the `SpeechEnd` when the silence so far
+    /// already reaches it (the utterance ends now).
+    pub fn set_pause_hangover_ms(&mut self, ms: u32) -> Option<VadEvent> {
+        self.endpointer.set_pause_hangover(u64::from(ms) * crate::ASR_RATE_HZ as u64 / 1000)
     }
 
     /// Ends the stream: an open utterance ends at its last voiced frame.
@@ -178,5 +215,38 @@ impl Vad {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utterance_span_adds_pre_roll_and_clamps() {
+        assert_eq!(utterance_span(8_000, 40_000, 3_200, 100_000), 4_800..40_000);
+        assert_eq!(utterance_span(1_000, 40_000, 3_200, 100_000), 0..40_000);
+        assert_eq!(utterance_span(8_000, 400_000, 0, 100_000), 8_000..100_000);
+        assert_eq!(utterance_span(200_000, 400_000, 0, 100_000), 100_000..100_000);
+    }
+
+    #[test]
+    fn pre_roll_is_validated_and_converted_to_samples() {
+        let mut c = VadConfig::default();
+        assert!(c.validate().is_ok());
+        c.pre_roll_ms = 250;
+        assert_eq!(Vad::pre_roll_samples(&c), 4_000);
+        c.pre_roll_ms = MAX_PRE_ROLL_MS + 1;
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("vad.pre_roll_ms"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_energy_threshold_is_rejected_by_name() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let c = VadConfig { energy_threshold_db: bad, ..VadConfig::default() };
+            let e = c.validate().unwrap_err();
+            assert!(e.contains("vad.energy_threshold_db"), "{e}");
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::stats::{summarize, Summary};
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::replay::turn_loop::{run_turn, TurnContext};
-use crate::replay::{next_opener_words, utterance_audio, utterances, Models, TurnTimeline};
+use crate::replay::{find_utterances, next_opener_words, utterance_audio, Models, TurnTimeline};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::Part;
 
@@ -230,12 +230,12 @@ fn run_row(
     // opener budget its first observation of this cloud.
     for (i, (q, input)) in std::iter::once(&questions[0]).chain(questions.iter()).enumerate() {
         let mut vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
-        let utts = utterances(&mut vad, input, cfg.vad.min_speech_ms)?;
+        let utts = find_utterances(&cfg, &mut vad, input, models)?;
         let Some(u) = utts.first() else { bail!("question {}: the VAD found no speech", q.id) };
         let ctx = TurnContext {
             cfg: &cfg,
             utterance: *u,
-            audio: utterance_audio(input, u),
+            audio: utterance_audio(input, u, cfg.vad.pre_roll_ms),
             words: next_opener_words(&cfg, &estimate),
             index: i,
             stop_at_handoff: true,

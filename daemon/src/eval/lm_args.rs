@@ -40,6 +40,7 @@ pub fn opener(engine: &mut lm::OpenerEngine<'_>, query: &str, words: usize) -> R
                 words: text.split_whitespace().map(str::to_string).collect(),
                 text,
                 tokens: Vec::new(),
+                token_logprobs: Vec::new(),
                 prompt_tokens: tokens,
                 stop: lm::StopReason::Fallback,
                 timings: Default::default(),

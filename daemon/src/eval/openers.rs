@@ -57,6 +57,9 @@ pub struct OpenerScore {
     pub repeats: bool,
     /// [`tc::is_non_english`].
     pub non_english: bool,
+    /// The opener gate's score ([`crate::gate::score`]) and its topicality check.
+    pub gate_score: f32,
+    pub topical: bool,
     /// Judge rubric, [`OPENER_CRITERIA`] order (None without a judge or an unparsable reply).
     pub rubric: Option<Vec<u8>>,
 }
@@ -94,6 +97,13 @@ pub struct Summary {
     pub repetition_rate: f64,
     pub non_english_rate: f64,
     pub fallback_rate: f64,
+    /// Share of openers that share a content word with the prompt ([`crate::gate::topical`]).
+    pub topical_rate: f64,
+    /// The gate at the threshold in force ([`Report::gate_min_score`]): share fired, and the
+    /// mean cosine to the reference of the openers it lets through and of those it replaces.
+    pub gate_fire_rate: f64,
+    pub cosine_spoken: Option<f64>,
+    pub cosine_gated: Option<f64>,
     /// Mean per criterion ([`OPENER_CRITERIA`]) over judged openers, and their overall mean.
     pub rubric_means: Option<Vec<f64>>,
     pub rubric_overall: Option<f64>,
@@ -118,6 +128,8 @@ pub struct Report {
     /// Prompts without an NLL (too long for the μLM's context).
     pub nll_skipped: usize,
     pub judge: Option<String>,
+    /// The opener gate's threshold applied in the summaries (config, else checkpoint, else default).
+    pub gate_min_score: f32,
     pub summaries: Vec<Summary>,
     pub items: Vec<ItemResult>,
 }
@@ -145,6 +157,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     let judge = Judge::from_args(&args.judge)?;
     let rt = runtime()?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
+    let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(crate::gate::DEFAULT_MIN_SCORE);
     let mut items = Vec::with_capacity(prompts.len());
     for (k, it) in prompts.iter().enumerate() {
         let reference_words = tc::first_words(&it.output, REFERENCE_WORDS);
@@ -155,6 +168,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
         let mut openers = Vec::new();
         for &w in &BUDGETS {
             let o = lm_args::opener(&mut engine, &it.instruction, w).with_context(|| it.id.clone())?;
+            let gate = crate::gate::score(&it.instruction, &o.text, &o.token_logprobs);
             let rubric = match &judge {
                 Some(j) => rt.block_on(j.scores(&opener_prompt(&it.instruction, &o.text), &OPENER_CRITERIA))?,
                 None => None,
@@ -164,6 +178,8 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
                 cosine: tc::cosine(&minilm.embed(&o.text)?, &ref_emb),
                 repeats: tc::repeats_ngram(&o.text),
                 non_english: tc::is_non_english(&o.text),
+                gate_score: gate.score,
+                topical: gate.topical,
                 fallback: o.stop == lm::StopReason::Fallback,
                 text: o.text,
                 rubric,
@@ -196,7 +212,8 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
         nll_per_token_item_mean: tc::mean(nlls.iter().map(|n| n.nll_per_token)).unwrap_or(0.0),
         nll_skipped: items.len() - nlls.len(),
         judge: judge.as_ref().map(Judge::describe),
-        summaries: summaries(&items),
+        gate_min_score,
+        summaries: summaries(&items, gate_min_score),
         items,
     };
     let md = markdown(&report);
@@ -207,7 +224,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
 }
 
 /// Aggregates per budget × subset (all, Vicuna-80, ≤ 15 words).
-pub fn summaries(items: &[ItemResult]) -> Vec<Summary> {
+pub fn summaries(items: &[ItemResult], gate_min_score: f32) -> Vec<Summary> {
     type Keep = fn(&ItemResult) -> bool;
     let subsets: [(&str, Keep); 3] = [("all", |_| true), ("vicuna80", |i| i.vicuna), ("alpaca_le15w", |i| i.short)];
     let mut out = Vec::new();
@@ -230,6 +247,10 @@ pub fn summaries(items: &[ItemResult]) -> Vec<Summary> {
                 repetition_rate: tc::rate(os.iter().filter(|o| o.repeats).count(), n),
                 non_english_rate: tc::rate(os.iter().filter(|o| o.non_english).count(), n),
                 fallback_rate: tc::rate(os.iter().filter(|o| o.fallback).count(), n),
+                topical_rate: tc::rate(os.iter().filter(|o| o.topical).count(), n),
+                gate_fire_rate: tc::rate(os.iter().filter(|o| o.gate_score < gate_min_score).count(), n),
+                cosine_spoken: tc::mean(os.iter().filter(|o| o.gate_score >= gate_min_score).map(|o| o.cosine)),
+                cosine_gated: tc::mean(os.iter().filter(|o| o.gate_score < gate_min_score).map(|o| o.cosine)),
                 rubric_overall: rubric_means.as_ref().and_then(|m| tc::mean(m.iter().copied())),
                 rubric_means,
                 judged: judged.len(),
@@ -253,10 +274,10 @@ fn markdown(r: &Report) -> String {
         r.reference_generator,
         BUDGETS
     );
-    s += "## Results\n\n| words | subset | n | mean words | cosine to reference | repetition | non-English | fallback | rubric overall (1–5) |\n|---|---|---|---|---|---|---|---|---|\n";
+    s += "## Results\n\n| words | subset | n | mean words | cosine to reference | repetition | non-English | fallback | on topic | gate fired | cosine spoken / gated | rubric overall (1–5) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for x in &r.summaries {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
             x.words,
             x.subset,
             x.n,
@@ -265,9 +286,18 @@ fn markdown(r: &Report) -> String {
             rep::pct(x.repetition_rate),
             rep::pct(x.non_english_rate),
             rep::pct(x.fallback_rate),
+            rep::pct(x.topical_rate),
+            rep::pct(x.gate_fire_rate),
+            rep::opt(x.cosine_spoken, 3),
+            rep::opt(x.cosine_gated, 3),
             rep::opt(x.rubric_overall, 2)
         );
     }
+    s += &format!(
+        "\nOpener gate (`[gate]`, daemon/src/gate.rs): threshold {:.2}; an opener below it is replaced by a neutral bridge. \
+         **on topic**: shares a content word with the prompt.\n",
+        r.gate_min_score
+    );
     s += &format!(
         "\nReference NLL (first {REFERENCE_WORDS} words of the GPT-4 answer given the prompt, μLM chat template): \
          **{:.3} nats/token** pooled over reference tokens (perplexity {:.1}); mean of per-prompt values {:.3}; {} prompts too long for the μLM's context skipped.\n\n",
@@ -353,6 +383,9 @@ mod tests {
                     cosine: cos[i],
                     repeats: rep[i],
                     non_english: false,
+                    // The first item's openers score below the test threshold (-2.0).
+                    gate_score: if vicuna { -3.0 } else { -1.0 },
+                    topical: !vicuna,
                     rubric: rubric.clone(),
                 })
                 .collect(),
@@ -365,7 +398,7 @@ mod tests {
             item(true, false, [0.2, 0.4], [false, true], Some(vec![1, 2, 3, 4, 5])),
             item(false, true, [0.6, 0.8], [false, false], None),
         ];
-        let s = summaries(&items);
+        let s = summaries(&items, -2.0);
         assert_eq!(s.len(), 6);
         let all8 = s.iter().find(|x| x.words == 8 && x.subset == "all").unwrap();
         assert_eq!(all8.n, 2);
@@ -373,6 +406,8 @@ mod tests {
         assert_eq!(all8.repetition_rate, 0.5);
         assert_eq!(all8.judged, 1);
         assert_eq!(all8.rubric_overall, Some(3.0));
+        assert_eq!((all8.gate_fire_rate, all8.topical_rate), (0.5, 0.5));
+        assert_eq!((all8.cosine_spoken, all8.cosine_gated), (Some(0.8), Some(0.4)));
         let v4 = s.iter().find(|x| x.words == 4 && x.subset == "vicuna80").unwrap();
         assert_eq!((v4.n, v4.cosine_mean), (1, Some(0.2)));
         let short = s.iter().find(|x| x.words == 4 && x.subset == "alpaca_le15w").unwrap();

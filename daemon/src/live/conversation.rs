@@ -16,10 +16,10 @@ use anyhow::{bail, Context, Result};
 use audio::device::AudioCounters;
 
 use super::clock::{Clock, Heartbeat};
-use super::inbox::{Heard, Inbox};
+use super::inbox::{Heard, Inbox, PauseVerdict};
 use super::active_turn::{action_name, ActiveTurn};
 use super::speaker::{PlaybackStalled, Speaker};
-use super::speculation::Speculation;
+use super::speculation::{Speculation, SpeculativeOpener};
 use super::service;
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::replay::{next_opener_words, Models};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::{Action, Event, Turn};
-use crate::turn_shared::{cloud_event, cloud_history, continue_params, mulm_history, request_tokens, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, cloud_history, continue_params, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
 const TICK_MS: u64 = 20;
@@ -52,6 +52,8 @@ pub struct Conversation<'a> {
     pub heartbeat: Arc<Heartbeat>,
     /// Mirrors `Turn::is_replying` for the listener's immediate barge-in.
     pub replying: Arc<AtomicBool>,
+    /// Semantic endpointing's hangover for the listener's current pause.
+    pub verdict: Arc<PauseVerdict>,
     /// After the simulated input ends, keep running until a signal.
     pub keep_running: bool,
 }
@@ -156,7 +158,7 @@ impl Conversation<'_> {
                 st.history.touch(start_ms);
                 self.drive(st, Event::SpeechStarted { at_ms: confirmed_ms })?;
             }
-            Inbox::Heard(Heard::Pause { last_voiced_ms, audio }) => {
+            Inbox::Heard(Heard::Pause { seq, last_voiced_ms, audio }) => {
                 tracing::debug!(last_voiced_ms, at_ms = self.clock.now_ms() as u64, "pause");
                 // Speculate only when it can still help: no turn in progress, and the VAD has
                 // not already moved on (work done while the loop was busy is queued).
@@ -165,7 +167,7 @@ impl Conversation<'_> {
                 }
                 let moved_on = st.backlog.iter().any(|m| matches!(m, Inbox::Heard(Heard::Resume | Heard::SpeechEnd { .. } | Heard::SpeechStart { .. })));
                 if st.active.is_none() && self.cfg.turn.speculative && !moved_on {
-                    if let Err(e) = self.speculate(st, last_voiced_ms, &audio) {
+                    if let Err(e) = self.speculate(st, seq, last_voiced_ms, &audio) {
                         tracing::warn!("speculative ASR/opener failed: {e:#}");
                         st.spec.clear();
                     }
@@ -262,7 +264,7 @@ impl Conversation<'_> {
     fn start_turn(&mut self, st: &mut LoopState, last_voiced_ms: f64, endpoint_ms: f64, audio: Vec<f32>) -> Result<()> {
         let words = next_opener_words(self.cfg, &st.estimate);
         let number = st.turns + 1;
-        let mut turn = Turn::new(self.cfg.turn.clone(), words);
+        let mut turn = Turn::new(self.cfg.turn.clone(), words).with_gate(gate_policy(self.cfg, &self.models.mulm, number as usize));
         let actions = turn.on(Event::SpeechEnded { last_voiced_ms, endpoint_ms });
         let t = ActiveTurn::new(turn, number, last_voiced_ms, endpoint_ms, audio);
         self.speaker.begin_reply();
@@ -317,18 +319,18 @@ impl Conversation<'_> {
                     queue.extend(t.turn.on(Event::Transcript { text, at_ms: self.clock.now_ms() }));
                 }
                 Action::WriteOpener { transcript, words } => {
-                    let (text, complete) = match st.spec.take_opener(&transcript, words) {
+                    let (text, complete, score) = match st.spec.take_opener(&transcript, words) {
                         Some(o) if !t.end_phrase => {
                             (t.context.mulm_context_turns, t.context.mulm_prompt_tokens) = st.spec_mulm;
                             o
                         }
                         _ => {
-                            let (text, complete, k, tokens) = self.write_opener(&st.history, &transcript, words)?;
+                            let (o, k, tokens) = self.write_opener(&st.history, &transcript, words)?;
                             (t.context.mulm_context_turns, t.context.mulm_prompt_tokens) = (k, tokens);
-                            (text, complete)
+                            o
                         }
                     };
-                    queue.extend(t.turn.on(Event::Opener { text, complete, at_ms: self.clock.now_ms() }));
+                    queue.extend(t.turn.on(Event::Opener { text, complete, at_ms: self.clock.now_ms(), score }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
                     let (messages, k) = cloud_history(self.cfg, &st.history, &transcript);
@@ -380,14 +382,14 @@ impl Conversation<'_> {
         Ok(tr.text)
     }
 
-    /// The opener after the conversation so far: (text, complete, earlier turns in the
-    /// prompt, prompt tokens).
-    fn write_opener(&mut self, history: &crate::conversation::Conversation, transcript: &str, words: usize) -> Result<(String, bool, usize, usize)> {
+    /// The opener after the conversation so far, with its gate score; also the earlier turns
+    /// in its prompt and the prompt's tokens.
+    fn write_opener(&mut self, history: &crate::conversation::Conversation, transcript: &str, words: usize) -> Result<(SpeculativeOpener, usize, usize)> {
         let t0 = Instant::now();
         let (turns, k) = mulm_history(self.cfg, &self.models.mulm, history, transcript)?;
-        let o = self.models.mulm.opener_in(&turns, words)?;
+        let (o, score) = self.models.mulm.scored_opener_in(&turns, transcript, words)?;
         Metrics::observe_ms(&self.metrics.opener, t0.elapsed().as_secs_f64() * 1000.0);
-        Ok((o.text, o.complete, k, o.prompt_tokens))
+        Ok(((o.text, o.complete, Some(score)), k, o.prompt_tokens))
     }
 
     /// Ends the conversation if nothing was said for `turn.conversation_idle_s` before `now_ms`.
@@ -398,16 +400,26 @@ impl Conversation<'_> {
         }
     }
 
-    /// ASR (and the opener) on the audio up to a pause, kept for the endpoint.
-    fn speculate(&mut self, st: &mut LoopState, last_voiced_ms: f64, audio: &[f32]) -> Result<()> {
+    /// ASR (and the opener) on the audio up to a pause, kept for the endpoint; with semantic
+    /// endpointing, the pause's hangover is judged from that transcript and posted to the
+    /// listener before the opener is written.
+    fn speculate(&mut self, st: &mut LoopState, seq: u32, last_voiced_ms: f64, audio: &[f32]) -> Result<()> {
         let text = self.transcribe(audio)?;
         let heard = text.trim().to_string();
+        if self.cfg.endpoint.semantic && !heard.is_empty() {
+            let p_end = self.models.mulm.end_of_turn_prob(&heard)?;
+            let judged = crate::endpoint::judge(&heard, Some(p_end), &self.cfg.endpoint);
+            tracing::debug!(p_end, ?judged, "pause judged");
+            if let Some(ms) = crate::endpoint::pause_hangover_ms(judged, &self.cfg.endpoint) {
+                self.verdict.set(seq, ms);
+            }
+        }
         st.spec.store_transcript(last_voiced_ms, text);
         if !heard.is_empty() && self.cfg.turn.local_opener {
             let words = next_opener_words(self.cfg, &st.estimate);
-            let (o, complete, k, tokens) = self.write_opener(&st.history, &heard, words)?;
+            let (o, k, tokens) = self.write_opener(&st.history, &heard, words)?;
             st.spec_mulm = (k, tokens);
-            st.spec.store_opener(&heard, words, o, complete);
+            st.spec.store_opener(&heard, words, o);
         }
         Ok(())
     }

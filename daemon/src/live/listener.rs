@@ -18,10 +18,11 @@ use audio::resample_stream::StreamResampler;
 use audio::vad::{Vad, VadEvent};
 
 use super::clock::Heartbeat;
-use super::inbox::{Heard, Inbox};
+use super::inbox::{Heard, Inbox, PauseVerdict};
 
 /// Audio kept before an utterance's confirmed start, in 16 kHz samples (2 s): the VAD
-/// reports where speech began, which precedes the confirmation.
+/// reports where speech began, which precedes the confirmation, and `vad.pre_roll_ms`
+/// (at most 1 s) more is handed to ASR.
 const PREROLL_SAMPLES: u64 = 32_000;
 /// Longest utterance kept whole, in 16 kHz samples (60 s); older audio is dropped.
 const MAX_UTTERANCE_SAMPLES: u64 = 960_000;
@@ -74,6 +75,10 @@ pub struct ListenerParts {
     pub replying: Arc<AtomicBool>,
     pub tx: Sender<Inbox>,
     pub heartbeat: Arc<Heartbeat>,
+    /// `vad.pre_roll_ms` in 16 kHz samples ([`audio::vad::Vad::pre_roll_samples`]).
+    pub pre_roll_samples: u64,
+    /// Semantic endpointing's hangover for the current pause, posted by the conversation loop.
+    pub verdict: Arc<PauseVerdict>,
 }
 
 struct State {
@@ -81,6 +86,10 @@ struct State {
     hist: History,
     /// Start sample of the open utterance.
     open: Option<u64>,
+    /// `vad.pre_roll_ms` in 16 kHz samples: audio kept before the VAD's speech start.
+    pre_roll: u64,
+    /// Number of the latest pause (wrapping, never 0).
+    pause_seq: u32,
 }
 
 impl State {
@@ -98,8 +107,10 @@ impl State {
                 self.send(Heard::SpeechStart { start_ms: ms(sample), confirmed_ms: ms(self.hist.end()) })
             }
             VadEvent::Pause { last_voiced_sample, at_sample } => {
-                let start = self.open.unwrap_or(at_sample);
-                self.send(Heard::Pause { last_voiced_ms: ms(last_voiced_sample), audio: self.hist.slice(start, at_sample) })
+                let start = self.open.unwrap_or(at_sample).saturating_sub(self.pre_roll);
+                self.pause_seq = self.pause_seq.wrapping_add(1).max(1);
+                let seq = self.pause_seq;
+                self.send(Heard::Pause { seq, last_voiced_ms: ms(last_voiced_sample), audio: self.hist.slice(start, at_sample) })
             }
             VadEvent::Resume { .. } => self.send(Heard::Resume),
             VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
@@ -108,7 +119,7 @@ impl State {
                     start_ms: ms(start),
                     last_voiced_ms: ms(last_voiced_sample),
                     endpoint_ms: ms(endpoint_sample),
-                    audio: self.hist.slice(start, endpoint_sample),
+                    audio: self.hist.slice(start.saturating_sub(self.pre_roll), endpoint_sample),
                 })
             }
         }
@@ -117,7 +128,10 @@ impl State {
     fn trim(&mut self) {
         let end = self.hist.end();
         let keep_from = match self.open {
-            Some(start) => start.min(end.saturating_sub(PREROLL_SAMPLES)).max(end.saturating_sub(MAX_UTTERANCE_SAMPLES)),
+            Some(start) => start
+                .saturating_sub(self.pre_roll)
+                .min(end.saturating_sub(PREROLL_SAMPLES))
+                .max(end.saturating_sub(MAX_UTTERANCE_SAMPLES)),
             None => end.saturating_sub(PREROLL_SAMPLES),
         };
         self.hist.forget_before(keep_from);
@@ -130,6 +144,14 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
     let mut s16 = Vec::with_capacity(4096);
     while !stop.load(Ordering::Acquire) {
         st.parts.heartbeat.listener();
+        // Semantic endpointing: the conversation loop judged the current pause.
+        if let Some(hangover_ms) = st.parts.verdict.take(st.pause_seq) {
+            if let Some(ev) = st.parts.vad.set_pause_hangover_ms(hangover_ms) {
+                if !st.on_event(ev) {
+                    return Ok(());
+                }
+            }
+        }
         let n = st.parts.reader.read(&mut raw);
         if n == 0 {
             if st.parts.reader.is_ended() {
@@ -166,7 +188,8 @@ impl Listener {
             .spawn(move || {
                 let tx = parts.tx.clone();
                 let heartbeat = parts.heartbeat.clone();
-                let st = State { parts, hist: History { base: 0, buf: Vec::new() }, open: None };
+                let pre_roll = parts.pre_roll_samples;
+                let st = State { parts, hist: History { base: 0, buf: Vec::new() }, open: None, pre_roll, pause_seq: 0 };
                 if let Err(e) = listen(st, &stop2) {
                     heartbeat.listener_done();
                     let _ = tx.send(Inbox::ListenerFailed(format!("{e:#}")));

@@ -93,6 +93,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     heartbeat.listener();
     let speaker = Speaker::new(opened.queue, clock);
     let replying = Arc::new(AtomicBool::new(false));
+    let verdict = Arc::new(inbox::PauseVerdict::default());
     let mut listener = Listener::spawn(ListenerParts {
         reader: opened.reader,
         vad,
@@ -100,6 +101,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         replying: replying.clone(),
         tx: tx.clone(),
         heartbeat: heartbeat.clone(),
+        pre_roll_samples: audio::vad::Vad::pre_roll_samples(&cfg.vad),
+        verdict: verdict.clone(),
     })?;
     let watchdog = service::Watchdog::start(heartbeat.clone());
     let running = opened.running;
@@ -120,6 +123,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         clock,
         heartbeat,
         replying,
+        verdict,
         keep_running: opts.keep_running,
     };
     let ending = conversation.run();

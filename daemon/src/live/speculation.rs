@@ -3,13 +3,16 @@
 //! results if the utterance did not change since (same last voiced sample, no resume);
 //! otherwise they are dropped. The turn state machine is driven the same either way.
 
+/// An opener written at a pause: its text, whether it ended the answer, its gate score.
+pub type SpeculativeOpener = (String, bool, Option<crate::gate::GateScore>);
+
 /// Results computed at a pause, keyed by the utterance's last voiced sample.
 #[derive(Debug, Default)]
 pub struct Speculation {
     last_voiced_ms: Option<f64>,
     transcript: Option<String>,
-    /// (transcript, words) → (opener text, complete).
-    opener: Option<(String, usize, String, bool)>,
+    /// (transcript, words) → the opener and its gate score.
+    opener: Option<(String, usize, SpeculativeOpener)>,
 }
 
 impl Speculation {
@@ -26,8 +29,8 @@ impl Speculation {
     }
 
     /// Stores the opener written for `transcript` with a budget of `words`.
-    pub fn store_opener(&mut self, transcript: &str, words: usize, text: String, complete: bool) {
-        self.opener = Some((transcript.to_string(), words, text, complete));
+    pub fn store_opener(&mut self, transcript: &str, words: usize, opener: SpeculativeOpener) {
+        self.opener = Some((transcript.to_string(), words, opener));
     }
 
     /// The stored transcript if it belongs to the utterance that ended at `last_voiced_ms`.
@@ -40,9 +43,9 @@ impl Speculation {
     }
 
     /// The stored opener if it was written for this transcript and budget.
-    pub fn take_opener(&mut self, transcript: &str, words: usize) -> Option<(String, bool)> {
+    pub fn take_opener(&mut self, transcript: &str, words: usize) -> Option<SpeculativeOpener> {
         match self.opener.take() {
-            Some((t, w, text, complete)) if t == transcript && w == words => Some((text, complete)),
+            Some((t, w, o)) if t == transcript && w == words => Some(o),
             _ => None,
         }
     }
@@ -56,11 +59,11 @@ mod tests {
     fn results_only_serve_the_utterance_they_were_made_for() {
         let mut s = Speculation::default();
         s.store_transcript(1000.0, "why is the sky blue".into());
-        s.store_opener("why is the sky blue", 6, "The sky looks blue because".into(), false);
+        s.store_opener("why is the sky blue", 6, ("The sky looks blue because".into(), false, None));
         assert_eq!(s.take_transcript(1032.0), None, "a later last voiced sample means more speech");
         assert_eq!(s.take_transcript(1000.0).as_deref(), Some("why is the sky blue"));
         assert_eq!(s.take_opener("why is the sky blue", 5), None, "another word budget");
-        s.store_opener("a", 6, "b".into(), true);
+        s.store_opener("a", 6, ("b".into(), true, None));
         s.clear();
         assert_eq!(s.take_opener("a", 6), None);
     }

@@ -19,6 +19,7 @@ use audio::vad::{Vad, VadEvent};
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::conversation::Conversation;
+use crate::endpoint::{judge, pause_hangover_ms, Completeness};
 use crate::turn::budget::{opener_words, LatencyEstimate};
 pub use outputs::TurnTimeline;
 
@@ -40,42 +41,68 @@ pub struct Utterance {
     pub endpoint_ms: f64,
     /// The pause that the endpoint confirmed (speculative work may start there).
     pub pause_ms: Option<f64>,
+    /// Semantic endpointing's judgement of that pause, when it set the hangover.
+    pub judged: Option<Completeness>,
 }
 
 fn ms(sample: u64) -> f64 {
     sample as f64 * 1000.0 / audio::ASR_RATE_HZ as f64
 }
 
-/// Runs the VAD over the whole input and returns its utterances.
+/// Runs the VAD over the whole input and returns its utterances (fixed hangover).
 pub fn utterances(vad: &mut Vad, input: &[f32], min_speech_ms: u32) -> Result<Vec<Utterance>> {
-    let mut events = Vec::new();
-    for chunk in input.chunks(audio::vad::FRAME_SAMPLES) {
-        events.extend(vad.push(chunk)?);
-    }
-    events.extend(vad.finish());
+    utterances_with(vad, input, min_speech_ms, 0, |_| Ok(None))
+}
+
+/// Runs the VAD over the whole input and returns its utterances. At each pause,
+/// `on_pause` gets the utterance's audio so far (from `pre_roll` samples before its start to
+/// the pause) and may set that pause's hangover (semantic endpointing): `Some((ms, why))`.
+pub fn utterances_with(
+    vad: &mut Vad,
+    input: &[f32],
+    min_speech_ms: u32,
+    pre_roll: u64,
+    mut on_pause: impl FnMut(&[f32]) -> Result<Option<(u32, Completeness)>>,
+) -> Result<Vec<Utterance>> {
     let mut out = Vec::new();
-    let mut cur: Option<Utterance> = None;
-    for e in events {
-        match e {
-            VadEvent::SpeechStart { sample } => {
-                let s = ms(sample);
-                cur = Some(Utterance { start_ms: s, confirmed_ms: s + min_speech_ms as f64, last_voiced_ms: s, endpoint_ms: s, pause_ms: None });
-            }
-            VadEvent::Pause { at_sample, .. } => {
-                if let Some(u) = cur.as_mut() {
-                    u.pause_ms = Some(ms(at_sample));
+    let mut cur: Option<(u64, Utterance)> = None;
+    // Frame by frame, then the end of the stream: a pause's decision (which may end the
+    // utterance at once) must come before the next frame is pushed.
+    for chunk in input.chunks(audio::vad::FRAME_SAMPLES).map(Some).chain(std::iter::once(None)) {
+        let mut events = match chunk {
+            Some(c) => vad.push(c)?,
+            None => vad.finish(),
+        };
+        events.reverse(); // popped in order
+        while let Some(e) = events.pop() {
+            match e {
+                VadEvent::SpeechStart { sample } => {
+                    let s = ms(sample);
+                    let u = Utterance { start_ms: s, confirmed_ms: s + min_speech_ms as f64, last_voiced_ms: s, endpoint_ms: s, pause_ms: None, judged: None };
+                    cur = Some((sample, u));
                 }
-            }
-            VadEvent::Resume { .. } => {
-                if let Some(u) = cur.as_mut() {
-                    u.pause_ms = None;
+                VadEvent::Pause { at_sample, .. } => {
+                    if let Some((start, u)) = cur.as_mut() {
+                        u.pause_ms = Some(ms(at_sample));
+                        let span = audio::vad::utterance_span(*start, at_sample, pre_roll, input.len());
+                        if let Some((hangover, why)) = on_pause(&input[span])? {
+                            u.judged = Some(why);
+                            events.extend(vad.set_pause_hangover_ms(hangover));
+                        }
+                    }
                 }
-            }
-            VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
-                if let Some(mut u) = cur.take() {
-                    u.last_voiced_ms = ms(last_voiced_sample);
-                    u.endpoint_ms = ms(endpoint_sample);
-                    out.push(u);
+                VadEvent::Resume { .. } => {
+                    if let Some((_, u)) = cur.as_mut() {
+                        u.pause_ms = None;
+                        u.judged = None;
+                    }
+                }
+                VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
+                    if let Some((_, mut u)) = cur.take() {
+                        u.last_voiced_ms = ms(last_voiced_sample);
+                        u.endpoint_ms = ms(endpoint_sample);
+                        out.push(u);
+                    }
                 }
             }
         }
@@ -115,6 +142,26 @@ impl Models {
     }
 }
 
+/// The input's utterances as the daemon hears them: with semantic endpointing
+/// (`endpoint.semantic`), each pause is transcribed and judged by Whisper and the μLM and its
+/// hangover set from the judgement; else the VAD's fixed hangover.
+pub fn find_utterances(cfg: &Config, vad: &mut Vad, input: &[f32], models: &mut Models) -> Result<Vec<Utterance>> {
+    if !cfg.endpoint.semantic {
+        return utterances(vad, input, cfg.vad.min_speech_ms);
+    }
+    let pre_roll = Vad::pre_roll_samples(&cfg.vad);
+    utterances_with(vad, input, cfg.vad.min_speech_ms, pre_roll, |audio| judge_pause(cfg, models, audio))
+}
+
+/// Semantic endpointing at one pause: the hangover to set and why (None: keep the VAD's).
+pub fn judge_pause(cfg: &Config, models: &mut Models, audio: &[f32]) -> Result<Option<(u32, Completeness)>> {
+    let text = models.asr.transcribe(audio).context("semantic endpointing: ASR at a pause")?.text;
+    let p_end = if text.trim().is_empty() { None } else { Some(models.mulm.end_of_turn_prob(&text)?) };
+    let c = judge(&text, p_end, &cfg.endpoint);
+    tracing::debug!(text = %text.trim(), p_end, judged = ?c, "pause");
+    Ok(pause_hangover_ms(c, &cfg.endpoint).map(|h| (h, c)))
+}
+
 /// The opener's word budget for the next turn: adaptive from the cloud's observed latency,
 /// or the fixed `turn.opener_words`.
 pub fn next_opener_words(cfg: &Config, estimate: &LatencyEstimate) -> usize {
@@ -125,22 +172,24 @@ pub fn next_opener_words(cfg: &Config, estimate: &LatencyEstimate) -> usize {
     }
 }
 
-/// The 16 kHz samples of an utterance, from its start to its endpoint.
-pub fn utterance_audio<'a>(input: &'a [f32], u: &Utterance) -> &'a [f32] {
-    let s0 = (u.start_ms * 16.0) as usize;
-    let s1 = ((u.endpoint_ms * 16.0) as usize).min(input.len());
-    &input[s0.min(s1)..s1]
+/// The 16 kHz samples of an utterance: from `pre_roll_ms` before the VAD's speech start
+/// (clamped to the input's start) to its endpoint. The VAD confirms a start only after its
+/// first voiced frame, so without pre-roll an abrupt onset ("How…") is cut.
+pub fn utterance_audio<'a>(input: &'a [f32], u: &Utterance, pre_roll_ms: u32) -> &'a [f32] {
+    let at = |ms: f64| (ms * f64::from(audio::ASR_RATE_HZ) / 1000.0) as u64;
+    let pre_roll = u64::from(pre_roll_ms) * u64::from(audio::ASR_RATE_HZ) / 1000;
+    &input[audio::vad::utterance_span(at(u.start_ms), at(u.endpoint_ms), pre_roll, input.len())]
 }
 
 pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
     let input = audio::load_wav_16k_mono(&opts.input).with_context(|| format!("cannot replay {}", opts.input.display()))?;
     std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("creating {}", opts.out_dir.display()))?;
     let mut vad = Vad::new(&cfg.vad).context("loading the VAD")?;
-    let utts = utterances(&mut vad, &input, cfg.vad.min_speech_ms)?;
+    let mut models = Models::load(cfg)?;
+    let utts = find_utterances(cfg, &mut vad, &input, &mut models)?;
     if utts.is_empty() {
         bail!("no speech found in {} (VAD: {})", opts.input.display(), vad.detector_name());
     }
-    let mut models = Models::load(cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let link = rt.block_on(CloudLink::start(&cfg.cloud, opts.cloud_latency_ms))?;
 
@@ -164,7 +213,7 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
             }
         }
         let words = next_opener_words(cfg, &estimate);
-        let audio = utterance_audio(&input, u);
+        let audio = utterance_audio(&input, u, cfg.vad.pre_roll_ms);
         let ctx = turn_loop::TurnContext { cfg, utterance: *u, audio, words, index: i, stop_at_handoff: false, history: &conversation };
         let mut t = turn_loop::run_turn(&rt, &link, &mut models, &ctx)?;
         if idle_end && t.conversation_end.is_none() {

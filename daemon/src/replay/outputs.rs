@@ -30,6 +30,11 @@ pub struct TurnTimeline {
     pub index: usize,
     pub transcript: String,
     pub opener_text: String,
+    /// The μLM's own opener; differs from `opener_text` when the gate replaced it.
+    pub mulm_opener: String,
+    /// The opener gate's score of the μLM's opener, and whether it fired.
+    pub gate_score: Option<f32>,
+    pub gate_fired: bool,
     pub continuation_text: String,
     pub repair: bool,
     pub fallback: bool,
@@ -40,6 +45,9 @@ pub struct TurnTimeline {
     pub speech_start_ms: f64,
     pub speech_end_ms: f64,
     pub endpoint_ms: f64,
+    /// Semantic endpointing's judgement of the pause that ended the turn (`complete`:
+    /// ended early; `unfinished`: waited longer), None when the VAD's hangover decided.
+    pub endpoint_judged: Option<crate::endpoint::Completeness>,
     pub asr_done_ms: Option<f64>,
     pub opener_ready_ms: Option<f64>,
     pub first_audio_ms: Option<f64>,
@@ -67,6 +75,9 @@ impl TurnTimeline {
             index,
             transcript: String::new(),
             opener_text: String::new(),
+            mulm_opener: String::new(),
+            gate_score: None,
+            gate_fired: false,
             continuation_text: String::new(),
             repair: false,
             fallback: false,
@@ -77,6 +88,7 @@ impl TurnTimeline {
             speech_start_ms: u.start_ms,
             speech_end_ms: u.last_voiced_ms,
             endpoint_ms: u.endpoint_ms,
+            endpoint_judged: u.judged,
             asr_done_ms: None,
             opener_ready_ms: None,
             first_audio_ms: None,
@@ -102,6 +114,9 @@ impl TurnTimeline {
     pub fn fill_from(&mut self, r: &TurnRecord) {
         self.transcript = r.transcript.clone();
         self.opener_text = r.opener_text.clone();
+        self.mulm_opener = r.mulm_opener.clone();
+        self.gate_score = r.gate_score;
+        self.gate_fired = r.gate_fired;
         self.continuation_text = r.continuation_text.trim().to_string();
         self.repair = r.repair;
         self.fallback = r.fallback;
@@ -251,7 +266,7 @@ mod tests {
     }
 
     fn timeline() -> TurnTimeline {
-        let u = Utterance { start_ms: 0.0, confirmed_ms: 100.0, last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0, pause_ms: None };
+        let u = Utterance { start_ms: 0.0, confirmed_ms: 100.0, last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0, pause_ms: None, judged: None };
         let mut t = TurnTimeline::new(0, &u, false, 4);
         t.segments = vec![
             seg(Part::Opener, "The capital of", 1_320.0, 2_000.0),

@@ -15,7 +15,7 @@ use crate::config::Config;
 use super::Models;
 use crate::conversation::{is_end_phrase, Conversation};
 use crate::turn::{Action, Event, Part, Turn};
-use crate::turn_shared::{cloud_event, cloud_history, continue_params, mulm_history, request_tokens, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, cloud_history, continue_params, gate_policy, mulm_history, request_tokens, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
 
 /// What one replayed turn needs: config, the utterance (times in ms on the input clock), its
 /// audio and the opener word budget.
@@ -48,7 +48,7 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
     let wall0 = Instant::now();
     let vnow = || anchor + wall0.elapsed().as_secs_f64() * 1000.0;
 
-    let mut turn = Turn::new(cfg.turn.clone(), ctx.words);
+    let mut turn = Turn::new(cfg.turn.clone(), ctx.words).with_gate(gate_policy(cfg, mulm, ctx.index));
     let mut tl = TurnTimeline::new(ctx.index, &u, speculative, ctx.words);
     let mut queue: VecDeque<Action> = turn.on(Event::SpeechEnded { last_voiced_ms: u.last_voiced_ms, endpoint_ms: u.endpoint_ms }).into();
     let mut cursor = u.endpoint_ms;
@@ -73,10 +73,10 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
                 }
                 Action::WriteOpener { transcript, words } => {
                     let (turns, k) = mulm_history(cfg, mulm, history, &transcript)?;
-                    let o = mulm.opener_in(&turns, words)?;
+                    let (o, score) = mulm.scored_opener_in(&turns, &transcript, words)?;
                     tl.context.mulm_context_turns = k;
                     tl.context.mulm_prompt_tokens = o.prompt_tokens;
-                    queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow() }));
+                    queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow(), score: Some(score) }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
                     let (messages, k) = cloud_history(cfg, history, &transcript);

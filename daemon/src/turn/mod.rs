@@ -37,8 +37,9 @@ pub enum Event {
     SpeechEnded { last_voiced_ms: f64, endpoint_ms: f64 },
     /// Whisper's transcript of the utterance.
     Transcript { text: String, at_ms: f64 },
-    /// The μLM's opener; `complete` when it ended at end of turn, not at the word budget.
-    Opener { text: String, complete: bool, at_ms: f64 },
+    /// The μLM's opener; `complete` when it ended at end of turn, not at the word budget;
+    /// `score` is the opener gate's score of it (None: not scored, never gated).
+    Opener { text: String, complete: bool, at_ms: f64, score: Option<crate::gate::GateScore> },
     /// Continuation text from the cloud.
     CloudDelta { text: String, at_ms: f64 },
     /// The cloud began a recovery (bridge) because the opener went wrong.
@@ -210,6 +211,19 @@ pub struct TurnRecord {
     pub opener_ready_ms: Option<f64>,
     pub cloud_first_delta_ms: Option<f64>,
     pub turn_end_ms: Option<f64>,
+    /// The opener gate's score of the μLM's opener (None: not scored).
+    pub gate_score: Option<f32>,
+    /// The gate replaced the μLM's opener by a bridge; `mulm_opener` is what it replaced.
+    pub gate_fired: bool,
+    pub mulm_opener: String,
+}
+
+/// The opener gate as one turn applies it: the threshold and the bridge to speak instead
+/// (chosen by the driver for this turn, see [`crate::gate::bridge`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatePolicy {
+    pub min_score: f32,
+    pub bridge: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +253,7 @@ pub struct Turn {
     /// Time the playback queue last went idle with nothing from the cloud, for the filler.
     idle_since: Option<f64>,
     spoken_tail: String,
+    gate: Option<GatePolicy>,
 }
 
 /// The opener as spoken chunks: one chunk, or the first `first_words` words (cut earlier after
@@ -276,7 +291,15 @@ impl Turn {
             cloud_open: false,
             idle_since: None,
             spoken_tail: String::new(),
+            gate: None,
         }
+    }
+
+    /// The same turn with the opener gate on: a scored opener below `policy.min_score` is
+    /// replaced by `policy.bridge`, spoken and sent to the cloud in its place.
+    pub fn with_gate(mut self, policy: Option<GatePolicy>) -> Self {
+        self.gate = policy;
+        self
     }
 
     /// The record so far (final once [`Turn::is_done`]).
@@ -380,10 +403,20 @@ impl Turn {
                     }
                 }
             }
-            Event::Opener { text, complete, at_ms } => {
+            Event::Opener { text, complete, at_ms, score } => {
                 if self.phase == Phase::WritingOpener {
                     self.rec.opener_ready_ms = Some(at_ms);
-                    self.rec.opener_text = text.trim().to_string();
+                    self.rec.mulm_opener = text.trim().to_string();
+                    self.rec.opener_text = self.rec.mulm_opener.clone();
+                    self.rec.gate_score = score.map(|s| s.score);
+                    let mut complete = complete;
+                    if let (Some(g), Some(s)) = (&self.gate, score) {
+                        if crate::gate::fires(&s, g.min_score) {
+                            self.rec.gate_fired = true;
+                            self.rec.opener_text = g.bridge.trim().to_string();
+                            complete = false;
+                        }
+                    }
                     self.phase = Phase::Replying;
                     // Cloud first: its latency is what the opener's audio has to cover.
                     self.cloud_open = true;

@@ -19,7 +19,7 @@ fn to_opener(opener: &str, complete: bool) -> (Turn, Vec<Action>) {
     let a = t.on(Event::Transcript { text: " What is the capital of France? ".into(), at_ms: 2_600.0 });
     assert_eq!(a, vec![Action::WriteOpener { transcript: "What is the capital of France?".into(), words: 6 }]);
     acts.extend(a);
-    let a = t.on(Event::Opener { text: opener.into(), complete, at_ms: 2_615.0 });
+    let a = t.on(Event::Opener { text: opener.into(), complete, at_ms: 2_615.0, score: None });
     acts.extend(a);
     (t, acts)
 }
@@ -79,7 +79,7 @@ fn first_continuation_chunk_is_spoken_after_five_words_without_waiting_for_a_com
     let mut t = Turn::new(cfg, 6);
     t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
     t.on(Event::Transcript { text: "How do I fall asleep?".into(), at_ms: 2_600.0 });
-    t.on(Event::Opener { text: "A simple way to fall asleep".into(), complete: false, at_ms: 2_615.0 });
+    t.on(Event::Opener { text: "A simple way to fall asleep".into(), complete: false, at_ms: 2_615.0, score: None });
     let early: Vec<_> = deltas[..4].iter().flat_map(|d| speaks(&t.on(Event::CloudDelta { text: d.to_string(), at_ms: 3_000.0 }))).collect();
     assert!(early.is_empty(), "{early:?}");
     assert!(TurnConfig { continuation_first_words: 65, ..TurnConfig::default() }.validate().unwrap_err().contains("turn.continuation_first_words"));
@@ -192,7 +192,7 @@ fn several_turns_adapt_the_opener_budget() {
         t.on(Event::SpeechEnded { last_voiced_ms: 0.0, endpoint_ms: 480.0 });
         let a = t.on(Event::Transcript { text: "hi".into(), at_ms: 600.0 });
         assert_eq!(a, vec![Action::WriteOpener { transcript: "hi".into(), words }]);
-        t.on(Event::Opener { text: "Hello there".into(), complete: false, at_ms: 610.0 });
+        t.on(Event::Opener { text: "Hello there".into(), complete: false, at_ms: 610.0, score: None });
         t.on(Event::CloudDelta { text: ", friend.".into(), at_ms: 610.0 + latency });
         t.on(Event::CloudDone { at_ms: 700.0 + latency });
         t.on(Event::PlaybackIdle { at_ms: 5_000.0 });
@@ -239,4 +239,42 @@ fn cloud_only_failure_ends_with_the_fallback_line_only() {
     assert_eq!(speaks(&a), vec![(Part::Fallback, cfg.fallback_text.clone())]);
     assert!(!a.iter().any(|x| matches!(x, Action::FinishLocally { .. })));
     assert!(t.record().fallback);
+}
+
+fn gated_turn(score: f32) -> (Turn, Vec<Action>) {
+    let policy = GatePolicy { min_score: -2.5, bridge: "Good question.".into() };
+    let mut t = Turn::new(TurnConfig::default(), 6).with_gate(Some(policy));
+    t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
+    t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 2_600.0 });
+    let s = crate::gate::GateScore { mean_logprob: score, topical: false, repeats: false, score };
+    let a = t.on(Event::Opener { text: "The answer is a person.".into(), complete: true, at_ms: 2_615.0, score: Some(s) });
+    (t, a)
+}
+
+#[test]
+fn a_gated_opener_is_replaced_by_the_bridge_in_speech_and_in_the_cloud_request() {
+    let (t, a) = gated_turn(-3.2);
+    assert_eq!(
+        a[0],
+        Action::SendContinue { transcript: "Why is the sky blue?".into(), opener: "Good question.".into(), opener_complete: false }
+    );
+    assert_eq!(speaks(&a), vec![(Part::Opener, "Good question.".to_string())]);
+    let r = t.record();
+    assert!(r.gate_fired);
+    assert_eq!((r.opener_text.as_str(), r.mulm_opener.as_str(), r.gate_score), ("Good question.", "The answer is a person.", Some(-3.2)));
+}
+
+#[test]
+fn an_opener_at_or_above_the_threshold_is_spoken_as_written() {
+    let (t, a) = gated_turn(-2.5);
+    assert_eq!(speaks(&a), vec![(Part::Opener, "The answer is a person.".to_string())]);
+    assert!(!t.record().gate_fired);
+    assert_eq!(t.record().gate_score, Some(-2.5));
+    // Without a policy a score is recorded but never acted on.
+    let mut t = Turn::new(TurnConfig::default(), 6);
+    t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
+    t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 2_600.0 });
+    let s = crate::gate::GateScore { mean_logprob: -9.0, topical: false, repeats: false, score: -9.0 };
+    let a = t.on(Event::Opener { text: "Blue light scatters".into(), complete: false, at_ms: 2_615.0, score: Some(s) });
+    assert_eq!(speaks(&a), vec![(Part::Opener, "Blue light scatters".to_string())]);
 }
