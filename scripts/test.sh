@@ -19,7 +19,7 @@ echo "== converter tests (python)"
 
 echo "== training recipe tests (python; CPU PyTorch)"
 TVENV=training/.venv
-if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors' 2>/dev/null; then
+if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors, gguf' 2>/dev/null; then
   python3 -m venv "$TVENV"
   # PyPI's torch is the CUDA build (~2.6 GB of wheels, ~5 GB installed; ../shared/stack.md).
   # No pip cache copy and the download's temporary files on the same disk as the venv: a

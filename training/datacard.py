@@ -175,9 +175,76 @@ def write() -> Path:
                    "containment, how it was found (`lsh`, `short_verbatim`, `exact_scan`) and the matching turn.\n")
         out.append(f"\nFlagged ids: `training/work/contaminated.json` (exclude them when evaluating). "
                    f"Took {c['seconds']} s.\n")
+    ms = WORK / "mix_stats.json"
+    if ms.exists():
+        out.append(_mix(json.loads(ms.read_text())))
     path = HERE / "DATA_CARD.md"
-    path.write_text("\n".join(out) + "\n")
+    text = "\n".join(out) + "\n"
+    if path.exists():  # sections whose stats are not in work/ (e.g. after a fresh prepare) are kept
+        text = _carry_over(path.read_text(), text, {"## Tokens": ts.exists(), "## Contamination": cs.exists(),
+                                                   "## Training mix": ms.exists()})
+    path.write_text(text)
     return path
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """Split a card into (heading line, whole section text) at level-2 headings."""
+    parts, cur, head = [], [], ""
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            parts.append((head, "".join(cur)))
+            cur, head = [], line.strip()
+        cur.append(line)
+    parts.append((head, "".join(cur)))
+    return parts
+
+
+def _carry_over(old: str, new: str, present: dict) -> str:
+    """Append the old card's sections whose stats are missing now (so a fresh `prepare` does not
+    wipe the token and contamination tables computed by the slower steps)."""
+    have = {h for h, _ in _sections(new)}
+    keep = [body for h, body in _sections(old)
+            if any(h.startswith(p) and not ok for p, ok in present.items()) and h not in have]
+    return new.rstrip("\n") + ("\n\n" + "\n".join(b.rstrip("\n") + "\n" for b in keep) if keep else "\n")
+
+
+def _mix(m: dict) -> str:
+    """The training mix (mix.py): weights, rewrites, shares before/after, top openings."""
+    b, a = m["before"], m["after"]
+    w = ", ".join(f"{k} ×{v:.3g}" for k, v in sorted(m["weights"].items()))
+    lines = ["## Training mix (`training/mix.py` → `data/train_mix.jsonl`)\n",
+             "The split above is what `prepare.py` writes; training reads the *mix*: templated QA answers "
+             "rewritten, real conversations repeated, WordNet subsampled, and no 3-word assistant opening "
+             f"above {100 * m['args']['opening_cap']:g} % of the assistant turns. `data/valid.jsonl` is not "
+             "changed (losses stay comparable with earlier runs). Token counts use "
+             f"`{Path(m['args']['tokenizer']).name}` of `{Path(m['args']['tokenizer']).parent.name}`; opener tokens "
+             "are the first ≤ 24 tokens of each reply (what `train.py --stage opener` learns).\n",
+             f"- Weights (copies per dialogue; fractions by a stable hash of the id): {w}; other sources ×1.",
+             "- Rewritten answers: " + (", ".join(f"{k} {v:,}" for k, v in sorted(m["rewritten_turns"].items())) or "none")
+             + " (\"The answer is X.\" → \"X.\"; BoolQ \"Yes, according to the article on T: S\" → "
+             "\"Yes. S\" / \"Yes, s…\" / \"S\").",
+             f"- Copies removed by the opening cap: {sum(m['cap_removed_copies'].values()):,}"
+             + (" (" + ", ".join(f"\"{k}\" {v:,}" for k, v in sorted(m["cap_removed_copies"].items(), key=lambda kv: -kv[1])[:8]) + ")"
+                if m["cap_removed_copies"] else "") + ".",
+             f"- Result: {m['dialogues_out']:,} dialogues (from {b['**total**']['dialogues']:,}), "
+             f"{a['**total**']['tokens']:,} tokens (from {b['**total**']['tokens']:,}), "
+             f"{m['assistant_turns_after']:,} assistant turns (from {m['assistant_turns_before']:,}).\n",
+             "| source | dialogues before → after | tokens before → after | share of tokens | share of assistant tokens | share of opener tokens |",
+             "|---|---|---|---|---|---|"]
+    for s in a:
+        if s.startswith("**"):
+            continue
+        x, y = b.get(s, {}), a[s]
+        pct = lambda k: f"{100 * x.get(k, 0):.1f} % → {100 * y[k]:.1f} %"  # noqa: E731
+        lines.append(f"| {s} | {x.get('dialogues', 0):,} → {y['dialogues']:,} | {x.get('tokens', 0):,} → {y['tokens']:,} | "
+                     f"{pct('tokens_share')} | {pct('assistant_tokens_share')} | {pct('opener_tokens_share')} |")
+    lines += ["", "### The 20 most frequent 3-word assistant openings (share of assistant turns)", "",
+              "| # | before | share | sources | after (mix) | share | sources |", "|---|---|---|---|---|---|---|"]
+    src = lambda d: ", ".join(f"{k} {v:,}" for k, v in d.items())  # noqa: E731
+    for i, (x, y) in enumerate(zip(m["top_openings_before"], m["top_openings_after"]), 1):
+        lines.append(f"| {i} | \"{x[0]}\" | {100 * x[2]:.2f} % | {src(x[3])} | \"{y[0]}\" | {100 * y[2]:.2f} % | {src(y[3])} |")
+    lines.append(f"\nMix built in {m['seconds']} s.\n")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -256,7 +256,9 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(d, cfg.kv_heads * hd, bias=False)
         self.o_proj = nn.Linear(cfg.heads * hd, d, bias=False)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, attn_mask=None):
+        """attn_mask: None = causal over the whole row; else a bool [b, 1, s, s] (True = may
+        attend), e.g. causal within each packed example (`packed_attention_mask`)."""
         b, s, _ = x.shape
         q = self.q_proj(x).view(b, s, self.h, self.hd).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.g, self.hd).transpose(1, 2)
@@ -266,7 +268,10 @@ class Attention(nn.Module):
         rep = self.h // self.g
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if attn_mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.o_proj(y.transpose(1, 2).reshape(b, s, self.h * self.hd))
 
 
@@ -289,8 +294,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden, cfg.rms_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+    def forward(self, x, cos, sin, attn_mask=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, attn_mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -328,29 +333,42 @@ class MuLM(nn.Module):
                     p.copy_(torch.randn(p.shape, generator=g) * s)
         return self
 
-    def hidden_states(self, ids):
+    def hidden_states(self, ids, pos=None, seg=None):
+        """pos/seg [b, s] (optional, packed rows): RoPE position of each token and the id of the
+        example it belongs to; attention then stays causal *within* each example."""
         s = ids.shape[1]
         if s > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {s} tokens > max_seq_len {self.cfg.max_seq_len}")
         x = self.model.embed_tokens(ids)
-        cos, sin = self.rope_cos[:s], self.rope_sin[:s]
+        mask = None
+        if pos is None:
+            cos, sin = self.rope_cos[:s], self.rope_sin[:s]
+        else:
+            cos, sin = self.rope_cos[pos].unsqueeze(1), self.rope_sin[pos].unsqueeze(1)  # [b, 1, s, hd/2]
+        if seg is not None:
+            mask = packed_attention_mask(seg)
         for blk in self.model.layers:
-            x = blk(x, cos, sin)
+            x = blk(x, cos, sin, mask)
         return self.model.norm(x)
 
-    def forward(self, ids):
+    def forward(self, ids, pos=None, seg=None):
         """ids [b, s] → logits [b, s, V] (tied head)."""
-        x = self.hidden_states(ids)
+        x = self.hidden_states(ids, pos, seg)
         return F.linear(x, self.model.embed_tokens.weight.to(x.dtype))
 
-    def loss(self, ids, targets, mask, denom=None):
+    def loss(self, ids, targets, mask, denom=None, pos=None, seg=None):
         """Cross-entropy summed over positions with mask > 0 (targets already shifted), divided by
         `denom` (default: the mask's own count → the mean; gradient accumulation passes the whole
-        batch's count)."""
-        logits = self(ids)
-        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-        m = mask.reshape(-1).float()
-        return (ce * m).sum() / (m.sum().clamp(min=1.0) if denom is None else denom)
+        batch's count). The tied head is applied only at the masked positions (same value and
+        gradient; the opener stage learns from ~1/4 of the positions, so this saves the head's
+        work on the rest)."""
+        x = self.hidden_states(ids, pos, seg)
+        m = mask.reshape(-1) > 0
+        h = x.reshape(-1, x.shape[-1])[m]
+        logits = F.linear(h, self.model.embed_tokens.weight.to(h.dtype))
+        ce = F.cross_entropy(logits.float(), targets.reshape(-1)[m], reduction="sum")
+        n = m.sum().float().clamp(min=1.0)
+        return ce / (n if denom is None else denom)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -370,6 +388,14 @@ class MuLM(nn.Module):
             out.append(nxt)
             ids.append(nxt)
         return out
+
+
+def packed_attention_mask(seg):
+    """seg [b, s] example ids → bool [b, 1, s, s]: query t may attend key u iff u ≤ t and both
+    belong to the same example (padding gets its own ids, so every row attends at least itself)."""
+    s = seg.shape[1]
+    causal = torch.ones(s, s, dtype=torch.bool, device=seg.device).tril()
+    return (seg[:, :, None] == seg[:, None, :]).unsqueeze(1) & causal
 
 
 def param_groups(model: nn.Module, weight_decay: float):

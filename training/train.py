@@ -111,10 +111,132 @@ def pack_dialogue(turns, begin: list[int], max_len: int, min_tail: int | None = 
     return out
 
 
+def opener_examples(turns, begin: list[int], max_ctx: int, n_target: int = 24):
+    """The opener stage's examples of one dialogue: for every assistant turn that follows a user
+    turn, (begin + the latest whole turns up to and including that user turn + the assistant
+    prefix → the first ≤ n_target tokens of the reply). Flags: FRESH|ASSIST on exactly those
+    reply tokens (content, plus the turn's suffix/<|end|> when the reply is shorter than
+    n_target), 0 on everything else, so the loss covers only the opener.
+
+    Context: at most max_ctx tokens before the assistant prefix (begin included); older turns are
+    dropped whole, like the runtime does; a last user turn that alone does not fit keeps its
+    prefix, the first and the last tokens of its content and its suffix.
+    """
+    out = []
+    for t, (role, ids, am) in enumerate(turns):
+        if role != "assistant" or t == 0 or turns[t - 1][0] != "user":
+            continue
+        npre = 0
+        while npre < len(am) and not am[npre]:
+            npre += 1
+        target = list(ids[npre:npre + n_target])
+        if not target:
+            continue
+        budget = max_ctx - len(begin)
+        u_role, u_ids, u_am = turns[t - 1]
+        if len(u_ids) > budget:  # the user turn alone is too long: head + tail of its content
+            keep = max(2, budget)
+            head = (keep + 1) // 2
+            ctx = list(u_ids[:head]) + list(u_ids[len(u_ids) - (keep - head):])
+        else:
+            ctx, k = list(u_ids), t - 2
+            while k >= 0 and len(ctx) + len(turns[k][1]) <= budget:
+                ctx = list(turns[k][1]) + ctx
+                k -= 1
+        ex = list(begin) + ctx + list(ids[:npre]) + target
+        fl = [0] * (len(ex) - len(target)) + [FRESH | ASSIST] * len(target)
+        out.append((ex, fl))
+    return out
+
+
+def pack_rows(lengths: np.ndarray, row_len: int, seed: int, epoch: int, group: int = 4096) -> list[np.ndarray]:
+    """Dense packing of short examples into rows of ≤ row_len tokens: shuffle (seed, epoch), then
+    first-fit decreasing within groups of `group` examples. → rows (arrays of example indices),
+    shuffled. An example longer than row_len gets a row of its own (collate rejects it)."""
+    rng = np.random.default_rng([seed, epoch, 7])
+    perm = rng.permutation(len(lengths))
+    rows = []
+    for g in range(0, len(perm), group):
+        idx = perm[g:g + group]
+        idx = idx[np.argsort(-lengths[idx], kind="stable")]
+        space, members = [], []
+        for i in idx:
+            n = int(lengths[i])
+            for r in range(len(space)):  # first fit
+                if space[r] >= n:
+                    space[r] -= n
+                    members[r].append(i)
+                    break
+            else:
+                space.append(row_len - n)
+                members.append([i])
+        rows += [np.asarray(m, dtype=np.int64) for m in members]
+    order = rng.permutation(len(rows))
+    return [rows[i] for i in order]
+
+
+def packed_batches(lengths: np.ndarray, batch_size: int, row_len: int, seed: int, epoch: int) -> list[list]:
+    """Batches of `batch_size` packed rows (length-bucketed like epoch_batches)."""
+    rows = pack_rows(lengths, row_len, seed, epoch)
+    rl = np.array([int(lengths[r].sum()) for r in rows])
+    rng = np.random.default_rng([seed, epoch, 11])
+    order = np.argsort(rl, kind="stable")
+    batches = [[rows[i] for i in order[k:k + batch_size]] for k in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate_packed(w: "Windows", rows, pad_id: int, stage: str = "opener"):
+    """rows: [array of example indices] → inputs, targets, mask [b, L-1] plus pos, seg [b, L-1]:
+    each example restarts RoPE positions at 0 and attends only to itself (model.hidden_states);
+    the loss mask is each example's own (flag of the target token), so the last token of one
+    example never learns the first of the next (begin tokens carry no loss)."""
+    lens = [int(sum(w.offsets[i + 1] - w.offsets[i] for i in r)) for r in rows]
+    L = max(lens)
+    b = len(rows)
+    ids = np.full((b, L), pad_id, dtype=np.int64)
+    m = np.zeros((b, L), dtype=np.float32)
+    pos = np.zeros((b, L), dtype=np.int64)
+    seg = np.full((b, L), -1, dtype=np.int64)
+    for r, row in enumerate(rows):
+        c = 0
+        for k, i in enumerate(row):
+            t, f = w.get(i)
+            n = len(t)
+            ids[r, c:c + n] = t
+            m[r, c:c + n] = loss_mask(f, stage)
+            pos[r, c:c + n] = np.arange(n)
+            seg[r, c:c + n] = k
+            c += n
+        seg[r, c:] = len(row) + np.arange(L - c)  # padding: each its own segment
+        pos[r, c:] = 0
+    t_ = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    ids_t = t_(ids)
+    return (ids_t[:, :-1].contiguous(), ids_t[:, 1:].contiguous(), t_(m[:, 1:]), t_(pos[:, :-1]), t_(seg[:, :-1]))
+
+
+def packed_micro_batches(w: "Windows", rows, max_tokens: int | None) -> list:
+    """Split a batch of packed rows into chunks of ≤ max_tokens padded tokens (≥ 1 row)."""
+    if not max_tokens:
+        return [rows]
+    ln = w.lengths()
+    rl = [int(ln[r].sum()) for r in rows]
+    order = np.argsort(rl, kind="stable")
+    out, cur, longest = [], [], 0
+    for i in order:
+        if cur and (len(cur) + 1) * max(longest, rl[i]) > max_tokens:
+            out.append(cur)
+            cur, longest = [], 0
+        cur.append(rows[i])
+        longest = max(longest, rl[i])
+    if cur:
+        out.append(cur)
+    return out
+
+
 def loss_mask(flags: np.ndarray, stage: str) -> np.ndarray:
     """Mask over *target* positions for a window's flags (flags of tokens 1..n)."""
     fresh = (flags & FRESH) > 0
-    return (fresh & ((flags & ASSIST) > 0)) if stage == "sft" else fresh
+    return (fresh & ((flags & ASSIST) > 0)) if stage in ("sft", "opener") else fresh
 
 
 class Windows:
@@ -158,6 +280,23 @@ class Windows:
         fl = np.concatenate(fl_parts) if fl_parts else np.zeros(0, np.uint8)
         return Windows(ids, fl, offsets)
 
+    @staticmethod
+    def build_opener(dialogues, fmt: ChatFormat, max_ctx: int, n_target: int, chunk: int = 2000) -> "Windows":
+        """Opener-stage examples (`opener_examples`) of every dialogue, one 'window' each."""
+        ids_parts, fl_parts, lens = [], [], []
+        for d in dialogues:
+            if not d.get("messages"):
+                continue
+            for e_ids, e_fl in opener_examples(fmt.encode_turns(d["messages"]), fmt.begin, max_ctx, n_target):
+                ids_parts.append(np.asarray(e_ids, dtype=np.int32))
+                fl_parts.append(np.asarray(e_fl, dtype=np.uint8))
+                lens.append(len(e_ids))
+        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(lens)
+        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
+        fl = np.concatenate(fl_parts) if fl_parts else np.zeros(0, np.uint8)
+        return Windows(ids, fl, offsets)
+
     def save(self, path):
         np.savez(path, ids=self.ids, flags=self.flags, offsets=self.offsets)
 
@@ -183,15 +322,21 @@ def file_digest(path) -> str:
     return f"{st.st_size}-{int(st.st_mtime)}"
 
 
-def load_windows(path, fmt: ChatFormat, max_len: int, cache_dir: Path | None, limit: int | None, tok_path) -> Windows:
-    key = hashlib.sha1(f"{Path(path).resolve()}|{file_digest(path)}|{file_digest(tok_path)}|{max_len}|{limit}|"
+def load_windows(path, fmt: ChatFormat, max_len: int, cache_dir: Path | None, limit: int | None, tok_path,
+                 opener: tuple[int, int] | None = None) -> Windows:
+    """opener = (max_ctx, n_target): the opener stage's examples instead of packed windows."""
+    okey = f"|opener{opener}" if opener else ""
+    key = hashlib.sha1(f"{Path(path).resolve()}|{file_digest(path)}|{file_digest(tok_path)}|{max_len}|{limit}{okey}|"
                        f"{json.dumps(fmt.mulm['chat_template'], sort_keys=True)}|{json.dumps(fmt.mulm['special_tokens'], sort_keys=True)}|v1"
                        .encode()).hexdigest()[:16]
     cache = cache_dir / f"windows-{Path(path).stem}-{key}.npz" if cache_dir else None
     if cache and cache.exists():
         return Windows.load(cache)
     t0 = time.time()
-    w = Windows.build(read_jsonl(path, limit), fmt, max_len)
+    if opener:
+        w = Windows.build_opener(read_jsonl(path, limit), fmt, opener[0], opener[1])
+    else:
+        w = Windows.build(read_jsonl(path, limit), fmt, max_len)
     print(f"packed {path}: {len(w)} windows, {len(w.ids):,} tokens in {time.time() - t0:.0f}s", flush=True)
     if cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -374,6 +519,8 @@ def save_checkpoint(path: Path, model, opt, step: int, args: dict, extra: dict):
 
 @torch.no_grad()
 def evaluate(model, w: Windows, args, device, amp, max_batches: int) -> float:
+    if args.stage == "opener":
+        return evaluate_packed(model, w, args, device, amp, max_batches)
     model.eval()
     tot, n = 0.0, 0.0
     bs = args.batch_size
@@ -390,6 +537,45 @@ def evaluate(model, w: Windows, args, device, amp, max_batches: int) -> float:
     return tot / max(n, 1.0)
 
 
+@torch.no_grad()
+def evaluate_packed(model, w: Windows, args, device, amp, max_batches: int | None) -> float:
+    """Opener loss on a fixed packing (epoch 0) of the examples; max_batches None = all."""
+    model.eval()
+    tot, n = 0.0, 0.0
+    batches = packed_batches(w.lengths(), args.batch_size, args.seq_len, args.seed, 0)
+    batches = sorted(batches, key=lambda b: int(min(int(r[0]) for r in b)))  # deterministic subset
+    for b in batches[: max_batches] if max_batches else batches:
+        for mb in packed_micro_batches(w, b, args.micro_tokens):
+            x, y, m, pos, seg = (t.to(device) for t in collate_packed(w, mb, args.pad_id, "opener"))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                tot += float(model.loss(x, y, m, denom=1.0, pos=pos, seg=seg))
+            n += float(m.sum())
+    model.train()
+    return tot / max(n, 1.0)
+
+
+@torch.no_grad()
+def windows_loss(model, w: Windows, stage: str, pad_id: int, device, batch_size: int = 8) -> float:
+    """Loss over all windows of w (export.validation_loss's measure when stage == "sft")."""
+    model.eval()
+    tot = n = 0.0
+    for i in range(0, len(w), batch_size):
+        x, y, m = (t.to(device) for t in collate(w, np.arange(i, min(i + batch_size, len(w))), pad_id, stage))
+        tot += float(model.loss(x, y, m, denom=1.0))
+        n += float(m.sum())
+    model.train()
+    return tot / max(n, 1.0)
+
+
+def init_state(path, device) -> dict:
+    """Weights for --init-from: a train.py/ggufload.py checkpoint (.pt) or a μLM GGUF."""
+    if str(path).endswith(".gguf"):
+        import ggufload
+
+        return ggufload.load_gguf_state(path)[1]
+    return torch.load(path, map_location=device, weights_only=False)["model"]
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="256-8")
@@ -397,9 +583,22 @@ def parse_args(argv=None):
     ap.add_argument("--valid", default=str(HERE / "data" / "valid.jsonl"))
     ap.add_argument("--tokenizer", default=str(HERE / "work" / "tokenizer.json"))
     ap.add_argument("--out", required=True, help="run directory (checkpoints, logs, mulm.json)")
-    ap.add_argument("--stage", choices=["pretrain", "sft"], default="pretrain",
-                    help="pretrain: loss on all tokens; sft: loss on assistant tokens only")
-    ap.add_argument("--init-from", help="start from this checkpoint's weights (e.g. pretrain → sft); fresh optimizer")
+    ap.add_argument("--stage", choices=["pretrain", "sft", "opener"], default="pretrain",
+                    help="pretrain: loss on all tokens; sft: loss on assistant tokens only; opener: (context "
+                         "up to a user turn → first --opener-tokens reply tokens), loss on those only, "
+                         "examples packed densely into rows of --seq-len")
+    ap.add_argument("--opener-tokens", type=int, default=24, help="opener stage: reply tokens learned per example")
+    ap.add_argument("--opener-context", type=int, default=128,
+                    help="opener stage: max context tokens before the assistant prefix")
+    ap.add_argument("--eval-assistant", type=int, default=0,
+                    help="at each eval also report the assistant-token loss (export.py's measure: first N "
+                         "--valid dialogues as windows of --eval-assistant-seq, SFT mask) and the opener loss "
+                         "on the same dialogues")
+    ap.add_argument("--eval-assistant-seq", type=int, default=256)
+    ap.add_argument("--no-eval-at-start", action="store_true",
+                    help="with --eval-assistant: skip the step-0 evaluation of the starting weights")
+    ap.add_argument("--init-from", help="start from this checkpoint's weights (e.g. pretrain → sft, or a μLM "
+                                        "model.gguf via ggufload.py); fresh optimizer")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seq-len", type=int, default=None, help="window length in tokens (default min(1024, max_seq_len))")
     ap.add_argument("--steps", type=int, help="optimizer steps (overrides the FLOPs-matched budget)")
@@ -465,21 +664,31 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--seq-len {seq_len} > max_seq_len {cfg.max_seq_len}")
 
     cache_dir = None if args.no_cache else out.parent / "cache"
-    train_w = load_windows(args.train, fmt, seq_len, cache_dir, args.limit, args.tokenizer)
-    valid_w = load_windows(args.valid, fmt, seq_len, cache_dir, args.valid_limit, args.tokenizer)
-    train_tokens = int(loss_mask(train_w.flags, "pretrain").sum())
+    opener = (args.opener_context, args.opener_tokens) if args.stage == "opener" else None
+    if opener and args.opener_context + args.opener_tokens + 4 > seq_len:
+        raise SystemExit("--seq-len must exceed --opener-context + --opener-tokens")
+    train_w = load_windows(args.train, fmt, seq_len, cache_dir, args.limit, args.tokenizer, opener)
+    valid_w = load_windows(args.valid, fmt, seq_len, cache_dir, args.valid_limit, args.tokenizer, opener)
+    train_tokens = int(loss_mask(train_w.flags, "pretrain" if not opener else "opener").sum())
+    extra_eval = None
+    if args.eval_assistant:
+        ea = load_windows(args.valid, fmt, args.eval_assistant_seq, cache_dir, args.eval_assistant, args.tokenizer)
+        eo = load_windows(args.valid, fmt, seq_len, cache_dir, args.eval_assistant, args.tokenizer,
+                          (args.opener_context, args.opener_tokens))
+        extra_eval = (ea, eo)
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     np.random.seed(args.seed)
     model = MuLM(cfg).init_weights(seed=args.seed)
     params = model.num_parameters()
+    n_rows = len(pack_rows(train_w.lengths(), seq_len, args.seed, 0)) if opener else len(train_w)
     if args.steps:
         total = args.steps
         budget = "explicit"
     else:
-        # one window (sub-dialogue, padded) per batch row: an epoch is ceil(windows / batch) steps
-        ref = args.ref_steps or math.ceil(args.ref_epochs * len(train_w) / args.batch_size)
+        # one window (sub-dialogue, padded) or packed row per batch row: an epoch is ceil(rows / batch) steps
+        ref = args.ref_steps or math.ceil(args.ref_epochs * n_rows / args.batch_size)
         total = flops_matched_steps(ref, params)
         budget = f"FLOPs-matched: ref {ref} steps × 28.85M / {params / 1e6:.2f}M"
     warm = warmup_steps(total, args.warmup_frac, args.min_warmup)
@@ -497,18 +706,18 @@ def main(argv=None) -> dict:
         set_rng_state(ck["rng"])
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
     elif args.init_from:
-        ck = torch.load(args.init_from, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(init_state(args.init_from, device))
         print(f"initialized weights from {args.init_from}", flush=True)
 
     arg_dict = {k: v for k, v in vars(args).items()}
     print(f"μLM-{args.preset}: {params:,} params, stage {args.stage}, device {device}, threads {args.threads}; "
-          f"{len(train_w)} train windows ({train_tokens:,} tokens), {len(valid_w)} valid windows; "
+          f"{len(train_w)} train {'examples' if opener else 'windows'} ({train_tokens:,} tokens learned"
+          f"{f', {n_rows} packed rows' if opener else ''}), {len(valid_w)} valid; "
           f"batch {args.batch_size} × ≤{seq_len}; {total} steps ({budget}), warmup {warm}", flush=True)
     (out / "run.json").write_text(json.dumps({"args": arg_dict, "params": params, "total_steps": total,
                                                "warmup": warm, "budget": budget, "train_tokens": train_tokens}, indent=2))
 
-    per_epoch = math.ceil(len(train_w) / args.batch_size)
+    per_epoch = math.ceil(n_rows / args.batch_size)
     cur_epoch, batches = -1, None
     log_f = open(out / "log.jsonl", "a")
     train_pts, valid_pts = [], []
@@ -524,22 +733,41 @@ def main(argv=None) -> dict:
     t_start = time.time()
     t_log, tok_log, loss_acc, n_acc = time.time(), 0, 0.0, 0
     last_valid = None
+    if step == 0 and extra_eval and not args.no_eval_at_start:  # the starting point (e.g. the shipped model)
+        rec = {"step": 0, "valid_loss": evaluate(model, valid_w, args, device, amp, args.eval_batches),
+               "valid_assistant": windows_loss(model, extra_eval[0], "sft", args.pad_id, device),
+               "valid_opener": evaluate_packed(model, extra_eval[1], args, device, amp, None)}
+        print(json.dumps(rec), flush=True)
+        log_f.write(json.dumps(rec) + "\n")
+        log_f.flush()
+    t_start = t_log = time.time()  # --max-minutes and tokens/s count training, not the start-up eval
     model.train()
     while step < total:
         epoch, k = divmod(step, per_epoch)
         if epoch != cur_epoch:
-            batches, cur_epoch = epoch_batches(train_w.lengths(), args.batch_size, args.seed, epoch), epoch
+            if opener:
+                batches = packed_batches(train_w.lengths(), args.batch_size, seq_len, args.seed, epoch)
+            else:
+                batches = epoch_batches(train_w.lengths(), args.batch_size, args.seed, epoch)
+            cur_epoch = epoch
         lr = lr_at(step, total, args.lr, warm, args.min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        parts = [collate(train_w, mb, args.pad_id, args.stage) for mb in micro_batches(train_w, batches[k], args.micro_tokens)]
-        denom = max(1.0, float(sum(float(m.sum()) for _, _, m in parts)))  # loss = mean over the whole batch
+        if opener:  # packed rows: (x, y, m, pos, seg); an epoch may pack into fewer rows than epoch 0
+            b = batches[k % len(batches)]
+            parts = [collate_packed(train_w, mb, args.pad_id) for mb in packed_micro_batches(train_w, b, args.micro_tokens)]
+        else:
+            parts = [collate(train_w, mb, args.pad_id, args.stage) + (None, None)
+                     for mb in micro_batches(train_w, batches[k], args.micro_tokens)]
+        denom = max(1.0, float(sum(float(p[2].sum()) for p in parts)))  # loss = mean over the whole batch
         loss_val = 0.0
-        for x, y, m in parts:
+        for x, y, m, pos, seg in parts:
             x, y, m = x.to(device, non_blocking=True), y.to(device, non_blocking=True), m.to(device, non_blocking=True)
+            if pos is not None:
+                pos, seg = pos.to(device), seg.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = model.loss(x, y, m, denom=denom)
+                loss = model.loss(x, y, m, denom=denom, pos=pos, seg=seg)
             loss.backward()
             loss_val += float(loss.detach())
             tok_log += int((x != args.pad_id).sum())
@@ -561,6 +789,9 @@ def main(argv=None) -> dict:
         if step % args.eval_every == 0 or step == total or timed_out:
             last_valid = evaluate(model, valid_w, args, device, amp, args.eval_batches)
             rec = {"step": step, "valid_loss": last_valid}
+            if extra_eval:
+                rec["valid_assistant"] = windows_loss(model, extra_eval[0], "sft", args.pad_id, device)
+                rec["valid_opener"] = evaluate_packed(model, extra_eval[1], args, device, amp, None)
             valid_pts.append((step, last_valid))
             print(json.dumps(rec), flush=True)
             log_f.write(json.dumps(rec) + "\n")
