@@ -264,7 +264,7 @@ impl Conversation<'_> {
     fn start_turn(&mut self, st: &mut LoopState, last_voiced_ms: f64, endpoint_ms: f64, audio: Vec<f32>) -> Result<()> {
         let words = next_opener_words(self.cfg, &st.estimate);
         let number = st.turns + 1;
-        let mut turn = Turn::new(self.cfg.turn.clone(), words).with_gate(gate_policy(self.cfg, &self.models.mulm, number as usize));
+        let mut turn = Turn::new(self.cfg.turn.clone(), words).with_gate(gate_policy(self.cfg, &self.models.mulm, number));
         let actions = turn.on(Event::SpeechEnded { last_voiced_ms, endpoint_ms });
         let t = ActiveTurn::new(turn, number, last_voiced_ms, endpoint_ms, audio);
         self.speaker.begin_reply();
