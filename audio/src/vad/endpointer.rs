@@ -236,7 +236,7 @@ mod tests {
     fn a_pause_hangover_ends_sooner_or_waits_longer_for_that_pause_only() {
         let mut e = Endpointer::new(&cfg()); // pause 4 frames, hangover 10
         let mut events = Vec::new();
-        let mut push = |e: &mut Endpointer, p: f32, n: usize, ev: &mut Vec<VadEvent>| {
+        let push = |e: &mut Endpointer, p: f32, n: usize, ev: &mut Vec<VadEvent>| {
             for _ in 0..n {
                 ev.extend(e.push_prob(p));
             }
