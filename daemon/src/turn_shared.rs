@@ -11,9 +11,10 @@ use cloud::protocol::Message;
 use crate::config::Config;
 use crate::conversation::{approx_tokens, Conversation};
 use crate::mulm::Mulm;
-use crate::turn::Event;
+use crate::turn::{Deadlines, Event};
 
-/// A turn gives up on the cloud after this long (wall clock), whatever the timeouts say.
+/// A turn gives up on the cloud after this long (wall clock), whatever the timeouts say; the
+/// turn itself enforces it ([`crate::turn::Deadlines::wall_ms`]).
 pub const TURN_WALL_LIMIT: Duration = Duration::from_secs(90);
 /// Gap between two pieces of speech joined mid-sentence (a word boundary), in ms.
 pub const WORD_GAP_MS: f64 = 40.0;
@@ -86,17 +87,25 @@ pub fn mulm_history(cfg: &Config, mulm: &Mulm, conv: &Conversation, question: &s
     Ok((conv.mulm_turns(k, question), k))
 }
 
-/// A cloud event as the turn's event at `at_ms`. The flag is true when the driver must also
-/// cancel the request (no first delta in time: the turn falls back and the cloud must stop).
-pub fn cloud_event(e: CloudEvent, at_ms: f64) -> (Event, bool) {
+/// The turn's deadlines from the config: `[cloud] first_delta_timeout_ms`,
+/// `[turn] cloud_stall_ms` and [`TURN_WALL_LIMIT`].
+pub fn deadlines(cfg: &Config) -> Deadlines {
+    Deadlines {
+        first_delta_ms: cfg.cloud.first_delta_timeout_ms as f64,
+        stall_ms: cfg.turn.cloud_stall_ms,
+        wall_ms: TURN_WALL_LIMIT.as_secs_f64() * 1000.0,
+    }
+}
+
+/// A cloud event as the turn's event at `at_ms` (what to do about it, a cancel included, is
+/// the turn's decision).
+pub fn cloud_event(e: CloudEvent, at_ms: f64) -> Event {
     match e {
-        CloudEvent::Delta(text) => (Event::CloudDelta { text, at_ms }, false),
-        CloudEvent::Repair(_) => (Event::CloudRepair { at_ms }, false),
-        CloudEvent::Done { .. } => (Event::CloudDone { at_ms }, false),
-        CloudEvent::Error { kind, message } => (Event::CloudFailed { reason: format!("{kind:?}: {message}"), at_ms }, false),
-        CloudEvent::FirstDeltaTimeout { waited_ms } => {
-            (Event::CloudFailed { reason: format!("no first delta after {waited_ms} ms"), at_ms }, true)
-        }
+        CloudEvent::Delta(text) => Event::CloudDelta { text, at_ms },
+        CloudEvent::Repair(_) => Event::CloudRepair { at_ms },
+        CloudEvent::Done { .. } => Event::CloudDone { at_ms },
+        CloudEvent::Error { kind, message } => Event::CloudFailed { reason: format!("{kind:?}: {message}"), at_ms },
+        CloudEvent::FirstDeltaTimeout { waited_ms } => Event::CloudTimedOut { waited_ms: waited_ms as f64, at_ms },
     }
 }
 
@@ -107,11 +116,10 @@ mod tests {
 
     #[test]
     fn cloud_events_map_to_turn_events() {
-        assert_eq!(cloud_event(CloudEvent::Delta(" and".into()), 5.0), (Event::CloudDelta { text: " and".into(), at_ms: 5.0 }, false));
-        let (e, cancel) = cloud_event(CloudEvent::FirstDeltaTimeout { waited_ms: 2000 }, 9.0);
-        assert!(cancel && matches!(e, Event::CloudFailed { at_ms, .. } if at_ms == 9.0));
-        let (e, cancel) = cloud_event(CloudEvent::Error { kind: CloudErrorKind::NotConnected, message: "x".into() }, 1.0);
-        assert!(!cancel && matches!(e, Event::CloudFailed { .. }));
+        assert_eq!(cloud_event(CloudEvent::Delta(" and".into()), 5.0), Event::CloudDelta { text: " and".into(), at_ms: 5.0 });
+        assert_eq!(cloud_event(CloudEvent::FirstDeltaTimeout { waited_ms: 2000 }, 9.0), Event::CloudTimedOut { waited_ms: 2000.0, at_ms: 9.0 });
+        let e = cloud_event(CloudEvent::Error { kind: CloudErrorKind::NotConnected, message: "x".into() }, 1.0);
+        assert!(matches!(e, Event::CloudFailed { .. }));
     }
 
     /// The soak of issue 18: 100 turns of varied length through the real μLM and the cloud

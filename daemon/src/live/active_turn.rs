@@ -2,8 +2,6 @@
 //! utterance's audio, the cloud request), where its speech landed, and its report when it
 //! ends (metrics and one log line).
 
-use std::time::Instant;
-
 use cloud::protocol::RequestId;
 
 use super::speaker::Placed;
@@ -26,7 +24,6 @@ pub struct ActiveTurn {
     pub segments: Vec<(Part, Placed)>,
     /// `PlaybackIdle` was sent since the last piece was queued.
     pub idle_notified: bool,
-    pub wall0: Instant,
     /// How much of the conversation this turn sent.
     pub context: ContextUse,
     /// The transcript was an end phrase: the conversation ended with it.
@@ -46,7 +43,6 @@ impl ActiveTurn {
             cloud_sent_ms: None,
             segments: Vec::new(),
             idle_notified: false,
-            wall0: Instant::now(),
             context: ContextUse::default(),
             end_phrase: false,
         }

@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::replay::{next_opener_words, Models};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::{Action, Event, Turn};
-use crate::turn_shared::{cloud_event, cloud_history, continue_params, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS};
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
 const TICK_MS: u64 = 20;
@@ -187,11 +187,7 @@ impl Conversation<'_> {
             }
             Inbox::Cloud { request, at, event } => {
                 if st.active.as_ref().is_some_and(|t| t.cloud == Some(request)) {
-                    let (ev, cancel) = cloud_event(event, self.clock.ms_of(at));
-                    if cancel {
-                        self.link.client.cancel(request);
-                    }
-                    self.drive(st, ev)?;
+                    self.drive(st, cloud_event(event, self.clock.ms_of(at)))?;
                 }
             }
             Inbox::InputEnded => st.input_ended = true,
@@ -239,19 +235,8 @@ impl Conversation<'_> {
         if idle {
             self.drive(st, Event::PlaybackIdle { at_ms: now })?;
         }
-        self.drive(st, Event::Tick { at_ms: now })?;
-        if st.active.as_ref().is_some_and(|t| t.wall0.elapsed() > TURN_WALL_LIMIT) {
-            if let Some(t) = st.active.as_ref() {
-                self.cancel_cloud(t);
-            }
-            self.drive(st, Event::CloudFailed { reason: "turn wall-clock limit".into(), at_ms: now })?;
-            if st.active.as_ref().is_some_and(|t| t.wall0.elapsed() > TURN_WALL_LIMIT * 2) {
-                if let Some(t) = st.active.take() {
-                    self.abandon(st, t, "turn wall-clock limit");
-                }
-            }
-        }
-        Ok(())
+        // The turn's deadlines (first delta, stall, wall limit) are its own decisions.
+        self.drive(st, Event::Tick { at_ms: now })
     }
 
     fn sync_counters(&self) {
@@ -264,7 +249,7 @@ impl Conversation<'_> {
     fn start_turn(&mut self, st: &mut LoopState, last_voiced_ms: f64, endpoint_ms: f64, audio: Vec<f32>) -> Result<()> {
         let words = next_opener_words(self.cfg, &st.estimate);
         let number = st.turns + 1;
-        let mut turn = Turn::new(self.cfg.turn.clone(), words).with_gate(gate_policy(self.cfg, &self.models.mulm, number));
+        let mut turn = Turn::new(self.cfg.turn.clone(), words).with_gate(gate_policy(self.cfg, &self.models.mulm, number)).with_deadlines(deadlines(self.cfg));
         let actions = turn.on(Event::SpeechEnded { last_voiced_ms, endpoint_ms });
         let t = ActiveTurn::new(turn, number, last_voiced_ms, endpoint_ms, audio);
         self.speaker.begin_reply();

@@ -39,6 +39,12 @@ pub struct TurnTimeline {
     pub repair: bool,
     pub fallback: bool,
     pub filler: bool,
+    /// Why the cloud's part ended early (error, timeout, stall, wall limit), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_failure: Option<String>,
+    /// Events the turn machine did not apply in their phase (bounded; see `TurnRecord`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_events: Vec<String>,
     pub barged_in: bool,
     pub speculative: bool,
     pub opener_words: usize,
@@ -82,6 +88,8 @@ impl TurnTimeline {
             repair: false,
             fallback: false,
             filler: false,
+            cloud_failure: None,
+            ignored_events: Vec::new(),
             barged_in: false,
             speculative,
             opener_words,
@@ -121,6 +129,8 @@ impl TurnTimeline {
         self.repair = r.repair;
         self.fallback = r.fallback;
         self.filler = r.filler;
+        self.cloud_failure = r.cloud_failure.clone();
+        self.ignored_events = r.ignored_events.clone();
         self.asr_done_ms = r.asr_done_ms;
         self.opener_ready_ms = r.opener_ready_ms;
         self.cloud_first_delta_ms = r.cloud_first_delta_ms;

@@ -15,7 +15,7 @@ use crate::config::Config;
 use super::Models;
 use crate::conversation::{is_end_phrase, Conversation};
 use crate::turn::{Action, Event, Part, Turn};
-use crate::turn_shared::{cloud_event, cloud_history, continue_params, gate_policy, mulm_history, request_tokens, seam_gap_ms, LOCAL_FINISH_TOKENS, TURN_WALL_LIMIT};
+use crate::turn_shared::{cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, seam_gap_ms, LOCAL_FINISH_TOKENS};
 
 /// What one replayed turn needs: config, the utterance (times in ms on the input clock), its
 /// audio and the opener word budget.
@@ -48,7 +48,7 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
     let wall0 = Instant::now();
     let vnow = || anchor + wall0.elapsed().as_secs_f64() * 1000.0;
 
-    let mut turn = Turn::new(cfg.turn.clone(), ctx.words).with_gate(gate_policy(cfg, mulm, ctx.index));
+    let mut turn = Turn::new(cfg.turn.clone(), ctx.words).with_gate(gate_policy(cfg, mulm, ctx.index)).with_deadlines(deadlines(cfg));
     let mut tl = TurnTimeline::new(ctx.index, &u, speculative, ctx.words);
     let mut queue: VecDeque<Action> = turn.on(Event::SpeechEnded { last_voiced_ms: u.last_voiced_ms, endpoint_ms: u.endpoint_ms }).into();
     let mut cursor = u.endpoint_ms;
@@ -155,29 +155,15 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
         };
         if let Some((t, e)) = received {
             let at_ms = anchor + t.saturating_duration_since(wall0).as_secs_f64() * 1000.0;
-            let (ev, cancel) = cloud_event(e, at_ms);
-            if cancel {
-                if let Some(id) = cloud_id {
-                    link.client.cancel(id);
-                }
-            }
-            queue.extend(turn.on(ev));
+            queue.extend(turn.on(cloud_event(e, at_ms)));
         }
         let now = vnow();
         if queue.is_empty() && !idle_notified && now >= cursor {
             idle_notified = true;
             queue.extend(turn.on(Event::PlaybackIdle { at_ms: cursor }));
         }
+        // The turn's deadlines (first delta, stall, wall limit) are its own decisions.
         queue.extend(turn.on(Event::Tick { at_ms: now }));
-        if wall0.elapsed() > TURN_WALL_LIMIT {
-            if let Some(id) = cloud_id {
-                link.client.cancel(id);
-            }
-            queue.extend(turn.on(Event::CloudFailed { reason: "turn wall-clock limit".into(), at_ms: now }));
-            if queue.is_empty() {
-                break; // nothing left to wait for
-            }
-        }
     }
     tl.fill_from(turn.record());
     Ok(tl)

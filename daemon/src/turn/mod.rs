@@ -9,7 +9,13 @@
 //! - a late cloud gets one short filler after `filler_after_ms` of silence;
 //! - a failed, timed-out or vanished cloud: the μLM finishes the sentence locally and a
 //!   short fallback ends the turn — never silence mid-sentence;
-//! - speech during the reply (barge-in) stops playback and cancels the cloud request.
+//! - speech during the reply (barge-in) stops playback and cancels the cloud request;
+//! - the turn owns its deadlines ([`Deadlines`]): no first delta in time, a cloud that goes
+//!   quiet mid-reply while the listener hears silence, and the wall-clock limit all end the
+//!   request with [`Action::CancelCloud`] and the local finish; the drivers only send `Tick`s.
+//!
+//! Events that do not apply in the current phase change nothing and are recorded in
+//! [`TurnRecord::ignored_events`] (bounded), so a driver bug shows up in the timeline.
 
 pub mod budget;
 
@@ -46,14 +52,57 @@ pub enum Event {
     CloudRepair { at_ms: f64 },
     /// The cloud finished normally.
     CloudDone { at_ms: f64 },
-    /// The cloud failed, timed out before its first delta, or disconnected.
+    /// The cloud failed or disconnected (its request is already over).
     CloudFailed { reason: String, at_ms: f64 },
+    /// The cloud client's own first-delta timer fired: the request is still open, so the turn
+    /// cancels it and falls back (the turn's own [`Deadlines::first_delta_ms`] may fire first).
+    CloudTimedOut { waited_ms: f64, at_ms: f64 },
     /// The μLM's local completion of the unfinished sentence.
     LocalFinish { text: String, at_ms: f64 },
     /// Everything queued so far has been played.
     PlaybackIdle { at_ms: f64 },
-    /// Time passes (drives the filler).
+    /// Time passes: drives the filler and every deadline of [`Deadlines`].
     Tick { at_ms: f64 },
+}
+
+impl Event {
+    /// The event's kind in snake case, for [`TurnRecord::ignored_events`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SpeechStarted { .. } => "speech_started",
+            Event::SpeechEnded { .. } => "speech_ended",
+            Event::Transcript { .. } => "transcript",
+            Event::Opener { .. } => "opener",
+            Event::CloudDelta { .. } => "cloud_delta",
+            Event::CloudRepair { .. } => "cloud_repair",
+            Event::CloudDone { .. } => "cloud_done",
+            Event::CloudFailed { .. } => "cloud_failed",
+            Event::CloudTimedOut { .. } => "cloud_timed_out",
+            Event::LocalFinish { .. } => "local_finish",
+            Event::PlaybackIdle { .. } => "playback_idle",
+            Event::Tick { .. } => "tick",
+        }
+    }
+}
+
+/// How long a turn waits for the cloud, in ms on the event clock. Built by the drivers from
+/// `[cloud] first_delta_timeout_ms`, `[turn] cloud_stall_ms` and the 90 s wall limit
+/// ([`crate::turn_shared::deadlines`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deadlines {
+    /// From the `continue` request to the first delta.
+    pub first_delta_ms: f64,
+    /// After the first delta: playback has drained and no delta came for this long.
+    pub stall_ms: f64,
+    /// From the endpoint: the cloud request is cancelled and the turn falls back; at twice
+    /// this the turn ends whatever it is waiting for (playback that never drains).
+    pub wall_ms: f64,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self { first_delta_ms: 5_000.0, stall_ms: 2_500.0, wall_ms: 90_000.0 }
+    }
 }
 
 /// Something the driver must do.
@@ -124,6 +173,9 @@ pub struct TurnConfig {
     /// Most earlier-turn tokens in the μLM's prompt (its own tokens); the model's context
     /// (minus the opener's tokens and the question) caps it too. More costs prefill time.
     pub mulm_history_tokens: usize,
+    /// A cloud that goes quiet mid-reply: once playback has drained and no delta came for
+    /// this long (ms), the request is cancelled and the μLM finishes the sentence locally.
+    pub cloud_stall_ms: f64,
 }
 
 impl Default for TurnConfig {
@@ -146,6 +198,7 @@ impl Default for TurnConfig {
             cloud_history_turns: 8,
             cloud_history_tokens: 1_500,
             mulm_history_tokens: 256,
+            cloud_stall_ms: 2_500.0,
         }
     }
 }
@@ -186,6 +239,9 @@ impl TurnConfig {
         if self.cloud_history_tokens > 4_000 {
             return Err(format!("turn.cloud_history_tokens = {} (must be 0..4000; the gateway's frames are 64 KiB)", self.cloud_history_tokens));
         }
+        if !(100.0..=60_000.0).contains(&self.cloud_stall_ms) {
+            return Err(format!("turn.cloud_stall_ms = {} (must be 100..60000)", self.cloud_stall_ms));
+        }
         if self.mulm_history_tokens > 4_096 {
             return Err(format!("turn.mulm_history_tokens = {} (must be 0..4096)", self.mulm_history_tokens));
         }
@@ -216,7 +272,15 @@ pub struct TurnRecord {
     /// The gate replaced the μLM's opener by a bridge; `mulm_opener` is what it replaced.
     pub gate_fired: bool,
     pub mulm_opener: String,
+    /// Why the cloud's part ended early (failure, timeout, stall, wall limit), if it did.
+    pub cloud_failure: Option<String>,
+    /// Events that did not apply in the phase they came in (`"kind in phase"`, at most
+    /// [`MAX_IGNORED_EVENTS`]; `Tick`s are not recorded).
+    pub ignored_events: Vec<String>,
 }
+
+/// Most entries kept in [`TurnRecord::ignored_events`].
+pub const MAX_IGNORED_EVENTS: usize = 16;
 
 /// The opener gate as one turn applies it: the threshold and the bridge to speak instead
 /// (chosen by the driver for this turn, see [`crate::gate::bridge`]).
@@ -226,14 +290,26 @@ pub struct GatePolicy {
     pub bridge: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The cloud request of a turn in [`Phase::Replying`] (it is open exactly in that phase).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stream {
+    /// When the `continue` request went out.
+    sent_ms: f64,
+    /// Everything queued has played (a `PlaybackIdle` came after the last `Speak`).
+    drained: bool,
+    /// Since when the listener hears nothing new: playback drained and no delta since
+    /// (the filler and the stall deadline count from here; speaking the filler does not reset it).
+    silent_since: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     /// Waiting for the user to finish speaking.
     Listening,
     Transcribing,
     WritingOpener,
-    /// Opener queued; cloud streaming (or not yet started).
-    Replying,
+    /// Opener queued; the cloud request is open and streaming (or not yet started).
+    Replying(Stream),
     /// Cloud failed; waiting for the μLM's local finish.
     FinishingLocally,
     /// Everything is queued; waiting for playback to drain.
@@ -241,18 +317,29 @@ enum Phase {
     Done,
 }
 
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Listening => "listening",
+            Phase::Transcribing => "transcribing",
+            Phase::WritingOpener => "writing_opener",
+            Phase::Replying(_) => "replying",
+            Phase::FinishingLocally => "finishing_locally",
+            Phase::Draining => "draining",
+            Phase::Done => "done",
+        }
+    }
+}
+
 /// One turn's state. Create with [`Turn::new`] and feed events with [`Turn::on`].
 #[derive(Debug, Clone)]
 pub struct Turn {
     cfg: TurnConfig,
+    deadlines: Deadlines,
     words: usize,
     phase: Phase,
     chunker: tts::chunk::Chunker,
     rec: TurnRecord,
-    cloud_open: bool,
-    /// Time the playback queue last went idle with nothing from the cloud, for the filler.
-    idle_since: Option<f64>,
-    spoken_tail: String,
     gate: Option<GatePolicy>,
 }
 
@@ -277,6 +364,7 @@ fn ends_sentence(text: &str) -> bool {
 
 impl Turn {
     /// A new turn; `opener_words` is the budget decided for it (see [`budget::opener_words`]).
+    /// Its deadlines are [`Deadlines::default`] until [`Turn::with_deadlines`].
     pub fn new(cfg: TurnConfig, opener_words: usize) -> Self {
         let chunker = tts::chunk::Chunker::with_config(tts::chunk::ChunkerConfig {
             first_max_words: cfg.continuation_first_words,
@@ -284,13 +372,11 @@ impl Turn {
         });
         Self {
             words: opener_words,
+            deadlines: Deadlines { stall_ms: cfg.cloud_stall_ms, ..Deadlines::default() },
             cfg,
             phase: Phase::Listening,
             chunker,
             rec: TurnRecord { opener_words, ..TurnRecord::default() },
-            cloud_open: false,
-            idle_since: None,
-            spoken_tail: String::new(),
             gate: None,
         }
     }
@@ -299,6 +385,12 @@ impl Turn {
     /// replaced by `policy.bridge`, spoken and sent to the cloud in its place.
     pub fn with_gate(mut self, policy: Option<GatePolicy>) -> Self {
         self.gate = policy;
+        self
+    }
+
+    /// The same turn with these deadlines.
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
         self
     }
 
@@ -314,15 +406,19 @@ impl Turn {
 
     /// True while reply audio may be playing or pending (barge-in applies).
     pub fn is_replying(&self) -> bool {
-        matches!(self.phase, Phase::Replying | Phase::FinishingLocally | Phase::Draining)
+        matches!(self.phase, Phase::Replying(_) | Phase::FinishingLocally | Phase::Draining)
     }
 
     fn speak(&mut self, out: &mut Vec<Action>, text: String, part: Part) {
         if text.trim().is_empty() {
             return;
         }
-        self.spoken_tail = text.clone();
-        self.idle_since = None;
+        if let Phase::Replying(s) = &mut self.phase {
+            s.drained = false;
+            if part != Part::Filler {
+                s.silent_since = None;
+            }
+        }
         out.push(Action::Speak { text, part });
     }
 
@@ -332,10 +428,26 @@ impl Turn {
         out.push(Action::EndTurn);
     }
 
+    fn ignore(&mut self, ev: &Event) {
+        if !matches!(ev, Event::Tick { .. }) && self.rec.ignored_events.len() < MAX_IGNORED_EVENTS {
+            self.rec.ignored_events.push(format!("{} in {}", ev.kind(), self.phase.name()));
+        }
+    }
+
+    fn start_stream(&mut self, at_ms: f64) {
+        self.phase = Phase::Replying(Stream { sent_ms: at_ms, drained: false, silent_since: None });
+    }
+
     /// The cloud is gone: finish the sentence locally if it is open, then the fallback.
-    fn cloud_failed(&mut self, out: &mut Vec<Action>) {
-        self.cloud_open = false;
+    /// `cancel`: the request is still open and must be cancelled first.
+    fn cloud_failed(&mut self, out: &mut Vec<Action>, reason: String, cancel: bool) {
+        if cancel {
+            out.push(Action::CancelCloud);
+        }
         self.rec.fallback = true;
+        self.rec.cloud_failure = Some(reason);
+        // Leave `Replying` before speaking what the chunker held: the stream is over.
+        self.phase = Phase::Draining;
         for chunk in self.chunker.finish() {
             self.speak(out, chunk, Part::Continuation);
         }
@@ -347,150 +459,174 @@ impl Turn {
         if ends_sentence(&spoken) || !self.cfg.local_opener {
             let fb = self.cfg.fallback_text.clone();
             self.speak(out, fb, Part::Fallback);
-            self.phase = Phase::Draining;
         } else {
             self.phase = Phase::FinishingLocally;
             out.push(Action::FinishLocally { transcript: self.rec.transcript.clone(), prefix: spoken });
         }
     }
 
+    /// The deadlines and the filler, at `at_ms`.
+    fn on_tick(&mut self, out: &mut Vec<Action>, at_ms: f64) {
+        let age = self.rec.endpoint_ms.map_or(0.0, |t0| at_ms - t0);
+        if self.phase != Phase::Listening && age >= 2.0 * self.deadlines.wall_ms {
+            // Nothing the turn waits for came (playback that never drains, a lost local
+            // finish): stop whatever is left.
+            if let Phase::Replying(_) = self.phase {
+                out.push(Action::CancelCloud);
+            }
+            self.rec.cloud_failure.get_or_insert_with(|| "turn wall-clock limit".into());
+            out.push(Action::StopPlayback);
+            self.end(out, at_ms);
+            return;
+        }
+        let Phase::Replying(s) = self.phase else { return };
+        let waited = at_ms - s.sent_ms;
+        let first = self.rec.cloud_first_delta_ms.is_some();
+        if age >= self.deadlines.wall_ms {
+            self.cloud_failed(out, "turn wall-clock limit".into(), true);
+        } else if !first && waited >= self.deadlines.first_delta_ms {
+            self.cloud_failed(out, format!("no first delta after {waited:.0} ms"), true);
+        } else if let Some(since) = s.silent_since {
+            let silent = at_ms - since;
+            if first && silent >= self.deadlines.stall_ms {
+                self.cloud_failed(out, format!("the cloud stalled: {silent:.0} ms of silence mid-reply"), true);
+            } else if !first && !self.rec.filler && self.cfg.filler_after_ms > 0.0 && self.cfg.local_opener && silent >= self.cfg.filler_after_ms {
+                self.rec.filler = true;
+                let f = self.cfg.filler_text.clone();
+                self.speak(out, f, Part::Filler);
+            }
+        }
+    }
+
     /// Feeds one event; returns the actions to perform, in order.
     pub fn on(&mut self, ev: Event) -> Vec<Action> {
         let mut out = Vec::new();
-        if self.phase == Phase::Done {
-            return out;
-        }
-        match ev {
-            Event::SpeechStarted { at_ms } => {
-                if self.is_replying() {
-                    // Barge-in: the user talks over the reply.
-                    self.rec.barged_in = true;
-                    out.push(Action::StopPlayback);
-                    if self.cloud_open {
-                        out.push(Action::CancelCloud);
-                        self.cloud_open = false;
-                    }
-                    self.end(&mut out, at_ms);
-                }
-            }
-            Event::SpeechEnded { last_voiced_ms, endpoint_ms } => {
-                if self.phase == Phase::Listening {
-                    self.rec.speech_end_ms = Some(last_voiced_ms);
-                    self.rec.endpoint_ms = Some(endpoint_ms);
-                    self.phase = Phase::Transcribing;
-                    out.push(Action::Transcribe);
-                }
-            }
-            Event::Transcript { text, at_ms } => {
-                if self.phase == Phase::Transcribing {
-                    self.rec.asr_done_ms = Some(at_ms);
-                    self.rec.transcript = text.trim().to_string();
-                    if self.rec.transcript.is_empty() {
-                        // Nothing intelligible: no reply (a cough, a door).
-                        self.end(&mut out, at_ms);
-                    } else if !self.cfg.local_opener {
-                        // Cloud-only: the cloud answers from scratch; nothing is spoken before it.
-                        self.phase = Phase::Replying;
-                        self.cloud_open = true;
-                        out.push(Action::SendContinue {
-                            transcript: self.rec.transcript.clone(),
-                            opener: String::new(),
-                            opener_complete: false,
-                        });
-                    } else {
-                        self.phase = Phase::WritingOpener;
-                        out.push(Action::WriteOpener { transcript: self.rec.transcript.clone(), words: self.words });
-                    }
-                }
-            }
-            Event::Opener { text, complete, at_ms, score } => {
-                if self.phase == Phase::WritingOpener {
-                    self.rec.opener_ready_ms = Some(at_ms);
-                    self.rec.mulm_opener = text.trim().to_string();
-                    self.rec.opener_text = self.rec.mulm_opener.clone();
-                    self.rec.gate_score = score.map(|s| s.score);
-                    let mut complete = complete;
-                    if let (Some(g), Some(s)) = (&self.gate, score) {
-                        if crate::gate::fires(&s, g.min_score) {
-                            self.rec.gate_fired = true;
-                            self.rec.opener_text = g.bridge.trim().to_string();
-                            complete = false;
-                        }
-                    }
-                    self.phase = Phase::Replying;
-                    // Cloud first: its latency is what the opener's audio has to cover.
-                    self.cloud_open = true;
-                    out.push(Action::SendContinue {
-                        transcript: self.rec.transcript.clone(),
-                        opener: self.rec.opener_text.clone(),
-                        opener_complete: complete,
-                    });
-                    let opener = self.rec.opener_text.clone();
-                    for part in split_opener(&opener, self.cfg.opener_first_words) {
-                        self.speak(&mut out, part, Part::Opener);
-                    }
-                }
-            }
-            Event::CloudDelta { text, at_ms } => {
-                if self.phase == Phase::Replying && self.cloud_open {
-                    self.rec.cloud_first_delta_ms.get_or_insert(at_ms);
-                    self.rec.continuation_text.push_str(&text);
-                    for chunk in self.chunker.push(&text) {
-                        self.speak(&mut out, chunk, Part::Continuation);
-                    }
-                }
-            }
-            Event::CloudRepair { .. } => {
-                if self.cloud_open {
-                    self.rec.repair = true;
-                }
-            }
-            Event::CloudDone { .. } => {
-                if self.phase == Phase::Replying && self.cloud_open {
-                    self.cloud_open = false;
-                    for chunk in self.chunker.finish() {
-                        self.speak(&mut out, chunk, Part::Continuation);
-                    }
-                    self.phase = Phase::Draining;
-                }
-            }
-            Event::CloudFailed { .. } => {
-                if self.phase == Phase::Replying && self.cloud_open {
-                    self.cloud_failed(&mut out);
-                }
-            }
-            Event::LocalFinish { text, .. } => {
-                if self.phase == Phase::FinishingLocally {
-                    let mut t = text.trim().to_string();
-                    if !t.is_empty() && !ends_sentence(&t) {
-                        t.push('.');
-                    }
-                    self.speak(&mut out, t, Part::LocalFinish);
-                    let fb = self.cfg.fallback_text.clone();
-                    self.speak(&mut out, fb, Part::Fallback);
-                    self.phase = Phase::Draining;
-                }
-            }
-            Event::PlaybackIdle { at_ms } => match self.phase {
-                Phase::Draining => self.end(&mut out, at_ms),
-                Phase::Replying if self.rec.cloud_first_delta_ms.is_none() => {
-                    self.idle_since.get_or_insert(at_ms);
-                }
-                _ => {}
-            },
-            Event::Tick { at_ms } => {
-                if self.phase == Phase::Replying && !self.rec.filler && self.cfg.filler_after_ms > 0.0 && self.cfg.local_opener {
-                    if let Some(since) = self.idle_since {
-                        if self.rec.cloud_first_delta_ms.is_none() && at_ms - since >= self.cfg.filler_after_ms {
-                            self.rec.filler = true;
-                            let f = self.cfg.filler_text.clone();
-                            self.speak(&mut out, f, Part::Filler);
-                        }
-                    }
-                }
-            }
+        let applied = self.apply(&ev, &mut out);
+        if !applied {
+            self.ignore(&ev);
         }
         out
+    }
+
+    /// Applies `ev`; false when it does not apply in the current phase.
+    fn apply(&mut self, ev: &Event, out: &mut Vec<Action>) -> bool {
+        match (ev, self.phase) {
+            (_, Phase::Done) => false,
+            // Speech before the endpoint: the turn has not begun; nothing to do.
+            (Event::SpeechStarted { .. }, Phase::Listening) => true,
+            (Event::SpeechStarted { at_ms }, phase) if self.is_replying() => {
+                // Barge-in: the user talks over the reply.
+                self.rec.barged_in = true;
+                out.push(Action::StopPlayback);
+                if let Phase::Replying(_) = phase {
+                    out.push(Action::CancelCloud);
+                }
+                self.end(out, *at_ms);
+                true
+            }
+            (Event::SpeechEnded { last_voiced_ms, endpoint_ms }, Phase::Listening) => {
+                self.rec.speech_end_ms = Some(*last_voiced_ms);
+                self.rec.endpoint_ms = Some(*endpoint_ms);
+                self.phase = Phase::Transcribing;
+                out.push(Action::Transcribe);
+                true
+            }
+            (Event::Transcript { text, at_ms }, Phase::Transcribing) => {
+                self.rec.asr_done_ms = Some(*at_ms);
+                self.rec.transcript = text.trim().to_string();
+                if self.rec.transcript.is_empty() {
+                    // Nothing intelligible: no reply (a cough, a door).
+                    self.end(out, *at_ms);
+                } else if !self.cfg.local_opener {
+                    // Cloud-only: the cloud answers from scratch; nothing is spoken before it.
+                    self.start_stream(*at_ms);
+                    out.push(Action::SendContinue { transcript: self.rec.transcript.clone(), opener: String::new(), opener_complete: false });
+                } else {
+                    self.phase = Phase::WritingOpener;
+                    out.push(Action::WriteOpener { transcript: self.rec.transcript.clone(), words: self.words });
+                }
+                true
+            }
+            (Event::Opener { text, complete, at_ms, score }, Phase::WritingOpener) => {
+                self.on_opener(out, text, *complete, *at_ms, *score);
+                true
+            }
+            (Event::CloudDelta { text, at_ms }, Phase::Replying(s)) => {
+                self.rec.cloud_first_delta_ms.get_or_insert(*at_ms);
+                self.rec.continuation_text.push_str(text);
+                // New text restarts the silence clock (when nothing is playing).
+                self.phase = Phase::Replying(Stream { silent_since: s.drained.then_some(*at_ms), ..s });
+                for chunk in self.chunker.push(text) {
+                    self.speak(out, chunk, Part::Continuation);
+                }
+                true
+            }
+            (Event::CloudRepair { .. }, Phase::Replying(_)) => {
+                self.rec.repair = true;
+                true
+            }
+            (Event::CloudDone { .. }, Phase::Replying(_)) => {
+                self.phase = Phase::Draining;
+                for chunk in self.chunker.finish() {
+                    self.speak(out, chunk, Part::Continuation);
+                }
+                true
+            }
+            (Event::CloudFailed { reason, .. }, Phase::Replying(_)) => {
+                self.cloud_failed(out, reason.clone(), false);
+                true
+            }
+            (Event::CloudTimedOut { waited_ms, .. }, Phase::Replying(_)) => {
+                self.cloud_failed(out, format!("no first delta after {waited_ms:.0} ms (client timer)"), true);
+                true
+            }
+            (Event::LocalFinish { text, .. }, Phase::FinishingLocally) => {
+                let mut t = text.trim().to_string();
+                if !t.is_empty() && !ends_sentence(&t) {
+                    t.push('.');
+                }
+                self.phase = Phase::Draining;
+                self.speak(out, t, Part::LocalFinish);
+                let fb = self.cfg.fallback_text.clone();
+                self.speak(out, fb, Part::Fallback);
+                true
+            }
+            (Event::PlaybackIdle { at_ms }, Phase::Draining) => {
+                self.end(out, *at_ms);
+                true
+            }
+            (Event::PlaybackIdle { at_ms }, Phase::Replying(s)) => {
+                self.phase = Phase::Replying(Stream { drained: true, silent_since: s.silent_since.or(Some(*at_ms)), ..s });
+                true
+            }
+            (Event::Tick { at_ms }, _) => {
+                self.on_tick(out, *at_ms);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn on_opener(&mut self, out: &mut Vec<Action>, text: &str, complete: bool, at_ms: f64, score: Option<crate::gate::GateScore>) {
+        self.rec.opener_ready_ms = Some(at_ms);
+        self.rec.mulm_opener = text.trim().to_string();
+        self.rec.opener_text = self.rec.mulm_opener.clone();
+        self.rec.gate_score = score.map(|s| s.score);
+        let mut complete = complete;
+        if let (Some(g), Some(s)) = (&self.gate, score) {
+            if crate::gate::fires(&s, g.min_score) {
+                self.rec.gate_fired = true;
+                self.rec.opener_text = g.bridge.trim().to_string();
+                complete = false;
+            }
+        }
+        // Cloud first: its latency is what the opener's audio has to cover.
+        self.start_stream(at_ms);
+        out.push(Action::SendContinue { transcript: self.rec.transcript.clone(), opener: self.rec.opener_text.clone(), opener_complete: complete });
+        let opener = self.rec.opener_text.clone();
+        for part in split_opener(&opener, self.cfg.opener_first_words) {
+            self.speak(out, part, Part::Opener);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The turn's cases, driven by events alone: normal, late cloud, failed cloud before and
-//! after text, repair, barge-in, empty transcript, and several turns.
+//! after text, repair, barge-in, empty transcript, and several turns; the deadlines the turn
+//! owns, in `deadlines.rs`; properties over random event sequences in `properties.rs`.
 
 use super::*;
 
@@ -106,7 +107,7 @@ fn late_cloud_gets_one_filler_and_the_queue_waits() {
     assert!(t.on(Event::Tick { at_ms: 5_000.0 }).is_empty());
     let a = t.on(Event::Tick { at_ms: 5_200.0 });
     assert_eq!(speaks(&a), vec![(Part::Filler, "Let me think about that.".to_string())]);
-    assert!(t.on(Event::Tick { at_ms: 9_000.0 }).is_empty(), "filler at most once");
+    assert!(t.on(Event::Tick { at_ms: 7_000.0 }).is_empty(), "filler at most once");
     let mut a = t.on(Event::CloudDelta { text: " the answer is forty-two.".into(), at_ms: 9_100.0 });
     a.extend(t.on(Event::CloudDone { at_ms: 9_200.0 }));
     assert_eq!(speaks(&a), vec![(Part::Continuation, "the answer is forty-two.".to_string())]);
@@ -219,9 +220,9 @@ fn cloud_only_baseline_sends_no_opener_and_speaks_only_the_cloud() {
         a,
         vec![Action::SendContinue { transcript: "Why is the sky blue?".into(), opener: String::new(), opener_complete: false }]
     );
-    // Silence while the cloud thinks: no filler in the baseline, however long it takes.
+    // Silence while the cloud thinks: no filler in the baseline (until the first-delta deadline).
     assert!(t.on(Event::PlaybackIdle { at_ms: 1_400.0 }).is_empty());
-    assert!(t.on(Event::Tick { at_ms: 9_000.0 }).is_empty());
+    assert!(t.on(Event::Tick { at_ms: 6_300.0 }).is_empty());
     let mut s = speaks(&t.on(Event::CloudDelta { text: "Sunlight scatters off the air.".into(), at_ms: 3_400.0 }));
     s.extend(speaks(&t.on(Event::CloudDelta { text: " Blue".into(), at_ms: 3_420.0 })));
     assert_eq!(s, vec![(Part::Continuation, "Sunlight scatters off the air.".to_string())]);
@@ -278,3 +279,6 @@ fn an_opener_at_or_above_the_threshold_is_spoken_as_written() {
     let a = t.on(Event::Opener { text: "Blue light scatters".into(), complete: false, at_ms: 2_615.0, score: Some(s) });
     assert_eq!(speaks(&a), vec![(Part::Opener, "Blue light scatters".to_string())]);
 }
+
+mod deadlines;
+mod properties;
