@@ -168,13 +168,13 @@ impl Conversation {
     }
 
     /// The μLM's chat history: the newest `k` turns, then `question`.
-    pub fn mulm_turns(&self, k: usize, question: &str) -> Vec<lm::Turn> {
+    pub fn mulm_turns(&self, k: usize, question: &str) -> Vec<lm::ChatMessage> {
         let mut out = Vec::with_capacity(2 * k.min(self.turns.len()) + 1);
         for ex in self.newest(k) {
-            out.push(lm::Turn::user(ex.user.clone()));
-            out.push(lm::Turn::assistant(ex.assistant.clone()));
+            out.push(lm::ChatMessage::user(ex.user.clone()));
+            out.push(lm::ChatMessage::assistant(ex.assistant.clone()));
         }
-        out.push(lm::Turn::user(question));
+        out.push(lm::ChatMessage::user(question));
         out
     }
 }
@@ -272,7 +272,7 @@ mod tests {
             [("user", "What is the capital of France?"), ("assistant", "The capital of France is Paris."), ("user", "How many people live there?")]
         );
         let t = c.mulm_turns(0, "Hi");
-        assert_eq!(t, [lm::Turn::user("Hi")]);
+        assert_eq!(t, [lm::ChatMessage::user("Hi")]);
     }
 
     #[test]

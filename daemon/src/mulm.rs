@@ -43,19 +43,19 @@ impl Mulm {
 
     /// The opener for `query`: the first `words` words (or fewer at end of turn).
     pub fn opener(&self, query: &str, words: usize) -> Result<OpenerText> {
-        self.opener_in(&[lm::Turn::user(query)], words)
+        self.opener_in(&[lm::ChatMessage::user(query)], words)
     }
 
     /// The opener after a chat `history` that ends with the user's question (multi-turn, in
     /// the model's chat template). The caller keeps the history within
     /// [`Mulm::history_budget`]; beyond the context, the oldest messages would be dropped.
-    pub fn opener_in(&self, history: &[lm::Turn], words: usize) -> Result<OpenerText> {
+    pub fn opener_in(&self, history: &[lm::ChatMessage], words: usize) -> Result<OpenerText> {
         let o = lm::opener(&self.model, &self.tok, lm::OpenerInput::History(history), Some(words), |_, _| {}).context("μLM opener")?;
         Ok(OpenerText { complete: o.stop == lm::StopReason::EndOfTurn, text: o.text.trim().to_string(), prompt_tokens: o.prompt_tokens, logprobs: o.token_logprobs })
     }
 
     /// Tokens of `turns` in the prompt, without the template's begin and generation tokens.
-    pub fn turns_tokens(&self, turns: &[lm::Turn]) -> Result<usize> {
+    pub fn turns_tokens(&self, turns: &[lm::ChatMessage]) -> Result<usize> {
         let fixed = self.tok.encode_chat(&[], usize::MAX)?.ids.len();
         Ok(self.tok.encode_chat(turns, usize::MAX)?.ids.len().saturating_sub(fixed))
     }
@@ -64,14 +64,14 @@ impl Mulm {
     /// tokens, the template's fixed tokens and the question; at most `cap`.
     pub fn history_budget(&self, question: &str, cap: usize) -> Result<usize> {
         let fixed = self.tok.encode_chat(&[], usize::MAX)?.ids.len();
-        let q = self.turns_tokens(&[lm::Turn::user(question)])?;
+        let q = self.turns_tokens(&[lm::ChatMessage::user(question)])?;
         let room = self.mulm.model.max_seq_len.saturating_sub(self.mulm.opener.max_new_tokens.max(1) + fixed + q);
         Ok(room.min(cap))
     }
 
     /// The opener after a chat `history` ending with `query` ([`Mulm::opener_in`]), with the
     /// opener gate's score of it against `query` ([`crate::gate::score`]).
-    pub fn scored_opener_in(&self, history: &[lm::Turn], query: &str, words: usize) -> Result<(OpenerText, crate::gate::GateScore)> {
+    pub fn scored_opener_in(&self, history: &[lm::ChatMessage], query: &str, words: usize) -> Result<(OpenerText, crate::gate::GateScore)> {
         let o = self.opener_in(history, words)?;
         let s = crate::gate::score(query, &o.text, &o.logprobs);
         Ok((o, s))
@@ -116,7 +116,7 @@ impl Mulm {
     /// small model loops ("a good way to make a good way to make …"): generation stops at
     /// the first repeated word trigram of `prefix` + the finish, and the repeat is cut off.
     /// The chat `history` ends with the user's question.
-    pub fn finish_sentence(&self, history: &[lm::Turn], prefix: &str, max_tokens: usize) -> Result<String> {
+    pub fn finish_sentence(&self, history: &[lm::ChatMessage], prefix: &str, max_tokens: usize) -> Result<String> {
         let room = self.mulm.model.max_seq_len.saturating_sub(max_tokens.max(1));
         let mut ids = self.tok.encode_chat(history, room)?.ids;
         ids.extend(self.tok.encode_text(prefix)?);

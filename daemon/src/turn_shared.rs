@@ -72,11 +72,11 @@ pub fn request_tokens(p: &ContinueParams) -> usize {
 /// The μLM's chat history for `question`: the newest earlier turns of `conv` that fit
 /// `turn.mulm_history_tokens` and the model's context (whole turns only), then the question.
 /// Also returns how many earlier turns went in.
-pub fn mulm_history(cfg: &Config, mulm: &Mulm, conv: &Conversation, question: &str) -> Result<(Vec<lm::Turn>, usize)> {
+pub fn mulm_history(cfg: &Config, mulm: &Mulm, conv: &Conversation, question: &str) -> Result<(Vec<lm::ChatMessage>, usize)> {
     let budget = if conv.is_empty() { 0 } else { mulm.history_budget(question, cfg.turn.mulm_history_tokens)? };
     let mut failed = None;
     let k = conv.fit_newest(usize::MAX, budget, |e| {
-        mulm.turns_tokens(&[lm::Turn::user(e.user.as_str()), lm::Turn::assistant(e.assistant.as_str())]).unwrap_or_else(|err| {
+        mulm.turns_tokens(&[lm::ChatMessage::user(e.user.as_str()), lm::ChatMessage::assistant(e.assistant.as_str())]).unwrap_or_else(|err| {
             failed.get_or_insert(err);
             usize::MAX
         })

@@ -26,7 +26,7 @@ use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::opener::WordBoundary;
 use crate::sampler::SamplingParams;
-use crate::tokenizer::{ChatTokenizer, TextStream, Turn};
+use crate::tokenizer::{ChatTokenizer, TextStream, ChatMessage};
 
 /// Benchmark settings.
 #[derive(Debug, Clone, Serialize)]
@@ -158,7 +158,7 @@ pub fn run_with(model: &Model, tok: &ChatTokenizer, prompt: &str, o: &BenchOptio
         return Err(LmError::InvalidArgument("bench: window_s ≥ 0 and max_new_tokens ≥ 1 required".into()));
     }
     let max_seq = model.config().max_seq_len;
-    let ids = tok.encode_chat(&[Turn::user(prompt)], max_seq.saturating_sub(o.max_new_tokens))?.ids;
+    let ids = tok.encode_chat(&[ChatMessage::user(prompt)], max_seq.saturating_sub(o.max_new_tokens))?.ids;
     let mut dec = Decoder::new(model, SamplingParams::default())?;
     for _ in 0..o.warmup_runs {
         model_install_run(&mut dec, tok, &ids, o)?;

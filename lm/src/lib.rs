@@ -34,6 +34,7 @@ pub mod q8;
 pub mod rope_layout;
 pub mod sampler;
 pub mod swiglu;
+pub(crate) mod tensor_view;
 pub mod tokenizer;
 pub mod weights;
 
@@ -47,5 +48,5 @@ pub use model::{configure_candle_threads, Cache, Model};
 pub use mulm_file::MulmFile;
 pub use opener::{opener, Opener, OpenerEngine, OpenerInput, WordBoundary};
 pub use sampler::{Sampler, SamplingParams};
-pub use tokenizer::{ChatTokenizer, Role, Turn};
+pub use tokenizer::{ChatTokenizer, Role, ChatMessage};
 pub use weights::Weights;

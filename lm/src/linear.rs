@@ -52,7 +52,7 @@ impl Linear {
             Linear::Q8(w) => {
                 let x = x.contiguous()?;
                 let mut dims = x.dims().to_vec();
-                let y = crate::model::with_f32(&x, |v| w.matmul(v))??;
+                let y = crate::tensor_view::with_f32(&x, |v| w.matmul(v))??;
                 if let Some(last) = dims.last_mut() {
                     *last = w.rows();
                 }

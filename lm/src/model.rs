@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{DType, Device, Storage, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 
 use crate::attention::{causal_gqa, AttnShape};
 use crate::config::ModelConfig;
@@ -16,6 +16,7 @@ use crate::error::{LmError, Result};
 use crate::linear::{q8_kernel_enabled, Linear};
 use crate::rope_layout::concat_rows_quantized;
 use crate::swiglu::swiglu;
+use crate::tensor_view::with_f32;
 use crate::weights::{tensor_specs, TensorKind, Weights};
 
 /// One parameter as handed to [`Model::from_params`]: dense f32 or GGML-quantized.
@@ -430,18 +431,6 @@ pub fn configure_candle_threads(n: usize) {
     }
 }
 
-/// Borrow a contiguous f32 CPU tensor as a slice for the duration of `f`.
-pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return Err(LmError::InvalidArgument("expected a CPU tensor".into()));
-    };
-    let data = cpu.as_slice::<f32>()?;
-    let (a, b) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| LmError::InvalidArgument("expected a contiguous tensor".into()))?;
-    Ok(f(&data[a..b]))
-}
 
 /// Zero-pad the SwiGLU intermediate of quantized blocks to a multiple of 256 when candle's
 /// kernels will run them (not for Q8_0 on [`crate::q8`]). Why: candle's fast x86 Q8_0/Q4_K kernels need the reduction length to be a multiple of 256;

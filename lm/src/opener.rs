@@ -13,7 +13,7 @@ use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::mulm_file::OpenerSettings;
 use crate::sampler::SamplingParams;
-use crate::tokenizer::{ChatTokenizer, TextStream, Turn};
+use crate::tokenizer::{ChatTokenizer, TextStream, ChatMessage};
 
 /// Largest word budget accepted (paper: 4–8 is the operating range; 16 the largest studied).
 pub const MAX_WORDS: usize = 16;
@@ -133,7 +133,7 @@ pub enum OpenerInput<'a> {
     /// A single user query (single-turn chat).
     Query(&'a str),
     /// A multi-turn history whose last turn is the user's.
-    History(&'a [Turn]),
+    History(&'a [ChatMessage]),
 }
 
 /// Timings of one opener (ms from the start of the call).
@@ -215,9 +215,9 @@ impl<'m> OpenerEngine<'m> {
             return Err(LmError::InvalidArgument(format!("opener budget {budget} words not in 1..={MAX_WORDS}")));
         }
         let single;
-        let history: &[Turn] = match input {
+        let history: &[ChatMessage] = match input {
             OpenerInput::Query(q) => {
-                single = [Turn::user(q)];
+                single = [ChatMessage::user(q)];
                 &single
             }
             OpenerInput::History(h) => h,

@@ -32,23 +32,24 @@ impl Role {
     }
 }
 
-/// One turn of a conversation.
+/// One message of a chat (a user or assistant turn in the chat template); named apart from
+/// the daemon's voice-turn state machine (`daemon::turn::Turn`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Turn {
+pub struct ChatMessage {
     /// Speaker.
     pub role: Role,
     /// Text of the turn.
     pub content: String,
 }
 
-impl Turn {
+impl ChatMessage {
     /// A user turn.
-    pub fn user(text: impl Into<String>) -> Turn {
-        Turn { role: Role::User, content: text.into() }
+    pub fn user(text: impl Into<String>) -> ChatMessage {
+        ChatMessage { role: Role::User, content: text.into() }
     }
     /// An assistant turn.
-    pub fn assistant(text: impl Into<String>) -> Turn {
-        Turn { role: Role::Assistant, content: text.into() }
+    pub fn assistant(text: impl Into<String>) -> ChatMessage {
+        ChatMessage { role: Role::Assistant, content: text.into() }
     }
 }
 
@@ -132,7 +133,7 @@ impl ChatTokenizer {
 
     /// Serialize `history` per the chat template, ending with the generation prefix, within
     /// `max_tokens` (tokens). Oldest turns are dropped first; the last turn is never dropped.
-    pub fn encode_chat(&self, history: &[Turn], max_tokens: usize) -> Result<ChatPrompt> {
+    pub fn encode_chat(&self, history: &[ChatMessage], max_tokens: usize) -> Result<ChatPrompt> {
         let t = &self.mulm.chat_template;
         let begin = self.names_to_ids(&t.begin)?;
         let gen = self.names_to_ids(&t.generation_prefix)?;

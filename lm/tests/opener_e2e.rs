@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use lm::decode::StopReason;
-use lm::{generate, Model, OpenerEngine, OpenerInput, SamplingParams, Turn};
+use lm::{generate, Model, OpenerEngine, OpenerInput, SamplingParams, ChatMessage};
 
 #[test]
 fn chat_template_serializes_turns_with_boundary_tokens() {
@@ -11,7 +11,7 @@ fn chat_template_serializes_turns_with_boundary_tokens() {
     let (_, mulm) = tiny();
     let (_, tok) = tokenizer(dir.path(), &mulm);
     let id = |n: &str| mulm.special_id(n).unwrap();
-    let hist = [Turn::user("Hi there"), Turn::assistant("Hello!"), Turn::user(" Why is the sky blue? ")];
+    let hist = [ChatMessage::user("Hi there"), ChatMessage::assistant("Hello!"), ChatMessage::user(" Why is the sky blue? ")];
     let p = tok.encode_chat(&hist, 256).unwrap();
     let ids = &p.ids;
     assert_eq!(ids[0], id("bos"));
@@ -106,7 +106,7 @@ fn seeded_sampling_is_reproducible() {
     let (w, mulm) = tiny();
     let (_, tok) = tokenizer(dir.path(), &mulm);
     let m = Model::from_weights(&w, None).unwrap();
-    let prompt = tok.encode_chat(&[Turn::user("Why is the sky blue?")], 200).unwrap().ids;
+    let prompt = tok.encode_chat(&[ChatMessage::user("Why is the sky blue?")], 200).unwrap().ids;
     let run = |seed| {
         let p = SamplingParams { temperature: 1.0, top_k: 40, top_p: 0.9, seed };
         generate(&m, &tok, &prompt, 24, p, |_| true).unwrap().tokens

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use lm::gguf_export::ExportType;
-use lm::{export_gguf, ChatTokenizer, Model, Role, Turn};
+use lm::{export_gguf, ChatTokenizer, Model, Role, ChatMessage};
 use serde_json::Value;
 
 fn parity_dir() -> PathBuf {
@@ -42,7 +42,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 struct Case {
     name: String,
     ids: Vec<u32>,
-    messages: Option<Vec<Turn>>,
+    messages: Option<Vec<ChatMessage>>,
     last: Option<Vec<f32>>,
     top: Vec<(usize, f32)>,
     all: Option<Vec<Vec<f32>>>,
@@ -60,7 +60,7 @@ fn cases(doc: &Value) -> Vec<Case> {
                 m.as_array()
                     .unwrap()
                     .iter()
-                    .map(|t| Turn {
+                    .map(|t| ChatMessage {
                         role: match t["role"].as_str().unwrap() {
                             "user" => Role::User,
                             "assistant" => Role::Assistant,

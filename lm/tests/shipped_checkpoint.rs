@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lm::{ChatTokenizer, Role, Turn};
+use lm::{ChatTokenizer, Role, ChatMessage};
 use serde_json::Value;
 
 fn shipped_dir() -> Option<PathBuf> {
@@ -38,9 +38,9 @@ fn shipped_q8_0_gguf_keeps_pytorch_greedy_choices() {
     for c in cases {
         let ids: Vec<u32> = c["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
         if let Some(msgs) = c["messages"].as_array() {
-            let turns: Vec<Turn> = msgs
+            let turns: Vec<ChatMessage> = msgs
                 .iter()
-                .map(|m| Turn {
+                .map(|m| ChatMessage {
                     role: if m["role"] == "user" { Role::User } else { Role::Assistant },
                     content: m["content"].as_str().unwrap().to_string(),
                 })

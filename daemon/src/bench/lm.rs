@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use ::lm::bench::{run_with, BenchOptions, BenchReport};
-use ::lm::{ChatTokenizer, ExportType, Model, MulmFile, Preset, Turn};
+use ::lm::{ChatTokenizer, ExportType, Model, MulmFile, Preset, ChatMessage};
 
 use crate::config::Config;
 
@@ -372,7 +372,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         };
         let ids = tok
             .encode_chat(
-                &[Turn::user(question)],
+                &[ChatMessage::user(question)],
                 src.mulm.model.max_seq_len.saturating_sub(o.max_new_tokens),
             )?
             .ids;

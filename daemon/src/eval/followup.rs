@@ -156,11 +156,11 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
         let mut answer = |history: bool| -> Result<Answer> {
             let (turns, messages) = if history {
                 (
-                    vec![lm::Turn::user(it.first.as_str()), lm::Turn::assistant(it.first_reply.as_str()), lm::Turn::user(it.follow_up.as_str())],
+                    vec![lm::ChatMessage::user(it.first.as_str()), lm::ChatMessage::assistant(it.first_reply.as_str()), lm::ChatMessage::user(it.follow_up.as_str())],
                     vec![Message::user(it.first.as_str()), Message::assistant(it.first_reply.as_str()), Message::user(it.follow_up.as_str())],
                 )
             } else {
-                (vec![lm::Turn::user(it.follow_up.as_str())], vec![Message::user(it.follow_up.as_str())])
+                (vec![lm::ChatMessage::user(it.follow_up.as_str())], vec![Message::user(it.follow_up.as_str())])
             };
             let o = engine.opener(lm::OpenerInput::History(&turns), Some(args.words), |_, _| {}).with_context(|| it.id.clone())?;
             let complete = o.stop == lm::StopReason::EndOfTurn;

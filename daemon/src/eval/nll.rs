@@ -44,7 +44,7 @@ pub fn reference_nll(
         bail!("empty reference");
     }
     let max_seq = model.config().max_seq_len;
-    let prompt = match tok.encode_chat(&[lm::Turn::user(query)], max_seq.saturating_sub(target.len())) {
+    let prompt = match tok.encode_chat(&[lm::ChatMessage::user(query)], max_seq.saturating_sub(target.len())) {
         Ok(p) => p.ids,
         Err(lm::LmError::PromptTooLong { .. }) => return Ok(None),
         Err(e) => return Err(e).context("encoding the prompt"),
@@ -87,7 +87,7 @@ mod tests {
         let (model, mulm) = lm::load_dir(dir.path()).unwrap();
         let tok = lm::ChatTokenizer::from_file(&dir.path().join("tokenizer.json"), &mulm).unwrap();
         let r = reference_nll(&model, &tok, "What is it?", " hello world ").unwrap().unwrap();
-        let prompt = tok.encode_chat(&[lm::Turn::user("What is it?")], 1000).unwrap().ids;
+        let prompt = tok.encode_chat(&[lm::ChatMessage::user("What is it?")], 1000).unwrap().ids;
         let target = tok.encode_text("hello world").unwrap();
         assert_eq!(r.tokens, target.len());
         let mut cache = model.new_cache().unwrap();
