@@ -11,6 +11,7 @@
 // Opener, handoff and safety evals and what they share.
 mod continuator;
 mod embed;
+mod everyday;
 mod followup;
 mod handoff;
 mod judge;
@@ -49,6 +50,8 @@ pub enum EvalCmd {
     Safety(safety::SafetyArgs),
     /// Follow-up questions that depend on the first turn, with and without the history.
     Followup(followup::FollowupArgs),
+    /// Held-out everyday questions: the share of 8-word openers on topic with no repeat.
+    Everyday(everyday::EverydayArgs),
 }
 
 /// Options every eval takes.
@@ -72,5 +75,6 @@ pub fn run(cfg: &Config, cmd: EvalCmd) -> Result<()> {
         EvalCmd::Handoff(a) => handoff::run(cfg, &a),
         EvalCmd::Safety(a) => safety::run(cfg, &a),
         EvalCmd::Followup(a) => followup::run(cfg, &a),
+        EvalCmd::Everyday(a) => everyday::run(cfg, &a),
     }
 }
