@@ -51,6 +51,12 @@ pub struct GatewayConfig {
     /// connections whose device vanished behind a NAT even when no frame is due.
     #[serde(default = "default_tcp_keepalive_s")]
     pub tcp_keepalive_s: u64,
+    /// Kernel send buffer of each accepted socket, bytes (Linux doubles it; 0 = the
+    /// kernel's autotuned default, up to several MB). Bounds the memory a client that
+    /// stops reading can pin in the kernel, and lets the write deadline notice it after
+    /// that much output instead of after megabytes.
+    #[serde(default = "default_send_buffer_bytes")]
+    pub send_buffer_bytes: usize,
     /// Frames queued per session for the client; with `write_timeout_ms`, what a
     /// client that stops reading may hold back before its session is dropped.
     #[serde(default = "default_send_queue_frames")]
@@ -113,6 +119,9 @@ fn default_pong_timeout_ms() -> u64 {
 }
 fn default_tcp_keepalive_s() -> u64 {
     30
+}
+fn default_send_buffer_bytes() -> usize {
+    64 * 1024
 }
 fn default_send_queue_frames() -> usize {
     1024
@@ -309,6 +318,7 @@ impl GatewayConfig {
             ping_interval_ms: default_ping_interval_ms(),
             pong_timeout_ms: default_pong_timeout_ms(),
             tcp_keepalive_s: default_tcp_keepalive_s(),
+            send_buffer_bytes: default_send_buffer_bytes(),
             send_queue_frames: default_send_queue_frames(),
             write_timeout_ms: default_write_timeout_ms(),
             max_tokens_cap: default_max_tokens_cap(),

@@ -43,10 +43,18 @@ const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 /// Longest time a refused connection is served to say `too_many_sessions`.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 
-/// Socket options of an accepted connection: no Nagle delay, and TCP keepalive so
-/// the kernel notices a peer that vanished (`tcp_keepalive_s`, 0 = off).
-pub fn configure_socket(tcp: &tokio::net::TcpStream, keepalive_s: u64) -> std::io::Result<()> {
+/// Socket options of an accepted connection: no Nagle delay, TCP keepalive so the
+/// kernel notices a peer that vanished (`tcp_keepalive_s`, 0 = off), and a bounded
+/// kernel send buffer (`send_buffer_bytes`, 0 = the kernel's default).
+pub fn configure_socket(
+    tcp: &tokio::net::TcpStream,
+    keepalive_s: u64,
+    send_buffer_bytes: usize,
+) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
+    if send_buffer_bytes > 0 {
+        socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer_bytes)?;
+    }
     if keepalive_s > 0 {
         let idle = Duration::from_secs(keepalive_s);
         let ka = socket2::TcpKeepalive::new()
@@ -168,7 +176,7 @@ pub async fn spawn_with_backend(
                             continue;
                         };
                         tracing::debug!(%peer, "connection");
-                        if let Err(e) = configure_socket(&tcp, cfg.tcp_keepalive_s) {
+                        if let Err(e) = configure_socket(&tcp, cfg.tcp_keepalive_s, cfg.send_buffer_bytes) {
                             tracing::debug!(%peer, error = %e, "socket options");
                         }
                         let (permit, deadline, refusal) = match permits.clone().try_acquire_owned() {
