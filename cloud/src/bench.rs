@@ -82,18 +82,18 @@ pub struct OverheadReport {
 pub const TARGET_P99_MS: f64 = 5.0;
 
 /// Client-side times of one request.
-struct Sample {
-    id: RequestId,
-    sent: Instant,
-    first_delta: Instant,
-    done: Instant,
+pub(crate) struct Sample {
+    pub(crate) id: RequestId,
+    pub(crate) sent: Instant,
+    pub(crate) first_delta: Instant,
+    pub(crate) done: Instant,
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -120,6 +120,10 @@ async fn run(n_sessions: usize, spread_ms: u64) -> Result<OverheadReport, CloudE
         BackendConfig::Scripted(ScriptedConfig::default()),
     );
     config.max_sessions = n_sessions + 16;
+    // Every simulated device connects from 127.0.0.1 and sends back to back.
+    config.max_connections_per_ip = 0;
+    config.requests_per_s = 1000.0;
+    config.request_burst = 1000;
     let backend = ScriptedBackend::fixed(" Paris, on the Seine.").record_first_tokens();
     let gw = spawn_with_backend(config, Arc::new(backend.clone())).await?;
     let url = gw.url();
@@ -187,6 +191,18 @@ async fn one_session(
     barrier: Arc<Barrier>,
     spread_ms: u64,
 ) -> (Vec<Sample>, usize) {
+    session_rounds(s, url, token, barrier, spread_ms, ROUNDS).await
+}
+
+/// A client doing `rounds` rounds of one request each (see [`one_session`]).
+pub(crate) async fn session_rounds(
+    s: usize,
+    url: &str,
+    token: &str,
+    barrier: Arc<Barrier>,
+    spread_ms: u64,
+    rounds: usize,
+) -> (Vec<Sample>, usize) {
     let (mut samples, mut errors) = (Vec::new(), 0);
     let ws = async {
         let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
@@ -212,18 +228,18 @@ async fn one_session(
     .await;
     // Every session reaches the barrier once per round, even a failed one, so the others never hang.
     let Some(mut ws) = ws else {
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             barrier.wait().await;
         }
-        return (samples, ROUNDS);
+        return (samples, rounds);
     };
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         barrier.wait().await;
         if spread_ms > 0 {
             let wait = rand::Rng::random_range(&mut rand::rng(), 0..spread_ms * 1000);
             tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
         }
-        let id = (s * ROUNDS + round) as RequestId;
+        let id = (s * rounds + round) as RequestId;
         let req = ContinueRequest {
             id,
             messages: vec![Message::user("What is the capital of France?")],

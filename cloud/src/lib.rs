@@ -18,6 +18,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod bench_abuse;
 pub mod client;
 pub mod continuation;
 mod error;

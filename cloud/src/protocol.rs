@@ -197,6 +197,11 @@ pub enum ErrorCode {
     TooManySessions,
     /// The continuation backend failed.
     Backend,
+    /// The backend's queue is full; retry later (the request ends with `done`, `error`).
+    Busy,
+    /// The session sends `continue` faster than the gateway's `requests_per_s`
+    /// token bucket allows; the request was not started.
+    RateLimited,
     /// Anything else (a bug).
     Internal,
 }

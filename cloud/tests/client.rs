@@ -19,9 +19,11 @@ fn fast_opts() -> ClientOptions {
         pong_timeout_ms: 300,
         backoff_initial_ms: 50,
         backoff_max_ms: 200,
+        backoff_reset_after_ms: 10_000,
         backoff_jitter: 0.2,
         bearer_header: true,
         tls_ca_file: None,
+        allow_insecure: false,
     }
 }
 
@@ -257,4 +259,66 @@ async fn bad_token_keeps_the_client_disconnected() {
     assert!(!client.is_connected());
     let err = client.stats().last_error.unwrap_or_default();
     assert!(err.contains("Unauthorized"), "{err}");
+}
+
+#[tokio::test]
+async fn a_flapping_gateway_does_not_get_a_reconnect_storm() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A gateway that answers every hello with ready and then drops the session.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let sessions = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = sessions.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let _ = ws.next().await;
+                let ready = cloud::protocol::ServerFrame::Ready {
+                    version: cloud::protocol::PROTOCOL_VERSION,
+                    backend: "flaky".into(),
+                    max_frame_bytes: 65536,
+                };
+                let _ = ws
+                    .send(tokio_tungstenite::tungstenite::Message::text(ready.encode()))
+                    .await;
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = ws.close(None).await;
+            });
+        }
+    });
+    let opts = ClientOptions {
+        backoff_initial_ms: 50,
+        backoff_max_ms: 800,
+        backoff_jitter: 0.0,
+        ..fast_opts()
+    };
+    let client = CloudClient::connect(&url, TOKEN, opts).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let n = sessions.load(Ordering::SeqCst);
+    // Growing backoff: sleeps of 50, 100, 200, 400, 800 ms fit at most 6 sessions
+    // in 1.5 s; resetting after every hello would reconnect every ~50 ms.
+    assert!((2..=6).contains(&n), "{n} sessions in 1.5 s");
+    drop(client);
+}
+
+#[tokio::test]
+async fn plain_ws_to_a_remote_host_is_refused_unless_allowed() {
+    let e = CloudClient::connect("ws://192.0.2.1:8787", TOKEN, fast_opts()).await;
+    assert!(matches!(e, Err(cloud::CloudError::Config(_))), "{:?}", e.err());
+    let allowed = ClientOptions {
+        allow_insecure: true,
+        connect_timeout_ms: 100,
+        ..fast_opts()
+    };
+    let c = CloudClient::connect("ws://192.0.2.1:8787", TOKEN, allowed).await;
+    assert!(c.is_ok(), "allowed by the option (it just cannot connect)");
+    let nan = ClientOptions {
+        backoff_jitter: f64::NAN,
+        ..fast_opts()
+    };
+    let e = CloudClient::connect("ws://127.0.0.1:1", TOKEN, nan).await;
+    assert!(e.err().is_some_and(|e| e.to_string().contains("backoff_jitter")));
 }

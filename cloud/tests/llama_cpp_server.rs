@@ -233,6 +233,8 @@ async fn llama_cpp_server_continues_the_opener_through_the_gateway() {
         temperature: Some(0.0),
         include_usage: true,
         connect_timeout_ms: 2_000,
+        request_timeout_ms: 120_000,
+        idle_timeout_ms: 60_000,
     };
     let backend = OpenAiBackend::new(cfg.clone()).unwrap();
     let req = ContinueRequest {

@@ -31,6 +31,8 @@ fn config(base_url: String, mode: OpenerMode) -> OpenAiConfig {
         temperature: Some(0.2),
         include_usage: true,
         connect_timeout_ms: 1000,
+        request_timeout_ms: 60_000,
+        idle_timeout_ms: 30_000,
     }
 }
 
@@ -277,4 +279,67 @@ fn chunk_parsing() {
     assert_eq!(c.finish, Some(FinishReason::Length));
     assert!(parse_chunk("{oops").is_err());
     assert!(parse_chunk(r#"{"error":{"message":"overloaded"}}"#).is_err());
+}
+
+/// An upstream that accepts, reads the request and then never answers; reports
+/// whether (and when) the client closed the connection.
+async fn stuck_server() -> (String, tokio::sync::oneshot::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (hung_up_tx, hung_up) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let _ = read_request(&mut sock).await;
+        let mut tmp = [0u8; 64];
+        // Blocks until the client closes its end.
+        while sock.read(&mut tmp).await.map(|n| n > 0).unwrap_or(false) {}
+        let _ = hung_up_tx.send(());
+    });
+    (url, hung_up)
+}
+
+#[tokio::test]
+async fn cancel_reaches_a_request_still_waiting_for_headers() {
+    let (url, hung_up) = stuck_server().await;
+    let backend = OpenAiBackend::new(config(url, OpenerMode::Instruction)).unwrap();
+    let cancel = CancelToken::new();
+    let mut s = backend.stream(BackendRequest {
+        request: req(),
+        cancel: cancel.clone(),
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cancel.cancel();
+    let ev = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("the stream ends after cancel")
+        .expect("a final item");
+    assert!(
+        matches!(ev, Ok(BackendEvent::Finished { reason: FinishReason::Cancelled, .. })),
+        "{ev:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(5), hung_up)
+        .await
+        .expect("the upstream socket is closed after cancel")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stuck_upstream_times_out() {
+    let (url, hung_up) = stuck_server().await;
+    let mut cfg = config(url, OpenerMode::Instruction);
+    cfg.request_timeout_ms = 300;
+    let backend = OpenAiBackend::new(cfg).unwrap();
+    let mut s = backend.stream(BackendRequest {
+        request: req(),
+        cancel: CancelToken::new(),
+    });
+    let ev = tokio::time::timeout(Duration::from_secs(10), s.next())
+        .await
+        .expect("the request deadline ends the stream")
+        .expect("a final item");
+    assert!(matches!(ev, Err(BackendError::Timeout(_))), "{ev:?}");
+    tokio::time::timeout(Duration::from_secs(5), hung_up)
+        .await
+        .expect("the upstream socket is closed at the deadline")
+        .unwrap();
 }

@@ -30,6 +30,9 @@ pub struct CloudSection {
     pub local_latency_ms: f64,
     /// Local gateway: spread of that delay (ms, uniform half-width).
     pub local_latency_jitter_ms: f64,
+    /// Allow `ws://` (the token in clear) to a host that is not loopback; off: such a
+    /// `url` is refused, use `wss://`.
+    pub allow_insecure: bool,
 }
 
 impl Default for CloudSection {
@@ -43,6 +46,7 @@ impl Default for CloudSection {
             local_model: PathBuf::from("models/gemma/gemma-3-270m-q4_k_m.gguf"),
             local_latency_ms: 0.0,
             local_latency_jitter_ms: 0.0,
+            allow_insecure: false,
         }
     }
 }
@@ -64,8 +68,20 @@ impl CloudSection {
         if !(1..=4096).contains(&self.max_tokens) {
             bail!("cloud.max_tokens = {} (must be 1..4096)", self.max_tokens);
         }
-        if !(0.0..=60_000.0).contains(&self.local_latency_ms) || self.local_latency_jitter_ms < 0.0 {
-            bail!("cloud.local_latency_ms / local_latency_jitter_ms out of range (0..60000)");
+        // `contains` is false for NaN, so non-finite values fail here too.
+        if !(0.0..=60_000.0).contains(&self.local_latency_ms) {
+            bail!("cloud.local_latency_ms = {} (must be a finite number in 0..60000)", self.local_latency_ms);
+        }
+        if !(0.0..=60_000.0).contains(&self.local_latency_jitter_ms) {
+            bail!(
+                "cloud.local_latency_jitter_ms = {} (must be a finite number in 0..60000)",
+                self.local_latency_jitter_ms
+            );
+        }
+        if let Some(u) = &self.url {
+            if u.starts_with("ws://") && !self.allow_insecure && !cloud::client::is_loopback_url(u) {
+                bail!("cloud.url = {u:?} sends the token in clear to a non-loopback host: use wss:// (or cloud.allow_insecure = true)");
+            }
         }
         Ok(())
     }
@@ -81,7 +97,11 @@ impl CloudLink {
     /// Connects (pre-warmed: waits for the first session). `latency_ms` overrides the local
     /// gateway's injected first-delta delay.
     pub async fn start(sec: &CloudSection, latency_ms: Option<f64>) -> Result<Self> {
-        let opts = ClientOptions { first_delta_timeout_ms: sec.first_delta_timeout_ms, ..ClientOptions::default() };
+        let opts = ClientOptions {
+            first_delta_timeout_ms: sec.first_delta_timeout_ms,
+            allow_insecure: sec.allow_insecure,
+            ..ClientOptions::default()
+        };
         if let Some(url) = &sec.url {
             if latency_ms.is_some() {
                 tracing::warn!("--cloud-latency-ms applies to the local gateway only; ignored for {url}");
@@ -96,6 +116,9 @@ impl CloudLink {
             bail!("local cloud model {} missing (run scripts/setup.sh, or set cloud.url)", sec.local_model.display());
         }
         let latency = latency_ms.unwrap_or(sec.local_latency_ms);
+        if !(0.0..=60_000.0).contains(&latency) {
+            bail!("--cloud-latency-ms = {latency} (must be a finite number in 0..60000)");
+        }
         let toml = format!(
             "listen = \"127.0.0.1:0\"\ntoken = {token:?}\n[backend]\nkind = \"local\"\nmodel_path = {model:?}\nthreads = 1\n\
              [latency]\nfirst_delta_ms = {latency}\nfirst_delta_jitter_ms = {jitter}\n",

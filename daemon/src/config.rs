@@ -9,6 +9,9 @@ use serde::Deserialize;
 /// Path used when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG: &str = "configs/firstword.toml";
 
+/// Longest `tts.clause_silence_ms` / `tts.sentence_silence_ms`, ms (each gap is allocated).
+pub const MAX_TTS_SILENCE_MS: u32 = 10_000;
+
 /// Whole-daemon settings. Every table and key is optional; unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,6 +65,22 @@ impl Config {
         }
         if !(0.25..=4.0).contains(&self.tts.length_scale) {
             bail!("tts.length_scale = {} (must be in 0.25..4.0)", self.tts.length_scale);
+        }
+        // Each gap is allocated as samples: keep a typo from asking for hours of silence.
+        for (key, ms) in [
+            ("tts.clause_silence_ms", self.tts.clause_silence_ms),
+            ("tts.sentence_silence_ms", self.tts.sentence_silence_ms),
+        ] {
+            if ms > MAX_TTS_SILENCE_MS {
+                bail!("{key} = {ms} (at most {MAX_TTS_SILENCE_MS})");
+            }
+        }
+        for (key, v) in [("tts.noise_scale", self.tts.noise_scale), ("tts.noise_w", self.tts.noise_w)] {
+            if let Some(v) = v {
+                if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
+                    bail!("{key} = {v} (must be a finite number in 0..10)");
+                }
+            }
         }
         self.audio.validate()?;
         self.metrics.validate()?;
@@ -153,6 +172,14 @@ mod tests {
         assert!(err("[turn]\ncloud_history_turns = 65\n").contains("turn.cloud_history_turns"));
         assert!(err("[turn]\ncloud_history_tokens = 5000\n").contains("turn.cloud_history_tokens"));
         assert!(err("[turn]\nmulm_history_tokens = 5000\n").contains("turn.mulm_history_tokens"));
+        assert!(err("[tts]\nclause_silence_ms = 4000000000\n").contains("tts.clause_silence_ms"));
+        assert!(err("[tts]\nsentence_silence_ms = 100000\n").contains("tts.sentence_silence_ms"));
+        assert!(err("[tts]\nnoise_w = nan\n").contains("tts.noise_w"));
+        assert!(err("[cloud]\nlocal_latency_jitter_ms = nan\n").contains("cloud.local_latency_jitter_ms"));
+        assert!(err("[cloud]\nlocal_latency_ms = inf\n").contains("cloud.local_latency_ms"));
+        assert!(err("[cloud]\nurl = \"ws://10.1.2.3:8787\"\n").contains("cloud.url"));
+        Config::parse("[cloud]\nurl = \"ws://10.1.2.3:8787\"\nallow_insecure = true\n").unwrap();
+        Config::parse("[cloud]\nurl = \"ws://127.0.0.1:8787\"\n").unwrap();
     }
 
     #[test]

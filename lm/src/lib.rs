@@ -24,6 +24,7 @@ pub mod config;
 pub mod decode;
 pub mod dev;
 pub mod error;
+pub mod gguf_check;
 pub mod gguf_export;
 pub mod linear;
 pub mod load;

@@ -145,6 +145,8 @@ pub fn load_gguf(path: &Path, mulm: Option<&MulmFile>) -> Result<(Model, Option<
 pub fn load_gguf_with(path: &Path, mulm: Option<&MulmFile>, pad_ffn: bool) -> Result<(Model, Option<MulmFile>)> {
     let file_name = path.display().to_string();
     let mut f = File::open(path).map_err(|e| LmError::io(path, e))?;
+    crate::gguf_check::check_gguf_alignment(&mut f)
+        .map_err(|problem| LmError::GgufMetadata { key: format!("{file_name}: header"), problem })?;
     let content = Content::read(&mut f)?;
     let gguf_cfg = gguf_model_config(&content)?;
     let embedded = match content.metadata.get(GGUF_MULM_KEY) {

@@ -235,8 +235,11 @@ fn quantize_scalar(x: &[f32], a: &mut QActs) {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut sum = 0i32;
         for (j, &v) in vals.iter().enumerate() {
-            // round-half-even, as the SIMD quantizers of llama.cpp do; |v·id| ≤ 127.
-            let q = (v * id).round_ties_even() as i32;
+            // round-half-even, as the SIMD quantizers of llama.cpp do. |v·id| ≤ 127 for
+            // finite blocks; the clamp matters only when it is not (a subnormal max makes
+            // id infinite) and a NaN product is 0 (Rust's float → int cast), so q always
+            // fits an i8 and the block sum cannot overflow.
+            let q = (v * id).round_ties_even().clamp(-127.0, 127.0) as i32;
             a.q[blk * BLOCK + j] = q as i8;
             sum += q;
         }
@@ -292,11 +295,15 @@ mod simd {
         for (blk, vals) in x.chunks_exact(BLOCK).enumerate() {
             let v0 = _mm512_loadu_ps(vals.as_ptr());
             let v1 = _mm512_loadu_ps(vals.as_ptr().add(16));
-            let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            // NaN lanes count as 0 in the max, as f32::max does in the scalar fold
+            // (max_ps would return whichever operand is second).
+            let a0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v0, v0), _mm512_abs_ps(v0));
+            let a1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v1, v1), _mm512_abs_ps(v1));
+            let amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
             let d = amax / 127.0;
             let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-            let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
-            let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+            let q0 = _mm512_cvtps_epi32(clamp127(_mm512_mul_ps(v0, id)));
+            let q1 = _mm512_cvtps_epi32(clamp127(_mm512_mul_ps(v1, id)));
             let dst = a.q.as_mut_ptr().add(blk * BLOCK);
             _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q0));
             _mm_storeu_si128(dst.add(16) as *mut __m128i, _mm512_cvtepi32_epi8(q1));
@@ -304,6 +311,17 @@ mod simd {
             a.d[blk] = half::f16::from_f32(d).to_f32();
             a.c[blk] = -128 * sum;
         }
+    }
+
+    /// NaN → 0, then clamp to ±127: the scalar definition's `clamp` and float → int
+    /// cast (cvtps would turn NaN and ±inf into i32::MIN).
+    ///
+    /// # Safety
+    /// AVX-512 F must be available.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn clamp127(p: __m512) -> __m512 {
+        let p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(p, p), p);
+        _mm512_min_ps(_mm512_max_ps(p, _mm512_set1_ps(-127.0)), _mm512_set1_ps(127.0))
     }
 
     /// Blocks ahead of the decode GEMV's software prefetch (4 KB; 4–16 measured within noise).
@@ -462,6 +480,27 @@ mod tests {
         let mut scalar = QActs { m: 4, k: 1408, q: vec![0; x.len()], d: vec![0.0; x.len() / BLOCK], c: vec![0; x.len() / BLOCK] };
         quantize_scalar(&x, &mut scalar);
         assert_eq!((simd.q, simd.d, simd.c), (scalar.q, scalar.d, scalar.c));
+    }
+
+    #[test]
+    fn non_finite_activations_follow_the_scalar_definition() {
+        let mut x = random_x(5 * BLOCK, 9);
+        x[0] = f32::INFINITY;
+        x[BLOCK + 3] = f32::NAN;
+        x[2 * BLOCK + 5] = f32::NEG_INFINITY;
+        x[2 * BLOCK + 6] = f32::NAN;
+        x[3 * BLOCK..4 * BLOCK].fill(f32::NAN);
+        // A subnormal scale: 1/d overflows to inf.
+        x[4 * BLOCK..].fill(0.0);
+        x[4 * BLOCK] = 1e-38;
+        x[4 * BLOCK + 1] = -5e-39;
+        let simd = quantize_acts(&x, BLOCK).unwrap();
+        let mut scalar = QActs { m: 5, k: BLOCK, q: vec![0; x.len()], d: vec![0.0; 5], c: vec![0; 5] };
+        quantize_scalar(&x, &mut scalar);
+        let bits = |d: &[f32]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!((&simd.q, bits(&simd.d), &simd.c), (&scalar.q, bits(&scalar.d), &scalar.c));
+        assert!(scalar.q[BLOCK..2 * BLOCK].iter().any(|&q| q != 0), "finite values around a NaN survive");
+        assert!(scalar.q[4 * BLOCK] == 127 && scalar.q[4 * BLOCK + 1] == -127);
     }
 
     #[test]

@@ -75,6 +75,12 @@ pub enum BackendError {
     /// The backend's worker is gone (thread panicked or shut down).
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    /// The backend's queue is full; the request was refused at once (error code `busy`).
+    #[error("backend busy: {0}")]
+    Busy(String),
+    /// The upstream did not answer in time (`request_timeout_ms`, `idle_timeout_ms`).
+    #[error("upstream timeout: {0}")]
+    Timeout(String),
 }
 
 /// Stream of backend events; ends after [`BackendEvent::Finished`] or an error.
@@ -104,7 +110,28 @@ pub enum BackendConfig {
     Scripted(scripted::ScriptedConfig),
 }
 
+/// `Err` naming `key` unless `v` is finite and within `lo..=hi`.
+pub(crate) fn check_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), crate::error::CloudError> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(crate::error::CloudError::Config(format!(
+            "{key} = {v} (must be a finite number in {lo}..={hi})"
+        )))
+    }
+}
+
 impl BackendConfig {
+    /// Range checks the types cannot express (non-finite numbers included); errors
+    /// name the key (`backend.temperature`, …).
+    pub fn validate(&self) -> Result<(), crate::error::CloudError> {
+        match self {
+            BackendConfig::Local(c) => c.validate(),
+            BackendConfig::Openai(c) => c.validate(),
+            BackendConfig::Scripted(_) => Ok(()),
+        }
+    }
+
     /// Build the configured backend (loads the local model, reads API keys).
     pub fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
         Ok(match self {

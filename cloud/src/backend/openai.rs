@@ -65,6 +65,29 @@ pub struct OpenAiConfig {
     /// TCP/TLS connect timeout, ms.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Deadline for a whole request (connect, response headers, every chunk): a
+    /// stuck upstream cannot hold a task and a socket longer than this, ms.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Longest wait for the response headers or the next chunk of the stream, ms.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+impl OpenAiConfig {
+    /// Range checks; errors name the key (`backend.temperature`, ...).
+    pub fn validate(&self) -> Result<(), crate::error::CloudError> {
+        if let Some(t) = self.temperature {
+            super::check_range("backend.temperature", t as f64, 0.0, 100.0)?;
+        }
+        if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 || self.idle_timeout_ms == 0 {
+            return Err(crate::error::CloudError::Config(
+                "backend.connect_timeout_ms, request_timeout_ms and idle_timeout_ms must be > 0"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_true() -> bool {
@@ -72,6 +95,12 @@ fn default_true() -> bool {
 }
 fn default_connect_timeout_ms() -> u64 {
     5_000
+}
+fn default_request_timeout_ms() -> u64 {
+    120_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    30_000
 }
 
 /// The OpenAI-compatible backend.
@@ -227,15 +256,24 @@ impl Backend for OpenAiBackend {
         }
         let cancel = req.cancel;
         let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.request_timeout_ms);
+        let idle = Duration::from_millis(self.config.idle_timeout_ms);
         tokio::spawn(async move {
             let run = async {
-                let resp = builder
-                    .send()
+                let resp = tokio::time::timeout(idle, builder.send())
                     .await
+                    .map_err(|_| {
+                        BackendError::Timeout("no response headers within idle_timeout_ms".into())
+                    })?
                     .map_err(|e| BackendError::Transport(e.to_string()))?;
                 let status = resp.status();
                 if !status.is_success() {
-                    let body = resp.text().await.unwrap_or_default();
+                    let body = tokio::time::timeout(idle, resp.text())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
                     return Err(BackendError::Http {
                         status: status.as_u16(),
                         body: body.chars().take(500).collect(),
@@ -249,13 +287,12 @@ impl Backend for OpenAiBackend {
                 // Returning drops the response, which closes the connection: that is
                 // how vLLM / llama.cpp notice a cancelled request and stop decoding.
                 loop {
-                    let chunk = tokio::select! {
-                        c = bytes.next() => c,
-                        _ = cancel.cancelled() => return Ok((FinishReason::Cancelled, usage)),
-                    };
+                    let chunk = tokio::time::timeout(idle, bytes.next())
+                        .await
+                        .map_err(|_| BackendError::Timeout("no chunk within idle_timeout_ms".into()))?;
                     let ended = chunk.is_none();
                     let events = match chunk {
-                        Some(Ok(b)) => sse.push(&b),
+                        Some(Ok(b)) => sse.push(&b).map_err(BackendError::Protocol)?,
                         Some(Err(e)) => return Err(BackendError::Transport(e.to_string())),
                         None => sse.finish().into_iter().collect(),
                     };
@@ -269,9 +306,6 @@ impl Backend for OpenAiBackend {
                         let info = parse_chunk(&data)?;
                         if let Some(t) = info.text.filter(|t| !t.is_empty()) {
                             completion += 1;
-                            if cancel.is_cancelled() {
-                                return Ok((FinishReason::Cancelled, usage));
-                            }
                             if tx.send(Ok(BackendEvent::Delta(t))).await.is_err() {
                                 return Ok((FinishReason::Cancelled, usage));
                             }
@@ -291,11 +325,20 @@ impl Backend for OpenAiBackend {
                     }
                 }
             };
-            let item = match run.await {
-                Ok((reason, usage)) => Ok(BackendEvent::Finished { reason, usage }),
-                Err(e) => Err(e),
+            // Every await above (connect, headers, each chunk, each hand-off to the
+            // gateway) races the cancel token and the request's deadline; leaving
+            // drops the request, which closes its socket.
+            let result = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Ok((FinishReason::Cancelled, Usage::default())),
+                r = tokio::time::timeout_at(deadline, run) => r.unwrap_or_else(|_| {
+                    Err(BackendError::Timeout("request_timeout_ms passed".into()))
+                }),
             };
-            let _ = tx.send(item).await;
+            let item = result.map(|(reason, usage)| BackendEvent::Finished { reason, usage });
+            // The last hand-off is bounded too: a consumer that stopped reading
+            // must not keep this task alive.
+            let _ = tokio::time::timeout(idle, tx.send(item)).await;
         });
         receiver_stream(rx)
     }

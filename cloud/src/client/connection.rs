@@ -118,6 +118,7 @@ fn dispatch(shared: &Shared, frame: ServerFrame) {
                 code,
                 ErrorCode::DuplicateId
                     | ErrorCode::TooManyRequests
+                    | ErrorCode::RateLimited
                     | ErrorCode::BadFrame
                     | ErrorCode::NotReady
             );
@@ -231,7 +232,7 @@ pub(crate) async fn run(
         };
         match attempt {
             Ok(ws) => {
-                backoff_ms = opts.backoff_initial_ms.max(1);
+                let opened = Instant::now();
                 if let Ok(mut s) = shared.stats.lock() {
                     s.connects += 1;
                 }
@@ -249,6 +250,11 @@ pub(crate) async fn run(
                     s.last_error = Some(why.clone());
                 }
                 shared.fail_all(CloudErrorKind::ConnectionLost, &why);
+                // Only a session that stayed up a while proves the gateway healthy;
+                // one dropped right after `ready` keeps the backoff growing.
+                if opened.elapsed() >= Duration::from_millis(opts.backoff_reset_after_ms) {
+                    backoff_ms = opts.backoff_initial_ms.max(1);
+                }
             }
             Err(e) => {
                 tracing::debug!(%url, error = %e, "cloud connect failed");

@@ -93,6 +93,13 @@ impl CloudClient {
                 "URL must start with ws:// or wss://, got {url:?}"
             )));
         }
+        opts.validate().map_err(CloudError::Config)?;
+        if url.starts_with("ws://") && !opts.allow_insecure && !is_loopback_url(url) {
+            return Err(CloudError::Config(format!(
+                "{url}: ws:// would send the token in clear to a non-loopback host; use wss:// \
+                 (or allow_insecure = true on a network you trust)"
+            )));
+        }
         // rustls needs a process-wide crypto provider for wss://; ring is the one compiled in.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = match &opts.tls_ca_file {
@@ -223,6 +230,38 @@ impl CloudClient {
                     message: message.to_string(),
                 });
             }
+        }
+    }
+}
+
+/// Whether a `ws://` / `wss://` URL names a loopback host (`127.0.0.0/8`, `::1`,
+/// `localhost`). Hosts are not resolved: a name other than `localhost` is not loopback.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn loopback_urls() {
+        for u in ["ws://127.0.0.1:8787", "ws://localhost/x", "ws://[::1]:1", "ws://127.3.4.5"] {
+            assert!(is_loopback_url(u), "{u}");
+        }
+        for u in ["ws://10.0.0.1:8787", "ws://gateway.example", "ws://[::2]:1", "ws://127.0.0.1.evil.com"] {
+            assert!(!is_loopback_url(u), "{u}");
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct ClientOptions {
     pub backoff_initial_ms: u64,
     /// Longest reconnect delay, ms.
     pub backoff_max_ms: u64,
+    /// The backoff returns to `backoff_initial_ms` only after a session stayed up
+    /// this long: a gateway that accepts and then drops every session (flapping)
+    /// sees reconnects slow down to `backoff_max_ms`, not one every 100 ms, ms.
+    pub backoff_reset_after_ms: u64,
     /// Random spread of each reconnect delay, as a fraction (0.2 = ±20 %), so a
     /// fleet of devices does not reconnect in lockstep.
     pub backoff_jitter: f64,
@@ -35,6 +39,29 @@ pub struct ClientOptions {
     /// which fails with [`crate::CloudError::Config`] if the file is unreadable or
     /// holds no certificate. `None`: public roots only.
     pub tls_ca_file: Option<PathBuf>,
+    /// Allow `ws://` (token sent in clear) to a host that is not loopback
+    /// (`127.0.0.0/8`, `::1`, `localhost`). Off: such URLs are refused by
+    /// [`super::CloudClient::connect`]; use `wss://`.
+    pub allow_insecure: bool,
+}
+
+impl ClientOptions {
+    /// Values the client cannot work with; errors name the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.backoff_jitter.is_finite() && (0.0..=1.0).contains(&self.backoff_jitter)) {
+            return Err(format!(
+                "backoff_jitter = {} (must be a finite number in 0..=1)",
+                self.backoff_jitter
+            ));
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err("backoff_initial_ms must be > 0 and <= backoff_max_ms".into());
+        }
+        if self.ping_interval_ms == 0 || self.connect_timeout_ms == 0 {
+            return Err("ping_interval_ms and connect_timeout_ms must be > 0".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for ClientOptions {
@@ -46,9 +73,11 @@ impl Default for ClientOptions {
             pong_timeout_ms: 3_000,
             backoff_initial_ms: 100,
             backoff_max_ms: 5_000,
+            backoff_reset_after_ms: 10_000,
             backoff_jitter: 0.2,
             bearer_header: true,
             tls_ca_file: None,
+            allow_insecure: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::markers::{Item, MarkerScanner};
 use super::seam::{decide_start, norm_word};
+use super::start::{OpenerWords, StartDecider};
 
 /// What the filter produces, in stream order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +17,9 @@ pub enum FilterEvent {
 
 #[derive(Debug)]
 enum Phase {
-    /// Still deciding how the continuation joins the opener; `buf` holds its start.
-    Start { buf: String },
+    /// Still deciding how the continuation joins the opener; `buf` holds its start
+    /// and `dec` what is already known about it (so each delta costs its own length).
+    Start { buf: String, dec: StartDecider },
     /// Seam settled; text passes through.
     Passing,
 }
@@ -35,7 +37,10 @@ enum Phase {
 #[derive(Debug)]
 pub struct ContinuationFilter {
     opener: String,
-    opener_words: Vec<String>,
+    opener_words: OpenerWords,
+    /// Decide the seam from the whole buffer on every call (the quadratic
+    /// definition), to check the incremental decider against it in tests.
+    reference: bool,
     markers: MarkerScanner,
     phase: Phase,
     repaired: bool,
@@ -54,14 +59,27 @@ impl ContinuationFilter {
     pub fn new(opener: &str) -> Self {
         Self {
             opener: opener.to_string(),
-            opener_words: opener.split_whitespace().map(norm_word).collect(),
+            opener_words: OpenerWords::new(opener, opener.split_whitespace().map(norm_word).collect()),
+            reference: false,
             markers: MarkerScanner::default(),
-            phase: Phase::Start { buf: String::new() },
+            phase: Phase::Start {
+                buf: String::new(),
+                dec: StartDecider::default(),
+            },
             repaired: false,
             held_ws: String::new(),
             after_marker: false,
             drop_ws_after_marker: false,
         }
+    }
+
+    /// The same filter deciding the seam from scratch on every delta (reference).
+    #[cfg(test)]
+    pub(crate) fn new_reference(opener: &str) -> Self {
+        let mut f = Self::new(opener);
+        f.reference = true;
+        f.markers = MarkerScanner::reference();
+        f
     }
 
     /// Feed one raw delta from the model; returns the events it releases.
@@ -123,23 +141,40 @@ impl ContinuationFilter {
     /// ended there. If nothing survives, stay in the start phase so the text after
     /// the marker still gets the join treatment.
     fn settle_at_marker(&mut self, out: &mut Vec<FilterEvent>) {
-        if let Phase::Start { buf } = &mut self.phase {
-            if buf.trim().is_empty() {
+        if let Phase::Start { buf, dec } = &mut self.phase {
+            let blank = if self.reference {
+                buf.trim().is_empty()
+            } else {
+                dec.only_whitespace(buf)
+            };
+            if blank {
                 buf.clear();
+                *dec = StartDecider::default();
                 return;
             }
-            let decided =
-                decide_start(&self.opener, &self.opener_words, buf, true).unwrap_or_default();
+            let decided = self.decide(true).unwrap_or_default();
             self.phase = Phase::Passing;
             self.pass(&decided, out);
         }
     }
 
+    /// The seam decision on the buffered start (start phase only).
+    fn decide(&mut self, fin: bool) -> Option<String> {
+        let Phase::Start { buf, dec } = &mut self.phase else {
+            return None;
+        };
+        if self.reference {
+            decide_start(&self.opener, &self.opener_words.words, buf, fin)
+        } else {
+            dec.decide(&self.opener, &self.opener_words, buf, fin)
+        }
+    }
+
     fn text(&mut self, t: &str, fin: bool, out: &mut Vec<FilterEvent>) {
         match &mut self.phase {
-            Phase::Start { buf } => {
+            Phase::Start { buf, .. } => {
                 buf.push_str(t);
-                if let Some(decided) = decide_start(&self.opener, &self.opener_words, buf, fin) {
+                if let Some(decided) = self.decide(fin) {
                     self.phase = Phase::Passing;
                     self.after_marker = false;
                     self.pass(&decided, out);
@@ -202,4 +237,74 @@ pub fn filter_complete(opener: &str, raw: &str) -> (String, bool) {
         }
     }
     (text, f.repaired())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ContinuationFilter, FilterEvent};
+    use rand::{Rng, SeedableRng};
+
+    /// Pieces that hit every path of the seam and marker logic.
+    const PIECES: [&str; 40] = [
+        "Sure, ", "continuing:", " ", "   ", "\n", "\t", "The", " capital", " of", " France", " is",
+        " Paris", ".", ",", "<repair>", "</repair>", "<rep", "air>", "Correction:", "Correc",
+        "tion: ", "…", "...", "sure", "ok", "! ", "’", "'s", "France,", "é", "Here's the rest:",
+        " capital of", "capital", "is is", " the", "(continuing)", "Of course, ", "got it. ", "—", "a",
+    ];
+    const OPENERS: [&str; 8] = [
+        "The capital of France is",
+        "The capital of France is Paris.",
+        "",
+        "Well,",
+        "is is is is",
+        "the the the",
+        "Of course the",
+        "a a a a a a a a a a",
+    ];
+
+    fn run(mut f: ContinuationFilter, deltas: &[String]) -> Vec<Vec<FilterEvent>> {
+        let mut out: Vec<Vec<FilterEvent>> = deltas.iter().map(|d| f.push(d)).collect();
+        out.push(f.finish());
+        out
+    }
+
+    #[test]
+    fn incremental_filter_equals_the_reference_on_random_streams() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for case in 0..20_000 {
+            let opener = OPENERS[rng.random_range(0..OPENERS.len())];
+            let n = rng.random_range(0..14);
+            let raw: String = (0..n).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect();
+            // Split at random char boundaries into deltas (some empty).
+            let chars: Vec<char> = raw.chars().collect();
+            let mut deltas = Vec::new();
+            let mut i = 0;
+            while i < chars.len() {
+                let k = rng.random_range(0..=4.min(chars.len() - i));
+                deltas.push(chars[i..i + k].iter().collect::<String>());
+                i += k;
+            }
+            let fast = run(ContinuationFilter::new(opener), &deltas);
+            let reference = run(ContinuationFilter::new_reference(opener), &deltas);
+            assert_eq!(fast, reference, "case {case}: opener {opener:?}, deltas {deltas:?}");
+        }
+    }
+
+    #[test]
+    fn long_blank_and_meta_floods_cost_linear_work() {
+        // Work is counted, not timed: with the reference decider every delta
+        // rescans the buffer; here each delta must be examined once. A flood of
+        // 200k single blanks then periods ("..." is a meta phrase) must still
+        // finish and produce the right seam.
+        let mut f = ContinuationFilter::new("The capital of France is");
+        for _ in 0..200_000 {
+            assert!(f.push(" ").is_empty());
+        }
+        for _ in 0..30_000 {
+            assert!(f.push(".").is_empty());
+        }
+        let mut out = f.push(" Paris.");
+        out.extend(f.finish());
+        assert_eq!(out, vec![FilterEvent::Text(" Paris.".into())]);
+    }
 }

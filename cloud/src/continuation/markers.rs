@@ -63,6 +63,12 @@ pub(crate) struct MarkerScanner {
     pending: String,
     /// At the beginning of a line (stream start or after `\n`).
     line_start: bool,
+    /// `pending` is only blanks at the start of a line: more blanks cannot change
+    /// anything, so they are appended without rescanning (a stream of blanks
+    /// would otherwise be rescanned on every delta: quadratic).
+    blank_hold: bool,
+    /// Always rescan (the reference behaviour, for tests).
+    reference: bool,
 }
 
 impl Default for MarkerScanner {
@@ -70,15 +76,35 @@ impl Default for MarkerScanner {
         Self {
             pending: String::new(),
             line_start: true,
+            blank_hold: true,
+            reference: false,
         }
     }
 }
 
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
 impl MarkerScanner {
+    /// A scanner that rescans everything held on every push (reference).
+    #[cfg(test)]
+    pub fn reference() -> Self {
+        Self {
+            reference: true,
+            ..Self::default()
+        }
+    }
+
     /// Feed raw text; classified items are appended to `out`.
     pub fn push(&mut self, text: &str, out: &mut Vec<Item>) {
         self.pending.push_str(text);
+        if !self.reference && self.blank_hold && text.bytes().all(is_blank) {
+            // Scanning would hold all of it again and emit nothing.
+            return;
+        }
         self.scan(false, out);
+        self.blank_hold = self.line_start && self.pending.bytes().all(is_blank);
     }
 
     /// End of stream: release everything held back.

@@ -12,6 +12,7 @@ mod filter;
 pub mod instructions;
 mod markers;
 mod seam;
+mod start;
 
 pub use base_prompt::{
     base_model_prompt, base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES,

@@ -84,7 +84,7 @@ fn meta_match(input: &str, pattern: &str) -> (PrefixMatch, usize) {
 }
 
 /// Every meta phrase, alone and after each acknowledgement ("Sure, continuing:").
-fn meta_patterns() -> &'static [String] {
+pub(super) fn meta_patterns() -> &'static [String] {
     static PATTERNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     PATTERNS.get_or_init(|| {
         let mut v = Vec::new();
@@ -141,7 +141,7 @@ pub(crate) fn norm_word(w: &str) -> String {
 }
 
 /// Non-alphanumeric tail of a word ("France," → ",").
-fn trailing_punct(w: &str) -> &str {
+pub(super) fn trailing_punct(w: &str) -> &str {
     let end = w
         .char_indices()
         .rfind(|(_, c)| c.is_alphanumeric())
@@ -300,7 +300,7 @@ pub(crate) fn decide_start(
 }
 
 /// Prefix `rest` (non-empty, no leading whitespace) with the right separator.
-fn join(opener: &str, rest: &str, newline: bool) -> String {
+pub(super) fn join(opener: &str, rest: &str, newline: bool) -> String {
     let first = rest.chars().next().unwrap_or(' ');
     let is_correction = prefix_match(rest, CORRECTION_PREFIX, false) == PrefixMatch::Full;
     let sep = if opener.is_empty() {

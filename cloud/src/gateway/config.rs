@@ -31,9 +31,55 @@ pub struct GatewayConfig {
     /// Most requests in flight on one session.
     #[serde(default = "default_max_requests_per_session")]
     pub max_requests_per_session: usize,
-    /// A connection that has not sent a valid `hello` within this time is closed, ms.
+    /// One deadline from accept to a valid `hello` (TLS handshake, WebSocket upgrade
+    /// and `hello` together): a connection that has not authenticated by then is
+    /// closed, so a silent or stalling peer cannot hold a session slot, ms.
     #[serde(default = "default_hello_timeout_ms")]
     pub hello_timeout_ms: u64,
+    /// Most open connections (authenticated or not) from one IP address; more are
+    /// closed at accept, before any work. 0 = no cap.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// The gateway sends a WebSocket ping after this much silence from the client, ms.
+    #[serde(default = "default_ping_interval_ms")]
+    pub ping_interval_ms: u64,
+    /// A session from which nothing (not even a pong) arrived for
+    /// `ping_interval_ms + pong_timeout_ms` is closed as half-open, ms.
+    #[serde(default = "default_pong_timeout_ms")]
+    pub pong_timeout_ms: u64,
+    /// TCP keepalive idle time before the kernel's first probe, s (0 = off). Reaps
+    /// connections whose device vanished behind a NAT even when no frame is due.
+    #[serde(default = "default_tcp_keepalive_s")]
+    pub tcp_keepalive_s: u64,
+    /// Kernel send buffer of each accepted socket, bytes (Linux doubles it; 0 = the
+    /// kernel's autotuned default, up to several MB). Bounds the memory a client that
+    /// stops reading can pin in the kernel, and lets the write deadline notice it after
+    /// that much output instead of after megabytes.
+    #[serde(default = "default_send_buffer_bytes")]
+    pub send_buffer_bytes: usize,
+    /// Frames queued per session for the client; with `write_timeout_ms`, what a
+    /// client that stops reading may hold back before its session is dropped.
+    #[serde(default = "default_send_queue_frames")]
+    pub send_queue_frames: usize,
+    /// Longest wait for one frame to be written to the socket (or queued for it):
+    /// a client that stops reading is dropped after this, and nobody else waits, ms.
+    #[serde(default = "default_write_timeout_ms")]
+    pub write_timeout_ms: u64,
+    /// Server cap on `continue.max_tokens`: larger requests are served with this cap.
+    #[serde(default = "default_max_tokens_cap")]
+    pub max_tokens_cap: u32,
+    /// Sustained `continue` requests per second allowed on one session (token
+    /// bucket); over it a request is refused with `rate_limited`.
+    #[serde(default = "default_requests_per_s")]
+    pub requests_per_s: f64,
+    /// Burst size of that token bucket, requests.
+    #[serde(default = "default_request_burst")]
+    pub request_burst: u32,
+    /// Failed `hello`s (bad token or version) allowed per IP address per minute;
+    /// beyond that the address's connections are closed at accept until a minute
+    /// after the last failure. 0 = no throttle.
+    #[serde(default = "default_auth_failures_per_min")]
+    pub auth_failures_per_min: u32,
     /// The continuation backend.
     pub backend: BackendConfig,
     /// Artificial latency for demos and benchmarks (absent: none).
@@ -62,6 +108,72 @@ fn default_max_requests_per_session() -> usize {
 fn default_hello_timeout_ms() -> u64 {
     5_000
 }
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_ping_interval_ms() -> u64 {
+    15_000
+}
+fn default_pong_timeout_ms() -> u64 {
+    10_000
+}
+fn default_tcp_keepalive_s() -> u64 {
+    30
+}
+fn default_send_buffer_bytes() -> usize {
+    64 * 1024
+}
+fn default_send_queue_frames() -> usize {
+    1024
+}
+fn default_write_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_tokens_cap() -> u32 {
+    1024
+}
+fn default_requests_per_s() -> f64 {
+    5.0
+}
+fn default_request_burst() -> u32 {
+    20
+}
+fn default_auth_failures_per_min() -> u32 {
+    10
+}
+
+/// Tokens shipped in example configs and demos: refused on non-loopback listeners.
+pub const WELL_KNOWN_TOKENS: [&str; 2] = ["change-me", "firstword-local"];
+/// Shortest token accepted on a non-loopback listener, bytes.
+pub const MIN_PUBLIC_TOKEN_LEN: usize = 16;
+
+/// Whether `listen` (`HOST:PORT`) binds only the loopback interface (`127.0.0.0/8`,
+/// `::1`, `localhost`). Anything else, including unparseable hosts, counts as public.
+pub fn is_loopback_listen(listen: &str) -> bool {
+    if let Ok(a) = listen.parse::<std::net::SocketAddr>() {
+        return a.ip().is_loopback();
+    }
+    let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `Err` naming `key` unless `v` is finite and at least 0.
+fn non_negative(key: &str, v: f64) -> Result<(), CloudError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(CloudError::Config(format!(
+            "{key} = {v} (must be a finite number >= 0)"
+        )))
+    }
+}
+
+/// Largest injected delay accepted in `[latency]`, ms (one hour).
+pub const MAX_LATENCY_MS: f64 = 3_600_000.0;
 
 /// Shape of the first-delta delay distribution.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -118,32 +230,73 @@ impl GatewayConfig {
     /// Reject settings that cannot work (the TLS files themselves are read when the
     /// gateway starts).
     pub fn validate(&self) -> Result<(), CloudError> {
+        let bad = |m: String| Err(CloudError::Config(m));
         if self.token.is_empty() {
-            return Err(CloudError::Config("token must not be empty".into()));
+            return bad("token must not be empty".into());
         }
-        if self.max_frame_bytes < 256 {
-            return Err(CloudError::Config(
-                "max_frame_bytes must be at least 256".into(),
-            ));
-        }
-        if self.max_sessions == 0 || self.max_requests_per_session == 0 {
-            return Err(CloudError::Config(
-                "max_sessions and max_requests_per_session must be > 0".into(),
-            ));
-        }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(CloudError::Config(
-                "tls_cert and tls_key must be set together".into(),
-            ));
-        }
-        if let Some(l) = &self.latency {
-            if l.first_delta_ms < 0.0
-                || l.first_delta_jitter_ms < 0.0
-                || l.tokens_per_s.is_some_and(|r| r <= 0.0)
-            {
-                return Err(CloudError::Config("latency values must be positive".into()));
+        if !is_loopback_listen(&self.listen) {
+            if WELL_KNOWN_TOKENS.contains(&self.token.as_str()) {
+                return bad(format!(
+                    "token {:?} is a well-known example token; listen = {:?} is not loopback: set a secret token",
+                    self.token, self.listen
+                ));
+            }
+            if self.token.len() < MIN_PUBLIC_TOKEN_LEN {
+                return bad(format!(
+                    "token is {} bytes; listen = {:?} is not loopback: use at least {MIN_PUBLIC_TOKEN_LEN}",
+                    self.token.len(),
+                    self.listen
+                ));
             }
         }
+        if self.max_frame_bytes < 256 {
+            return bad("max_frame_bytes must be at least 256".into());
+        }
+        if self.max_sessions == 0 || self.max_requests_per_session == 0 {
+            return bad("max_sessions and max_requests_per_session must be > 0".into());
+        }
+        if self.hello_timeout_ms == 0 {
+            return bad("hello_timeout_ms must be > 0".into());
+        }
+        if self.ping_interval_ms == 0 || self.pong_timeout_ms == 0 {
+            return bad("ping_interval_ms and pong_timeout_ms must be > 0".into());
+        }
+        if self.send_queue_frames == 0 || self.write_timeout_ms == 0 {
+            return bad("send_queue_frames and write_timeout_ms must be > 0".into());
+        }
+        if self.max_tokens_cap == 0 {
+            return bad("max_tokens_cap must be > 0".into());
+        }
+        if !(self.requests_per_s.is_finite() && self.requests_per_s > 0.0) {
+            return bad(format!(
+                "requests_per_s = {} (must be a finite number > 0)",
+                self.requests_per_s
+            ));
+        }
+        if self.request_burst == 0 {
+            return bad("request_burst must be > 0".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key must be set together".into());
+        }
+        if let Some(l) = &self.latency {
+            non_negative("latency.first_delta_ms", l.first_delta_ms)?;
+            non_negative("latency.first_delta_jitter_ms", l.first_delta_jitter_ms)?;
+            // Durations are built from these: keep them far from Duration's limits.
+            if l.first_delta_ms > MAX_LATENCY_MS || l.first_delta_jitter_ms > MAX_LATENCY_MS {
+                return bad(format!(
+                    "latency.first_delta_ms / first_delta_jitter_ms must be at most {MAX_LATENCY_MS}"
+                ));
+            }
+            if let Some(r) = l.tokens_per_s {
+                if !(r.is_finite() && r >= 0.001) {
+                    return bad(format!(
+                        "latency.tokens_per_s = {r} (must be a finite number >= 0.001)"
+                    ));
+                }
+            }
+        }
+        self.backend.validate()?;
         Ok(())
     }
 
@@ -161,6 +314,17 @@ impl GatewayConfig {
             max_sessions: default_max_sessions(),
             max_requests_per_session: default_max_requests_per_session(),
             hello_timeout_ms: default_hello_timeout_ms(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            ping_interval_ms: default_ping_interval_ms(),
+            pong_timeout_ms: default_pong_timeout_ms(),
+            tcp_keepalive_s: default_tcp_keepalive_s(),
+            send_buffer_bytes: default_send_buffer_bytes(),
+            send_queue_frames: default_send_queue_frames(),
+            write_timeout_ms: default_write_timeout_ms(),
+            max_tokens_cap: default_max_tokens_cap(),
+            requests_per_s: default_requests_per_s(),
+            request_burst: default_request_burst(),
+            auth_failures_per_min: default_auth_failures_per_min(),
             backend,
             latency: None,
             tls_cert: None,

@@ -6,6 +6,7 @@
 //! (`wss://`); otherwise it speaks plain `ws://`.
 
 mod config;
+mod guard;
 mod latency;
 mod request;
 mod session;
@@ -19,7 +20,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use config::{Distribution, GatewayConfig, LatencyConfig};
+pub use config::{
+    is_loopback_listen, Distribution, GatewayConfig, LatencyConfig, MIN_PUBLIC_TOKEN_LEN,
+    WELL_KNOWN_TOKENS,
+};
 pub use stats::{GatewayStats, StatsSnapshot};
 
 use crate::backend::Backend;
@@ -30,6 +34,36 @@ pub(crate) struct Shared {
     pub(crate) config: GatewayConfig,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) stats: Arc<GatewayStats>,
+    pub(crate) auth: guard::AuthThrottle,
+}
+
+/// Connections over `max_sessions` that may at the same time be upgraded just to
+/// be told `too_many_sessions`; beyond these, extra connections are closed at once.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// Longest time a refused connection is served to say `too_many_sessions`.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Socket options of an accepted connection: no Nagle delay, TCP keepalive so the
+/// kernel notices a peer that vanished (`tcp_keepalive_s`, 0 = off), and a bounded
+/// kernel send buffer (`send_buffer_bytes`, 0 = the kernel's default).
+pub fn configure_socket(
+    tcp: &tokio::net::TcpStream,
+    keepalive_s: u64,
+    send_buffer_bytes: usize,
+) -> std::io::Result<()> {
+    tcp.set_nodelay(true)?;
+    if send_buffer_bytes > 0 {
+        socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer_bytes)?;
+    }
+    if keepalive_s > 0 {
+        let idle = Duration::from_secs(keepalive_s);
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(Duration::from_secs(keepalive_s.div_ceil(3).max(1)))
+            .with_retries(3);
+        socket2::SockRef::from(tcp).set_tcp_keepalive(&ka)?;
+    }
+    Ok(())
 }
 
 /// A running gateway.
@@ -107,13 +141,16 @@ pub async fn spawn_with_backend(
     let local_addr = listener.local_addr()?;
     let stats = Arc::new(GatewayStats::default());
     let permits = Arc::new(Semaphore::new(config.max_sessions));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let conns = Arc::new(guard::ConnCounts::default());
     let shared = Arc::new(Shared {
         config,
         backend,
         stats: stats.clone(),
+        auth: guard::AuthThrottle::default(),
     });
     let (stop, mut stop_rx) = watch::channel(false);
-    let handshake_limit = Duration::from_millis(shared.config.hello_timeout_ms);
+    let hello_limit = Duration::from_millis(shared.config.hello_timeout_ms);
     let tls_on = tls.is_some();
     tracing::info!(%local_addr, tls = tls_on, backend = shared.backend.kind(), "gateway listening");
     let task = tokio::spawn(async move {
@@ -125,20 +162,46 @@ pub async fn spawn_with_backend(
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
+                        // Everything until a valid hello shares this one deadline.
+                        let now = tokio::time::Instant::now();
+                        let cfg = &shared.config;
+                        if shared.auth.blocked(peer.ip(), cfg.auth_failures_per_min, now.into_std()) {
+                            GatewayStats::inc(&shared.stats.connections_refused);
+                            tracing::debug!(%peer, "refused: too many failed hellos from this address");
+                            continue;
+                        }
+                        let Some(slot) = conns.acquire(peer.ip(), cfg.max_connections_per_ip) else {
+                            GatewayStats::inc(&shared.stats.connections_refused);
+                            tracing::debug!(%peer, "refused: max_connections_per_ip");
+                            continue;
+                        };
                         tracing::debug!(%peer, "connection");
-                        let _ = tcp.set_nodelay(true);
-                        let permit = permits.clone().try_acquire_owned().ok();
+                        if let Err(e) = configure_socket(&tcp, cfg.tcp_keepalive_s, cfg.send_buffer_bytes) {
+                            tracing::debug!(%peer, error = %e, "socket options");
+                        }
+                        let (permit, deadline, refusal) = match permits.clone().try_acquire_owned() {
+                            Ok(p) => (Some(p), now + hello_limit, None),
+                            // Over the limit: answered at once (never holding a session slot),
+                            // and only as many at a time as MAX_REFUSALS_IN_FLIGHT.
+                            Err(_) => match refusals.clone().try_acquire_owned() {
+                                Ok(r) => (None, now + hello_limit.min(REFUSAL_DEADLINE), Some(r)),
+                                Err(_) => {
+                                    GatewayStats::inc(&shared.stats.connections_refused);
+                                    GatewayStats::inc(&shared.stats.sessions_rejected);
+                                    continue;
+                                }
+                            },
+                        };
+                        let ctx = session::Admission { peer, deadline, permit, _slot: slot, _refusal: refusal };
                         match &tls {
                             None => {
-                                sessions.spawn(session::run_session(tcp, shared.clone(), permit));
+                                sessions.spawn(session::run_session(tcp, shared.clone(), ctx));
                             }
                             Some(acceptor) => {
-                                // The TLS handshake runs in the session's task, bounded
-                                // like the hello, so a silent peer cannot hold a slot.
                                 let (acceptor, shared) = (acceptor.clone(), shared.clone());
                                 sessions.spawn(async move {
-                                    match tokio::time::timeout(handshake_limit, acceptor.accept(tcp)).await {
-                                        Ok(Ok(stream)) => session::run_session(stream, shared, permit).await,
+                                    match tokio::time::timeout_at(ctx.deadline, acceptor.accept(tcp)).await {
+                                        Ok(Ok(stream)) => session::run_session(stream, shared, ctx).await,
                                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                                     }

@@ -2,7 +2,7 @@
 //! filter → `delta` / `repair` / `done` frames.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::latency::Pacer;
 use super::stats::GatewayStats;
 use super::Shared;
-use crate::backend::{BackendEvent, BackendRequest, CancelToken};
+use crate::backend::{BackendError, BackendEvent, BackendRequest, CancelToken};
 use crate::continuation::{ContinuationFilter, FilterEvent};
 use crate::protocol::{
     ContinueRequest, ErrorCode, FinishReason, RecoveryMode, RequestId, ServerFrame, Timings, Usage,
@@ -25,6 +25,8 @@ pub(crate) async fn run_request(
     out: mpsc::Sender<ServerFrame>,
 ) {
     let start = Instant::now();
+    let limit = Duration::from_millis(shared.config.write_timeout_ms);
+    let out = Out { tx: &out, limit };
     let id = req.id;
     let mode = req.mode;
     let mut pacer = Pacer::new(start, shared.config.latency.as_ref());
@@ -78,14 +80,17 @@ pub(crate) async fn run_request(
                 break reason;
             }
             Some(Err(e)) => {
+                let code = match e {
+                    BackendError::Busy(_) => ErrorCode::Busy,
+                    _ => ErrorCode::Backend,
+                };
                 tracing::warn!(id, error = %e, "backend failed");
-                let _ = out
-                    .send(ServerFrame::Error {
-                        id: Some(id),
-                        code: ErrorCode::Backend,
-                        message: e.to_string(),
-                    })
-                    .await;
+                out.send(ServerFrame::Error {
+                    id: Some(id),
+                    code,
+                    message: e.to_string(),
+                })
+                .await;
                 break FinishReason::Error;
             }
         }
@@ -120,20 +125,34 @@ pub(crate) async fn run_request(
         total_ms: start.elapsed().as_secs_f64() * 1e3,
         injected_ms,
     };
-    let _ = out
-        .send(ServerFrame::Done {
-            id,
-            finish_reason: finish,
-            usage,
-            timings_ms,
-        })
-        .await;
+    out.send(ServerFrame::Done {
+        id,
+        finish_reason: finish,
+        usage,
+        timings_ms,
+    })
+    .await;
+}
+
+/// The session's send queue as seen by one request: a full queue is waited on for
+/// at most the write deadline, after which the client counts as gone.
+#[derive(Clone, Copy)]
+struct Out<'a> {
+    tx: &'a mpsc::Sender<ServerFrame>,
+    limit: Duration,
+}
+
+impl Out<'_> {
+    /// Queue `frame`; `false` if the connection is gone or not reading.
+    async fn send(&self, frame: ServerFrame) -> bool {
+        self.tx.send_timeout(frame, self.limit).await.is_ok()
+    }
 }
 
 /// Send filter events as frames; `false` if the connection is gone. Records the
 /// first-delta time and whether a repair was sent.
 async fn send_events(
-    out: &mpsc::Sender<ServerFrame>,
+    out: &Out<'_>,
     id: RequestId,
     mode: RecoveryMode,
     start: Instant,
@@ -157,7 +176,7 @@ async fn send_events(
                 ServerFrame::Repair { id, mode }
             }
         };
-        if out.send(frame).await.is_err() {
+        if !out.send(frame).await {
             return false;
         }
     }

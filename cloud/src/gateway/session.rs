@@ -5,24 +5,27 @@
 //! every request it had in flight is cancelled upstream.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::guard::{Bucket, ConnSlot};
 use super::request::run_request;
 use super::stats::GatewayStats;
 use super::Shared;
 use crate::backend::CancelToken;
-use crate::protocol::{ClientFrame, ErrorCode, RequestId, ServerFrame, PROTOCOL_VERSION};
-
-/// Outgoing frames buffered per session before request tasks wait.
-const OUT_QUEUE: usize = 256;
+use crate::protocol::{
+    ClientFrame, ErrorCode, FinishReason, RequestId, ServerFrame, PROTOCOL_VERSION,
+};
 
 /// Frames above `max_frame_bytes` but below this multiple are answered with
 /// `frame_too_large` and skipped; beyond it the WebSocket layer refuses to
@@ -68,109 +71,192 @@ fn error(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> 
     }
 }
 
-/// Serve one accepted connection (plain TCP, or TLS already negotiated). `permit`
-/// is `None` when the gateway is full: the client then gets `too_many_sessions`
-/// and is closed.
-pub(crate) async fn run_session<S>(
-    stream: S,
-    shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
-) where
+/// What the accept loop decided about a connection before its session starts.
+pub(crate) struct Admission {
+    /// The client's address (logged with failed authentication).
+    pub(crate) peer: SocketAddr,
+    /// Deadline for the whole handshake (TLS, upgrade, `hello`), from accept.
+    pub(crate) deadline: Instant,
+    /// The session slot; `None` when the gateway is full: the client then gets
+    /// `too_many_sessions` and is closed.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// This connection's place in the per-address count (released on drop).
+    pub(crate) _slot: ConnSlot,
+    /// For refused connections: their place among the refusals in flight.
+    pub(crate) _refusal: Option<OwnedSemaphorePermit>,
+}
+
+/// Removes a request from the session's in-flight table however its task ends
+/// (normally, cancelled or panicking), so its slot can never leak.
+struct InflightSlot {
+    map: Arc<Mutex<HashMap<RequestId, CancelToken>>>,
+    id: RequestId,
+}
+impl Drop for InflightSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(&self.id);
+        }
+    }
+}
+
+/// Queue a frame for the client without waiting; `false` when the queue is full
+/// (the client is not reading) or the writer is gone: the session then ends.
+fn reply(out: &mpsc::Sender<ServerFrame>, frame: ServerFrame) -> bool {
+    out.try_send(frame).is_ok()
+}
+
+/// Serve one accepted connection (plain TCP, or TLS already negotiated).
+pub(crate) async fn run_session<S>(stream: S, shared: Arc<Shared>, adm: Admission)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = adm.peer;
     let cfg = ws_config(shared.config.max_frame_bytes);
-    let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(cfg)).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            tracing::debug!(error = %e, "WebSocket handshake failed");
+    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(cfg));
+    let ws = match tokio::time::timeout_at(adm.deadline, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
+            return;
+        }
+        Err(_) => {
+            GatewayStats::inc(&shared.stats.sessions_rejected);
+            tracing::debug!(%peer, "WebSocket handshake timed out");
             return;
         }
     };
     let (mut sink, mut stream) = ws.split();
-    let Some(_permit) = permit else {
+    let write_limit = Duration::from_millis(shared.config.write_timeout_ms);
+    let Some(_permit) = adm.permit else {
         GatewayStats::inc(&shared.stats.sessions_rejected);
         let f = error(
             None,
             ErrorCode::TooManySessions,
             "gateway is at its session limit; retry later",
         );
-        let _ = sink.send(WsMessage::text(f.encode())).await;
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout_at(adm.deadline, async {
+            let _ = sink.send(WsMessage::text(f.encode())).await;
+            let _ = sink.close().await;
+        })
+        .await;
         return;
     };
 
     // All frames go through one writer task so request tasks can send concurrently.
-    let (out_tx, mut out_rx) = mpsc::channel::<ServerFrame>(OUT_QUEUE);
+    // The queue is bounded and every socket write has a deadline: a client that
+    // stops reading is dropped, and nothing outside its session waits for it.
+    let (out_tx, mut out_rx) = mpsc::channel::<ServerFrame>(shared.config.send_queue_frames);
+    let (ping_tx, mut ping_rx) = mpsc::channel::<()>(1);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let (closing_tx, mut closing_rx) = mpsc::channel::<()>(1);
+    let writer_stats = shared.stats.clone();
     tasks.spawn(async move {
-        while let Some(frame) = out_rx.recv().await {
-            // Close the connection after an error that ends the session.
-            let fatal = matches!(
-                &frame,
-                ServerFrame::Error {
-                    code: ErrorCode::Unauthorized | ErrorCode::VersionMismatch,
-                    ..
+        loop {
+            let (msg, fatal) = tokio::select! {
+                f = out_rx.recv() => match f {
+                    Some(frame) => {
+                        // Close the connection after an error that ends the session.
+                        let fatal = matches!(
+                            &frame,
+                            ServerFrame::Error {
+                                code: ErrorCode::Unauthorized | ErrorCode::VersionMismatch,
+                                ..
+                            }
+                        );
+                        (WsMessage::text(frame.encode()), fatal)
+                    }
+                    None => break,
+                },
+                Some(()) = ping_rx.recv() => (WsMessage::Ping(Default::default()), false),
+            };
+            match tokio::time::timeout(write_limit, sink.send(msg)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    GatewayStats::inc(&writer_stats.slow_readers_dropped);
+                    tracing::info!(%peer, "client stopped reading (write deadline passed): session dropped");
+                    break;
                 }
-            );
-            if sink.send(WsMessage::text(frame.encode())).await.is_err() {
-                break;
             }
             if fatal {
-                let _ = sink.close().await;
+                let _ = tokio::time::timeout(write_limit, sink.close()).await;
                 break;
             }
         }
-        let _ = closing_tx.send(()).await;
+        let _ = closing_tx.try_send(());
     });
 
     let inflight: Arc<Mutex<HashMap<RequestId, CancelToken>>> =
         Arc::new(Mutex::new(HashMap::new()));
     let mut authed = false;
     let mut _active: Option<ActiveGuard> = None;
-    let hello_deadline =
-        tokio::time::Instant::now() + Duration::from_millis(shared.config.hello_timeout_ms);
     let max_frame = shared.config.max_frame_bytes;
+    let ping_every = Duration::from_millis(shared.config.ping_interval_ms);
+    let dead_after = ping_every + Duration::from_millis(shared.config.pong_timeout_ms);
+    let mut last_inbound = Instant::now();
+    let mut pinged = false;
+    let mut bucket = Bucket::new(
+        shared.config.requests_per_s,
+        shared.config.request_burst,
+        std::time::Instant::now(),
+    );
 
     loop {
+        // Before hello: the admission deadline. After: ping when the client has
+        // been silent for `ping_interval_ms`, give up `pong_timeout_ms` later.
+        let wake = if !authed {
+            adm.deadline
+        } else if pinged {
+            last_inbound + dead_after
+        } else {
+            last_inbound + ping_every
+        };
         let msg = tokio::select! {
             m = stream.next() => m,
-            _ = tokio::time::sleep_until(hello_deadline), if !authed => {
-                GatewayStats::inc(&shared.stats.sessions_rejected);
-                let _ = out_tx.send(error(None, ErrorCode::NotReady, "no valid hello in time")).await;
-                break;
+            _ = tokio::time::sleep_until(wake) => {
+                if !authed {
+                    GatewayStats::inc(&shared.stats.sessions_rejected);
+                    reply(&out_tx, error(None, ErrorCode::NotReady, "no valid hello in time"));
+                    break;
+                }
+                if pinged {
+                    GatewayStats::inc(&shared.stats.half_open_closed);
+                    tracing::info!(%peer, "no frame or pong in time: half-open session closed");
+                    break;
+                }
+                pinged = true;
+                let _ = ping_tx.try_send(());
+                continue;
             }
             _ = closing_rx.recv() => break,
             Some(_) = tasks.join_next(), if tasks.len() > 1 => continue,
         };
+        last_inbound = Instant::now();
+        pinged = false;
         let text = match msg {
             None | Some(Ok(WsMessage::Close(_))) => break,
             Some(Err(e)) => {
                 // Typically a frame beyond the hard limit: report, then give up on
                 // this connection (the stream cannot be resynchronised).
                 GatewayStats::inc(&shared.stats.protocol_errors);
-                let _ = out_tx
-                    .send(error(
-                        None,
-                        ErrorCode::FrameTooLarge,
-                        format!("connection error: {e}"),
-                    ))
-                    .await;
+                reply(
+                    &out_tx,
+                    error(None, ErrorCode::FrameTooLarge, format!("connection error: {e}")),
+                );
                 break;
             }
             Some(Ok(WsMessage::Text(t))) => t,
             Some(Ok(WsMessage::Binary(_))) => {
                 GatewayStats::inc(&shared.stats.protocol_errors);
-                let _ = out_tx
-                    .send(error(
-                        None,
-                        ErrorCode::BadFrame,
-                        "binary frames are not part of the protocol",
-                    ))
-                    .await;
+                let f = error(None, ErrorCode::BadFrame, "binary frames are not part of the protocol");
+                if !reply(&out_tx, f) {
+                    break;
+                }
                 continue;
             }
-            // Ping/pong control frames are answered by the WebSocket layer.
+            // Ping/pong control frames are answered by the WebSocket layer; a pong
+            // (like any frame) proves the peer is alive.
             Some(Ok(_)) => continue,
         };
         if text.len() > max_frame {
@@ -179,36 +265,40 @@ pub(crate) async fn run_session<S>(
                 "frame of {} bytes exceeds max_frame_bytes {max_frame}",
                 text.len()
             );
-            let _ = out_tx.send(error(None, ErrorCode::FrameTooLarge, m)).await;
+            if !reply(&out_tx, error(None, ErrorCode::FrameTooLarge, m)) {
+                break;
+            }
             continue;
         }
         let frame = match ClientFrame::decode(text.as_str()) {
             Ok(f) => f,
             Err(e) => {
                 GatewayStats::inc(&shared.stats.protocol_errors);
-                let _ = out_tx.send(error(None, e.code(), e.to_string())).await;
+                if !reply(&out_tx, error(None, e.code(), e.to_string())) {
+                    break;
+                }
                 continue;
             }
         };
-        match frame {
+        let sent = match frame {
             ClientFrame::Hello { version, token } => {
                 if authed {
-                    let _ = out_tx
-                        .send(error(None, ErrorCode::NotReady, "hello already received"))
-                        .await;
+                    reply(&out_tx, error(None, ErrorCode::NotReady, "hello already received"))
                 } else if version != PROTOCOL_VERSION {
                     GatewayStats::inc(&shared.stats.sessions_rejected);
+                    GatewayStats::inc(&shared.stats.auth_failures);
+                    shared.auth.record(peer.ip(), std::time::Instant::now());
+                    tracing::warn!(%peer, version, "hello with a wrong protocol version");
                     let m = format!(
                         "server speaks protocol version {PROTOCOL_VERSION}, client sent {version}"
                     );
-                    let _ = out_tx
-                        .send(error(None, ErrorCode::VersionMismatch, m))
-                        .await;
+                    reply(&out_tx, error(None, ErrorCode::VersionMismatch, m))
                 } else if !token_matches(&token, &shared.config.token) {
                     GatewayStats::inc(&shared.stats.sessions_rejected);
-                    let _ = out_tx
-                        .send(error(None, ErrorCode::Unauthorized, "bad token"))
-                        .await;
+                    GatewayStats::inc(&shared.stats.auth_failures);
+                    shared.auth.record(peer.ip(), std::time::Instant::now());
+                    tracing::warn!(%peer, "hello with a bad token");
+                    reply(&out_tx, error(None, ErrorCode::Unauthorized, "bad token"))
                 } else {
                     authed = true;
                     shared
@@ -222,34 +312,28 @@ pub(crate) async fn run_session<S>(
                         backend: shared.backend.kind().to_string(),
                         max_frame_bytes: max_frame,
                     };
-                    let _ = out_tx.send(ready).await;
+                    reply(&out_tx, ready)
                 }
             }
             _ if !authed => {
                 GatewayStats::inc(&shared.stats.protocol_errors);
-                let _ = out_tx
-                    .send(error(None, ErrorCode::NotReady, "send hello first"))
-                    .await;
+                reply(&out_tx, error(None, ErrorCode::NotReady, "send hello first"))
             }
-            ClientFrame::Ping { nonce } => {
-                let _ = out_tx.send(ServerFrame::Pong { nonce }).await;
-            }
+            ClientFrame::Ping { nonce } => reply(&out_tx, ServerFrame::Pong { nonce }),
             ClientFrame::Cancel { id } => {
                 let token = inflight.lock().ok().and_then(|m| m.get(&id).cloned());
                 match token {
-                    Some(t) => t.cancel(),
-                    None => {
-                        let _ = out_tx
-                            .send(error(
-                                Some(id),
-                                ErrorCode::UnknownId,
-                                "no such request in flight",
-                            ))
-                            .await;
+                    Some(t) => {
+                        t.cancel();
+                        true
                     }
+                    None => reply(
+                        &out_tx,
+                        error(Some(id), ErrorCode::UnknownId, "no such request in flight"),
+                    ),
                 }
             }
-            ClientFrame::Continue(req) => {
+            ClientFrame::Continue(mut req) => {
                 let id = req.id;
                 let cancel = CancelToken::new();
                 let admitted = match inflight.lock() {
@@ -260,6 +344,10 @@ pub(crate) async fn run_session<S>(
                         ErrorCode::TooManyRequests,
                         "too many requests in flight on this connection",
                     )),
+                    Ok(_) if !bucket.take(std::time::Instant::now()) => Err((
+                        ErrorCode::RateLimited,
+                        "too many requests per second on this connection",
+                    )),
                     Ok(mut m) => {
                         m.insert(id, cancel.clone());
                         Ok(())
@@ -267,19 +355,53 @@ pub(crate) async fn run_session<S>(
                     Err(_) => Err((ErrorCode::Internal, "session state poisoned")),
                 };
                 if let Err((code, m)) = admitted {
-                    GatewayStats::inc(&shared.stats.protocol_errors);
-                    let _ = out_tx.send(error(Some(id), code, m)).await;
+                    if code == ErrorCode::RateLimited {
+                        GatewayStats::inc(&shared.stats.rate_limited);
+                    } else {
+                        GatewayStats::inc(&shared.stats.protocol_errors);
+                    }
+                    if !reply(&out_tx, error(Some(id), code, m)) {
+                        break;
+                    }
                     continue;
                 }
+                // The server's cap, whatever the client asked for.
+                req.max_tokens = req.max_tokens.min(shared.config.max_tokens_cap);
                 GatewayStats::inc(&shared.stats.requests_total);
-                let (shared2, out2, inflight2) = (shared.clone(), out_tx.clone(), inflight.clone());
+                let (shared2, out2) = (shared.clone(), out_tx.clone());
+                let slot = InflightSlot {
+                    map: inflight.clone(),
+                    id,
+                };
                 tasks.spawn(async move {
-                    run_request(req, cancel, shared2, out2).await;
-                    if let Ok(mut m) = inflight2.lock() {
-                        m.remove(&id);
+                    let run = run_request(req, cancel, shared2.clone(), out2.clone());
+                    if AssertUnwindSafe(run).catch_unwind().await.is_err() {
+                        // A bug in this request: end it (and only it) with an error.
+                        GatewayStats::inc(&shared2.stats.requests_panicked);
+                        GatewayStats::inc(&shared2.stats.requests_failed);
+                        tracing::error!(id, "request task panicked");
+                        drop(slot);
+                        let _ = out2.try_send(error(
+                            Some(id),
+                            ErrorCode::Internal,
+                            "internal error while serving this request",
+                        ));
+                        let _ = out2.try_send(ServerFrame::Done {
+                            id,
+                            finish_reason: FinishReason::Error,
+                            usage: Default::default(),
+                            timings_ms: Default::default(),
+                        });
                     }
                 });
+                true
             }
+        };
+        if !sent {
+            // The client does not read what it is sent: no point serving it.
+            GatewayStats::inc(&shared.stats.slow_readers_dropped);
+            tracing::info!(%peer, "client stopped reading (send queue full): session dropped");
+            break;
         }
     }
     // The client is gone (or was refused): stop everything it had in flight.

@@ -17,6 +17,12 @@ pub struct GatewayStats {
     pub(crate) requests_failed: AtomicU64,
     pub(crate) repairs: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+    pub(crate) slow_readers_dropped: AtomicU64,
+    pub(crate) half_open_closed: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) requests_panicked: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -40,6 +46,19 @@ pub struct StatsSnapshot {
     pub repairs: u64,
     /// Error frames sent for bad frames, unknown types, oversize, etc.
     pub protocol_errors: u64,
+    /// Connections closed at accept (per-address cap, auth throttle, or over the
+    /// session limit with no room left even to say so).
+    pub connections_refused: u64,
+    /// `hello`s with a bad token or version.
+    pub auth_failures: u64,
+    /// Sessions dropped because the client stopped reading (write deadline passed).
+    pub slow_readers_dropped: u64,
+    /// Sessions closed because nothing, not even a pong, arrived in time.
+    pub half_open_closed: u64,
+    /// `continue`s refused by the per-session rate limit.
+    pub rate_limited: u64,
+    /// Requests that ended because their task panicked (a bug; the session lives on).
+    pub requests_panicked: u64,
     /// `repairs / requests_total` (0 when no requests): the handoff correction
     /// rate (paper: 3.7 % at 4-word openers, 8.4 % at 8).
     pub handoff_correction_rate: f64,
@@ -61,6 +80,12 @@ impl GatewayStats {
             requests_failed: g(&self.requests_failed),
             repairs,
             protocol_errors: g(&self.protocol_errors),
+            connections_refused: g(&self.connections_refused),
+            auth_failures: g(&self.auth_failures),
+            slow_readers_dropped: g(&self.slow_readers_dropped),
+            half_open_closed: g(&self.half_open_closed),
+            rate_limited: g(&self.rate_limited),
+            requests_panicked: g(&self.requests_panicked),
             handoff_correction_rate: if total == 0 {
                 0.0
             } else {

@@ -2,6 +2,7 @@
 
 mod lm;
 mod cloud;
+mod gateway_abuse;
 mod pipeline;
 mod speech;
 pub mod stats;
@@ -21,6 +22,10 @@ pub enum Which {
         #[arg(long, default_value_t = 200)]
         sessions: usize,
     },
+    /// The gateway under hostile clients (silent connections, slow readers, malformed
+    /// frames, bad-token floods) while well-behaved sessions stream: their errors, p99
+    /// first-delta overhead, RSS and open descriptors before/after.
+    GatewayAbuse(gateway_abuse::AbuseArgs),
     /// ASR latency and real-time factor on a 3-5 s question; TTS time to first audio for a
     /// 6-word phrase and TTS real-time factor; peak RSS.
     Speech {
@@ -42,6 +47,7 @@ pub enum Which {
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
     match which {
         Which::Cloud { json, sessions } => cloud::run(sessions.max(1), json),
+        Which::GatewayAbuse(args) => gateway_abuse::run(&args),
         Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
         Which::Lm(args) => lm::run(cfg, &args),
         Which::Pipeline(args) => pipeline::run(cfg, &args),

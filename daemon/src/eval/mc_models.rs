@@ -137,6 +137,9 @@ impl GemmaScorer {
     pub fn load(path: &Path) -> Result<Self> {
         let mut file = std::fs::File::open(path)
             .with_context(|| format!("opening {} (scripts/setup.sh fetches it)", path.display()))?;
+        lm::gguf_check::check_gguf_alignment(&mut file)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("reading GGUF {}", path.display()))?;
         let ct = candle_core::quantized::gguf_file::Content::read(&mut file)
             .with_context(|| format!("reading GGUF {}", path.display()))?;
         let tok = GemmaTokenizer::from_gguf(&ct).with_context(|| format!("Gemma tokenizer in {}", path.display()))?;

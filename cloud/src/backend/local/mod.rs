@@ -74,6 +74,33 @@ pub struct LocalConfig {
     /// `None` keeps candle's default (all physical cores).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Requests waiting for the single worker beyond the one it is generating; a
+    /// request that finds the queue full is refused at once with `busy`.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+}
+
+fn default_queue_depth() -> usize {
+    4
+}
+
+impl LocalConfig {
+    /// Range checks; errors name the key (`backend.temperature`, …), non-finite
+    /// numbers included.
+    pub fn validate(&self) -> Result<(), crate::error::CloudError> {
+        use super::check_range;
+        check_range("backend.temperature", self.temperature, 0.0, 100.0)?;
+        check_range("backend.top_p", self.top_p, 0.0, 1.0)?;
+        check_range("backend.repeat_penalty", self.repeat_penalty as f64, 0.01, 100.0)?;
+        let bad = |m: &str| Err(crate::error::CloudError::Config(m.into()));
+        if !(16..=131_072).contains(&self.max_context) {
+            return bad("backend.max_context must be in 16..=131072");
+        }
+        if self.queue_depth == 0 || self.queue_depth > 4096 {
+            return bad("backend.queue_depth must be in 1..=4096");
+        }
+        Ok(())
+    }
 }
 
 fn default_model_path() -> PathBuf {
@@ -110,6 +137,7 @@ impl Default for LocalConfig {
             seed: default_seed(),
             prefix_cache: true,
             threads: None,
+            queue_depth: default_queue_depth(),
         }
     }
 }
@@ -120,12 +148,55 @@ struct Job {
     tx: mpsc::Sender<Result<BackendEvent, BackendError>>,
 }
 
+/// The worker's bounded job queue: submitting never blocks; a full queue is
+/// [`BackendError::Busy`], a stopped worker [`BackendError::Unavailable`].
+pub(crate) struct JobQueue<T> {
+    tx: std_mpsc::SyncSender<T>,
+}
+
+impl<T> std::fmt::Debug for JobQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobQueue")
+    }
+}
+
+impl<T> JobQueue<T> {
+    /// A queue holding at most `depth` waiting jobs, and its receiving end.
+    pub(crate) fn new(depth: usize) -> (Self, std_mpsc::Receiver<T>) {
+        let (tx, rx) = std_mpsc::sync_channel(depth);
+        (Self { tx }, rx)
+    }
+
+    /// Queue `job` or refuse it at once.
+    pub(crate) fn submit(&self, job: T) -> Result<(), BackendError> {
+        self.tx.try_send(job).map_err(|e| match e {
+            std_mpsc::TrySendError::Full(_) => {
+                BackendError::Busy("the local model's queue is full; retry later".into())
+            }
+            std_mpsc::TrySendError::Disconnected(_) => {
+                BackendError::Unavailable("Gemma worker thread has stopped".into())
+            }
+        })
+    }
+}
+
 /// The local Gemma backend (cheap to share; the model lives on its worker thread).
 #[derive(Debug)]
 pub struct LocalBackend {
-    jobs: std::sync::Mutex<std_mpsc::Sender<Job>>,
+    jobs: JobQueue<Job>,
+    max_context: usize,
     /// Time to load the model, ms.
     pub load_ms: f64,
+}
+
+/// Hand one event to the gateway without ever blocking the worker: every job's
+/// channel holds all the events it can produce (see [`LocalBackend::stream`]),
+/// so a full channel means the consumer is gone or broken; `false` ends the job.
+fn deliver(
+    tx: &mpsc::Sender<Result<BackendEvent, BackendError>>,
+    item: Result<BackendEvent, BackendError>,
+) -> bool {
+    tx.try_send(item).is_ok()
 }
 
 fn model_err(e: impl std::fmt::Display) -> BackendError {
@@ -146,13 +217,21 @@ impl LocalBackend {
         let path = &config.model_path;
         let mut file = std::fs::File::open(path)
             .map_err(|e| BackendError::Config(format!("model file {}: {e}", path.display())))?;
-        let ct = gguf_file::Content::read(&mut file)
+        // candle panics on some malformed headers (`general.alignment = 0` divides
+        // by zero): check what it would trip on first, and keep any other panic of
+        // its parser a load error rather than a crash.
+        check_gguf_alignment(&mut file)
             .map_err(|e| model_err(format!("{}: {e}", path.display())))?;
+        let ct = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gguf_file::Content::read(&mut file)
+        }))
+        .map_err(|_| model_err(format!("{}: GGUF parser panicked", path.display())))?
+        .map_err(|e| model_err(format!("{}: {e}", path.display())))?;
         let tokenizer = GemmaTokenizer::from_gguf(&ct).map_err(model_err)?;
         let model = Gemma3::from_gguf(&ct, &mut file, &Device::Cpu, config.max_context)
             .map_err(model_err)?;
         let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let (tx, rx) = std_mpsc::channel::<Job>();
+        let (jobs, rx) = JobQueue::<Job>::new(config.queue_depth.max(1));
         let mut worker = Worker {
             model,
             tokenizer,
@@ -177,7 +256,8 @@ impl LocalBackend {
             .map_err(|e| BackendError::Unavailable(format!("spawn worker: {e}")))?;
         tracing::info!(model = %path.display(), load_ms, "local Gemma backend ready");
         Ok(Self {
-            jobs: std::sync::Mutex::new(tx),
+            jobs,
+            max_context: config.max_context,
             load_ms,
         })
     }
@@ -189,20 +269,17 @@ impl Backend for LocalBackend {
     }
 
     fn stream(&self, req: BackendRequest) -> DeltaStream {
-        let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
+        // One delta per generated token at most, plus the final item: sized so the
+        // worker never has to wait for the gateway (see `deliver`).
+        let most = (req.request.max_tokens as usize).min(self.max_context) + 2;
+        let (tx, rx) = mpsc::channel(most.max(STREAM_CHANNEL));
         let job = Job {
             request: req.request,
             cancel: req.cancel,
             tx: tx.clone(),
         };
-        let sent = match self.jobs.lock() {
-            Ok(jobs) => jobs.send(job).is_ok(),
-            Err(_) => false,
-        };
-        if !sent {
-            let _ = tx.try_send(Err(BackendError::Unavailable(
-                "Gemma worker thread has stopped".into(),
-            )));
+        if let Err(e) = self.jobs.submit(job) {
+            let _ = tx.try_send(Err(e));
         }
         receiver_stream(rx)
     }
@@ -238,9 +315,12 @@ fn stop_hold(text: &str) -> usize {
 impl Worker {
     fn run(&mut self, job: Job) {
         let tx = job.tx.clone();
-        let result = self.generate(job);
+        // A panic inside candle or the tokenizer ends this request, not the worker
+        // (which would leave every later request `unavailable`).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.generate(job)))
+            .unwrap_or_else(|_| Err(BackendError::Model("generation panicked".into())));
         let item = result.map(|(reason, usage)| BackendEvent::Finished { reason, usage });
-        let _ = tx.blocking_send(item);
+        let _ = deliver(&tx, item);
     }
 
     /// Compute and keep the KV cache of `mode`'s few-shot prefix (no-op if present).
@@ -280,6 +360,17 @@ impl Worker {
     fn generate(&mut self, job: Job) -> Result<(FinishReason, Usage), BackendError> {
         let req = &job.request;
         let prompt = base_model_prompt_prefix(req.mode) + &base_model_prompt_tail(req);
+        // Cheap bound first: no token covers more than `max_piece_bytes` bytes, so a
+        // prompt longer than that many per position cannot fit; refuse it before
+        // spending any time on it.
+        let limit = self.model.max_context().saturating_mul(self.tokenizer.max_piece_bytes());
+        if prompt.len() > limit {
+            return Err(BackendError::Model(format!(
+                "prompt of {} bytes cannot fit max_context {} tokens",
+                prompt.len(),
+                self.model.max_context()
+            )));
+        }
         let mut tokens = self.tokenizer.encode(&prompt, true);
         let prompt_len = tokens.len();
         let room = self.model.max_context().saturating_sub(prompt_len);
@@ -345,11 +436,7 @@ impl Worker {
             }
             let safe = text.len() - stop_hold(&text);
             if safe > sent {
-                if job
-                    .tx
-                    .blocking_send(Ok(BackendEvent::Delta(text[sent..safe].to_string())))
-                    .is_err()
-                {
+                if !deliver(&job.tx, Ok(BackendEvent::Delta(text[sent..safe].to_string()))) {
                     return Ok((FinishReason::Cancelled, usage));
                 }
                 sent = safe;
@@ -378,11 +465,7 @@ impl Worker {
         reason: FinishReason,
         usage: Usage,
     ) -> Result<(FinishReason, Usage), BackendError> {
-        if text.len() > sent
-            && job
-                .tx
-                .blocking_send(Ok(BackendEvent::Delta(text[sent..].to_string())))
-                .is_err()
+        if text.len() > sent && !deliver(&job.tx, Ok(BackendEvent::Delta(text[sent..].to_string())))
         {
             return Ok((FinishReason::Cancelled, usage));
         }
@@ -390,9 +473,173 @@ impl Worker {
     }
 }
 
+/// GGUF metadata value types (the GGUF spec's numbering).
+mod gguf_type {
+    pub const U8: u32 = 0;
+    pub const I8: u32 = 1;
+    pub const U16: u32 = 2;
+    pub const I16: u32 = 3;
+    pub const U32: u32 = 4;
+    pub const I32: u32 = 5;
+    pub const F32: u32 = 6;
+    pub const BOOL: u32 = 7;
+    pub const STRING: u32 = 8;
+    pub const ARRAY: u32 = 9;
+    pub const U64: u32 = 10;
+    pub const I64: u32 = 11;
+    pub const F64: u32 = 12;
+}
+
+/// Read the GGUF header's metadata and refuse `general.alignment` values candle
+/// cannot use (0 divides by zero inside its parser). Leaves the reader at the start.
+/// Errors: not a GGUF v2/v3 file, truncated metadata, or a bad alignment.
+pub fn check_gguf_alignment<R: std::io::Read + std::io::Seek>(r: &mut R) -> Result<(), String> {
+    use std::io::SeekFrom;
+    let start = r.stream_position().map_err(|e| e.to_string())?;
+    let result = scan_alignment(&mut std::io::BufReader::new(&mut *r));
+    r.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    match result? {
+        Some(0) => Err("general.alignment = 0 (must be a power of two > 0)".into()),
+        Some(a) if !a.is_power_of_two() => {
+            Err(format!("general.alignment = {a} (must be a power of two)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The `general.alignment` value of a GGUF header (None if absent).
+fn scan_alignment<R: std::io::Read>(r: &mut R) -> Result<Option<u64>, String> {
+    fn take<const N: usize, R: std::io::Read>(r: &mut R) -> Result<[u8; N], String> {
+        let mut b = [0u8; N];
+        r.read_exact(&mut b).map_err(|e| format!("GGUF header: {e}"))?;
+        Ok(b)
+    }
+    fn u32_of<R: std::io::Read>(r: &mut R) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(take::<4, R>(r)?))
+    }
+    fn u64_of<R: std::io::Read>(r: &mut R) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(take::<8, R>(r)?))
+    }
+    fn skip<R: std::io::Read>(r: &mut R, n: u64) -> Result<(), String> {
+        let got = std::io::copy(&mut std::io::Read::take(&mut *r, n), &mut std::io::sink()).map_err(|e| e.to_string())?;
+        if got == n {
+            Ok(())
+        } else {
+            Err("GGUF header: truncated".into())
+        }
+    }
+    fn skip_value<R: std::io::Read>(r: &mut R, ty: u32, depth: u32) -> Result<(), String> {
+        use gguf_type::*;
+        let size = match ty {
+            U8 | I8 | BOOL => 1,
+            U16 | I16 => 2,
+            U32 | I32 | F32 => 4,
+            U64 | I64 | F64 => 8,
+            STRING => u64_of(r)?,
+            ARRAY if depth < 4 => {
+                let ety = u32_of(r)?;
+                let n = u64_of(r)?;
+                for _ in 0..n {
+                    skip_value(r, ety, depth + 1)?;
+                }
+                return Ok(());
+            }
+            _ => return Err(format!("GGUF header: unknown value type {ty}")),
+        };
+        skip(r, size)
+    }
+    if &take::<4, R>(r)? != b"GGUF" {
+        return Err("not a GGUF file".into());
+    }
+    let version = u32_of(r)?;
+    if !(2..=3).contains(&version) {
+        return Err(format!("GGUF version {version} (expected 2 or 3)"));
+    }
+    let _tensors = u64_of(r)?;
+    let n_kv = u64_of(r)?;
+    let mut alignment = None;
+    for _ in 0..n_kv {
+        let len = u64_of(r)?;
+        if len > 1 << 16 {
+            return Err(format!("GGUF header: metadata key of {len} bytes"));
+        }
+        let mut key = vec![0u8; len as usize];
+        r.read_exact(&mut key).map_err(|e| format!("GGUF header: {e}"))?;
+        let ty = u32_of(r)?;
+        if key == b"general.alignment" {
+            alignment = Some(match ty {
+                gguf_type::U8 | gguf_type::I8 => take::<1, R>(r)?[0] as u64,
+                gguf_type::U16 | gguf_type::I16 => u16::from_le_bytes(take::<2, R>(r)?) as u64,
+                gguf_type::U32 | gguf_type::I32 => u32_of(r)? as u64,
+                gguf_type::U64 | gguf_type::I64 => u64_of(r)?,
+                other => return Err(format!("general.alignment has value type {other}")),
+            });
+        } else {
+            skip_value(r, ty, 0)?;
+        }
+    }
+    Ok(alignment)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::stop_hold;
+    use super::{check_gguf_alignment, deliver, stop_hold, JobQueue};
+    use crate::backend::{BackendError, BackendEvent};
+
+    /// A GGUF v3 header with one string and one u32 `general.alignment` entry.
+    fn header(alignment: u32) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(2u64.to_le_bytes());
+        let key = |b: &mut Vec<u8>, k: &str| {
+            b.extend((k.len() as u64).to_le_bytes());
+            b.extend(k.as_bytes());
+        };
+        key(&mut b, "general.name");
+        b.extend(8u32.to_le_bytes());
+        b.extend(3u64.to_le_bytes());
+        b.extend(b"abc");
+        key(&mut b, "general.alignment");
+        b.extend(4u32.to_le_bytes());
+        b.extend(alignment.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn zero_alignment_is_refused_before_candle_reads_it() {
+        let e = check_gguf_alignment(&mut std::io::Cursor::new(header(0))).unwrap_err();
+        assert!(e.contains("general.alignment = 0"), "{e}");
+        assert!(check_gguf_alignment(&mut std::io::Cursor::new(header(3))).is_err());
+        let mut ok = std::io::Cursor::new(header(32));
+        check_gguf_alignment(&mut ok).unwrap();
+        assert_eq!(ok.position(), 0, "reader rewound for candle");
+        // What the check protects against: candle itself panics on this header.
+        let panicked = std::panic::catch_unwind(|| {
+            candle_core::quantized::gguf_file::Content::read(&mut std::io::Cursor::new(header(0)))
+                .map(|_| ())
+        });
+        assert!(panicked.is_err(), "candle no longer panics: the check may go");
+        assert!(check_gguf_alignment(&mut std::io::Cursor::new(b"GGUF\x03".to_vec())).is_err());
+    }
+
+    #[test]
+    fn a_full_job_queue_answers_busy_at_once() {
+        let (q, _rx) = JobQueue::<u32>::new(2);
+        q.submit(1).unwrap();
+        q.submit(2).unwrap();
+        assert!(matches!(q.submit(3), Err(BackendError::Busy(_))));
+        drop(_rx);
+        assert!(matches!(q.submit(4), Err(BackendError::Unavailable(_))));
+    }
+
+    #[test]
+    fn the_worker_never_waits_for_a_full_stream() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        assert!(deliver(&tx, Ok(BackendEvent::Delta("a".into()))));
+        // Full: refused at once (the old blocking_send waited here forever).
+        assert!(!deliver(&tx, Ok(BackendEvent::Delta("b".into()))));
+    }
 
     #[test]
     fn holds_possible_stop_prefixes() {
