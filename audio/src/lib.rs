@@ -6,6 +6,7 @@
 //! Sample conventions everywhere: f32 in [-1, 1], mono unless a type says otherwise,
 //! positions and lengths in samples at the stated rate.
 
+pub mod aec;
 pub mod device;
 pub mod error;
 pub mod onnx;

@@ -95,7 +95,12 @@ fn on_stream_error(counters: Arc<AudioCounters>, name: String, dir: Direction) -
     move |e: cpal::Error| {
         let kind = e.kind();
         let fatal = matches!(kind, ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated | ErrorKind::HostUnavailable);
-        counters.count_stream_error(fatal);
+        // A microphone that goes away is reopened by its reader (see the daemon's `mic`):
+        // it marks the capture side lost instead of failing the daemon.
+        counters.count_stream_error(fatal && dir == Direction::Output);
+        if fatal && dir == Direction::Input {
+            counters.set_capture_lost(true);
+        }
         match (kind, dir) {
             (ErrorKind::Xrun, Direction::Input) => counters.count_overrun(),
             (ErrorKind::Xrun, Direction::Output) => counters.count_underrun(),

@@ -23,6 +23,10 @@ pub struct AudioCounters {
     underruns: AtomicU64,
     stream_errors: AtomicU64,
     failed: AtomicBool,
+    /// The microphone is gone right now (unplugged, dropout); cleared when it is back.
+    capture_lost: AtomicBool,
+    /// Times a device went away (each loss counted once).
+    device_losses: AtomicU64,
 }
 
 impl AudioCounters {
@@ -53,6 +57,24 @@ impl AudioCounters {
         self.failed.load(Ordering::Relaxed)
     }
 
+    /// True while the microphone is gone (a loss reported by the device, not yet over).
+    pub fn capture_lost(&self) -> bool {
+        self.capture_lost.load(Ordering::Acquire)
+    }
+
+    /// Times a device went away since start (monotonic, for metrics).
+    pub fn device_losses(&self) -> u64 {
+        self.device_losses.load(Ordering::Relaxed)
+    }
+
+    /// Marks the microphone gone (counted once per loss) or back.
+    pub fn set_capture_lost(&self, lost: bool) {
+        let was = self.capture_lost.swap(lost, Ordering::AcqRel);
+        if lost && !was {
+            self.device_losses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn count_overrun(&self) {
         self.overruns.fetch_add(1, Ordering::Relaxed);
     }
@@ -69,6 +91,11 @@ impl AudioCounters {
     }
 }
 
+/// Length of the echo-reference ring, in seconds (as long as the default capture ring would
+/// be pointless: the canceller only needs the last few hundred ms; a listener that falls
+/// this far behind loses reference samples, counted in [`ReferenceReader::dropped`]).
+pub const REFERENCE_RING_S: usize = 10;
+
 /// Ring capacity in samples for `ms` milliseconds at `rate_hz` (at least one 10 ms block).
 pub fn ring_samples(rate_hz: u32, ms: u32) -> usize {
     ((rate_hz as u64 * ms as u64 / 1000) as usize).max(rate_hz as usize / 100).max(1)
@@ -78,6 +105,9 @@ struct CaptureShared {
     counters: Arc<AudioCounters>,
     /// The source has no more samples (the simulated input ended).
     ended: AtomicBool,
+    /// Samples the device lost while it was gone (the reader fills them with silence so that
+    /// sample positions stay on the stream clock).
+    lost_samples: AtomicU64,
 }
 
 /// Callback end of the capture ring.
@@ -98,7 +128,7 @@ pub struct CaptureReader {
 /// frames at `rate_hz`.
 pub fn capture_ring(rate_hz: u32, channels: u16, capacity: usize, counters: Arc<AudioCounters>) -> (CaptureFeed, CaptureReader) {
     let (prod, cons) = HeapRb::<f32>::new(capacity.max(1)).split();
-    let shared = Arc::new(CaptureShared { counters, ended: AtomicBool::new(false) });
+    let shared = Arc::new(CaptureShared { counters, ended: AtomicBool::new(false), lost_samples: AtomicU64::new(0) });
     (
         CaptureFeed { prod, channels: channels.max(1) as usize, shared: shared.clone() },
         CaptureReader { cons, rate_hz, shared },
@@ -127,6 +157,18 @@ impl CaptureFeed {
     pub fn end(&self) {
         self.shared.ended.store(true, Ordering::Release);
     }
+
+    /// The device is gone: `samples` mono samples of its time went by without audio.
+    /// Marks the capture side lost in the counters. Never blocks or allocates.
+    pub fn lose(&self, samples: usize) {
+        self.shared.counters.set_capture_lost(true);
+        self.shared.lost_samples.fetch_add(samples as u64, Ordering::AcqRel);
+    }
+
+    /// The device is back (after [`CaptureFeed::lose`]).
+    pub fn recover(&self) {
+        self.shared.counters.set_capture_lost(false);
+    }
 }
 
 impl CaptureReader {
@@ -143,6 +185,11 @@ impl CaptureReader {
     /// True when the source ended and every sample has been read.
     pub fn is_ended(&self) -> bool {
         self.shared.ended.load(Ordering::Acquire) && self.cons.is_empty()
+    }
+
+    /// Samples lost while the device was gone, since the start (monotonic).
+    pub fn lost_samples(&self) -> u64 {
+        self.shared.lost_samples.load(Ordering::Acquire)
     }
 
     /// The counters this ring reports into.
@@ -163,6 +210,8 @@ struct PlaybackShared {
     streaming: AtomicBool,
     /// Samples (mono) of real audio played so far.
     played: AtomicU64,
+    /// Echo-reference samples the callback could not hand over (reference ring full).
+    reference_dropped: AtomicU64,
 }
 
 /// Callback end of the playback ring.
@@ -171,6 +220,8 @@ pub struct PlaybackDrain {
     channels: usize,
     seen_gen: u64,
     shared: Arc<PlaybackShared>,
+    /// Everything the callback plays (zero-fill included), for echo cancellation.
+    reference: HeapProd<f32>,
 }
 
 /// Worker end of the playback ring: mono samples at [`PlaybackQueue::rate_hz`].
@@ -178,6 +229,44 @@ pub struct PlaybackQueue {
     prod: HeapProd<f32>,
     rate_hz: u32,
     shared: Arc<PlaybackShared>,
+    /// The reading end of the echo reference, until [`PlaybackQueue::take_reference`].
+    reference: Option<ReferenceReader>,
+}
+
+/// Worker end of the echo-reference ring: every mono sample the playback callback wrote to
+/// the device, in order, zero-fill included (so sample `n` here went out one sample after
+/// sample `n - 1`: the stream has no gaps while the device runs).
+pub struct ReferenceReader {
+    cons: HeapCons<f32>,
+    rate_hz: u32,
+    shared: Arc<PlaybackShared>,
+}
+
+impl ReferenceReader {
+    /// Sample rate of the reference, in Hz (the playback ring's).
+    pub fn rate_hz(&self) -> u32 {
+        self.rate_hz
+    }
+
+    /// Moves up to `out.len()` samples out of the ring; returns how many. Never blocks.
+    pub fn read(&mut self, out: &mut [f32]) -> usize {
+        self.cons.pop_slice(out)
+    }
+
+    /// Samples waiting to be read.
+    pub fn available(&self) -> usize {
+        self.cons.occupied_len()
+    }
+
+    /// Drops up to `n` of the oldest samples; returns how many were dropped.
+    pub fn skip(&mut self, n: usize) -> usize {
+        self.cons.skip(n)
+    }
+
+    /// Samples the callback dropped because this ring was full (the reader fell behind).
+    pub fn dropped(&self) -> u64 {
+        self.shared.reference_dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Stops and resumes playback from any thread (cheap to clone).
@@ -199,8 +288,12 @@ pub enum PushOutcome {
 
 /// A playback ring of `capacity` mono samples for a device playing `channels`-channel frames
 /// at `rate_hz`.
+///
+/// The drain also copies everything it plays into an echo-reference ring of
+/// [`REFERENCE_RING_S`] seconds, read through [`PlaybackQueue::take_reference`].
 pub fn playback_ring(rate_hz: u32, channels: u16, capacity: usize, counters: Arc<AudioCounters>) -> (PlaybackQueue, PlaybackDrain) {
     let (prod, cons) = HeapRb::<f32>::new(capacity.max(1)).split();
+    let (ref_prod, ref_cons) = HeapRb::<f32>::new((rate_hz as usize * REFERENCE_RING_S).max(1)).split();
     let shared = Arc::new(PlaybackShared {
         counters,
         stop_gen: AtomicU64::new(0),
@@ -208,10 +301,12 @@ pub fn playback_ring(rate_hz: u32, channels: u16, capacity: usize, counters: Arc
         gate_closed: AtomicBool::new(false),
         streaming: AtomicBool::new(false),
         played: AtomicU64::new(0),
+        reference_dropped: AtomicU64::new(0),
     });
+    let reference = ReferenceReader { cons: ref_cons, rate_hz, shared: shared.clone() };
     (
-        PlaybackQueue { prod, rate_hz, shared: shared.clone() },
-        PlaybackDrain { cons, channels: channels.max(1) as usize, seen_gen: 0, shared },
+        PlaybackQueue { prod, rate_hz, shared: shared.clone(), reference: Some(reference) },
+        PlaybackDrain { cons, channels: channels.max(1) as usize, seen_gen: 0, shared, reference: ref_prod },
     )
 }
 
@@ -241,12 +336,21 @@ impl PlaybackDrain {
                 let s = T::from_sample(v);
                 out[(written + i) * ch..(written + i + 1) * ch].fill(s);
             }
+            let kept = self.reference.push_slice(&scratch[..n]);
+            if kept < n {
+                self.shared.reference_dropped.fetch_add((n - kept) as u64, Ordering::Relaxed);
+            }
             written += n;
             if n < want {
                 break;
             }
         }
         out[written * ch..].fill(T::EQUILIBRIUM);
+        let silent = frames - written;
+        let kept = self.reference.push_iter(std::iter::repeat_n(0.0f32, silent));
+        if kept < silent {
+            self.shared.reference_dropped.fetch_add((silent - kept) as u64, Ordering::Relaxed);
+        }
         self.shared.played.fetch_add(written as u64, Ordering::Relaxed);
         if written < frames && self.shared.streaming.load(Ordering::Relaxed) {
             self.shared.counters.count_underrun();
@@ -258,6 +362,13 @@ impl PlaybackQueue {
     /// Sample rate the ring plays at, in Hz.
     pub fn rate_hz(&self) -> u32 {
         self.rate_hz
+    }
+
+    /// The echo reference (what the callback plays, sample for sample, from the stream's
+    /// start); None after the first call. Take it before the device has run for
+    /// [`REFERENCE_RING_S`] seconds, or the newest copies are dropped (and counted).
+    pub fn take_reference(&mut self) -> Option<ReferenceReader> {
+        self.reference.take()
     }
 
     /// A handle that stops and resumes this queue's playback.
@@ -402,6 +513,20 @@ mod tests {
         assert_eq!(q.push(&[0.75; 4]), 4);
         drain.fill_interleaved(&mut out[..4]);
         assert_eq!(&out[..4], &[0.75; 4]);
+    }
+
+    #[test]
+    fn the_reference_holds_every_sample_played_zero_fill_included() {
+        let (mut q, mut drain) = playback_ring(16_000, 2, 16, AudioCounters::new());
+        let mut r = q.take_reference().unwrap();
+        assert!(q.take_reference().is_none());
+        q.push(&[0.5, -0.25]);
+        let mut out = [1.0f32; 8];
+        drain.fill_interleaved(&mut out);
+        let mut got = [9.0f32; 8];
+        assert_eq!(r.read(&mut got), 4, "4 frames played: 4 reference samples");
+        assert_eq!(&got[..4], &[0.5, -0.25, 0.0, 0.0]);
+        assert_eq!(r.dropped(), 0);
     }
 
     #[test]

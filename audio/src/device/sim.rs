@@ -9,8 +9,26 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::echo_path::{EchoPath, EchoPathConfig};
 use super::ring::{capture_ring, playback_ring, ring_samples, AudioCounters, CaptureReader, PlaybackQueue};
 use super::DeviceError;
+
+/// What the simulated pair does besides playing the input: an acoustic echo path from the
+/// speaker to the microphone, and times when the microphone is gone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimOptions {
+    /// The speaker's sound reaches the microphone through this path (None: no echo).
+    pub echo: Option<EchoPathConfig>,
+    /// `[from_s, to_s)` windows (seconds since start) in which the microphone is gone: no
+    /// samples reach the capture ring, the counters mark it lost, the input moves on.
+    pub mic_outages: Vec<(f64, f64)>,
+}
+
+impl SimOptions {
+    fn mic_gone(&self, t_s: f64) -> bool {
+        self.mic_outages.iter().any(|&(a, b)| t_s >= a && t_s < b)
+    }
+}
 
 /// Length of one simulated device period, in ms.
 pub const SIM_PERIOD_MS: u32 = 10;
@@ -38,6 +56,20 @@ impl SimDuplex {
     /// marked ended. The speaker keeps being recorded until [`SimDuplex::stop`].
     /// Errors: [`DeviceError::SimThread`] when the OS refuses the device thread.
     pub fn start(input: Vec<f32>, rate_hz: u32, capture_ring_ms: u32, playback_ring_ms: u32, counters: Arc<AudioCounters>) -> Result<(SimDuplex, CaptureReader, PlaybackQueue), DeviceError> {
+        Self::start_with(input, rate_hz, capture_ring_ms, playback_ring_ms, counters, SimOptions::default())
+    }
+
+    /// [`SimDuplex::start`] with an echo path and microphone outages. Each period the
+    /// speaker plays first and the microphone then hears the input plus the echo of what
+    /// was played (the echo path's delay is counted from the sample's playback).
+    pub fn start_with(
+        input: Vec<f32>,
+        rate_hz: u32,
+        capture_ring_ms: u32,
+        playback_ring_ms: u32,
+        counters: Arc<AudioCounters>,
+        opts: SimOptions,
+    ) -> Result<(SimDuplex, CaptureReader, PlaybackQueue), DeviceError> {
         let (mut feed, reader) = capture_ring(rate_hz, 1, ring_samples(rate_hz, capture_ring_ms), counters.clone());
         let (queue, mut drain) = playback_ring(rate_hz, 1, ring_samples(rate_hz, playback_ring_ms), counters);
         let stop = Arc::new(AtomicBool::new(false));
@@ -50,23 +82,43 @@ impl SimDuplex {
             .spawn(move || {
                 let mut recorded = Vec::with_capacity(input.len() + rate_hz as usize * 30);
                 let mut out = vec![0.0f32; period];
+                let mut mic = vec![0.0f32; period];
+                let mut echo = opts.echo.as_ref().map(|c| EchoPath::new(c, rate_hz));
+                let mut gone = false;
                 let t0 = Instant::now();
                 let mut pos = 0usize;
                 let mut tick: u64 = 0;
                 while !stop2.load(Ordering::Acquire) {
-                    // One period: the microphone delivers, the speaker consumes.
-                    if pos < input.len() {
-                        let end = (pos + period).min(input.len());
-                        feed.push_interleaved(&input[pos..end]);
-                        pos = end;
-                        if pos == input.len() {
-                            feed.end();
-                            done2.store(true, Ordering::Release);
-                        }
-                    }
+                    // One period: the speaker consumes, the microphone delivers (hearing it).
                     drain.fill_interleaved(&mut out);
                     if recorded.len() < max_record {
                         recorded.extend_from_slice(&out);
+                    }
+                    if pos < input.len() {
+                        let end = (pos + period).min(input.len());
+                        let n = end - pos;
+                        mic[..n].copy_from_slice(&input[pos..end]);
+                        if let Some(e) = echo.as_mut() {
+                            e.apply(&out[..n], &mut mic[..n]);
+                        }
+                        let now_gone = opts.mic_gone(pos as f64 / rate_hz as f64);
+                        if now_gone {
+                            feed.lose(n);
+                        } else {
+                            if gone {
+                                feed.recover();
+                            }
+                            feed.push_interleaved(&mic[..n]);
+                        }
+                        gone = now_gone;
+                        pos = end;
+                        if pos == input.len() {
+                            if gone {
+                                feed.recover();
+                            }
+                            feed.end();
+                            done2.store(true, Ordering::Release);
+                        }
                     }
                     tick += 1;
                     // Real-time pace on an absolute schedule (a late period is caught up).
@@ -134,5 +186,61 @@ mod tests {
         let rec = sim.stop();
         assert!(rec.len() >= input.len(), "recorded {} samples", rec.len());
         assert_eq!(rec.iter().filter(|&&v| v == 0.5).count(), 80, "the queued audio is played exactly once");
+    }
+
+    fn read_all(reader: &mut CaptureReader) -> Vec<f32> {
+        let mut got = Vec::new();
+        let mut buf = [0.0f32; 256];
+        while !reader.is_ended() {
+            let n = reader.read(&mut buf);
+            got.extend_from_slice(&buf[..n]);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        got
+    }
+
+    #[test]
+    fn the_microphone_hears_the_speaker_through_the_echo_path() {
+        let rate = 8_000;
+        let echo = EchoPathConfig { delay_ms: 20.0, gain_db: 0.0, room_ms: 0.0, noise_dbfs: -200.0, ..Default::default() };
+        let opts = SimOptions { echo: Some(echo), mic_outages: vec![] };
+        let (sim, mut reader, mut queue) = SimDuplex::start_with(vec![0.0; 1_600], rate, 1_000, 1_000, AudioCounters::new(), opts).unwrap();
+        let mut reference = queue.take_reference().unwrap();
+        queue.push(&[0.5; 80]);
+        let got = read_all(&mut reader);
+        let rec = sim.stop();
+        let first_played = rec.iter().position(|&v| v == 0.5).unwrap();
+        let first_heard = got.iter().position(|&v| v != 0.0).unwrap();
+        assert_eq!(first_heard, first_played + 160, "20 ms later at 8 kHz");
+        assert_eq!(got.iter().filter(|&&v| v == 0.5).count(), 80);
+        // The reference is what was played, on the microphone's sample clock.
+        let mut r = vec![0.0f32; 1_600];
+        let n = reference.read(&mut r);
+        assert!(n >= 1_600 - 80);
+        assert_eq!(r.iter().position(|&v| v == 0.5), Some(first_played));
+    }
+
+    #[test]
+    fn an_outage_loses_the_input_and_marks_the_microphone_lost_until_it_returns() {
+        let rate = 8_000;
+        let counters = AudioCounters::new();
+        let opts = SimOptions { echo: None, mic_outages: vec![(0.05, 0.1)] };
+        let input = vec![0.25f32; 1_600]; // 200 ms
+        let (sim, mut reader, _queue) = SimDuplex::start_with(input, rate, 1_000, 1_000, counters.clone(), opts).unwrap();
+        let mut saw_lost = false;
+        let mut got = Vec::new();
+        let mut buf = [0.0f32; 256];
+        while !reader.is_ended() {
+            saw_lost |= counters.capture_lost();
+            let n = reader.read(&mut buf);
+            got.extend_from_slice(&buf[..n]);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(sim);
+        assert!(saw_lost);
+        assert!(!counters.capture_lost(), "back after the outage");
+        assert_eq!(counters.device_losses(), 1);
+        assert_eq!(reader.lost_samples(), 400, "50 ms at 8 kHz");
+        assert_eq!(got.len(), 1_200);
     }
 }

@@ -2,6 +2,7 @@
 
 mod lm;
 mod cloud;
+mod echo;
 mod gateway_abuse;
 mod pipeline;
 mod speech;
@@ -42,6 +43,9 @@ pub enum Which {
     /// The headline: voice-to-voice latency and handoff gap over the spoken fixture questions
     /// at several injected cloud latencies, against the cloud-only baseline.
     Pipeline(pipeline::PipelineBenchArgs),
+    /// Open-ear audio: echo return loss enhancement on the daemon's own speech, replies that
+    /// stop themselves, and user interruptions over a 0 dB echo (simulated echo path, AEC3).
+    Echo(echo::EchoBenchArgs),
 }
 
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
@@ -51,5 +55,6 @@ pub fn run(cfg: &Config, which: Which) -> Result<()> {
         Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
         Which::Lm(args) => lm::run(cfg, &args),
         Which::Pipeline(args) => pipeline::run(cfg, &args),
+        Which::Echo(args) => echo::run(cfg, &args),
     }
 }

@@ -83,6 +83,10 @@ struct LoopState {
     history: crate::conversation::Conversation,
     /// Earlier turns and prompt tokens of the speculative opener, if one is stored.
     spec_mulm: (usize, usize),
+    /// The microphone is gone (handled once per loss: see `device_health`).
+    mic_lost: bool,
+    /// Device losses already handled.
+    mic_losses_seen: u64,
 }
 
 impl Conversation<'_> {
@@ -102,6 +106,8 @@ impl Conversation<'_> {
             last_sync: Instant::now(),
             history: crate::conversation::Conversation::new(),
             spec_mulm: (0, 0),
+            mic_lost: false,
+            mic_losses_seen: 0,
         };
         loop {
             self.heartbeat.conversation();
@@ -212,6 +218,7 @@ impl Conversation<'_> {
         if self.counters.failed() {
             bail!("an audio device failed (see the log above)");
         }
+        self.device_health(st);
         if st.last_sync.elapsed() >= COUNTER_SYNC {
             st.last_sync = Instant::now();
             self.sync_counters();
@@ -239,7 +246,30 @@ impl Conversation<'_> {
         self.drive(st, Event::Tick { at_ms: now })
     }
 
+    /// A microphone that went away ends the turn in progress (its question or reply can no
+    /// longer be followed); the listener keeps running and hears again once it is back. The
+    /// loss count is latched, so a loss that came and went while this loop was busy (Whisper,
+    /// the μLM) is still handled.
+    fn device_health(&mut self, st: &mut LoopState) {
+        let losses = self.counters.device_losses();
+        if losses > st.mic_losses_seen {
+            st.mic_losses_seen = losses;
+            st.mic_lost = true;
+            self.sync_counters();
+            tracing::warn!("microphone gone: waiting for it to come back");
+            st.spec.clear();
+            if let Some(t) = st.active.take() {
+                self.abandon(st, t, "the microphone went away");
+            }
+        }
+        if st.mic_lost && !self.counters.capture_lost() {
+            st.mic_lost = false;
+            tracing::info!("microphone back: listening again");
+        }
+    }
+
     fn sync_counters(&self) {
+        Metrics::sync_counter(&self.metrics.audio_device_losses, self.counters.device_losses());
         Metrics::sync_counter(&self.metrics.audio_overruns, self.counters.overruns());
         Metrics::sync_counter(&self.metrics.audio_underruns, self.counters.underruns());
         let connects = self.link.client.stats().connects;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use audio::device::{check_device, AudioCounters, Capture, CaptureReader, DeviceOptions, Direction, Playback, PlaybackQueue, SimDuplex};
+use audio::device::{check_device, AudioCounters, Capture, CaptureReader, DeviceOptions, Direction, Playback, PlaybackQueue, SimDuplex, SimOptions};
 
 use super::settings::AudioSection;
 
@@ -14,7 +14,7 @@ pub enum Plan {
     /// cpal devices by name.
     Real { input: DeviceOptions, output: DeviceOptions },
     /// The simulated pair: `input` already at `rate_hz`.
-    Sim { input: Vec<f32>, rate_hz: u32, output_wav: Option<PathBuf>, capture_ms: u32, playback_ms: u32 },
+    Sim { input: Vec<f32>, rate_hz: u32, output_wav: Option<PathBuf>, capture_ms: u32, playback_ms: u32, opts: SimOptions },
 }
 
 /// Running devices. [`Running::close`] stops them (and writes the simulated speaker's WAV).
@@ -27,6 +27,8 @@ pub enum Running {
 pub struct Opened {
     pub running: Running,
     pub reader: CaptureReader,
+    /// Real devices: reopens the microphone after it went away (the listener calls it).
+    pub reopen_capture: Option<super::mic::Reopen>,
     pub queue: PlaybackQueue,
     /// How the devices were opened, for the log.
     pub description: String,
@@ -43,6 +45,7 @@ impl Plan {
                 output_wav: a.output_wav.clone(),
                 capture_ms: a.capture_buffer_ms,
                 playback_ms: a.playback_buffer_ms,
+                opts: SimOptions { echo: a.simulated_echo.clone(), mic_outages: a.sim_mic_outages.iter().map(|[f, t]| (*f, *t)).collect() },
             });
         }
         // Fail on a wrong device name now, not after the models have loaded.
@@ -60,16 +63,30 @@ impl Plan {
         match self {
             Plan::Real { input, output } => {
                 let (capture, reader) = Capture::open(&input, counters.clone()).context("audio.input_device")?;
-                let (playback, queue) = Playback::open(&output, counters).context("audio.output_device")?;
+                let (playback, queue) = Playback::open(&output, counters.clone()).context("audio.output_device")?;
                 let ((ir, ic), (or, oc)) = (capture.format(), playback.format());
                 let description = format!("microphone {:?} ({ir} Hz, {ic} ch), speaker {:?} ({or} Hz, {oc} ch)", capture.name(), playback.name());
-                Ok(Opened { running: Running::Real { _capture: capture, _playback: playback }, reader, queue, description })
+                // The first stream stays in `Running` (dead streams are harmless); each
+                // reopened one lives in the closure until the next reopen replaces it.
+                let mut current: Option<Capture> = None;
+                let reopen_capture: super::mic::Reopen = Box::new(move || {
+                    drop(current.take());
+                    let (c, r) = Capture::open(&input, counters.clone())?;
+                    current.replace(c);
+                    Ok(r)
+                });
+                Ok(Opened { running: Running::Real { _capture: capture, _playback: playback }, reader, reopen_capture: Some(reopen_capture), queue, description })
             }
-            Plan::Sim { input, rate_hz, output_wav, capture_ms, playback_ms } => {
+            Plan::Sim { input, rate_hz, output_wav, capture_ms, playback_ms, opts } => {
                 let secs = input.len() as f64 / rate_hz as f64;
-                let (sim, reader, queue) = SimDuplex::start(input, rate_hz, capture_ms, playback_ms, counters)?;
-                let description = format!("simulated microphone ({secs:.1} s of input) and speaker at {rate_hz} Hz");
-                Ok(Opened { running: Running::Sim { sim, output_wav }, reader, queue, description })
+                let echo = match &opts.echo {
+                    Some(e) => format!(", echo path {} ms at {} dB", e.delay_ms, e.gain_db),
+                    None => String::new(),
+                };
+                let (sim, reader, queue) = SimDuplex::start_with(input, rate_hz, capture_ms, playback_ms, counters, opts)?;
+                let description = format!("simulated microphone ({secs:.1} s of input) and speaker at {rate_hz} Hz{echo}");
+                // The simulated microphone comes back by itself (its outage schedule).
+                Ok(Opened { running: Running::Sim { sim, output_wav }, reader, reopen_capture: None, queue, description })
             }
         }
     }

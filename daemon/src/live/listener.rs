@@ -13,12 +13,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use audio::device::{CaptureReader, PlaybackControl};
+use audio::device::PlaybackControl;
 use audio::resample_stream::StreamResampler;
 use audio::vad::{Vad, VadEvent};
 
 use super::clock::Heartbeat;
 use super::inbox::{Heard, Inbox, PauseVerdict};
+use super::mic::Mic;
 
 /// Audio kept before an utterance's confirmed start, in 16 kHz samples (2 s): the VAD
 /// reports where speech began, which precedes the confirmation, and `vad.pre_roll_ms`
@@ -68,7 +69,8 @@ pub struct Listener {
 
 /// What the listening thread works with.
 pub struct ListenerParts {
-    pub reader: CaptureReader,
+    /// The microphone, echo-cancelled (see `mic`).
+    pub reader: Mic,
     pub vad: Vad,
     pub playback: PlaybackControl,
     /// Mirrors `Turn::is_replying` of the active turn.

@@ -11,8 +11,10 @@ mod active_turn;
 mod clock;
 mod conversation;
 mod devices;
+mod half_duplex;
 mod inbox;
 mod listener;
+mod mic;
 mod service;
 pub mod settings;
 mod speaker;
@@ -86,7 +88,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     }
 
     let counters = AudioCounters::new();
-    let opened = plan.open(counters.clone())?;
+    let mut opened = plan.open(counters.clone())?;
+    let reference = opened.queue.take_reference();
+    let mic = mic::Mic::new(opened.reader, reference, opened.reopen_capture.take(), &audio_cfg)?;
     let clock = Clock::start();
     let heartbeat = Heartbeat::new(clock);
     heartbeat.conversation();
@@ -95,7 +99,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     let replying = Arc::new(AtomicBool::new(false));
     let verdict = Arc::new(inbox::PauseVerdict::default());
     let mut listener = Listener::spawn(ListenerParts {
-        reader: opened.reader,
+        reader: mic,
         vad,
         playback: speaker.control(),
         replying: replying.clone(),
@@ -106,7 +110,13 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     })?;
     let watchdog = service::Watchdog::start(heartbeat.clone());
     let running = opened.running;
-    tracing::info!("listening: {}", opened.description);
+    let echo = match (audio_cfg.echo_cancellation, audio_cfg.half_duplex) {
+        (true, false) => "echo cancellation on",
+        (true, true) => "echo cancellation on, half-duplex",
+        (false, true) => "half-duplex",
+        (false, false) => "echo cancellation off",
+    };
+    tracing::info!("listening: {} ({echo})", opened.description);
     service::notify_ready(&format!("listening: {}", opened.description));
     println!("ready: {}", opened.description);
 

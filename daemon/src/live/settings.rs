@@ -29,6 +29,23 @@ pub struct AudioSection {
     /// Simulated devices: their sample rate, in Hz (48000 exercises the resamplers the way a
     /// real sound card does).
     pub sim_rate_hz: u32,
+    /// Cancel the speaker's echo in the microphone signal (AEC3 on the listener thread, with
+    /// what the speaker played as the reference). On by default: open-ear devices hear
+    /// their own replies.
+    pub echo_cancellation: bool,
+    /// Half-duplex fallback for hardware where cancellation cannot keep up: while the reply
+    /// plays the microphone is ignored, except for a loud, sustained onset (barge-in).
+    pub half_duplex: bool,
+    /// Half-duplex: the level (dBFS RMS over 10 ms) an onset must reach.
+    pub half_duplex_onset_dbfs: f32,
+    /// Half-duplex: how long the onset must stay that loud, in ms (the microphone's audio
+    /// is held back this long while the reply plays).
+    pub half_duplex_onset_ms: u32,
+    /// Simulated devices: an echo path from the speaker to the microphone (absent: none).
+    pub simulated_echo: Option<audio::device::EchoPathConfig>,
+    /// Simulated devices: `[from_s, to_s]` windows (seconds of input) in which the
+    /// microphone is gone, e.g. `[[3.0, 8.0]]`.
+    pub sim_mic_outages: Vec<[f64; 2]>,
 }
 
 impl Default for AudioSection {
@@ -42,6 +59,12 @@ impl Default for AudioSection {
             input_wav: None,
             output_wav: None,
             sim_rate_hz: 48_000,
+            echo_cancellation: true,
+            half_duplex: false,
+            half_duplex_onset_dbfs: -20.0,
+            half_duplex_onset_ms: 200,
+            simulated_echo: None,
+            sim_mic_outages: Vec::new(),
         }
     }
 }
@@ -66,6 +89,20 @@ impl AudioSection {
         }
         if !(8_000..=192_000).contains(&self.sim_rate_hz) {
             bail!("audio.sim_rate_hz = {} (must be 8000..=192000)", self.sim_rate_hz);
+        }
+        if let Some(e) = &self.simulated_echo {
+            if let Err(m) = e.validate() {
+                bail!("audio.{m}");
+            }
+        }
+        if !(-60.0..=0.0).contains(&self.half_duplex_onset_dbfs) {
+            bail!("audio.half_duplex_onset_dbfs = {} (must be -60..=0)", self.half_duplex_onset_dbfs);
+        }
+        if !(20..=1_000).contains(&self.half_duplex_onset_ms) {
+            bail!("audio.half_duplex_onset_ms = {} (must be 20..=1000)", self.half_duplex_onset_ms);
+        }
+        if let Some([a, b]) = self.sim_mic_outages.iter().find(|[a, b]| !(a.is_finite() && b.is_finite() && *a >= 0.0 && a < b)) {
+            bail!("audio.sim_mic_outages: [{a}, {b}] (need 0 <= from < to, in seconds)");
         }
         if self.output_wav.is_some() && self.input_wav.is_none() {
             bail!("audio.output_wav is set but audio.input_wav is not (the simulated speaker needs the simulated microphone)");

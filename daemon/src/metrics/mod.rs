@@ -42,6 +42,8 @@ pub struct Metrics {
     pub audio_overruns: IntCounter,
     /// Playback callbacks that ran dry mid-reply (plus device-reported playback xruns).
     pub audio_underruns: IntCounter,
+    /// Times an audio device went away (unplugged, dropout) while the daemon ran.
+    pub audio_device_losses: IntCounter,
     /// Earlier turns forgotten because no history budget could hold them any more.
     pub conversation_turns_dropped: IntCounter,
     /// Conversations ended (idle timeout or end phrase).
@@ -82,6 +84,7 @@ impl Metrics {
             cloud_reconnects: counter(&r, "firstword_cloud_reconnects_total", "Cloud sessions re-established"),
             audio_overruns: counter(&r, "firstword_audio_overruns_total", "Capture overruns (samples dropped)"),
             audio_underruns: counter(&r, "firstword_audio_underruns_total", "Playback underruns mid-reply"),
+            audio_device_losses: counter(&r, "firstword_audio_device_losses_total", "Audio devices that went away (unplugged, dropout)"),
             conversation_turns_dropped: counter(
                 &r,
                 "firstword_conversation_turns_dropped_total",

@@ -1,0 +1,220 @@
+//! Acoustic echo cancellation on 16 kHz mono audio: WebRTC's AEC3 (the pure-Rust port in the
+//! `aec3` crate) behind a frame-oriented API, and the pairing of microphone samples with the
+//! speaker's reference that feeds it.
+//!
+//! Why `aec3` and not `webrtc-audio-processing` 2.1 (`bundled`): the bundled C++ build needs
+//! meson, ninja and abseil ≥ 20240722; Debian 12 ships abseil 20220623, so meson's wrap
+//! downloads abseil from GitHub at build time, which these machines cannot reach. `aec3` is
+//! the same algorithm (linear filter, delay estimator, residual echo suppressor) in Rust,
+//! compiles with the workspace, and runs on the listener thread at a fraction of real time.
+//!
+//! Only the high-pass filter and AEC3 run: noise suppression and automatic gain control
+//! would change the levels the VAD's thresholds and Whisper were tuned on.
+
+use aec3::nodes::audio::AudioFormat;
+use aec3::pipelines::linear::{self, LinearPipeline};
+
+/// The canceller's rate, in Hz (the VAD's and Whisper's).
+pub const AEC_RATE_HZ: u32 = crate::ASR_RATE_HZ;
+/// Samples per canceller frame (10 ms at 16 kHz).
+pub const AEC_FRAME: usize = (AEC_RATE_HZ / 100) as usize;
+
+/// Why the canceller failed (a frame the wrong size, or an internal error of `aec3`).
+#[derive(Debug, thiserror::Error)]
+#[error("echo canceller: {0}")]
+pub struct AecError(String);
+
+/// AEC3 on 10 ms frames of 16 kHz mono: [`EchoCanceller::process`] takes the microphone
+/// frame and the reference frame played at the same instant.
+pub struct EchoCanceller {
+    pipeline: LinearPipeline,
+}
+
+impl EchoCanceller {
+    /// A canceller; `delay_hint_ms` is the expected speaker-to-microphone delay when known
+    /// (AEC3 estimates it anyway; the hint only speeds up convergence).
+    /// Errors: [`AecError`] when `aec3` refuses the configuration.
+    pub fn new(delay_hint_ms: Option<u32>) -> Result<Self, AecError> {
+        let format = AudioFormat::ten_ms(AEC_RATE_HZ, 1);
+        let mut b = linear::builder(format, format)
+            .enable_high_pass_filter(true)
+            .enable_noise_suppression(false)
+            .enable_gain_controller2(false)
+            .enable_post_filter(false);
+        if let Some(ms) = delay_hint_ms {
+            b = b.initial_delay_ms(ms.min(500) as i32);
+        }
+        let pipeline = b.build().map_err(|e| AecError(format!("{e:?}")))?;
+        Ok(Self { pipeline })
+    }
+
+    /// Cancels the echo of `reference` (what the speaker played, [`AEC_FRAME`] samples) in
+    /// `mic` ([`AEC_FRAME`] samples, same instant), writing [`AEC_FRAME`] samples to `out`.
+    /// Errors: [`AecError`] for frames of the wrong size or an internal failure.
+    pub fn process(&mut self, mic: &[f32], reference: &[f32], out: &mut [f32]) -> Result<(), AecError> {
+        if mic.len() != AEC_FRAME || reference.len() != AEC_FRAME || out.len() != AEC_FRAME {
+            return Err(AecError(format!("frames must be {AEC_FRAME} samples (mic {}, reference {}, out {})", mic.len(), reference.len(), out.len())));
+        }
+        self.pipeline.handle_render_frame(reference).map_err(|e| AecError(format!("{e:?}")))?;
+        self.pipeline.process_capture_frame(mic, out).map_err(|e| AecError(format!("{e:?}")))?;
+        Ok(())
+    }
+}
+
+/// Echo return loss enhancement in dB: how much quieter `after` is than `before` (same
+/// span, echo only), `10·log10(Σbefore² / Σafter²)`; None when `before` is silent.
+pub fn erle_db(before: &[f32], after: &[f32]) -> Option<f64> {
+    let e = |x: &[f32]| x.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
+    let (b, a) = (e(before), e(after));
+    (b > 0.0).then(|| 10.0 * (b / a.max(1e-20)).log10())
+}
+
+/// Pairs microphone samples with reference samples by position, both at 16 kHz: sample `n`
+/// of the microphone stream is heard while sample `n` of the reference stream is played (up
+/// to the fixed device latency that AEC3 estimates). Bounded: when the reference does not
+/// come (the speaker is gone or not started), the microphone is not held back for more than
+/// `max_wait` samples; silence stands in for the missing reference.
+pub struct Pairing {
+    mic: Vec<f32>,
+    reference: Vec<f32>,
+    max_wait: usize,
+    /// Reference samples replaced by silence (the speaker fell behind), for the log.
+    pub filled: u64,
+}
+
+impl Pairing {
+    /// A pairing that holds back at most `max_wait` microphone samples.
+    pub fn new(max_wait: usize) -> Self {
+        Self { mic: Vec::with_capacity(max_wait + AEC_FRAME), reference: Vec::with_capacity(max_wait + AEC_FRAME), max_wait: max_wait.max(AEC_FRAME), filled: 0 }
+    }
+
+    /// Appends microphone samples.
+    pub fn push_mic(&mut self, s: &[f32]) {
+        self.mic.extend_from_slice(s);
+    }
+
+    /// Appends reference samples.
+    pub fn push_reference(&mut self, s: &[f32]) {
+        self.reference.extend_from_slice(s);
+    }
+
+    /// Reference samples the pairing can still take before it holds more than the
+    /// microphone has asked for (read at most this many from the reference ring).
+    pub fn reference_room(&self) -> usize {
+        (self.mic.len() + self.max_wait).saturating_sub(self.reference.len())
+    }
+
+    /// Moves the microphone samples still waiting for their reference to `out` (the end
+    /// of the input), unprocessed, and forgets the reference.
+    pub fn flush_mic(&mut self, out: &mut Vec<f32>) {
+        out.append(&mut self.mic);
+        self.reference.clear();
+    }
+
+    /// Calls `f(mic, reference)` for each complete [`AEC_FRAME`] pair, oldest first, then
+    /// drops them. When the microphone is more than `max_wait` ahead of the reference the
+    /// missing reference is taken as silence.
+    pub fn drain_frames<E>(&mut self, mut f: impl FnMut(&[f32], &[f32]) -> Result<(), E>) -> Result<(), E> {
+        if self.mic.len() > self.reference.len() + self.max_wait {
+            let fill = self.mic.len() - self.max_wait - self.reference.len();
+            self.filled += fill as u64;
+            self.reference.resize(self.reference.len() + fill, 0.0);
+        }
+        let frames = self.mic.len().min(self.reference.len()) / AEC_FRAME;
+        for k in 0..frames {
+            let r = k * AEC_FRAME..(k + 1) * AEC_FRAME;
+            f(&self.mic[r.clone()], &self.reference[r])?;
+        }
+        self.mic.drain(..frames * AEC_FRAME);
+        self.reference.drain(..frames * AEC_FRAME);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Speech-like noise: white noise shaped by a slow random envelope (deterministic).
+    fn babble(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.max(1);
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        let mut lp = 0.0f32;
+        (0..n)
+            .map(|i| {
+                let env = 0.5 + 0.5 * ((i as f32 / 1_600.0).sin() * (i as f32 / 3_700.0).cos()).abs();
+                lp = 0.7 * lp + 0.3 * next();
+                0.3 * env * lp
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_canceller_removes_a_delayed_echo_by_more_than_20_db() {
+        let far = babble(16_000 * 6, 7);
+        let delay = 640; // 40 ms
+        let mic: Vec<f32> = (0..far.len()).map(|i| if i >= delay { 0.5 * far[i - delay] } else { 0.0 }).collect();
+        let mut aec = EchoCanceller::new(None).unwrap();
+        let mut out = vec![0.0f32; far.len()];
+        for k in 0..far.len() / AEC_FRAME {
+            let r = k * AEC_FRAME..(k + 1) * AEC_FRAME;
+            aec.process(&mic[r.clone()], &far[r.clone()], &mut out[r]).unwrap();
+        }
+        // After 2 s of convergence.
+        let erle = erle_db(&mic[32_000..], &out[32_000..]).unwrap();
+        assert!(erle > 20.0, "ERLE {erle:.1} dB");
+    }
+
+    #[test]
+    fn near_end_speech_passes_when_nothing_plays() {
+        let near = babble(16_000 * 2, 3);
+        let mut aec = EchoCanceller::new(None).unwrap();
+        let mut out = vec![0.0f32; near.len()];
+        let silent = [0.0f32; AEC_FRAME];
+        for k in 0..near.len() / AEC_FRAME {
+            let r = k * AEC_FRAME..(k + 1) * AEC_FRAME;
+            aec.process(&near[r.clone()], &silent, &mut out[r]).unwrap();
+        }
+        let loss = erle_db(&near[8_000..], &out[8_000..]).unwrap();
+        assert!(loss.abs() < 3.0, "near-end speech changed by {loss:.1} dB");
+    }
+
+    #[test]
+    fn wrong_frame_sizes_are_errors() {
+        let mut aec = EchoCanceller::new(Some(40)).unwrap();
+        let mut out = [0.0f32; AEC_FRAME];
+        assert!(aec.process(&[0.0; 10], &[0.0; AEC_FRAME], &mut out).is_err());
+    }
+
+    #[test]
+    fn pairing_matches_by_position_and_fills_a_missing_reference() {
+        let mut p = Pairing::new(320);
+        p.push_mic(&[1.0; 400]);
+        p.push_reference(&[2.0; 200]);
+        let mut seen = Vec::new();
+        p.drain_frames(|m, r| {
+            seen.push((m[0], r[0]));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(1.0, 2.0)], "one full pair; the rest waits for the reference");
+        assert_eq!(p.reference_room(), 240 + 320 - 40);
+        // The reference stops coming: after `max_wait` the microphone goes on with silence.
+        p.push_mic(&[1.0; 800]);
+        seen.clear();
+        p.drain_frames(|m, r| {
+            seen.push((m[0], r[0]));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(seen.len() == 4 && seen.iter().skip(1).all(|&(_, r)| r == 0.0), "{seen:?}");
+        assert!(p.filled > 0);
+        assert!(erle_db(&[0.0; 4], &[0.0; 4]).is_none());
+        assert!((erle_db(&[1.0; 4], &[0.1; 4]).unwrap() - 20.0).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,369 @@
+//! What the listener hears: the microphone at 16 kHz with the speaker's echo cancelled
+//! (AEC3, with what the speaker played as the time-aligned reference), optionally gated
+//! half-duplex, and with the time a lost microphone was gone filled with silence so that
+//! sample positions stay on the stream clock.
+//!
+//! Runs on the listener thread (never in an audio callback). Alignment: the playback
+//! callback copies every sample it plays (silence included) into the reference ring, so
+//! the `n`-th reference sample went out while the `n`-th capture sample came in, up to the
+//! devices' fixed latencies, which AEC3's delay estimator finds.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use audio::aec::{EchoCanceller, Pairing, AEC_FRAME, AEC_RATE_HZ};
+use audio::device::{CaptureReader, DeviceError, ReferenceReader};
+use audio::resample_stream::StreamResampler;
+
+use super::half_duplex::HalfDuplexGate;
+use super::settings::AudioSection;
+
+thread_local! {
+    /// The canceller of the thread that reads the microphone (the listener). It lives here
+    /// because `aec3`'s processing graph is not `Send`: it is built on the thread that uses
+    /// it, at the first frame, and never moves.
+    static CANCELLER: RefCell<Option<EchoCanceller>> = const { RefCell::new(None) };
+}
+
+/// Cancels one frame with this thread's canceller (built at the first call).
+fn cancel_frame(mic: &[f32], reference: &[f32], out: &mut [f32]) -> Result<(), audio::aec::AecError> {
+    CANCELLER.with_borrow_mut(|slot| {
+        if slot.is_none() {
+            *slot = Some(EchoCanceller::new(None)?);
+        }
+        match slot.as_mut() {
+            Some(c) => c.process(mic, reference, out),
+            None => Ok(()),
+        }
+    })
+}
+
+/// The microphone is held back at most this long waiting for the reference, in ms.
+const MAX_REFERENCE_WAIT_MS: usize = 200;
+/// Silence inserted per read for a lost microphone's gap, in device samples (bounded work
+/// per call; a long gap is filled over several reads).
+const GAP_CHUNK: usize = 4_800;
+
+/// First wait before reopening a lost microphone; it doubles up to [`REOPEN_MAX`].
+const REOPEN_FIRST: Duration = Duration::from_millis(250);
+/// Longest wait between reopen attempts.
+const REOPEN_MAX: Duration = Duration::from_secs(4);
+
+/// Opens the microphone again (drops the old stream first); returns its new ring.
+pub type Reopen = Box<dyn FnMut() -> Result<CaptureReader, DeviceError> + Send>;
+
+/// Exponential backoff between reopen attempts (pure: the caller passes the time).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    wait: Duration,
+    next: Option<Instant>,
+}
+
+impl Backoff {
+    /// Waits `first`, then twice as long each failure, at most `max`.
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self { first, max, wait: first, next: None }
+    }
+
+    /// True when an attempt is due at `now` (the first one is due `first` after the loss).
+    pub fn due(&mut self, now: Instant) -> bool {
+        let next = *self.next.get_or_insert(now + self.first);
+        now >= next
+    }
+
+    /// The attempt at `now` failed: the next waits longer.
+    pub fn failed(&mut self, now: Instant) {
+        self.wait = (self.wait * 2).min(self.max);
+        self.next = Some(now + self.wait);
+    }
+
+    /// The device is back: the next loss starts from the first wait again.
+    pub fn reset(&mut self) {
+        self.wait = self.first;
+        self.next = None;
+    }
+}
+
+/// A lost microphone being reopened.
+struct Reopening {
+    reopen: Reopen,
+    backoff: Backoff,
+    /// When the loss was noticed (its time is filled with silence once it is back).
+    since: Option<Instant>,
+}
+
+/// The listener's microphone (see the module docs).
+pub struct Mic {
+    reader: CaptureReader,
+    /// Real devices: how to reopen the microphone when it goes away.
+    reopening: Option<Reopening>,
+    /// Silence still owed for the time a reopened microphone was gone, device samples.
+    owed_silence: u64,
+    /// Echo cancellation or half-duplex need the reference; plain capture does not.
+    processing: Option<Processing>,
+    capture_rs: StreamResampler,
+    raw: Vec<f32>,
+    s16: Vec<f32>,
+    /// Processed 16 kHz samples not yet handed out.
+    ready: Vec<f32>,
+    /// Lost samples already filled with silence.
+    gap_filled: u64,
+}
+
+struct Processing {
+    reference: ReferenceReader,
+    reference_rs: StreamResampler,
+    pairing: Pairing,
+    /// Echo cancellation on (the canceller itself is thread-local: see [`CANCELLER`]).
+    aec: bool,
+    gate: Option<HalfDuplexGate>,
+    cancelled: Vec<f32>,
+    aec_failed: bool,
+}
+
+impl Mic {
+    /// The microphone as `[audio]` asks: `reference` is the speaker's (needed when echo
+    /// cancellation or half-duplex is on). Errors: resampler or canceller set-up.
+    /// With `reopen`, a microphone whose stream fails is reopened with backoff.
+    pub fn new(reader: CaptureReader, reference: Option<ReferenceReader>, reopen: Option<Reopen>, a: &AudioSection) -> Result<Self> {
+        let capture_rs = StreamResampler::new(reader.rate_hz(), AEC_RATE_HZ).context("capture resampler")?;
+        let processing = match reference {
+            Some(reference) if a.echo_cancellation || a.half_duplex => {
+                let reference_rs = StreamResampler::new(reference.rate_hz(), AEC_RATE_HZ).context("reference resampler")?;
+                // No delay hint, even for the simulated path whose delay is known: the daemon
+                // must find it the way it would on real hardware. Built once here to fail
+                // at start-up rather than on the listener thread.
+                if a.echo_cancellation {
+                    drop(EchoCanceller::new(None).context("echo canceller")?);
+                }
+                let aec = a.echo_cancellation;
+                let gate = a.half_duplex.then(|| HalfDuplexGate::new(a.half_duplex_onset_dbfs, a.half_duplex_onset_ms));
+                Some(Processing {
+                    reference,
+                    reference_rs,
+                    pairing: Pairing::new(MAX_REFERENCE_WAIT_MS * AEC_RATE_HZ as usize / 1000),
+                    aec,
+                    gate,
+                    cancelled: vec![0.0; AEC_FRAME],
+                    aec_failed: false,
+                })
+            }
+            _ => None,
+        };
+        let reopening = reopen.map(|reopen| Reopening { reopen, backoff: Backoff::new(REOPEN_FIRST, REOPEN_MAX), since: None });
+        Ok(Self { reader, reopening, owed_silence: 0, processing, capture_rs, raw: vec![0.0; 4096], s16: Vec::with_capacity(4096), ready: Vec::with_capacity(8192), gap_filled: 0 })
+    }
+
+    /// Sample rate of what [`Mic::read`] returns, in Hz (16 kHz).
+    pub fn rate_hz(&self) -> u32 {
+        AEC_RATE_HZ
+    }
+
+    /// True when the capture source ended and everything was handed out.
+    pub fn is_ended(&self) -> bool {
+        self.reader.is_ended() && self.ready.is_empty()
+    }
+
+    /// Moves up to `out.len()` processed 16 kHz samples into `out`; returns how many.
+    /// Never blocks. A canceller failure is logged once and the microphone passes through.
+    pub fn read(&mut self, out: &mut [f32]) -> usize {
+        if self.ready.is_empty() {
+            if let Err(e) = self.pull() {
+                tracing::error!("microphone processing: {e:#}");
+            }
+        }
+        let n = out.len().min(self.ready.len());
+        out[..n].copy_from_slice(&self.ready[..n]);
+        self.ready.drain(..n);
+        n
+    }
+
+    /// A lost microphone with a way to reopen it: tries when the backoff allows. True
+    /// while it is still gone.
+    fn reopen_if_lost(&mut self) -> bool {
+        let Some(r) = self.reopening.as_mut() else {
+            return false;
+        };
+        let counters = self.reader.counters().clone();
+        if !counters.capture_lost() {
+            return false;
+        }
+        let now = Instant::now();
+        let since = *r.since.get_or_insert(now);
+        if !r.backoff.due(now) {
+            return true;
+        }
+        match (r.reopen)() {
+            Ok(reader) => {
+                let gone = since.elapsed();
+                tracing::info!("microphone reopened after {:.1} s", gone.as_secs_f64());
+                // Its time passes as silence: positions stay on the stream clock.
+                self.owed_silence += (gone.as_secs_f64() * self.reader.rate_hz() as f64) as u64;
+                if reader.rate_hz() != self.reader.rate_hz() {
+                    match StreamResampler::new(reader.rate_hz(), AEC_RATE_HZ) {
+                        Ok(rs) => self.capture_rs = rs,
+                        Err(e) => tracing::error!("microphone resampler for the reopened device: {e}"),
+                    }
+                }
+                self.reader = reader;
+                self.gap_filled = 0;
+                r.backoff.reset();
+                r.since = None;
+                counters.set_capture_lost(false);
+                false
+            }
+            Err(e) => {
+                r.backoff.failed(now);
+                tracing::warn!("microphone still gone: {e}");
+                true
+            }
+        }
+    }
+
+    /// Reads the device (and its lost-time gap), resamples, cancels, gates.
+    fn pull(&mut self) -> Result<()> {
+        if self.reopen_if_lost() {
+            return Ok(());
+        }
+        let lost = self.reader.lost_samples();
+        let n = if lost > self.gap_filled || self.owed_silence > 0 {
+            // The microphone was gone: its time passes as silence.
+            let owed = (lost - self.gap_filled.min(lost)) + self.owed_silence;
+            let k = (owed as usize).min(GAP_CHUNK).min(self.raw.len());
+            let from_ring = (k as u64).min(lost.saturating_sub(self.gap_filled));
+            self.gap_filled += from_ring;
+            self.owed_silence -= k as u64 - from_ring;
+            self.raw[..k].fill(0.0);
+            k
+        } else {
+            self.reader.read(&mut self.raw)
+        };
+        self.s16.clear();
+        if n > 0 {
+            self.capture_rs.process(&self.raw[..n], &mut self.s16).context("resampling the microphone")?;
+        }
+        let Some(p) = self.processing.as_mut() else {
+            self.ready.extend_from_slice(&self.s16);
+            return Ok(());
+        };
+        p.pairing.push_mic(&self.s16);
+        // The reference: as much as pairs with the microphone so far (device rate).
+        let room = p.pairing.reference_room() * p.reference.rate_hz() as usize / AEC_RATE_HZ as usize;
+        let want = room.min(self.raw.len());
+        let got = p.reference.read(&mut self.raw[..want]);
+        self.s16.clear();
+        if got > 0 {
+            p.reference_rs.process(&self.raw[..got], &mut self.s16).context("resampling the reference")?;
+        }
+        p.pairing.push_reference(&self.s16);
+        let ready = &mut self.ready;
+        let (aec, gate, cancelled, aec_failed) = (&p.aec, &mut p.gate, &mut p.cancelled, &mut p.aec_failed);
+        p.pairing.drain_frames(|mic, reference| {
+            let heard: &[f32] = if *aec && !*aec_failed {
+                match cancel_frame(mic, reference, &mut cancelled[..]) {
+                    Ok(()) => &cancelled[..],
+                    Err(e) => {
+                        tracing::error!("echo cancellation off from now on: {e}");
+                        *aec_failed = true;
+                        mic
+                    }
+                }
+            } else {
+                mic
+            };
+            match gate.as_mut() {
+                Some(g) => g.push(heard, reference, ready),
+                None => ready.extend_from_slice(heard),
+            }
+            anyhow::Ok(())
+        })?;
+        // The input ended: what waits for a reference that will not come is let through.
+        if self.reader.is_ended() && self.ready.is_empty() {
+            let mut rest = Vec::new();
+            p.pairing.flush_mic(&mut rest);
+            self.ready.extend_from_slice(&rest);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mic {
+    /// Drops this thread's canceller while the thread is still running: `aec3` returns its
+    /// buffers to a thread-local pool on drop, which is gone once thread-local storage is
+    /// being torn down (dropping the canceller then would abort the process).
+    fn drop(&mut self) {
+        let canceller = CANCELLER.try_with(|c| c.borrow_mut().take()).ok().flatten();
+        drop(canceller);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audio::device::{capture_ring, AudioCounters};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_resets() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        assert!(!b.due(t0));
+        assert!(b.due(t0 + Duration::from_millis(100)));
+        b.failed(t0 + Duration::from_millis(100));
+        assert!(!b.due(t0 + Duration::from_millis(250)));
+        assert!(b.due(t0 + Duration::from_millis(300)));
+        b.failed(t0 + Duration::from_millis(300));
+        assert!(!b.due(t0 + Duration::from_millis(550)), "capped at 300 ms, not 400");
+        assert!(b.due(t0 + Duration::from_millis(600)));
+        b.reset();
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(!b.due(t1));
+    }
+
+    fn plain() -> AudioSection {
+        AudioSection { echo_cancellation: false, ..Default::default() }
+    }
+
+    #[test]
+    fn a_lost_microphone_is_reopened_and_its_time_filled_with_silence() {
+        let counters = AudioCounters::new();
+        let (_feed, reader) = capture_ring(16_000, 1, 16_000, counters.clone());
+        let attempts = Arc::new(Mutex::new(0));
+        let (a2, c2) = (attempts.clone(), counters.clone());
+        let next_feed = Arc::new(Mutex::new(None));
+        let nf = next_feed.clone();
+        let reopen: Reopen = Box::new(move || {
+            let mut n = a2.lock().unwrap();
+            *n += 1;
+            if *n == 1 {
+                return Err(DeviceError::SimThread("still unplugged".into()));
+            }
+            let (mut feed, reader) = capture_ring(16_000, 1, 16_000, c2.clone());
+            feed.push_interleaved(&[0.5f32; 160]);
+            *nf.lock().unwrap() = Some(feed);
+            Ok(reader)
+        });
+        let mut mic = Mic::new(reader, None, Some(reopen), &plain()).unwrap();
+        mic.reopening.as_mut().unwrap().backoff = Backoff::new(Duration::ZERO, Duration::ZERO);
+        counters.set_capture_lost(true);
+        let mut out = vec![0.0f32; 64_000];
+        assert_eq!(mic.read(&mut out), 0, "first attempt fails");
+        assert!(counters.capture_lost());
+        std::thread::sleep(Duration::from_millis(20));
+        let mut got = Vec::new();
+        for _ in 0..50 {
+            let n = mic.read(&mut out);
+            got.extend_from_slice(&out[..n]);
+        }
+        assert_eq!(*attempts.lock().unwrap(), 2);
+        assert!(!counters.capture_lost(), "back");
+        assert_eq!(counters.device_losses(), 1);
+        let ones = got.iter().filter(|v| **v == 0.5).count();
+        assert_eq!(ones, 160, "the reopened device's audio");
+        let silent = got.iter().position(|v| *v == 0.5).unwrap();
+        assert!(silent >= 320, "≥ 20 ms of silence for the time it was gone, got {silent}");
+    }
+}

@@ -1,0 +1,173 @@
+//! Open-ear audio end to end (issue 16): `firstword run` on the simulated devices with an
+//! echo path from the speaker to the microphone. Without echo cancellation the daemon hears
+//! its own reply and stops it; with it, the reply plays out, and a user who talks over it at
+//! 0 dB echo still stops it. A microphone that goes away for 5 s is survived: the next
+//! question is answered. Each run takes its input's length in real time plus model loading.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use common::{assets_present, firstword, root};
+
+const MODELS: &[&str] = &[
+    "models/whisper/ggml-tiny.en.bin",
+    "models/piper/en_US-joe-medium.onnx",
+    "models/gemma/gemma-3-270m-q4_k_m.gguf",
+    "models/mulm/mulm.json",
+    "models/silero/silero_vad.onnx",
+    "fixtures/questions/sky.wav",
+    "fixtures/questions/dinner.wav",
+];
+
+/// The simulated speaker's rate (the default `audio.sim_rate_hz`).
+const OUT_RATE: usize = 48_000;
+/// One daemon at a time: real-time runs on shared cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn load(rel: &str) -> Vec<f32> {
+    audio::load_wav_16k_mono(root().join(rel)).unwrap()
+}
+
+fn silence(s: f64) -> Vec<f32> {
+    vec![0.0; (s * 16_000.0) as usize]
+}
+
+fn input_wav(dir: &Path, parts: &[Vec<f32>]) -> PathBuf {
+    let path = dir.join("in.wav");
+    audio::write_wav(&path, &parts.concat(), 16_000).unwrap();
+    path
+}
+
+/// Seconds of `out` after `from_s` whose 50 ms blocks are audible.
+fn audible_s(out: &[f32], from_s: f64) -> f64 {
+    let blk = OUT_RATE / 20;
+    let a = ((from_s * OUT_RATE as f64) as usize).min(out.len());
+    out[a..].chunks(blk).filter(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01).count() as f64 * 0.05
+}
+
+/// Runs the daemon on `parts` with `audio_toml` appended to `[audio]`; returns (stdout,
+/// stderr, the speaker's output at 48 kHz).
+fn run(parts: &[Vec<f32>], max_tokens: u32, audio_toml: &str) -> (String, String, Vec<f32>) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input_wav(dir.path(), parts);
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, format!("[cloud]\nmax_tokens = {max_tokens}\nlocal_latency_ms = 200\n[log]\ntranscripts = true\n[audio]\n{audio_toml}")).unwrap();
+    let out_wav = dir.path().join("out.wav");
+    let o = firstword(&["run", "--config", cfg.to_str().unwrap(), "--input-wav", input.to_str().unwrap(), "--output-wav", out_wav.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string());
+    assert!(o.status.success(), "run failed:\n{stdout}\n{stderr}");
+    (stdout, stderr, audio::read_wav(&out_wav).unwrap().mono)
+}
+
+const ECHO_MINUS_6: &str = "[audio.simulated_echo]\ndelay_ms = 40\ngain_db = -6\nroom_ms = 60\nnoise_dbfs = -60\n";
+const ECHO_0: &str = "[audio.simulated_echo]\ndelay_ms = 80\ngain_db = 0\nroom_ms = 60\nnoise_dbfs = -60\n";
+
+/// First audible 50 ms block of `out`, in seconds.
+fn first_audible_s(out: &[f32]) -> Option<f64> {
+    let blk = OUT_RATE / 20;
+    out.chunks(blk).position(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01).map(|i| i as f64 * 0.05)
+}
+
+/// One question, then `tail_s` of silence in which the reply plays and its echo comes
+/// back. None when the reply started less than 2 s before the input ended (a slow or
+/// loaded machine: the echo could not be heard; try a longer tail).
+fn one_question(audio_toml: &str, tail_s: f64) -> Option<(String, String, Vec<f32>)> {
+    let sky = load("fixtures/questions/sky.wav");
+    let input_end_s = 0.5 + sky.len() as f64 / 16_000.0 + tail_s;
+    let (stdout, stderr, out) = run(&[silence(0.5), sky, silence(tail_s)], 48, audio_toml);
+    match first_audible_s(&out) {
+        Some(t) if t <= input_end_s - 2.0 => Some((stdout, stderr, out)),
+        t => {
+            eprintln!("the reply started at {t:?} s, the input ended at {input_end_s:.1} s (slow machine): {stdout}");
+            None
+        }
+    }
+}
+
+/// Runs [`one_question`] with longer tails until the reply plays within the input.
+fn one_question_in_time(audio_toml: &str) -> (String, String, Vec<f32>) {
+    [10.0, 20.0, 40.0].into_iter().find_map(|tail| one_question(audio_toml, tail)).expect("the reply never started within 40 s of the question")
+}
+
+/// True when the log shows the daemon heard its own reply: the reply was stopped by
+/// "barge-in", or the echo started another turn.
+fn heard_itself(stdout: &str) -> bool {
+    stdout.lines().any(|l| l.starts_with("turn 1:") && l.contains("barge-in")) || !stdout.contains("input finished: 1 turns")
+}
+
+#[test]
+fn without_echo_cancellation_the_reply_interrupts_itself() {
+    if !assets_present(MODELS) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (stdout, stderr, _) = one_question_in_time(&format!("echo_cancellation = false\n{ECHO_MINUS_6}"));
+    assert!(heard_itself(&stdout), "the echo of the reply went unnoticed without cancellation:\n{stdout}\n{stderr}");
+}
+
+#[test]
+fn with_echo_cancellation_the_reply_plays_out_and_starts_no_turn() {
+    if !assets_present(MODELS) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (stdout, stderr, out) = one_question_in_time(ECHO_MINUS_6);
+    assert!(stderr.contains("echo cancellation on"), "{stderr}");
+    assert!(audible_s(&out, 0.0) >= 1.0, "no reply played: {stdout}\n{stderr}");
+    assert!(!heard_itself(&stdout), "the daemon heard its own reply:\n{stdout}\n{stderr}");
+}
+
+/// The user talks over the reply `gap_s` after the question; false when the reply was not
+/// playing yet (slow machine: try a longer gap).
+fn barge_in_over_echo(gap_s: f64) -> bool {
+    let sky = load("fixtures/questions/sky.wav");
+    let dinner = load("fixtures/questions/dinner.wav");
+    let a_end_s = 0.5 + sky.len() as f64 / 16_000.0;
+    let b_speech_s = a_end_s + gap_s + 0.6;
+    let b_end_s = a_end_s + gap_s + dinner.len() as f64 / 16_000.0 - 0.6;
+    let (stdout, stderr, out) = run(&[silence(0.5), sky, silence(gap_s), dinner, silence(1.5)], 64, ECHO_0);
+    if audible_s(&out, a_end_s) - audible_s(&out, b_speech_s) < 0.3 {
+        eprintln!("first reply not playing {gap_s} s after the question (slow machine): {stdout}");
+        return false;
+    }
+    let turn1 = stdout.lines().find(|l| l.starts_with("turn 1:")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(turn1.contains("barge-in"), "the user did not stop the reply: {stdout}\n{stderr}");
+    assert!(stdout.contains("input finished: 2 turns"), "{stdout}\n{stderr}");
+    assert!(audible_s(&out, b_speech_s + 0.5) - audible_s(&out, b_end_s) < 0.05, "the reply kept playing over the user");
+    let heard: Vec<&str> = stderr.lines().filter(|l| l.contains("heard: ")).collect();
+    assert!(heard.last().is_some_and(|h| h.to_lowercase().contains("dinner")), "the interrupting question was not heard: {heard:?}");
+    true
+}
+
+#[test]
+fn talking_over_the_reply_at_0_db_echo_stops_it_and_is_heard() {
+    if !assets_present(MODELS) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A loaded machine answers late; the user must talk while the reply plays.
+    let ok = [5.0, 10.0, 20.0, 40.0].into_iter().any(barge_in_over_echo);
+    assert!(ok, "the first reply never started within 40 s of the question");
+}
+
+#[test]
+fn a_microphone_gone_for_5_s_is_survived_and_the_next_question_answered() {
+    if !assets_present(MODELS) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sky = load("fixtures/questions/sky.wav");
+    let a_end_s = 0.5 + sky.len() as f64 / 16_000.0;
+    // Gone 1.5 s after the question (while the reply is being written or played) for 5 s;
+    // the next question comes 1 s after it is back.
+    let (gone, back) = (a_end_s + 1.5, a_end_s + 6.5);
+    let parts = [silence(0.5), sky, silence(7.5), load("fixtures/questions/dinner.wav"), silence(8.0)];
+    let (stdout, stderr, out) = run(&parts, 16, &format!("sim_mic_outages = [[{gone:.2}, {back:.2}]]\n{ECHO_MINUS_6}"));
+    assert!(stderr.contains("microphone gone") && stderr.contains("microphone back"), "{stderr}");
+    assert!(stdout.contains("input finished: 2 turns"), "{stdout}\n{stderr}");
+    let heard: Vec<&str> = stderr.lines().filter(|l| l.contains("heard: ")).collect();
+    assert!(heard.last().is_some_and(|h| h.to_lowercase().contains("dinner")), "{heard:?}");
+    assert!(audible_s(&out, back + 3.0) >= 0.5, "no reply to the question after the microphone came back");
+}
