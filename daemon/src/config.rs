@@ -24,6 +24,7 @@ pub struct Config {
     pub audio: crate::live::settings::AudioSection,
     pub metrics: crate::live::settings::MetricsSection,
     pub log: crate::live::settings::LogSection,
+    pub activation: crate::activation::ActivationConfig,
 }
 
 impl Config {
@@ -65,6 +66,7 @@ impl Config {
         }
         self.audio.validate()?;
         self.metrics.validate()?;
+        self.activation.validate()?;
         self.lm.validate()
     }
 }
@@ -153,6 +155,9 @@ mod tests {
         assert!(err("[turn]\ncloud_history_turns = 65\n").contains("turn.cloud_history_turns"));
         assert!(err("[turn]\ncloud_history_tokens = 5000\n").contains("turn.cloud_history_tokens"));
         assert!(err("[turn]\nmulm_history_tokens = 5000\n").contains("turn.mulm_history_tokens"));
+        assert!(err("[activation]\nmode = \"sometimes\"\n").contains("mode"));
+        assert!(err("[activation]\nwake_threshold = 0\n").contains("activation.wake_threshold"));
+        assert!(err("[activation]\nmode = \"push_to_talk\"\n").contains("activation.ptt_device"));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum Which {
     /// The headline: voice-to-voice latency and handoff gap over the spoken fixture questions
     /// at several injected cloud latencies, against the cloud-only baseline.
     Pipeline(pipeline::PipelineBenchArgs),
+    /// Wake word: detection rate on voices the reference was not built from, false
+    /// activations per hour of speech without the phrase (sets from scripts/make_wakeword.sh).
+    Wakeword(crate::cmd_wakeword::BenchArgs),
 }
 
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
@@ -45,5 +48,6 @@ pub fn run(cfg: &Config, which: Which) -> Result<()> {
         Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
         Which::Lm(args) => lm::run(cfg, &args),
         Which::Pipeline(args) => pipeline::run(cfg, &args),
+        Which::Wakeword(args) => crate::cmd_wakeword::bench(cfg, &args),
     }
 }
