@@ -34,6 +34,8 @@ pub enum AudioError {
     VadModelMissing(PathBuf),
     #[error("VAD: {0}")]
     Vad(String),
+    #[error("wake word: {0}")]
+    WakeWord(String),
     #[error("frame of {got} samples, expected {expected}")]
     FrameSize { expected: usize, got: usize },
 }

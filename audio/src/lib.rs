@@ -1,7 +1,8 @@
 //! Audio plumbing for firstword: WAV in and out, resampling to the 16 kHz mono f32 that
 //! Whisper and Silero expect, voice activity detection with endpointing, and the shared
 //! onnxruntime loader (Silero VAD here, Piper in the `tts` crate), and live device I/O
-//! (cpal microphone/speaker or a simulated pair, behind lock-free rings).
+//! (cpal microphone/speaker or a simulated pair, behind lock-free rings), and wake-word
+//! spotting (rustpotter).
 //!
 //! Sample conventions everywhere: f32 in [-1, 1], mono unless a type says otherwise,
 //! positions and lengths in samples at the stated rate.
@@ -13,6 +14,7 @@ pub mod onnx;
 pub mod resample;
 pub mod resample_stream;
 pub mod vad;
+pub mod wakeword;
 pub mod wav;
 
 pub use error::AudioError;

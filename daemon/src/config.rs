@@ -27,6 +27,7 @@ pub struct Config {
     pub audio: crate::live::settings::AudioSection,
     pub metrics: crate::live::settings::MetricsSection,
     pub log: crate::live::settings::LogSection,
+    pub activation: crate::activation::ActivationConfig,
 }
 
 impl Config {
@@ -84,6 +85,7 @@ impl Config {
         }
         self.audio.validate()?;
         self.metrics.validate()?;
+        self.activation.validate()?;
         self.lm.validate()
     }
 }
@@ -183,6 +185,9 @@ mod tests {
         assert!(err("[cloud]\nurl = \"ws://10.1.2.3:8787\"\n").contains("cloud.url"));
         Config::parse("[cloud]\nurl = \"ws://10.1.2.3:8787\"\nallow_insecure = true\n").unwrap();
         Config::parse("[cloud]\nurl = \"ws://127.0.0.1:8787\"\n").unwrap();
+        assert!(err("[activation]\nmode = \"sometimes\"\n").contains("mode"));
+        assert!(err("[activation]\nwake_threshold = 0\n").contains("activation.wake_threshold"));
+        assert!(err("[activation]\nmode = \"push_to_talk\"\n").contains("activation.ptt_device"));
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //!
 //! Subcommands: `run` (the live daemon), `asr` (transcribe a WAV), `say` (speak text to a
 //! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `bench` (JSON benchmarks),
-//! `check-config` (validate a TOML config).
+//! `check-config` (validate a TOML config), `wakeword record | build` (wake-word references).
 
+mod activation;
 mod bench;
 mod cloud_link;
 mod cmd_asr;
 mod cmd_opener;
 mod cmd_say;
+mod cmd_wakeword;
 mod config;
 mod conversation;
 mod endpoint;
@@ -106,6 +108,11 @@ enum Cmd {
     CheckConfig { file: PathBuf },
     /// Write the first words of an answer to QUESTION with the on-device micro LM.
     Opener(cmd_opener::OpenerArgs),
+    /// Wake-word references: record your own phrase, build a reference from recordings.
+    Wakeword {
+        #[command(subcommand)]
+        which: cmd_wakeword::WakewordCmd,
+    },
     /// μLM utilities (development checkpoint).
     Lm {
         #[command(subcommand)]
@@ -173,6 +180,7 @@ fn main() -> Result<()> {
                 Cmd::Eval { which } => eval::run(&cfg, which),
                 Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
                 Cmd::Lm { which } => cmd_opener::run_lm(which),
+                Cmd::Wakeword { which } => cmd_wakeword::run(&cfg, which),
                 Cmd::CheckConfig { .. } | Cmd::Cloud { .. } => unreachable!("handled above"),
             }
         }

@@ -46,6 +46,9 @@ pub enum Which {
     /// Open-ear audio: echo return loss enhancement on the daemon's own speech, replies that
     /// stop themselves, and user interruptions over a 0 dB echo (simulated echo path, AEC3).
     Echo(echo::EchoBenchArgs),
+    /// Wake word: detection rate on voices the reference was not built from, false
+    /// activations per hour of speech without the phrase (sets from scripts/make_wakeword.sh).
+    Wakeword(crate::cmd_wakeword::BenchArgs),
 }
 
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
@@ -56,5 +59,6 @@ pub fn run(cfg: &Config, which: Which) -> Result<()> {
         Which::Lm(args) => lm::run(cfg, &args),
         Which::Pipeline(args) => pipeline::run(cfg, &args),
         Which::Echo(args) => echo::run(cfg, &args),
+        Which::Wakeword(args) => crate::cmd_wakeword::bench(cfg, &args),
     }
 }

@@ -20,7 +20,7 @@ mod nll;
 mod openers;
 mod prompts;
 mod registry_sets;
-mod report_md;
+pub(crate) mod report_md;
 mod safety;
 mod text_checks;
 

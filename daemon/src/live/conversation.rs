@@ -209,6 +209,7 @@ impl Conversation<'_> {
                 }
             }
             Inbox::ListenerFailed(e) => bail!("listening failed: {e}"),
+            Inbox::Listening => self.listening(st),
         }
         Ok(())
     }
@@ -405,6 +406,23 @@ impl Conversation<'_> {
         let (o, score) = self.models.mulm.scored_opener_in(&turns, transcript, words)?;
         Metrics::observe_ms(&self.metrics.opener, t0.elapsed().as_secs_f64() * 1000.0);
         Ok(((o.text, o.complete, Some(score)), k, o.prompt_tokens))
+    }
+
+    /// Listening started: the earcon (unless a reply is playing) and the LED hook.
+    fn listening(&mut self, st: &LoopState) {
+        let a = &self.cfg.activation;
+        if a.earcon && st.active.is_none() && self.speaker.earcon() {
+            tracing::debug!("earcon played");
+        }
+        if let Some(cmd) = a.listening_command.as_deref() {
+            match std::process::Command::new("sh").arg("-c").arg(cmd).stdin(std::process::Stdio::null()).spawn() {
+                // Reaped on a thread: the hook is never waited for here.
+                Ok(mut child) => {
+                    let _ = std::thread::Builder::new().name("listening-hook".into()).spawn(move || child.wait());
+                }
+                Err(e) => tracing::warn!("activation.listening_command: {e}"),
+            }
+        }
     }
 
     /// Ends the conversation if nothing was said for `turn.conversation_idle_s` before `now_ms`.

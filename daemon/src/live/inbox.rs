@@ -21,6 +21,8 @@ pub enum Inbox {
     Shutdown { signal: &'static str },
     /// The listening thread stopped on an error.
     ListenerFailed(String),
+    /// Listening started (wake word heard, push-to-talk key pressed): say so (earcon, LED hook).
+    Listening,
 }
 
 /// Utterance events from the VAD. Times in ms on the stream clock (16 kHz samples since the

@@ -5,6 +5,10 @@
 //! conversation loop mirrors `Turn::is_replying` into `replying`), playback stops at once,
 //! whatever the conversation loop is busy with; the loop then gets `SpeechStart`, and the
 //! turn state machine's own `StopPlayback` / `CancelCloud` follow.
+//!
+//! Activation (`[activation]`, see `crate::activation`) is applied here too: with a wake word
+//! or push-to-talk, an utterance's events leave this thread only once it is activated, its
+//! audio cut after the wake phrase; utterances never activated are dropped unheard.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -16,10 +20,13 @@ use anyhow::{Context, Result};
 use audio::device::PlaybackControl;
 use audio::resample_stream::StreamResampler;
 use audio::vad::{Vad, VadEvent};
+use audio::wakeword::WakeSpotter;
 
 use super::clock::Heartbeat;
 use super::inbox::{Heard, Inbox, PauseVerdict};
 use super::mic::Mic;
+use super::ptt::KeySource;
+use crate::activation::{Activation, Verdict};
 
 /// Audio kept before an utterance's confirmed start, in 16 kHz samples (2 s): the VAD
 /// reports where speech began, which precedes the confirmation, and `vad.pre_roll_ms`
@@ -81,6 +88,28 @@ pub struct ListenerParts {
     pub pre_roll_samples: u64,
     /// Semantic endpointing's hangover for the current pause, posted by the conversation loop.
     pub verdict: Arc<PauseVerdict>,
+    /// Wake word / push-to-talk; None = every utterance is passed on (`mode = "always"`).
+    pub gate: Option<Gate>,
+}
+
+/// What decides which utterances are heard (wake-word or push-to-talk mode).
+pub struct Gate {
+    pub activation: Activation,
+    pub spotter: Option<WakeSpotter>,
+    pub key: Option<Box<dyn KeySource>>,
+}
+
+/// An ended utterance waiting for the wake-word spotter to catch up with it (its detection
+/// fires up to half a phrase after the phrase).
+struct PendingEnd {
+    start: u64,
+    last_voiced: u64,
+    endpoint: u64,
+    /// First sample of `audio`.
+    audio_start: u64,
+    audio: Vec<f32>,
+    /// Decide once the spotter has heard up to here.
+    deadline: u64,
 }
 
 struct State {
@@ -92,6 +121,11 @@ struct State {
     pre_roll: u64,
     /// Number of the latest pause (wrapping, never 0).
     pause_seq: u32,
+    /// The open utterance's events are passed on (always true without a gate).
+    forwarded: bool,
+    /// Audio before this sample is not passed on (the wake phrase).
+    cut_from: u64,
+    pending: Option<PendingEnd>,
 }
 
 impl State {
@@ -103,28 +137,148 @@ impl State {
         match ev {
             VadEvent::SpeechStart { sample } => {
                 self.open = Some(sample);
-                if self.parts.replying.load(Ordering::Acquire) {
-                    self.parts.playback.stop();
+                self.cut_from = 0;
+                if !self.resolve_pending(true) {
+                    return false;
                 }
-                self.send(Heard::SpeechStart { start_ms: ms(sample), confirmed_ms: ms(self.hist.end()) })
+                self.forwarded = match self.parts.gate.as_mut() {
+                    None => true,
+                    Some(g) => matches!(g.activation.speech_start(ms(sample)), Verdict::Answer { .. }),
+                };
+                if !self.forwarded {
+                    return true;
+                }
+                self.start_forwarding(sample)
             }
             VadEvent::Pause { last_voiced_sample, at_sample } => {
-                let start = self.open.unwrap_or(at_sample).saturating_sub(self.pre_roll);
+                if !self.forwarded {
+                    return true;
+                }
+                let start = self.open.unwrap_or(at_sample).saturating_sub(self.pre_roll).max(self.cut_from);
                 self.pause_seq = self.pause_seq.wrapping_add(1).max(1);
                 let seq = self.pause_seq;
                 self.send(Heard::Pause { seq, last_voiced_ms: ms(last_voiced_sample), audio: self.hist.slice(start, at_sample) })
             }
-            VadEvent::Resume { .. } => self.send(Heard::Resume),
+            VadEvent::Resume { .. } => !self.forwarded || self.send(Heard::Resume),
             VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
                 let start = self.open.take().unwrap_or(last_voiced_sample);
-                self.send(Heard::SpeechEnd {
-                    start_ms: ms(start),
-                    last_voiced_ms: ms(last_voiced_sample),
-                    endpoint_ms: ms(endpoint_sample),
-                    audio: self.hist.slice(start.saturating_sub(self.pre_roll), endpoint_sample),
-                })
+                let audio_start = start.saturating_sub(self.pre_roll).max(self.hist.base);
+                let end = PendingEnd {
+                    start,
+                    last_voiced: last_voiced_sample,
+                    endpoint: endpoint_sample,
+                    audio_start,
+                    audio: self.hist.slice(audio_start, endpoint_sample),
+                    deadline: endpoint_sample + self.parts.gate.as_ref().and_then(|g| g.spotter.as_ref()).map_or(0, |s| s.lag_samples() + 960),
+                };
+                if self.parts.gate.is_none() {
+                    return self.send_end(end, None);
+                }
+                self.pending = Some(end);
+                self.resolve_pending(false)
             }
         }
+    }
+
+    /// Passes on the start of the open utterance (barge-in included).
+    fn start_forwarding(&mut self, sample: u64) -> bool {
+        self.forwarded = true;
+        if self.parts.replying.load(Ordering::Acquire) {
+            self.parts.playback.stop();
+        }
+        self.send(Heard::SpeechStart { start_ms: ms(sample), confirmed_ms: ms(self.hist.end()) })
+    }
+
+    /// Sends an ended utterance, its audio from `from` (the wake phrase's end) when given.
+    fn send_end(&mut self, end: PendingEnd, from: Option<u64>) -> bool {
+        let skip = from.map_or(0, |f| f.saturating_sub(end.audio_start).min(end.audio.len() as u64) as usize);
+        self.forwarded = false;
+        self.send(Heard::SpeechEnd {
+            start_ms: ms(end.start),
+            last_voiced_ms: ms(end.last_voiced),
+            endpoint_ms: ms(end.endpoint),
+            audio: end.audio[skip..].to_vec(),
+        })
+    }
+
+    /// Decides the ended utterance waiting for the spotter, once it has caught up (or `now`).
+    fn resolve_pending(&mut self, now: bool) -> bool {
+        let Some(end) = self.pending.take() else {
+            return true;
+        };
+        let Some(g) = self.parts.gate.as_mut() else {
+            return self.send_end(end, None);
+        };
+        let heard_up_to = g.spotter.as_ref().map_or(u64::MAX, WakeSpotter::position);
+        match g.activation.speech_end(ms(end.last_voiced), now || heard_up_to >= end.deadline) {
+            Verdict::Undecided => {
+                self.pending = Some(end);
+                true
+            }
+            Verdict::Drop => {
+                tracing::info!(start_ms = ms(end.start) as u64, "activation: utterance not activated, dropped unheard");
+                self.forwarded = false;
+                true
+            }
+            Verdict::Answer { from_ms } => {
+                let from = from_ms.map(|f| (f * audio::ASR_RATE_HZ as f64 / 1000.0) as u64);
+                if !self.forwarded && !self.start_forwarding(end.start) {
+                    return false;
+                }
+                self.send_end(end, from)
+            }
+        }
+    }
+
+    /// Wake-word detections and key changes for the audio just heard; listening starts are
+    /// announced (earcon, LED hook).
+    fn activate(&mut self, s16: &[f32]) -> bool {
+        let now = self.hist.end();
+        let Some(g) = self.parts.gate.as_mut() else {
+            return true;
+        };
+        let mut started = Vec::new();
+        if let Some(k) = g.key.as_mut() {
+            if let Some(pressed) = k.poll(ms(now)) {
+                tracing::debug!(pressed, at_ms = ms(now) as u64, "push-to-talk key");
+                if g.activation.key(pressed, ms(now)) {
+                    started.push("push-to-talk");
+                }
+            }
+        }
+        if let Some(sp) = g.spotter.as_mut() {
+            for d in sp.push(s16) {
+                tracing::info!(end_ms = ms(d.end_sample) as u64, score = d.score, "wake word");
+                if g.activation.wake(ms(d.end_sample)) {
+                    started.push("wake word");
+                }
+                if self.open.is_some() && self.cut_from == 0 {
+                    self.cut_from = d.end_sample + (g.activation.margin_ms() * audio::ASR_RATE_HZ as f64 / 1000.0) as u64;
+                }
+            }
+        }
+        if self.parts.replying.load(Ordering::Acquire) {
+            g.activation.replying(ms(now));
+        }
+        if g.activation.tick(ms(now)) {
+            tracing::info!("activation: follow-up window closed, waiting for the wake word");
+        }
+        let late_start = match (self.open, self.forwarded) {
+            (Some(start), false) => matches!(g.activation.during(), Verdict::Answer { .. }).then_some(start),
+            _ => None,
+        };
+        for how in started {
+            tracing::info!("listening ({how})");
+            if self.parts.tx.send(Inbox::Listening).is_err() {
+                return false;
+            }
+        }
+        if let Some(start) = late_start {
+            if !self.start_forwarding(start) {
+                return false;
+            }
+        }
+        self.resolve_pending(false)
     }
 
     fn trim(&mut self) {
@@ -160,6 +314,11 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
                 for ev in st.parts.vad.finish() {
                     st.on_event(ev);
                 }
+                // The spotter hears the end of the input too (a phrase at its very end).
+                let tail = vec![0.0; st.parts.gate.as_ref().and_then(|g| g.spotter.as_ref()).map_or(0, |s| s.lag_samples() as usize + 960)];
+                st.hist.buf.extend_from_slice(&tail);
+                st.activate(&tail);
+                st.resolve_pending(true);
                 let _ = st.parts.tx.send(Inbox::InputEnded);
                 st.parts.heartbeat.listener_done();
                 return Ok(());
@@ -174,6 +333,9 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
             if !st.on_event(ev) {
                 return Ok(()); // the conversation loop is gone
             }
+        }
+        if !st.activate(&s16) {
+            return Ok(());
         }
         st.trim();
     }
@@ -191,7 +353,16 @@ impl Listener {
                 let tx = parts.tx.clone();
                 let heartbeat = parts.heartbeat.clone();
                 let pre_roll = parts.pre_roll_samples;
-                let st = State { parts, hist: History { base: 0, buf: Vec::new() }, open: None, pre_roll, pause_seq: 0 };
+                let st = State {
+                    parts,
+                    hist: History { base: 0, buf: Vec::new() },
+                    open: None,
+                    pre_roll,
+                    pause_seq: 0,
+                    forwarded: false,
+                    cut_from: 0,
+                    pending: None,
+                };
                 if let Err(e) = listen(st, &stop2) {
                     heartbeat.listener_done();
                     let _ = tx.send(Inbox::ListenerFailed(format!("{e:#}")));

@@ -15,6 +15,7 @@ mod half_duplex;
 mod inbox;
 mod listener;
 mod mic;
+mod ptt;
 mod service;
 pub mod settings;
 mod speaker;
@@ -78,6 +79,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     };
 
     let plan = devices::Plan::from_config(&audio_cfg)?;
+    let gate = activation_gate(cfg, audio_cfg.input_wav.is_some())?;
     service::notify_status("loading models");
     let vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
     let models = Models::load(cfg)?;
@@ -107,6 +109,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         heartbeat: heartbeat.clone(),
         pre_roll_samples: audio::vad::Vad::pre_roll_samples(&cfg.vad),
         verdict: verdict.clone(),
+        gate,
     })?;
     let watchdog = service::Watchdog::start(heartbeat.clone());
     let running = opened.running;
@@ -149,4 +152,34 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     closed?;
     tracing::info!("stopped ({})", if ending == Ending::Signal { "signal" } else { "input finished" });
     Ok(())
+}
+
+/// The listener's activation gate for `[activation] mode` (None for "always"): the wake-word
+/// spotter with its reference, or the push-to-talk key (simulated with `ptt_simulated`).
+fn activation_gate(cfg: &Config, simulated_input: bool) -> Result<Option<listener::Gate>> {
+    use crate::activation::{Activation, Mode, Timings};
+    let a = &cfg.activation;
+    let activation = Activation::new(a.mode, Timings::new(a, cfg.turn.conversation_idle_s));
+    match a.mode {
+        Mode::Always => Ok(None),
+        Mode::WakeWord => {
+            let settings = audio::wakeword::WakeSettings { threshold: a.wake_threshold, min_scores: a.wake_min_scores, ..Default::default() };
+            let spotter = audio::wakeword::WakeSpotter::from_file(&a.wake_word, &settings).context("activation.wake_word")?;
+            tracing::info!("activation: wake word {}", a.wake_word.display());
+            Ok(Some(listener::Gate { activation, spotter: Some(spotter), key: None }))
+        }
+        Mode::PushToTalk => {
+            let key: Box<dyn ptt::KeySource> = if !a.ptt_simulated.is_empty() {
+                if !simulated_input {
+                    bail!("activation.ptt_simulated needs a simulated input (--input-wav); use ptt_device for a real key");
+                }
+                Box::new(ptt::SimulatedKey::new(a.ptt_simulated.clone()))
+            } else {
+                let dev = a.ptt_device.as_deref().context("activation.ptt_device is not set")?;
+                Box::new(ptt::EvdevKey::open(dev, &a.ptt_key)?)
+            };
+            tracing::info!("activation: push-to-talk");
+            Ok(Some(listener::Gate { activation, spotter: None, key: Some(key) }))
+        }
+    }
 }

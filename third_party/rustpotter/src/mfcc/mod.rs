@@ -1,0 +1,14 @@
+mod averager;
+mod comparator;
+mod dtw;
+mod extractor;
+mod normalizer;
+mod vad;
+mod wav_file_extractor;
+pub(crate) use averager::MfccAverager;
+pub(crate) use comparator::MfccComparator;
+use dtw::Dtw;
+pub(crate) use extractor::MfccExtractor;
+pub(crate) use normalizer::MfccNormalizer;
+pub(crate) use vad::VadDetector;
+pub(crate) use wav_file_extractor::MfccWavFileExtractor;
