@@ -36,6 +36,9 @@ if [ "${FIRSTWORD_CI:-0}" = 1 ]; then
   rm -rf "$TVENV"
 fi
 
+echo "== rust formatting (rustfmt.toml; fix with: cargo fmt --all)"
+cargo fmt --all --check
+
 echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1
 # --no-fail-fast: one failing suite must not hide the results of the others.

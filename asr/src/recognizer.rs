@@ -80,8 +80,7 @@ impl Asr {
             return Err(invalid(format!("bad magic {magic:02x?}, expected ggml 0x67676d6c")));
         }
         let path = cfg.model.to_str().ok_or_else(|| invalid("path is not UTF-8".into()))?;
-        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
-            .map_err(|e| invalid(e.to_string()))?;
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default()).map_err(|e| invalid(e.to_string()))?;
         let state = ctx.create_state().map_err(|e| invalid(e.to_string()))?;
         Ok(Self { _ctx: ctx, state, cfg: cfg.clone() })
     }

@@ -15,11 +15,7 @@ pub fn normalize_words(text: &str) -> Vec<String> {
             _ => {}
         }
     }
-    cleaned
-        .split_whitespace()
-        .map(|w| w.trim_matches('\'').to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
+    cleaned.split_whitespace().map(|w| w.trim_matches('\'').to_string()).filter(|w| !w.is_empty()).collect()
 }
 
 /// Edit counts between a reference and a hypothesis.

@@ -53,7 +53,12 @@ impl EchoCanceller {
     /// Errors: [`AecError`] for frames of the wrong size or an internal failure.
     pub fn process(&mut self, mic: &[f32], reference: &[f32], out: &mut [f32]) -> Result<(), AecError> {
         if mic.len() != AEC_FRAME || reference.len() != AEC_FRAME || out.len() != AEC_FRAME {
-            return Err(AecError(format!("frames must be {AEC_FRAME} samples (mic {}, reference {}, out {})", mic.len(), reference.len(), out.len())));
+            return Err(AecError(format!(
+                "frames must be {AEC_FRAME} samples (mic {}, reference {}, out {})",
+                mic.len(),
+                reference.len(),
+                out.len()
+            )));
         }
         self.pipeline.handle_render_frame(reference).map_err(|e| AecError(format!("{e:?}")))?;
         self.pipeline.process_capture_frame(mic, out).map_err(|e| AecError(format!("{e:?}")))?;
@@ -85,7 +90,12 @@ pub struct Pairing {
 impl Pairing {
     /// A pairing that holds back at most `max_wait` microphone samples.
     pub fn new(max_wait: usize) -> Self {
-        Self { mic: Vec::with_capacity(max_wait + AEC_FRAME), reference: Vec::with_capacity(max_wait + AEC_FRAME), max_wait: max_wait.max(AEC_FRAME), filled: 0 }
+        Self {
+            mic: Vec::with_capacity(max_wait + AEC_FRAME),
+            reference: Vec::with_capacity(max_wait + AEC_FRAME),
+            max_wait: max_wait.max(AEC_FRAME),
+            filled: 0,
+        }
     }
 
     /// Appends microphone samples.

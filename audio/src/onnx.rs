@@ -31,9 +31,7 @@ pub fn ensure_onnxruntime(lib: Option<&Path>) -> Result<(), AudioError> {
     }
     let path: PathBuf = match lib {
         Some(p) => p.to_path_buf(),
-        None => std::env::var_os("ORT_DYLIB_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ONNXRUNTIME_LIB)),
+        None => std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_ONNXRUNTIME_LIB)),
     };
     // `is_file` follows symlinks; a dangling link or a directory counts as missing.
     if !path.is_file() {

@@ -9,10 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rustpotter::{
-    Rustpotter, RustpotterConfig, WakewordLoad, WakewordRef, WakewordRefBuildFromBuffers,
-    WakewordSave,
-};
+use rustpotter::{Rustpotter, RustpotterConfig, WakewordLoad, WakewordRef, WakewordRefBuildFromBuffers, WakewordSave};
 
 use crate::AudioError;
 
@@ -39,11 +36,7 @@ pub struct WakeSettings {
 
 impl Default for WakeSettings {
     fn default() -> Self {
-        Self {
-            threshold: 0.5,
-            avg_threshold: 0.2,
-            min_scores: 5,
-        }
+        Self { threshold: 0.5, avg_threshold: 0.2, min_scores: 5 }
     }
 }
 
@@ -79,12 +72,8 @@ impl WakeSpotter {
     /// [`AudioError::Io`] when the file cannot be read, [`AudioError::WakeWord`] when it is not
     /// a rustpotter reference.
     pub fn from_file(path: &Path, settings: &WakeSettings) -> Result<Self, AudioError> {
-        let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, settings)
-            .map_err(|e| AudioError::WakeWord(format!("{}: {e}", path.display())))
+        let bytes = std::fs::read(path).map_err(|source| AudioError::Io { path: path.to_path_buf(), source })?;
+        Self::from_bytes(&bytes, settings).map_err(|e| AudioError::WakeWord(format!("{}: {e}", path.display())))
     }
 
     /// Loads a reference from its bytes.
@@ -93,12 +82,7 @@ impl WakeSpotter {
     /// [`AudioError::WakeWord`] when the bytes are not a rustpotter reference.
     pub fn from_bytes(bytes: &[u8], settings: &WakeSettings) -> Result<Self, AudioError> {
         let wakeword = WakewordRef::load_from_buffer(bytes).map_err(err)?;
-        let frames = wakeword
-            .samples_features
-            .values()
-            .map(Vec::len)
-            .max()
-            .unwrap_or(0) as u64;
+        let frames = wakeword.samples_features.values().map(Vec::len).max().unwrap_or(0) as u64;
         let mut config = RustpotterConfig::default();
         config.fmt.sample_rate = crate::ASR_RATE_HZ as usize;
         config.detector.threshold = settings.threshold;
@@ -107,19 +91,11 @@ impl WakeSpotter {
         let mut rp = Rustpotter::new(&config).map_err(err)?;
         rp.add_wakeword_ref("wake", wakeword).map_err(err)?;
         if rp.get_samples_per_frame() != FRAME {
-            return Err(err(format!(
-                "rustpotter frame of {} samples, expected {FRAME}",
-                rp.get_samples_per_frame()
-            )));
+            return Err(err(format!("rustpotter frame of {} samples, expected {FRAME}", rp.get_samples_per_frame())));
         }
         // The detection fires when no window has scored for half a template (rustpotter's
         // countdown), and the last scoring window ends about where the phrase does.
-        Ok(Self {
-            rp,
-            pending: Vec::with_capacity(FRAME),
-            pos: 0,
-            lag: frames / 2 * SHIFT,
-        })
+        Ok(Self { rp, pending: Vec::with_capacity(FRAME), pos: 0, lag: frames / 2 * SHIFT })
     }
 
     /// Feeds 16 kHz samples; returns the detections that fired in them (usually none).
@@ -134,11 +110,7 @@ impl WakeSpotter {
                 let frame = std::mem::replace(&mut self.pending, Vec::with_capacity(FRAME));
                 self.pos += FRAME as u64;
                 if let Some(d) = self.rp.process_samples(frame) {
-                    found.push(WakeDetection {
-                        end_sample: self.pos.saturating_sub(self.lag),
-                        detected_sample: self.pos,
-                        score: d.score,
-                    });
+                    found.push(WakeDetection { end_sample: self.pos.saturating_sub(self.lag), detected_sample: self.pos, score: d.score });
                 }
             }
         }
@@ -157,11 +129,7 @@ impl WakeSpotter {
 }
 
 /// Runs a fresh spotter over a whole recording (16 kHz) and returns its detections.
-pub fn spot_all(
-    reference: &[u8],
-    settings: &WakeSettings,
-    samples: &[f32],
-) -> Result<Vec<WakeDetection>, AudioError> {
+pub fn spot_all(reference: &[u8], settings: &WakeSettings, samples: &[f32]) -> Result<Vec<WakeDetection>, AudioError> {
     let mut s = WakeSpotter::from_bytes(reference, settings)?;
     let mut found = s.push(samples);
     // Flush: half a template of silence lets a phrase at the very end fire.
@@ -173,10 +141,7 @@ pub fn spot_all(
 /// keeping 50 ms either side.
 pub fn trim_silence(samples: &[f32]) -> &[f32] {
     let blk = (SHIFT as usize).max(1);
-    let rms: Vec<f32> = samples
-        .chunks(blk)
-        .map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt())
-        .collect();
+    let rms: Vec<f32> = samples.chunks(blk).map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt()).collect();
     let peak = rms.iter().copied().fold(0.0f32, f32::max);
     if peak <= 0.0 {
         return &samples[..0];
@@ -195,10 +160,7 @@ pub fn trim_silence(samples: &[f32]) -> &[f32] {
 /// # Errors
 /// [`AudioError::WakeWord`] when there are no recordings, one is silent or shorter than
 /// 200 ms, or rustpotter fails.
-pub fn build_reference(
-    name: &str,
-    recordings: &[(String, Vec<f32>)],
-) -> Result<Vec<u8>, AudioError> {
+pub fn build_reference(name: &str, recordings: &[(String, Vec<f32>)]) -> Result<Vec<u8>, AudioError> {
     if recordings.is_empty() {
         return Err(err("no recordings of the phrase"));
     }
@@ -206,27 +168,19 @@ pub fn build_reference(
     for (key, samples) in recordings {
         let phrase = trim_silence(samples);
         if phrase.len() < crate::ASR_RATE_HZ as usize / 5 {
-            return Err(err(format!(
-                "{key}: no phrase found (silent or under 200 ms)"
-            )));
+            return Err(err(format!("{key}: no phrase found (silent or under 200 ms)")));
         }
         let mut bytes = std::io::Cursor::new(Vec::new());
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: crate::ASR_RATE_HZ,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
+        let spec =
+            hound::WavSpec { channels: 1, sample_rate: crate::ASR_RATE_HZ, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
         let mut w = hound::WavWriter::new(&mut bytes, spec).map_err(err)?;
         for v in phrase {
-            w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16)
-                .map_err(err)?;
+            w.write_sample((v.clamp(-1.0, 1.0) * 32767.0) as i16).map_err(err)?;
         }
         w.finalize().map_err(err)?;
         buffers.insert(key.clone(), bytes.into_inner());
     }
-    let r = WakewordRef::new_from_sample_buffers(name.to_string(), None, None, buffers, MFCC_SIZE)
-        .map_err(err)?;
+    let r = WakewordRef::new_from_sample_buffers(name.to_string(), None, None, buffers, MFCC_SIZE).map_err(err)?;
     r.save_to_buffer().map_err(err)
 }
 

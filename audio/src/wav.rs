@@ -67,10 +67,7 @@ fn decode_checked(bytes: &[u8]) -> Result<DecodedWav, AudioError> {
         return Err(AudioError::BadHeader(format!("{} channels (1 to {MAX_CHANNELS} supported)", spec.channels)));
     }
     if spec.sample_rate < MIN_RATE_HZ || spec.sample_rate > MAX_RATE_HZ {
-        return Err(AudioError::BadHeader(format!(
-            "sample rate {} Hz (expected {MIN_RATE_HZ}..={MAX_RATE_HZ})",
-            spec.sample_rate
-        )));
+        return Err(AudioError::BadHeader(format!("sample rate {} Hz (expected {MIN_RATE_HZ}..={MAX_RATE_HZ})", spec.sample_rate)));
     }
     let float = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Int, 8 | 16 | 24 | 32) => false,
@@ -108,13 +105,7 @@ fn decode_checked(bytes: &[u8]) -> Result<DecodedWav, AudioError> {
         return Err(AudioError::Truncated { expected, got });
     }
     let mono = resample::downmix(&interleaved, channels);
-    Ok(DecodedWav {
-        rate_hz: spec.sample_rate,
-        channels: spec.channels,
-        bits_per_sample: spec.bits_per_sample,
-        float,
-        mono,
-    })
+    Ok(DecodedWav { rate_hz: spec.sample_rate, channels: spec.channels, bits_per_sample: spec.bits_per_sample, float, mono })
 }
 
 fn map_hound_header_error(e: hound::Error) -> AudioError {
@@ -151,8 +142,8 @@ pub fn encode_wav(samples: &[f32], rate_hz: u32) -> Result<Vec<u8>, AudioError> 
     let spec = hound::WavSpec { channels: 1, sample_rate: rate_hz, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut buf = Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
     {
-        let mut w = hound::WavWriter::new(&mut buf, spec)
-            .map_err(|e| AudioError::Write { path: "<memory>".into(), message: e.to_string() })?;
+        let mut w =
+            hound::WavWriter::new(&mut buf, spec).map_err(|e| AudioError::Write { path: "<memory>".into(), message: e.to_string() })?;
         for &s in samples {
             let v = if s.is_finite() { (s.clamp(-1.0, 1.0) * 32767.0).round() as i16 } else { 0 };
             w.write_sample(v).map_err(|e| AudioError::Write { path: "<memory>".into(), message: e.to_string() })?;

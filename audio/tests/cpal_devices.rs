@@ -39,8 +39,14 @@ fn a_missing_device_is_named_in_the_error() {
         let msg = e.to_string();
         assert!(msg.contains("no-such-card-42") && msg.contains(&dir.to_string()), "{msg}");
         let opened = match dir {
-            Direction::Input => Capture::open(&DeviceOptions { name: "no-such-card-42".into(), buffer_frames: None, ring_ms: 500 }, AudioCounters::new()).map(|_| ()),
-            Direction::Output => Playback::open(&DeviceOptions { name: "no-such-card-42".into(), buffer_frames: None, ring_ms: 500 }, AudioCounters::new()).map(|_| ()),
+            Direction::Input => {
+                Capture::open(&DeviceOptions { name: "no-such-card-42".into(), buffer_frames: None, ring_ms: 500 }, AudioCounters::new())
+                    .map(|_| ())
+            }
+            Direction::Output => {
+                Playback::open(&DeviceOptions { name: "no-such-card-42".into(), buffer_frames: None, ring_ms: 500 }, AudioCounters::new())
+                    .map(|_| ())
+            }
         };
         assert!(opened.unwrap_err().to_string().contains("no-such-card-42"));
     }

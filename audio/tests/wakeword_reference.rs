@@ -25,10 +25,7 @@ fn the_phrase_before_a_question_is_found_where_it_ends() {
     // weaker detection inside the question happens with this voice: the activation state
     // keeps the first one's end.)
     let end_ms = d[0].end_sample as f64 / 16.0;
-    assert!(
-        (1_100.0..=1_700.0).contains(&end_ms),
-        "phrase end estimated at {end_ms} ms: {d:?}"
-    );
+    assert!((1_100.0..=1_700.0).contains(&end_ms), "phrase end estimated at {end_ms} ms: {d:?}");
 }
 
 #[test]

@@ -51,9 +51,7 @@ fn broken_files_each_give_their_error_and_the_next_file_still_works() {
         ("nine channels", wav_bytes(1, 9, 16_000, 16, 198, &pcm16[..198]), |e| matches!(e, AudioError::BadHeader(_))),
         ("zero sample rate", wav_bytes(1, 1, 0, 16, 200, &pcm16), |e| matches!(e, AudioError::BadHeader(_))),
         ("absurd sample rate", wav_bytes(1, 1, 4_000_000_000, 16, 200, &pcm16), |e| matches!(e, AudioError::BadHeader(_))),
-        ("64-bit float", wav_bytes(3, 1, 16_000, 64, 200, &pcm16), |e| {
-            matches!(e, AudioError::Unsupported(_) | AudioError::BadHeader(_))
-        }),
+        ("64-bit float", wav_bytes(3, 1, 16_000, 64, 200, &pcm16), |e| matches!(e, AudioError::Unsupported(_) | AudioError::BadHeader(_))),
         ("NaN samples", wav_bytes(3, 1, 16_000, 32, 12, &f32_data(&[0.1, f32::NAN, 0.2])), |e| {
             matches!(e, AudioError::NonFinite { index: 1, .. })
         }),

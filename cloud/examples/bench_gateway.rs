@@ -4,16 +4,9 @@
 
 #[tokio::main]
 async fn main() {
-    let n = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let n = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200);
     let burst = std::env::args().any(|a| a == "--burst");
-    let r = if burst {
-        cloud::bench::gateway_overhead_burst(n).await
-    } else {
-        cloud::bench::gateway_overhead(n).await
-    };
+    let r = if burst { cloud::bench::gateway_overhead_burst(n).await } else { cloud::bench::gateway_overhead(n).await };
     match r {
         Ok(r) => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
         Err(e) => {

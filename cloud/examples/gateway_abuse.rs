@@ -14,10 +14,7 @@ fn main() {
         malformed: get(4, d.malformed),
         bad_token_floods: get(5, d.bad_token_floods),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(cloud::bench_abuse::gateway_abuse(spec)) {
         Ok(r) => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
         Err(e) => {

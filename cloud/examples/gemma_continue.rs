@@ -14,21 +14,10 @@ use futures_util::StreamExt;
 async fn main() {
     let mut args = std::env::args().skip(1);
     let question = args.next().unwrap_or_else(|| "Why is the sky blue?".into());
-    let opener = args
-        .next()
-        .unwrap_or_else(|| "The sky looks blue because".into());
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let threads = std::env::var("THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .or(Some(1));
-    let backend = match LocalBackend::load(&LocalConfig {
-        threads,
-        ..LocalConfig::default()
-    }) {
+    let opener = args.next().unwrap_or_else(|| "The sky looks blue because".into());
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let threads = std::env::var("THREADS").ok().and_then(|s| s.parse().ok()).or(Some(1));
+    let backend = match LocalBackend::load(&LocalConfig { threads, ..LocalConfig::default() }) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("load failed: {e}");
@@ -46,10 +35,7 @@ async fn main() {
     };
     for round in 0..rounds {
         let t0 = Instant::now();
-        let mut s = backend.stream(BackendRequest {
-            request: request.clone(),
-            cancel: CancelToken::new(),
-        });
+        let mut s = backend.stream(BackendRequest { request: request.clone(), cancel: CancelToken::new() });
         let (mut first, mut raw, mut fin) = (None, String::new(), None);
         while let Some(ev) = s.next().await {
             match ev {

@@ -8,20 +8,12 @@ use cloud::backend::local::gemma3::Gemma3;
 fn main() -> candle_core::Result<()> {
     let mut f = std::fs::File::open("models/gemma/gemma-3-270m-q4_k_m.gguf")?;
     let ct = gguf_file::Content::read(&mut f)?;
-    for (name, info) in ct
-        .tensor_infos
-        .iter()
-        .filter(|(n, _)| n.starts_with("token_embd") || n.starts_with("blk.0."))
-    {
+    for (name, info) in ct.tensor_infos.iter().filter(|(n, _)| n.starts_with("token_embd") || n.starts_with("blk.0.")) {
         println!("{name}: {:?} {:?}", info.ggml_dtype, info.shape);
     }
     let t = Instant::now();
     let mut m = Gemma3::from_gguf(&ct, &mut f, &Device::Cpu, 1024)?;
-    println!(
-        "load {:?}, threads {}",
-        t.elapsed(),
-        candle_core::utils::get_num_threads()
-    );
+    println!("load {:?}, threads {}", t.elapsed(), candle_core::utils::get_num_threads());
     let toks: Vec<u32> = (1000..1150).collect();
     let t = Instant::now();
     let x = Tensor::new(toks.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
@@ -34,10 +26,7 @@ fn main() -> candle_core::Result<()> {
         m.forward(&x, 150 + i)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    println!(
-        "decode ms/token: {:?}",
-        times.iter().map(|t| *t as u32).collect::<Vec<_>>()
-    );
+    println!("decode ms/token: {:?}", times.iter().map(|t| *t as u32).collect::<Vec<_>>());
     use candle_core::Module;
     let w = ct.tensor(&mut f, "token_embd.weight", &Device::Cpu)?;
     let mm = candle_core::quantized::QMatMul::from_qtensor(w)?;

@@ -30,9 +30,7 @@ use crate::backend::scripted::{ScriptedBackend, ScriptedConfig};
 use crate::backend::BackendConfig;
 use crate::error::CloudError;
 use crate::gateway::{spawn_with_backend, GatewayConfig};
-use crate::protocol::{
-    ClientFrame, ContinueRequest, Message, RecoveryMode, RequestId, ServerFrame, PROTOCOL_VERSION,
-};
+use crate::protocol::{ClientFrame, ContinueRequest, Message, RecoveryMode, RequestId, ServerFrame, PROTOCOL_VERSION};
 
 /// Rounds of requests per benchmark run (one request per session per round).
 pub const ROUNDS: usize = 5;
@@ -114,11 +112,7 @@ pub async fn gateway_overhead_burst(n_sessions: usize) -> Result<OverheadReport,
 
 async fn run(n_sessions: usize, spread_ms: u64) -> Result<OverheadReport, CloudError> {
     let token = "bench-token";
-    let mut config = GatewayConfig::new(
-        "127.0.0.1:0",
-        token,
-        BackendConfig::Scripted(ScriptedConfig::default()),
-    );
+    let mut config = GatewayConfig::new("127.0.0.1:0", token, BackendConfig::Scripted(ScriptedConfig::default()));
     config.max_sessions = n_sessions + 16;
     // Every simulated device connects from 127.0.0.1 and sends back to back.
     config.max_connections_per_ip = 0;
@@ -132,9 +126,7 @@ async fn run(n_sessions: usize, spread_ms: u64) -> Result<OverheadReport, CloudE
     let mut tasks = Vec::with_capacity(n_sessions);
     for s in 0..n_sessions {
         let (url, barrier) = (url.clone(), barrier.clone());
-        tasks.push(tokio::spawn(async move {
-            one_session(s, &url, token, barrier, spread_ms).await
-        }));
+        tasks.push(tokio::spawn(async move { one_session(s, &url, token, barrier, spread_ms).await }));
     }
     let (mut samples, mut errors) = (Vec::new(), 0usize);
     for t in tasks {
@@ -147,8 +139,7 @@ async fn run(n_sessions: usize, spread_ms: u64) -> Result<OverheadReport, CloudE
         }
     }
     gw.shutdown().await;
-    let (mut overhead, mut backend_ttft, mut first, mut done) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut overhead, mut backend_ttft, mut first, mut done) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for s in &samples {
         first.push(ms(s.first_delta - s.sent));
         done.push(ms(s.done - s.sent));
@@ -184,13 +175,7 @@ async fn run(n_sessions: usize, spread_ms: u64) -> Result<OverheadReport, CloudE
 }
 
 /// One benchmark client: returns (samples of completed requests, errors).
-async fn one_session(
-    s: usize,
-    url: &str,
-    token: &str,
-    barrier: Arc<Barrier>,
-    spread_ms: u64,
-) -> (Vec<Sample>, usize) {
+async fn one_session(s: usize, url: &str, token: &str, barrier: Arc<Barrier>, spread_ms: u64) -> (Vec<Sample>, usize) {
     session_rounds(s, url, token, barrier, spread_ms, ROUNDS).await
 }
 
@@ -205,23 +190,11 @@ pub(crate) async fn session_rounds(
 ) -> (Vec<Sample>, usize) {
     let (mut samples, mut errors) = (Vec::new(), 0);
     let ws = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-            .await
-            .ok()?;
-        let hello = ClientFrame::Hello {
-            version: PROTOCOL_VERSION,
-            token: token.into(),
-        };
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.ok()?;
+        let hello = ClientFrame::Hello { version: PROTOCOL_VERSION, token: token.into() };
         ws.send(WsMessage::text(hello.encode())).await.ok()?;
         match ws.next().await {
-            Some(Ok(WsMessage::Text(t)))
-                if matches!(
-                    ServerFrame::decode(t.as_str()),
-                    Ok(ServerFrame::Ready { .. })
-                ) =>
-            {
-                Some(ws)
-            }
+            Some(Ok(WsMessage::Text(t))) if matches!(ServerFrame::decode(t.as_str()), Ok(ServerFrame::Ready { .. })) => Some(ws),
             _ => None,
         }
     }
@@ -249,11 +222,7 @@ pub(crate) async fn session_rounds(
             max_tokens: 32,
         };
         let sent = Instant::now();
-        if ws
-            .send(WsMessage::text(ClientFrame::Continue(req).encode()))
-            .await
-            .is_err()
-        {
+        if ws.send(WsMessage::text(ClientFrame::Continue(req).encode())).await.is_err() {
             errors += 1;
             continue;
         }
@@ -266,12 +235,7 @@ pub(crate) async fn session_rounds(
                     }
                     Ok(ServerFrame::Done { .. }) => {
                         match first_delta {
-                            Some(first_delta) => samples.push(Sample {
-                                id,
-                                sent,
-                                first_delta,
-                                done: Instant::now(),
-                            }),
+                            Some(first_delta) => samples.push(Sample { id, sent, first_delta, done: Instant::now() }),
                             None => errors += 1,
                         }
                         break;

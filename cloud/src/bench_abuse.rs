@@ -52,14 +52,7 @@ pub struct AbuseSpec {
 
 impl Default for AbuseSpec {
     fn default() -> Self {
-        Self {
-            sessions: 50,
-            rounds: 30,
-            silent: 1000,
-            slow_readers: 100,
-            malformed: 100,
-            bad_token_floods: 50,
-        }
+        Self { sessions: 50, rounds: 30, silent: 1000, slow_readers: 100, malformed: 100, bad_token_floods: 50 }
     }
 }
 
@@ -124,11 +117,7 @@ pub struct AbuseReport {
 pub fn resources() -> Resources {
     let rss_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
         .unwrap_or(0);
     let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
     Resources { rss_kib, open_fds }
@@ -160,11 +149,7 @@ fn flood_request(id: u64) -> String {
 /// Run the benchmark (see the module docs).
 pub async fn gateway_abuse(spec: AbuseSpec) -> Result<AbuseReport, CloudError> {
     let token = "bench-abuse-token";
-    let mut config = GatewayConfig::new(
-        "127.0.0.1:0",
-        token,
-        BackendConfig::Scripted(ScriptedConfig::default()),
-    );
+    let mut config = GatewayConfig::new("127.0.0.1:0", token, BackendConfig::Scripted(ScriptedConfig::default()));
     config.max_sessions = 1024;
     config.hello_timeout_ms = 2_000;
     config.write_timeout_ms = 2_000;
@@ -173,16 +158,8 @@ pub async fn gateway_abuse(spec: AbuseSpec) -> Result<AbuseReport, CloudError> {
     let long: String = (0..5_000).map(|i| format!(" w{i}")).collect();
     let backend = ScriptedBackend::new(ScriptedConfig {
         rules: vec![
-            ScriptRule {
-                when_query_contains: Some("flood".into()),
-                when_opener_contains: None,
-                reply: long,
-            },
-            ScriptRule {
-                when_query_contains: None,
-                when_opener_contains: None,
-                reply: " Paris, on the Seine.".into(),
-            },
+            ScriptRule { when_query_contains: Some("flood".into()), when_opener_contains: None, reply: long },
+            ScriptRule { when_query_contains: None, when_opener_contains: None, reply: " Paris, on the Seine.".into() },
         ],
         // A fast LLM's pace (50 deltas/s per request), so that the slow readers ask for
         // the output a real backend would give them; backend-side, so the measured
@@ -205,9 +182,7 @@ pub async fn gateway_abuse(spec: AbuseSpec) -> Result<AbuseReport, CloudError> {
     let mut sessions = Vec::with_capacity(spec.sessions);
     for s in 0..spec.sessions {
         let (url, barrier) = (url.clone(), barrier.clone());
-        sessions.push(tokio::spawn(async move {
-            session_rounds(s, &url, token, barrier, 250, spec.rounds).await
-        }));
+        sessions.push(tokio::spawn(async move { session_rounds(s, &url, token, barrier, 250, spec.rounds).await }));
     }
     // Devices keep their sessions open (pre-warmed): the attack starts once they are in.
     let wait = Instant::now();
@@ -356,10 +331,7 @@ pub async fn gateway_abuse(spec: AbuseSpec) -> Result<AbuseReport, CloudError> {
     overhead.sort_by(f64::total_cmp);
     first.sort_by(f64::total_cmp);
     let p99 = percentile(&overhead, 0.99);
-    let peak = Resources {
-        rss_kib: peak.0.load(Ordering::Relaxed),
-        open_fds: peak.1.load(Ordering::Relaxed),
-    };
+    let peak = Resources { rss_kib: peak.0.load(Ordering::Relaxed), open_fds: peak.1.load(Ordering::Relaxed) };
     Ok(AbuseReport {
         spec,
         requests: spec.sessions * spec.rounds,

@@ -42,24 +42,15 @@ pub struct Message {
 impl Message {
     /// A `user` turn.
     pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+        Self { role: Role::User, content: content.into() }
     }
     /// An `assistant` turn.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::Assistant,
-            content: content.into(),
-        }
+        Self { role: Role::Assistant, content: content.into() }
     }
     /// A `system` turn.
     pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
+        Self { role: Role::System, content: content.into() }
     }
 }
 
@@ -101,12 +92,7 @@ pub struct ContinueRequest {
 impl ContinueRequest {
     /// The last `user` message's text: the question being answered ("" if none).
     pub fn query(&self) -> &str {
-        self.messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.content.as_str())
-            .unwrap_or("")
+        self.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.as_str()).unwrap_or("")
     }
 }
 
@@ -290,12 +276,9 @@ impl DecodeError {
 impl ClientFrame {
     /// Decode one text frame, distinguishing unknown types from malformed frames.
     pub fn decode(text: &str) -> Result<Self, DecodeError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        let ty = value
-            .get("type")
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| DecodeError::Malformed("missing string field \"type\"".into()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let ty =
+            value.get("type").and_then(|t| t.as_str()).ok_or_else(|| DecodeError::Malformed("missing string field \"type\"".into()))?;
         if !CLIENT_FRAME_TYPES.contains(&ty) {
             return Err(DecodeError::UnknownType(ty.to_string()));
         }
@@ -312,8 +295,7 @@ impl ClientFrame {
 impl ServerFrame {
     /// Decode one server text frame (client side).
     pub fn decode(text: &str) -> Result<Self, DecodeError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         let ty = value
             .get("type")
             .and_then(|t| t.as_str())
@@ -337,9 +319,7 @@ impl ServerFrame {
     /// The request id this frame concerns, if any.
     pub fn request_id(&self) -> Option<RequestId> {
         match self {
-            ServerFrame::Delta { id, .. }
-            | ServerFrame::Repair { id, .. }
-            | ServerFrame::Done { id, .. } => Some(*id),
+            ServerFrame::Delta { id, .. } | ServerFrame::Repair { id, .. } | ServerFrame::Done { id, .. } => Some(*id),
             ServerFrame::Error { id, .. } => *id,
             ServerFrame::Ready { .. } | ServerFrame::Pong { .. } => None,
         }

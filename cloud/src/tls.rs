@@ -19,10 +19,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 ///
 /// Errors ([`CloudError::Config`]): the file cannot be read, is not PEM, or holds
 /// no certificate.
-pub(crate) fn load_certs(
-    path: &Path,
-    what: &str,
-) -> Result<Vec<CertificateDer<'static>>, CloudError> {
+pub(crate) fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, CloudError> {
     let bad = |e: String| CloudError::Config(format!("{what} {}: {e}", path.display()));
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| bad(e.to_string()))?
@@ -38,25 +35,15 @@ pub(crate) fn load_certs(
 ///
 /// Errors ([`CloudError::Config`], naming the key): unreadable files, no
 /// certificate or key in them, or a key that does not match the certificate.
-pub(crate) fn server_acceptor(
-    cert: &Path,
-    key: &Path,
-) -> Result<tokio_rustls::TlsAcceptor, CloudError> {
+pub(crate) fn server_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, CloudError> {
     let chain = load_certs(cert, "tls_cert")?;
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| CloudError::Config(format!("tls_key {}: {e}", key.display())))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| CloudError::Config(format!("tls_key {}: {e}", key.display())))?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| CloudError::Config(format!("TLS: {e}")))?
         .with_no_client_auth()
         .with_single_cert(chain, key_der)
-        .map_err(|e| {
-            CloudError::Config(format!(
-                "tls_cert {} / tls_key {}: {e}",
-                cert.display(),
-                key.display()
-            ))
-        })?;
+        .map_err(|e| CloudError::Config(format!("tls_cert {} / tls_key {}: {e}", cert.display(), key.display())))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -70,9 +57,7 @@ pub(crate) fn client_config(extra_ca: &Path) -> Result<Arc<ClientConfig>, CloudE
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for cert in load_certs(extra_ca, "tls_ca_file")? {
-        roots
-            .add(cert)
-            .map_err(|e| CloudError::Config(format!("tls_ca_file {}: {e}", extra_ca.display())))?;
+        roots.add(cert).map_err(|e| CloudError::Config(format!("tls_ca_file {}: {e}", extra_ca.display())))?;
     }
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

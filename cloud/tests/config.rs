@@ -16,11 +16,9 @@ fn example_config_parses() {
 #[test]
 fn every_backend_kind_parses() {
     let base = "listen = \"127.0.0.1:0\"\ntoken = \"t\"\n";
-    let openai = format!("{base}[backend]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"m\"\nopener_mode = \"prefix\"\n");
-    assert!(matches!(
-        GatewayConfig::from_toml_str(&openai).unwrap().backend,
-        BackendConfig::Openai(_)
-    ));
+    let openai =
+        format!("{base}[backend]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"m\"\nopener_mode = \"prefix\"\n");
+    assert!(matches!(GatewayConfig::from_toml_str(&openai).unwrap().backend, BackendConfig::Openai(_)));
     let scripted = format!(
         "{base}[backend]\nkind = \"scripted\"\ntoken_ms = 5\n[[backend.rules]]\nwhen_query_contains = \"x\"\nreply = \" y\"\n[latency]\nfirst_delta_ms = 800\nfirst_delta_jitter_ms = 200\ndistribution = \"normal\"\ntokens_per_s = 20\n"
     );
@@ -35,10 +33,10 @@ fn every_backend_kind_parses() {
 #[test]
 fn bad_configs_are_refused() {
     let bad = [
-        "listen = \"x\"\n[backend]\nkind = \"scripted\"\n",                                   // no token
-        "listen = \"x\"\ntoken = \"\"\n[backend]\nkind = \"scripted\"\n",                      // empty token
-        "listen = \"x\"\ntoken = \"t\"\n[backend]\nkind = \"quantum\"\n",                      // unknown kind
-        "listen = \"x\"\ntoken = \"t\"\ntypo = 1\n[backend]\nkind = \"scripted\"\n",           // unknown key
+        "listen = \"x\"\n[backend]\nkind = \"scripted\"\n",                          // no token
+        "listen = \"x\"\ntoken = \"\"\n[backend]\nkind = \"scripted\"\n",            // empty token
+        "listen = \"x\"\ntoken = \"t\"\n[backend]\nkind = \"quantum\"\n",            // unknown kind
+        "listen = \"x\"\ntoken = \"t\"\ntypo = 1\n[backend]\nkind = \"scripted\"\n", // unknown key
         "listen = \"x\"\ntoken = \"t\"\n[backend]\nkind = \"scripted\"\n[latency]\ntokens_per_s = 0\n",
     ];
     for b in bad {
@@ -47,9 +45,7 @@ fn bad_configs_are_refused() {
 }
 
 fn config_err(text: &str) -> String {
-    GatewayConfig::from_toml_str(text)
-        .expect_err(text)
-        .to_string()
+    GatewayConfig::from_toml_str(text).expect_err(text).to_string()
 }
 
 #[test]
@@ -77,9 +73,7 @@ fn non_finite_numbers_are_refused_naming_the_key() {
 
 #[test]
 fn well_known_or_short_tokens_are_refused_off_loopback() {
-    let cfg = |listen: &str, token: &str| {
-        format!("listen = \"{listen}\"\ntoken = \"{token}\"\n[backend]\nkind = \"scripted\"\n")
-    };
+    let cfg = |listen: &str, token: &str| format!("listen = \"{listen}\"\ntoken = \"{token}\"\n[backend]\nkind = \"scripted\"\n");
     for token in ["change-me", "firstword-local", "short"] {
         for listen in ["0.0.0.0:8787", "192.168.1.5:8787", "[::]:8787", "gateway.example:8787"] {
             let e = config_err(&cfg(listen, token));

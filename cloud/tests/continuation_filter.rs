@@ -49,11 +49,7 @@ fn assert_split_invariant(opener: &str, raw: &str) -> (String, Vec<usize>) {
     }
     let chars: Vec<String> = raw.chars().map(|c| c.to_string()).collect();
     let refs: Vec<&str> = chars.iter().map(|s| s.as_str()).collect();
-    assert_eq!(
-        run(opener, &refs),
-        whole,
-        "opener {opener:?} raw {raw:?} char by char"
-    );
+    assert_eq!(run(opener, &refs), whole, "opener {opener:?} raw {raw:?} char by char");
     whole
 }
 
@@ -133,11 +129,7 @@ fn cases_whole_and_split_at_every_position() {
     for &(opener, raw, want, repairs) in CASES {
         let (text, rep) = assert_split_invariant(opener, raw);
         assert_eq!(text, want, "opener {opener:?} raw {raw:?}");
-        assert_eq!(
-            rep.len(),
-            repairs,
-            "repairs for opener {opener:?} raw {raw:?}"
-        );
+        assert_eq!(rep.len(), repairs, "repairs for opener {opener:?} raw {raw:?}");
     }
 }
 
@@ -165,8 +157,5 @@ fn first_text_waits_only_while_a_restart_is_possible() {
     let mut g = ContinuationFilter::new("The capital of France is");
     // "The capital of" might be a restart: held.
     assert!(g.push("The capital of ").is_empty());
-    assert_eq!(
-        g.push("Spain is Madrid. "),
-        vec![FilterEvent::Text(" The capital of Spain is Madrid.".into())]
-    );
+    assert_eq!(g.push("Spain is Madrid. "), vec![FilterEvent::Text(" The capital of Spain is Madrid.".into())]);
 }

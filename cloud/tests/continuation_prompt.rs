@@ -7,10 +7,7 @@ use cloud::protocol::{ContinueRequest, Message, RecoveryMode, Role};
 fn req(mode: RecoveryMode) -> ContinueRequest {
     ContinueRequest {
         id: 1,
-        messages: vec![
-            Message::system("User is in a car."),
-            Message::user("What is TFLite Micro?"),
-        ],
+        messages: vec![Message::system("User is in a car."), Message::user("What is TFLite Micro?")],
         opener: "TFLite Micro is a company that specializes in".into(),
         opener_complete: false,
         mode,
@@ -40,9 +37,7 @@ fn each_mode_has_its_recovery() {
     assert!(e.contains("Correction:") && !e.contains(REPAIR_MARKER));
     let n = system_instruction(RecoveryMode::Natural);
     assert!(
-        n.contains(REPAIR_MARKER)
-            && n.contains("at most 12 words")
-            && n.contains("wrong, incorrect, misunderstanding or not possible")
+        n.contains(REPAIR_MARKER) && n.contains("at most 12 words") && n.contains("wrong, incorrect, misunderstanding or not possible")
     );
     let h = system_instruction(RecoveryMode::Humor);
     assert!(h.contains(REPAIR_MARKER) && h.contains("self-deprecating") && h.contains("snap back"));
@@ -51,54 +46,32 @@ fn each_mode_has_its_recovery() {
 #[test]
 fn instruction_placement_quotes_the_opener_last() {
     let m = chat_messages(&req(RecoveryMode::Natural), OpenerPlacement::Instruction);
-    assert_eq!(
-        m.iter().filter(|x| x.role == Role::System).count(),
-        1,
-        "one merged system message"
-    );
+    assert_eq!(m.iter().filter(|x| x.role == Role::System).count(), 1, "one merged system message");
     assert!(m[0].content.contains("User is in a car."));
     let last = m.last().unwrap();
     assert_eq!(last.role, Role::User);
-    assert!(last
-        .content
-        .contains("\"TFLite Micro is a company that specializes in\""));
+    assert!(last.content.contains("\"TFLite Micro is a company that specializes in\""));
     assert!(last.content.contains("mid-sentence"));
-    let complete = ContinueRequest {
-        opener_complete: true,
-        ..req(RecoveryMode::Natural)
-    };
+    let complete = ContinueRequest { opener_complete: true, ..req(RecoveryMode::Natural) };
     let m = chat_messages(&complete, OpenerPlacement::Instruction);
     assert!(m.last().unwrap().content.contains("complete sentence"));
 }
 
 #[test]
 fn prefix_placement_ends_with_the_opener_as_assistant() {
-    let m = chat_messages(
-        &req(RecoveryMode::Explicit),
-        OpenerPlacement::AssistantPrefix,
-    );
+    let m = chat_messages(&req(RecoveryMode::Explicit), OpenerPlacement::AssistantPrefix);
     let last = m.last().unwrap();
     assert_eq!(last.role, Role::Assistant);
-    assert_eq!(
-        last.content,
-        "TFLite Micro is a company that specializes in"
-    );
+    assert_eq!(last.content, "TFLite Micro is a company that specializes in");
     assert_eq!(m[m.len() - 2].content, "What is TFLite Micro?");
 }
 
 #[test]
 fn base_prompt_ends_with_the_opener_and_shows_the_mode() {
-    for mode in [
-        RecoveryMode::Natural,
-        RecoveryMode::Humor,
-        RecoveryMode::Explicit,
-    ] {
+    for mode in [RecoveryMode::Natural, RecoveryMode::Humor, RecoveryMode::Explicit] {
         let p = base_model_prompt(&req(mode));
         assert!(p.ends_with("User: What is TFLite Micro?\nAssistant: TFLite Micro is a company that specializes in"), "{p}");
-        assert_eq!(
-            p,
-            base_model_prompt_prefix(mode) + &base_model_prompt_tail(&req(mode))
-        );
+        assert_eq!(p, base_model_prompt_prefix(mode) + &base_model_prompt_tail(&req(mode)));
         assert!(base_model_prompt_prefix(mode).ends_with("\n\n"));
         // No blank line inside the request part: a blank line is a stop sequence.
         assert!(!base_model_prompt_tail(&req(mode)).contains("\n\n"));

@@ -31,9 +31,7 @@ async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// Open a TCP connection that sends half an HTTP upgrade request, then nothing.
 async fn stalled(gw: &GatewayHandle) -> TcpStream {
     let mut s = TcpStream::connect(gw.local_addr()).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n").await.unwrap();
     s
 }
 
@@ -88,10 +86,7 @@ async fn connections_over_the_per_address_cap_are_closed_at_accept() {
     let _b = stalled(&gw).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut c = stalled(&gw).await;
-    assert!(
-        closed_within(&mut c, Duration::from_secs(3)).await,
-        "third connection from one address was not refused"
-    );
+    assert!(closed_within(&mut c, Duration::from_secs(3)).await, "third connection from one address was not refused");
     assert!(gw.stats().connections_refused >= 1);
     drop((_a, _b));
     // Their places are given back when they close.
@@ -117,11 +112,7 @@ async fn half_open_sessions_are_closed_and_live_ones_kept() {
         live
     });
     let stats = gw.stats_handle();
-    assert!(
-        eventually(Duration::from_secs(5), || stats.snapshot().half_open_closed >= 1).await,
-        "{:?}",
-        stats.snapshot()
-    );
+    assert!(eventually(Duration::from_secs(5), || stats.snapshot().half_open_closed >= 1).await, "{:?}", stats.snapshot());
     let mut live = reader.await.unwrap();
     assert_eq!(gw.stats().half_open_closed, 1, "the live session was kept");
     assert_eq!(gw.stats().sessions_active, 1);
@@ -137,27 +128,14 @@ async fn a_client_that_stops_reading_is_dropped_and_others_stream_on() {
     // Enough frames to fill the kernel's socket buffers (several MB on loopback).
     cfg.max_tokens_cap = 1_000_000;
     let long: String = (0..40_000).map(|i| format!(" word{i}")).collect();
-    let scripted = ScriptedConfig {
-        rules: vec![rule("flood", &long)],
-        ..Default::default()
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("flood", &long)], ..Default::default() };
     let (gw, _) = gateway(cfg, scripted).await;
     // A slow reader with a tiny receive window asks for a lot and never reads.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let tcp = sock.connect(gw.local_addr()).await.unwrap();
-    let (mut slow, _) =
-        tokio_tungstenite::client_async(gw.url(), tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
-    send_frame(
-        &mut slow,
-        &ClientFrame::Hello {
-            version: PROTOCOL_VERSION,
-            token: TOKEN.into(),
-        },
-    )
-    .await;
+    let (mut slow, _) = tokio_tungstenite::client_async(gw.url(), tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await.unwrap();
+    send_frame(&mut slow, &ClientFrame::Hello { version: PROTOCOL_VERSION, token: TOKEN.into() }).await;
     assert!(matches!(recv(&mut slow).await, Some(ServerFrame::Ready { .. })));
     for id in 0..8 {
         let mut f = request(id, "flood", "Sure");
@@ -186,10 +164,7 @@ async fn a_client_that_stops_reading_is_dropped_and_others_stream_on() {
 async fn max_tokens_is_capped_by_the_server() {
     let mut cfg = config("127.0.0.1:0");
     cfg.max_tokens_cap = 3;
-    let scripted = ScriptedConfig {
-        rules: vec![rule("count", " one two three four five six seven.")],
-        ..Default::default()
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("count", " one two three four five six seven.")], ..Default::default() };
     let (gw, _) = gateway(cfg, scripted).await;
     let mut ws = session(&gw.url()).await;
     send_frame(&mut ws, &request(1, "count", "Okay")).await;
@@ -212,11 +187,7 @@ async fn requests_beyond_the_rate_are_refused() {
     while done + limited < 4 {
         match recv(&mut ws).await.expect("open") {
             ServerFrame::Done { .. } => done += 1,
-            ServerFrame::Error {
-                code: ErrorCode::RateLimited,
-                id: Some(_),
-                ..
-            } => limited += 1,
+            ServerFrame::Error { code: ErrorCode::RateLimited, id: Some(_), .. } => limited += 1,
             _ => {}
         }
     }
@@ -231,34 +202,14 @@ async fn bad_token_floods_are_throttled_per_address() {
     let (gw, _) = gateway(cfg, ScriptedConfig::default()).await;
     for _ in 0..3 {
         let mut ws = connect_raw(&gw.url()).await;
-        send_frame(
-            &mut ws,
-            &ClientFrame::Hello {
-                version: PROTOCOL_VERSION,
-                token: "guess".into(),
-            },
-        )
-        .await;
-        assert!(matches!(
-            recv(&mut ws).await,
-            Some(ServerFrame::Error {
-                code: ErrorCode::Unauthorized,
-                ..
-            })
-        ));
+        send_frame(&mut ws, &ClientFrame::Hello { version: PROTOCOL_VERSION, token: "guess".into() }).await;
+        assert!(matches!(recv(&mut ws).await, Some(ServerFrame::Error { code: ErrorCode::Unauthorized, .. })));
     }
     // Now even the right token is not heard from this address for a while.
     let refused = match tokio_tungstenite::connect_async(gw.url()).await {
         Err(_) => true,
         Ok((mut ws, _)) => {
-            send_frame(
-                &mut ws,
-                &ClientFrame::Hello {
-                    version: PROTOCOL_VERSION,
-                    token: TOKEN.into(),
-                },
-            )
-            .await;
+            send_frame(&mut ws, &ClientFrame::Hello { version: PROTOCOL_VERSION, token: TOKEN.into() }).await;
             recv(&mut ws).await.is_none()
         }
     };
@@ -279,9 +230,7 @@ impl Backend for PanickyBackend {
     fn stream(&self, req: BackendRequest) -> DeltaStream {
         if req.request.query().contains("panic") {
             type Item = Result<cloud::backend::BackendEvent, cloud::backend::BackendError>;
-            return Box::pin(futures_util::stream::poll_fn(
-                |_| -> std::task::Poll<Option<Item>> { panic!("backend bug") },
-            ));
+            return Box::pin(futures_util::stream::poll_fn(|_| -> std::task::Poll<Option<Item>> { panic!("backend bug") }));
         }
         self.0.stream(req)
     }
@@ -292,19 +241,13 @@ async fn a_panicking_request_ends_alone_and_frees_its_slot() {
     let mut cfg = config("127.0.0.1:0");
     cfg.max_requests_per_session = 1;
     let backend = PanickyBackend(ScriptedBackend::new(ScriptedConfig {
-        rules: vec![ScriptRule {
-            when_query_contains: Some("time".into()),
-            when_opener_contains: None,
-            reply: " noon.".into(),
-        }],
+        rules: vec![ScriptRule { when_query_contains: Some("time".into()), when_opener_contains: None, reply: " noon.".into() }],
         ..Default::default()
     }));
     let gw = spawn_with_backend(cfg, Arc::new(backend)).await.unwrap();
     let mut ws = session(&gw.url()).await;
     send_frame(&mut ws, &request(1, "please panic", "Well")).await;
-    let out = tokio::time::timeout(Duration::from_secs(5), collect(&mut ws, &[1]))
-        .await
-        .expect("the panicking request still ends");
+    let out = tokio::time::timeout(Duration::from_secs(5), collect(&mut ws, &[1])).await.expect("the panicking request still ends");
     assert_eq!(out[&1].done, Some(FinishReason::Error));
     assert_eq!(out[&1].errors, vec![ErrorCode::Internal]);
     // Its in-flight slot is free: with a limit of 1 the next request runs.

@@ -13,23 +13,12 @@ use common::*;
 async fn a_continuation_streams_back_with_a_clean_seam() {
     let scripted = ScriptedConfig {
         // The restart failure: the model repeats the opener, then continues.
-        rules: vec![rule(
-            "capital of france",
-            "Sure, continuing: The capital of France is Paris, on the Seine.",
-        )],
+        rules: vec![rule("capital of france", "Sure, continuing: The capital of France is Paris, on the Seine.")],
         ..Default::default()
     };
     let (gw, _) = gateway(config("127.0.0.1:0"), scripted).await;
     let mut ws = session(&gw.url()).await;
-    send_frame(
-        &mut ws,
-        &request(
-            1,
-            "What is the capital of France?",
-            "The capital of France is",
-        ),
-    )
-    .await;
+    send_frame(&mut ws, &request(1, "What is the capital of France?", "The capital of France is")).await;
     let out = collect(&mut ws, &[1]).await;
     let o = &out[&1];
     assert_eq!(o.text, " Paris, on the Seine.");
@@ -37,10 +26,7 @@ async fn a_continuation_streams_back_with_a_clean_seam() {
     assert_eq!(o.repairs, 0);
     assert!(o.timings.unwrap().first_delta_ms.is_some());
     let s = gw.stats();
-    assert_eq!(
-        (s.requests_total, s.requests_completed, s.sessions_active),
-        (1, 1, 1)
-    );
+    assert_eq!((s.requests_total, s.requests_completed, s.sessions_active), (1, 1, 1));
 }
 
 #[tokio::test]
@@ -91,11 +77,7 @@ async fn several_requests_in_flight_on_one_connection() {
 #[tokio::test]
 async fn cancel_stops_generation_within_one_token() {
     let long = (0..60).map(|i| format!(" w{i}")).collect::<String>();
-    let scripted = ScriptedConfig {
-        rules: vec![rule("long", &long)],
-        first_token_ms: 0,
-        token_ms: 30,
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("long", &long)], first_token_ms: 0, token_ms: 30 };
     let (gw, backend) = gateway(config("127.0.0.1:0"), scripted).await;
     let mut ws = session(&gw.url()).await;
     send_frame(&mut ws, &request(5, "a long answer please", "Here")).await;
@@ -111,9 +93,7 @@ async fn cancel_stops_generation_within_one_token() {
     loop {
         match recv(&mut ws).await.expect("open") {
             ServerFrame::Delta { .. } => after += 1,
-            ServerFrame::Done {
-                id, finish_reason, ..
-            } => {
+            ServerFrame::Done { id, finish_reason, .. } => {
                 assert_eq!((id, finish_reason), (5, FinishReason::Cancelled));
                 break;
             }
@@ -122,20 +102,13 @@ async fn cancel_stops_generation_within_one_token() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let produced_after = backend.tokens_emitted() - at_cancel;
-    assert!(
-        produced_after <= 1,
-        "backend produced {produced_after} tokens after cancel"
-    );
+    assert!(produced_after <= 1, "backend produced {produced_after} tokens after cancel");
     assert!(after <= 1, "{after} deltas after cancel");
     assert_eq!(gw.stats().requests_cancelled, 1);
     // Cancelling again: the id is no longer in flight.
     send_frame(&mut ws, &ClientFrame::Cancel { id: 5 }).await;
     match recv(&mut ws).await {
-        Some(ServerFrame::Error {
-            id: Some(5),
-            code: ErrorCode::UnknownId,
-            ..
-        }) => {}
+        Some(ServerFrame::Error { id: Some(5), code: ErrorCode::UnknownId, .. }) => {}
         other => panic!("expected unknown_id, got {other:?}"),
     }
 }
@@ -144,10 +117,7 @@ async fn cancel_stops_generation_within_one_token() {
 async fn bad_frames_get_error_frames_and_other_sessions_keep_working() {
     let mut cfg = config("127.0.0.1:0");
     cfg.max_frame_bytes = 1024;
-    let scripted = ScriptedConfig {
-        rules: vec![rule("capital", " Paris.")],
-        ..Default::default()
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("capital", " Paris.")], ..Default::default() };
     let (gw, _) = gateway(cfg, scripted).await;
     let url = gw.url();
 
@@ -157,114 +127,38 @@ async fn bad_frames_get_error_frames_and_other_sessions_keep_working() {
     // Before hello: not_ready.
     let mut early = connect_raw(&url).await;
     send_frame(&mut early, &request(1, "capital?", "The capital is")).await;
-    assert!(matches!(
-        recv(&mut early).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::NotReady,
-            ..
-        })
-    ));
+    assert!(matches!(recv(&mut early).await, Some(ServerFrame::Error { code: ErrorCode::NotReady, .. })));
 
     // Bad token: unauthorized, then the connection is closed.
     let mut intruder = connect_raw(&url).await;
-    send_frame(
-        &mut intruder,
-        &ClientFrame::Hello {
-            version: PROTOCOL_VERSION,
-            token: "wrong".into(),
-        },
-    )
-    .await;
-    assert!(matches!(
-        recv(&mut intruder).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::Unauthorized,
-            ..
-        })
-    ));
-    assert!(
-        recv(&mut intruder).await.is_none(),
-        "connection closed after unauthorized"
-    );
+    send_frame(&mut intruder, &ClientFrame::Hello { version: PROTOCOL_VERSION, token: "wrong".into() }).await;
+    assert!(matches!(recv(&mut intruder).await, Some(ServerFrame::Error { code: ErrorCode::Unauthorized, .. })));
+    assert!(recv(&mut intruder).await.is_none(), "connection closed after unauthorized");
 
     // Wrong version: version_mismatch.
     let mut old = connect_raw(&url).await;
-    send_frame(
-        &mut old,
-        &ClientFrame::Hello {
-            version: 99,
-            token: TOKEN.into(),
-        },
-    )
-    .await;
-    assert!(matches!(
-        recv(&mut old).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::VersionMismatch,
-            ..
-        })
-    ));
+    send_frame(&mut old, &ClientFrame::Hello { version: 99, token: TOKEN.into() }).await;
+    assert!(matches!(recv(&mut old).await, Some(ServerFrame::Error { code: ErrorCode::VersionMismatch, .. })));
 
     // An authenticated session that sends garbage keeps working afterwards.
     let mut messy = session(&url).await;
     send(&mut messy, "this is not json").await;
-    assert!(matches!(
-        recv(&mut messy).await,
-        Some(ServerFrame::Error {
-            id: None,
-            code: ErrorCode::BadFrame,
-            ..
-        })
-    ));
+    assert!(matches!(recv(&mut messy).await, Some(ServerFrame::Error { id: None, code: ErrorCode::BadFrame, .. })));
     send(&mut messy, r#"{"type":"frobnicate","id":3}"#).await;
-    assert!(matches!(
-        recv(&mut messy).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::UnknownType,
-            ..
-        })
-    ));
+    assert!(matches!(recv(&mut messy).await, Some(ServerFrame::Error { code: ErrorCode::UnknownType, .. })));
     send(&mut messy, r#"{"type":"continue","id":"seven"}"#).await;
-    assert!(matches!(
-        recv(&mut messy).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::BadFrame,
-            ..
-        })
-    ));
-    let huge = format!(
-        r#"{{"type":"ping","nonce":1,"pad":"{}"}}"#,
-        "x".repeat(4000)
-    );
+    assert!(matches!(recv(&mut messy).await, Some(ServerFrame::Error { code: ErrorCode::BadFrame, .. })));
+    let huge = format!(r#"{{"type":"ping","nonce":1,"pad":"{}"}}"#, "x".repeat(4000));
     send(&mut messy, huge).await;
-    assert!(matches!(
-        recv(&mut messy).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::FrameTooLarge,
-            ..
-        })
-    ));
-    send(
-        &mut messy,
-        r#"{"type":"hello","version":1,"token":"test-token"}"#,
-    )
-    .await;
-    assert!(matches!(
-        recv(&mut messy).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::NotReady,
-            ..
-        })
-    ));
+    assert!(matches!(recv(&mut messy).await, Some(ServerFrame::Error { code: ErrorCode::FrameTooLarge, .. })));
+    send(&mut messy, r#"{"type":"hello","version":1,"token":"test-token"}"#).await;
+    assert!(matches!(recv(&mut messy).await, Some(ServerFrame::Error { code: ErrorCode::NotReady, .. })));
     // Duplicate id while the first is in flight: the second is refused.
     send_frame(&mut messy, &request(9, "capital?", "The capital is")).await;
     let out = collect(&mut messy, &[9]).await;
     assert_eq!(out[&9].text, " Paris.");
     send_frame(&mut messy, &ClientFrame::Ping { nonce: 77 }).await;
-    assert_eq!(
-        recv(&mut messy).await,
-        Some(ServerFrame::Pong { nonce: 77 })
-    );
+    assert_eq!(recv(&mut messy).await, Some(ServerFrame::Pong { nonce: 77 }));
 
     // The healthy session was never disturbed.
     send_frame(&mut good, &request(1, "capital?", "The capital is")).await;
@@ -278,11 +172,7 @@ async fn bad_frames_get_error_frames_and_other_sessions_keep_working() {
 
 #[tokio::test]
 async fn duplicate_id_in_flight_is_refused() {
-    let scripted = ScriptedConfig {
-        rules: vec![rule("slow", " a b c d e f.")],
-        first_token_ms: 50,
-        token_ms: 30,
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("slow", " a b c d e f.")], first_token_ms: 50, token_ms: 30 };
     let (gw, _) = gateway(config("127.0.0.1:0"), scripted).await;
     let mut ws = session(&gw.url()).await;
     send_frame(&mut ws, &request(4, "slow", "Go")).await;
@@ -295,11 +185,7 @@ async fn duplicate_id_in_flight_is_refused() {
 #[tokio::test]
 async fn a_vanishing_client_cancels_its_upstream_request() {
     let long = (0..100).map(|i| format!(" w{i}")).collect::<String>();
-    let scripted = ScriptedConfig {
-        rules: vec![rule("long", &long)],
-        first_token_ms: 0,
-        token_ms: 20,
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("long", &long)], first_token_ms: 0, token_ms: 20 };
     let (gw, backend) = gateway(config("127.0.0.1:0"), scripted).await;
     let mut ws = session(&gw.url()).await;
     send_frame(&mut ws, &request(1, "long", "Here")).await;
@@ -314,11 +200,7 @@ async fn a_vanishing_client_cancels_its_upstream_request() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let n = backend.tokens_emitted();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        backend.tokens_emitted(),
-        n,
-        "backend kept generating after the client vanished"
-    );
+    assert_eq!(backend.tokens_emitted(), n, "backend kept generating after the client vanished");
     assert!(n < 40, "{n} tokens: generation was not stopped early");
     let s = gw.stats();
     assert_eq!(s.requests_cancelled, 2, "{s:?}");
@@ -337,31 +219,12 @@ async fn repairs_are_reported_and_counted() {
     };
     let (gw, _) = gateway(config("127.0.0.1:0"), scripted).await;
     let mut ws = session(&gw.url()).await;
-    send_frame(
-        &mut ws,
-        &request(
-            1,
-            "What is TFLite Micro?",
-            "TFLite Micro is a company that specializes in",
-        ),
-    )
-    .await;
-    send_frame(
-        &mut ws,
-        &request(2, "Is the sun a planet?", "The sun is a planet that is"),
-    )
-    .await;
-    send_frame(
-        &mut ws,
-        &request(3, "capital of France?", "The capital of France is"),
-    )
-    .await;
+    send_frame(&mut ws, &request(1, "What is TFLite Micro?", "TFLite Micro is a company that specializes in")).await;
+    send_frame(&mut ws, &request(2, "Is the sun a planet?", "The sun is a planet that is")).await;
+    send_frame(&mut ws, &request(3, "capital of France?", "The capital of France is")).await;
     let out = collect(&mut ws, &[1, 2, 3]).await;
     assert_eq!(out[&1].repairs, 1);
-    assert_eq!(
-        out[&1].text,
-        " tiny devices. Or rather, it powers them: it is a framework for microcontrollers."
-    );
+    assert_eq!(out[&1].text, " tiny devices. Or rather, it powers them: it is a framework for microcontrollers.");
     assert_eq!(out[&2].repairs, 1);
     assert!(out[&2].text.contains("\nCorrection: it is a star"));
     assert_eq!(out[&3].repairs, 0);
@@ -379,10 +242,7 @@ async fn injected_latency_delays_the_first_delta() {
         distribution: Distribution::Uniform,
         tokens_per_s: Some(50.0),
     });
-    let scripted = ScriptedConfig {
-        rules: vec![rule("capital", " Paris is on the Seine river.")],
-        ..Default::default()
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("capital", " Paris is on the Seine river.")], ..Default::default() };
     let (gw, _) = gateway(cfg, scripted).await;
     let mut ws = session(&gw.url()).await;
     let t0 = Instant::now();
@@ -405,13 +265,7 @@ async fn session_limit_refuses_extra_connections() {
     let (gw, _) = gateway(cfg, ScriptedConfig::default()).await;
     let mut first = session(&gw.url()).await;
     let mut second = connect_raw(&gw.url()).await;
-    assert!(matches!(
-        recv(&mut second).await,
-        Some(ServerFrame::Error {
-            code: ErrorCode::TooManySessions,
-            ..
-        })
-    ));
+    assert!(matches!(recv(&mut second).await, Some(ServerFrame::Error { code: ErrorCode::TooManySessions, .. })));
     // The first session is unaffected; the echo rule answers.
     send_frame(&mut first, &request(1, "What time is it?", "It is")).await;
     let out = collect(&mut first, &[1]).await;

@@ -41,14 +41,10 @@ fn repo() -> PathBuf {
 }
 
 fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("FIRSTWORD_BENCH_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/firstword/bench-venv")
-        });
+    let venv = std::env::var_os("FIRSTWORD_BENCH_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/firstword/bench-venv")
+    });
     venv.join("bin/python")
 }
 
@@ -59,10 +55,7 @@ fn prerequisites() -> Option<(PathBuf, PathBuf)> {
     let model = repo().join("models/gemma/gemma-3-270m-q4_k_m.gguf");
     let mut missing = Vec::new();
     if !python.is_file() {
-        missing.push(format!(
-            "llama.cpp venv python {} not found (run scripts/bench-setup.sh)",
-            python.display()
-        ));
+        missing.push(format!("llama.cpp venv python {} not found (run scripts/bench-setup.sh)", python.display()));
     } else {
         let ok = Command::new(&python)
             .args(["-c", "import xllamacpp"])
@@ -71,17 +64,11 @@ fn prerequisites() -> Option<(PathBuf, PathBuf)> {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            missing.push(format!(
-                "{} cannot import xllamacpp (run scripts/bench-setup.sh)",
-                python.display()
-            ));
+            missing.push(format!("{} cannot import xllamacpp (run scripts/bench-setup.sh)", python.display()));
         }
     }
     if !model.is_file() {
-        missing.push(format!(
-            "model {} not found (run scripts/setup.sh)",
-            model.display()
-        ));
+        missing.push(format!("model {} not found (run scripts/setup.sh)", model.display()));
     }
     if missing.is_empty() {
         return Some((python, model));
@@ -119,12 +106,7 @@ impl LlamaServer {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start scripts/llama_server.py");
-        let mut server = Self {
-            child,
-            base: String::new(),
-            log,
-            _dir: dir,
-        };
+        let mut server = Self { child, base: String::new(), log, _dir: dir };
         let stdout = server.child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -137,25 +119,16 @@ impl LlamaServer {
         });
         match rx.recv_timeout(Duration::from_secs(180)) {
             Ok(addr) => server.base = addr,
-            Err(e) => panic!(
-                "llama.cpp server not ready ({e}); its log:\n{}",
-                server.log_tail()
-            ),
+            Err(e) => panic!("llama.cpp server not ready ({e}); its log:\n{}", server.log_tail()),
         }
-        assert!(
-            server.base.starts_with("http://127.0.0.1:"),
-            "{}",
-            server.base
-        );
+        assert!(server.base.starts_with("http://127.0.0.1:"), "{}", server.base);
         server
     }
 
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let start = text.len().saturating_sub(3000);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
+        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         text[start..].to_string()
     }
 
@@ -167,11 +140,7 @@ impl LlamaServer {
             if r.as_ref().is_ok_and(|r| r.status().is_success()) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "llama.cpp /health not OK after 60 s ({r:?}); log:\n{}",
-                self.log_tail()
-            );
+            assert!(Instant::now() < deadline, "llama.cpp /health not OK after 60 s ({r:?}); log:\n{}", self.log_tail());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -207,10 +176,7 @@ impl Backend for Recording {
 }
 
 fn normalized(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,9 +184,7 @@ async fn llama_cpp_server_continues_the_opener_through_the_gateway() {
     let Some((python, model)) = prerequisites() else {
         return;
     };
-    let server = tokio::task::spawn_blocking(move || LlamaServer::start(&python, &model))
-        .await
-        .unwrap();
+    let server = tokio::task::spawn_blocking(move || LlamaServer::start(&python, &model)).await.unwrap();
     let http = reqwest::Client::new();
     server.wait_healthy(&http).await;
 
@@ -252,10 +216,7 @@ async fn llama_cpp_server_continues_the_opener_through_the_gateway() {
     assert_eq!(body["continue_final_message"], json!(true));
     let messages = body["messages"].as_array().unwrap();
     let last = messages.last().unwrap();
-    assert_eq!(
-        (last["role"].as_str(), last["content"].as_str()),
-        (Some("assistant"), Some(OPENER))
-    );
+    assert_eq!((last["role"].as_str(), last["content"].as_str()), (Some("assistant"), Some(OPENER)));
     let rendered: Value = http
         .post(format!("{}/apply-template", server.base))
         .json(&json!({ "messages": messages }))
@@ -276,10 +237,7 @@ async fn llama_cpp_server_continues_the_opener_through_the_gateway() {
     let raw = Arc::new(Mutex::new(String::new()));
     let gw = spawn_with_backend(
         GatewayConfig::new("127.0.0.1:0", TOKEN, BackendConfig::Openai(cfg)),
-        Arc::new(Recording {
-            inner: backend,
-            raw: raw.clone(),
-        }),
+        Arc::new(Recording { inner: backend, raw: raw.clone() }),
     )
     .await
     .expect("gateway starts");
@@ -290,41 +248,20 @@ async fn llama_cpp_server_continues_the_opener_through_the_gateway() {
     let joined = format!("{OPENER}{}", out.text);
     println!("raw continuation: {raw:?}\njoined: {joined:?}\n{out:?}");
 
-    assert!(
-        out.errors.is_empty(),
-        "error frames: {:?}; log:\n{}",
-        out.errors,
-        server.log_tail()
-    );
+    assert!(out.errors.is_empty(), "error frames: {:?}; log:\n{}", out.errors, server.log_tail());
     assert!(out.deltas >= 1, "no delta arrived: {out:?}");
-    assert!(
-        matches!(out.done, Some(FinishReason::Stop | FinishReason::Length)),
-        "{out:?}"
-    );
+    assert!(matches!(out.done, Some(FinishReason::Stop | FinishReason::Length)), "{out:?}");
     let usage = out.usage.unwrap();
-    assert!(
-        usage.prompt_tokens > 0,
-        "usage comes from llama.cpp: {usage:?}"
-    );
-    assert!(
-        (1..=MAX_TOKENS).contains(&usage.completion_tokens),
-        "max_tokens is honoured: {usage:?}"
-    );
+    assert!(usage.prompt_tokens > 0, "usage comes from llama.cpp: {usage:?}");
+    assert!((1..=MAX_TOKENS).contains(&usage.completion_tokens), "max_tokens is honoured: {usage:?}");
     assert!(out.timings.unwrap().first_delta_ms.is_some());
 
     // The joined answer: opener + a non-empty continuation that does not start over.
     assert!(!out.text.trim().is_empty(), "empty continuation: {out:?}");
+    assert!(!normalized(&raw).starts_with(&normalized(OPENER)), "the server restarted the opener: {raw:?}");
+    assert!(!normalized(&out.text).starts_with(&normalized(OPENER)), "{joined:?}");
     assert!(
-        !normalized(&raw).starts_with(&normalized(OPENER)),
-        "the server restarted the opener: {raw:?}"
-    );
-    assert!(
-        !normalized(&out.text).starts_with(&normalized(OPENER)),
-        "{joined:?}"
-    );
-    assert!(
-        out.text
-            .starts_with(|c: char| c.is_whitespace() || c.is_ascii_punctuation()),
+        out.text.starts_with(|c: char| c.is_whitespace() || c.is_ascii_punctuation()),
         "the continuation joins the opener's last word: {joined:?}"
     );
     gw.shutdown().await;

@@ -17,21 +17,14 @@ use cloud::protocol::*;
 use futures_util::StreamExt;
 
 fn model_path() -> Option<PathBuf> {
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma/gemma-3-270m-q4_k_m.gguf");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma/gemma-3-270m-q4_k_m.gguf");
     if p.exists() {
         return Some(p);
     }
     if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!(
-            "model {} missing and FIRSTWORD_REQUIRE_MODELS is set",
-            p.display()
-        );
+        panic!("model {} missing and FIRSTWORD_REQUIRE_MODELS is set", p.display());
     }
-    eprintln!(
-        "SKIP: {} not found (set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)",
-        p.display()
-    );
+    eprintln!("SKIP: {} not found (set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)", p.display());
     None
 }
 
@@ -41,11 +34,7 @@ fn backend() -> Option<Arc<LocalBackend>> {
     B.get_or_init(|| {
         let path = model_path()?;
         // One matmul thread: on a shared 2-core machine it is several times faster (LocalConfig::threads).
-        let cfg = LocalConfig {
-            model_path: path,
-            threads: Some(1),
-            ..LocalConfig::default()
-        };
+        let cfg = LocalConfig { model_path: path, threads: Some(1), ..LocalConfig::default() };
         Some(Arc::new(LocalBackend::load(&cfg).expect("model loads")))
     })
     .clone()
@@ -93,10 +82,7 @@ async fn gemma_continues_an_opener_end_to_end() {
     let mut texts = Vec::new();
     for round in 0..2 {
         let t0 = Instant::now();
-        let mut s = backend.stream(BackendRequest {
-            request: request.clone(),
-            cancel: CancelToken::new(),
-        });
+        let mut s = backend.stream(BackendRequest { request: request.clone(), cancel: CancelToken::new() });
         let mut first = None;
         let mut text = String::new();
         let mut fin = None;
@@ -127,37 +113,18 @@ async fn gemma_continues_an_opener_end_to_end() {
         assert!(!text.contains("\nUser:"), "stop sequence leaked: {text:?}");
         texts.push(text);
     }
-    assert_eq!(
-        texts[0], texts[1],
-        "restored prefix cache changed the output"
-    );
+    assert_eq!(texts[0], texts[1], "restored prefix cache changed the output");
 
     // Through the gateway: filtered deltas, done frame.
-    let gw = spawn_with_backend(common::config("127.0.0.1:0"), backend.clone())
-        .await
-        .unwrap();
+    let gw = spawn_with_backend(common::config("127.0.0.1:0"), backend.clone()).await.unwrap();
     let mut ws = common::session(&gw.url()).await;
-    common::send_frame(
-        &mut ws,
-        &ClientFrame::Continue(ContinueRequest {
-            id: 2,
-            ..request.clone()
-        }),
-    )
-    .await;
+    common::send_frame(&mut ws, &ClientFrame::Continue(ContinueRequest { id: 2, ..request.clone() })).await;
     let out = common::collect(&mut ws, &[2]).await;
     let o = &out[&2];
     println!("spoken: {:?}", format!("{}{}", request.opener, o.text));
     println!("timings: {:?}", o.timings);
-    assert!(matches!(
-        o.done,
-        Some(FinishReason::Stop | FinishReason::Length)
-    ));
-    assert!(
-        o.text.starts_with(' ') || o.text.starts_with(|c: char| c.is_ascii_punctuation()),
-        "join: {:?}",
-        o.text
-    );
+    assert!(matches!(o.done, Some(FinishReason::Stop | FinishReason::Length)));
+    assert!(o.text.starts_with(' ') || o.text.starts_with(|c: char| c.is_ascii_punctuation()), "join: {:?}", o.text);
     assert!(!o.text.contains("<repair>"));
 
     // A wrong opener, explicit mode: print what the model does with it.
@@ -173,10 +140,7 @@ async fn gemma_continues_an_opener_end_to_end() {
     )
     .await;
     let out = common::collect(&mut ws, &[3]).await;
-    println!(
-        "wrong opener → {:?} (repair events: {})",
-        out[&3].text, out[&3].repairs
-    );
+    println!("wrong opener → {:?} (repair events: {})", out[&3].text, out[&3].repairs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,10 +155,7 @@ async fn gemma_cancel_stops_generation() {
         max_tokens: 400,
     };
     let cancel = CancelToken::new();
-    let mut s = backend.stream(BackendRequest {
-        request,
-        cancel: cancel.clone(),
-    });
+    let mut s = backend.stream(BackendRequest { request, cancel: cancel.clone() });
     let mut n = 0;
     while n < 2 {
         match s.next().await.expect("stream open").expect("no error") {

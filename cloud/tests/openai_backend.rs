@@ -48,11 +48,7 @@ async fn read_request(sock: &mut TcpStream) -> (String, serde_json::Value) {
             let head = String::from_utf8_lossy(&buf[..p]).to_string();
             let len: usize = head
                 .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
                 .unwrap_or(0);
             while buf.len() < p + 4 + len {
                 let n = sock.read(&mut tmp).await.unwrap();
@@ -65,21 +61,12 @@ async fn read_request(sock: &mut TcpStream) -> (String, serde_json::Value) {
 }
 
 fn chunk(content: &str) -> String {
-    format!(
-        "data: {}\n\n",
-        serde_json::json!({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]})
-    )
+    format!("data: {}\n\n", serde_json::json!({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]}))
 }
 
 /// Fake server: answers one request with `events` (SSE), `delay` between them.
 /// Returns the received (head, body) and whether the client hung up early.
-async fn fake_server(
-    events: Vec<String>,
-    delay: Duration,
-) -> (
-    String,
-    Arc<Mutex<Option<(String, serde_json::Value, bool)>>>,
-) {
+async fn fake_server(events: Vec<String>, delay: Duration) -> (String, Arc<Mutex<Option<(String, serde_json::Value, bool)>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(None));
@@ -101,10 +88,7 @@ async fn fake_server(
         if !hung_up {
             // Detect a client that went away: reads return 0 / error.
             let mut b = [0u8; 1];
-            hung_up = matches!(
-                tokio::time::timeout(Duration::from_millis(300), sock.read(&mut b)).await,
-                Ok(Ok(0)) | Ok(Err(_))
-            );
+            hung_up = matches!(tokio::time::timeout(Duration::from_millis(300), sock.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)));
         }
         *seen2.lock().unwrap() = Some((head, body, hung_up));
     });
@@ -117,14 +101,8 @@ async fn streams_sse_chunks_and_sends_the_continuation_request() {
         ": keepalive\n\n".to_string(),
         chunk(" Paris"),
         chunk(", on the Seine."),
-        format!(
-            "data: {}\n\n",
-            serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        ),
-        format!(
-            "data: {}\n\n",
-            serde_json::json!({"choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 5}})
-        ),
+        format!("data: {}\n\n", serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
+        format!("data: {}\n\n", serde_json::json!({"choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 5}})),
         "data: [DONE]\n\n".to_string(),
     ];
     let (url, seen) = fake_server(events, Duration::from_millis(5)).await;
@@ -132,16 +110,10 @@ async fn streams_sse_chunks_and_sends_the_continuation_request() {
     let mut c = config(url, OpenerMode::ContinueFinalMessage);
     c.api_key_env = Some("FIRSTWORD_TEST_KEY".into());
     let backend = OpenAiBackend::new(c).unwrap();
-    let mut s = backend.stream(BackendRequest {
-        request: req(),
-        cancel: CancelToken::new(),
-    });
+    let mut s = backend.stream(BackendRequest { request: req(), cancel: CancelToken::new() });
     let mut text = String::new();
     let mut finished = None;
-    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), s.next())
-        .await
-        .unwrap()
-    {
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap() {
         match ev.unwrap() {
             BackendEvent::Delta(t) => text.push_str(&t),
             BackendEvent::Finished { reason, usage } => finished = Some((reason, usage)),
@@ -154,11 +126,7 @@ async fn streams_sse_chunks_and_sends_the_continuation_request() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (head, body, _) = seen.lock().unwrap().clone().unwrap();
     assert!(head.starts_with("POST /v1/chat/completions"), "{head}");
-    assert!(
-        head.to_lowercase()
-            .contains("authorization: bearer sk-test-123"),
-        "{head}"
-    );
+    assert!(head.to_lowercase().contains("authorization: bearer sk-test-123"), "{head}");
     assert_eq!(body["stream"], true);
     assert_eq!(body["model"], "test-model");
     assert_eq!(body["max_tokens"], 50);
@@ -175,24 +143,14 @@ fn request_bodies_for_each_opener_mode() {
     let b = OpenAiBackend::new(config("http://127.0.0.1:1/v1".into(), OpenerMode::Prefix)).unwrap();
     let body = b.request_body(&req());
     let last = body["messages"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(
-        (last["role"].as_str(), last["prefix"].as_bool()),
-        (Some("assistant"), Some(true))
-    );
+    assert_eq!((last["role"].as_str(), last["prefix"].as_bool()), (Some("assistant"), Some(true)));
     assert!(body.get("continue_final_message").is_none());
 
-    let b = OpenAiBackend::new(config(
-        "http://127.0.0.1:1/v1".into(),
-        OpenerMode::Instruction,
-    ))
-    .unwrap();
+    let b = OpenAiBackend::new(config("http://127.0.0.1:1/v1".into(), OpenerMode::Instruction)).unwrap();
     let body = b.request_body(&req());
     let last = body["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["role"], "user");
-    assert!(last["content"]
-        .as_str()
-        .unwrap()
-        .contains("The capital of France is"));
+    assert!(last["content"].as_str().unwrap().contains("The capital of France is"));
     assert_eq!(body["stream_options"]["include_usage"], true);
 }
 
@@ -202,10 +160,7 @@ async fn cancel_closes_the_upstream_connection() {
     let (url, seen) = fake_server(events, Duration::from_millis(20)).await;
     let backend = OpenAiBackend::new(config(url, OpenerMode::Instruction)).unwrap();
     let cancel = CancelToken::new();
-    let mut s = backend.stream(BackendRequest {
-        request: req(),
-        cancel: cancel.clone(),
-    });
+    let mut s = backend.stream(BackendRequest { request: req(), cancel: cancel.clone() });
     let mut n = 0;
     while n < 3 {
         if let Some(Ok(BackendEvent::Delta(_))) = s.next().await {
@@ -215,10 +170,7 @@ async fn cancel_closes_the_upstream_connection() {
     cancel.cancel();
     let mut after = 0;
     let mut reason = None;
-    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), s.next())
-        .await
-        .unwrap()
-    {
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap() {
         match ev.unwrap() {
             BackendEvent::Delta(_) => after += 1,
             BackendEvent::Finished { reason: r, .. } => reason = Some(r),
@@ -243,14 +195,14 @@ async fn http_errors_and_missing_keys_are_typed() {
         let (mut sock, _) = listener.accept().await.unwrap();
         let _ = read_request(&mut sock).await;
         let body = r#"{"error":{"message":"invalid api key"}}"#;
-        let resp = format!("HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        let resp = format!(
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
         let _ = sock.write_all(resp.as_bytes()).await;
     });
     let backend = OpenAiBackend::new(config(url, OpenerMode::Instruction)).unwrap();
-    let mut s = backend.stream(BackendRequest {
-        request: req(),
-        cancel: CancelToken::new(),
-    });
+    let mut s = backend.stream(BackendRequest { request: req(), cancel: CancelToken::new() });
     match s.next().await {
         Some(Err(BackendError::Http { status: 401, body })) => {
             assert!(body.contains("invalid api key"))
@@ -259,10 +211,7 @@ async fn http_errors_and_missing_keys_are_typed() {
     }
     let mut c = config("http://127.0.0.1:1/v1".into(), OpenerMode::Instruction);
     c.api_key_env = Some("FIRSTWORD_DEFINITELY_UNSET_VAR".into());
-    assert!(matches!(
-        OpenAiBackend::new(c),
-        Err(BackendError::Config(_))
-    ));
+    assert!(matches!(OpenAiBackend::new(c), Err(BackendError::Config(_))));
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("key");
     std::fs::write(&p, "sk-from-file\n").unwrap();
@@ -273,8 +222,7 @@ async fn http_errors_and_missing_keys_are_typed() {
 
 #[test]
 fn chunk_parsing() {
-    let c = parse_chunk(r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":"length"}]}"#)
-        .unwrap();
+    let c = parse_chunk(r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":"length"}]}"#).unwrap();
     assert_eq!(c.text.as_deref(), Some("hi"));
     assert_eq!(c.finish, Some(FinishReason::Length));
     assert!(parse_chunk("{oops").is_err());
@@ -303,24 +251,12 @@ async fn cancel_reaches_a_request_still_waiting_for_headers() {
     let (url, hung_up) = stuck_server().await;
     let backend = OpenAiBackend::new(config(url, OpenerMode::Instruction)).unwrap();
     let cancel = CancelToken::new();
-    let mut s = backend.stream(BackendRequest {
-        request: req(),
-        cancel: cancel.clone(),
-    });
+    let mut s = backend.stream(BackendRequest { request: req(), cancel: cancel.clone() });
     tokio::time::sleep(Duration::from_millis(200)).await;
     cancel.cancel();
-    let ev = tokio::time::timeout(Duration::from_secs(5), s.next())
-        .await
-        .expect("the stream ends after cancel")
-        .expect("a final item");
-    assert!(
-        matches!(ev, Ok(BackendEvent::Finished { reason: FinishReason::Cancelled, .. })),
-        "{ev:?}"
-    );
-    tokio::time::timeout(Duration::from_secs(5), hung_up)
-        .await
-        .expect("the upstream socket is closed after cancel")
-        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), s.next()).await.expect("the stream ends after cancel").expect("a final item");
+    assert!(matches!(ev, Ok(BackendEvent::Finished { reason: FinishReason::Cancelled, .. })), "{ev:?}");
+    tokio::time::timeout(Duration::from_secs(5), hung_up).await.expect("the upstream socket is closed after cancel").unwrap();
 }
 
 #[tokio::test]
@@ -329,17 +265,9 @@ async fn a_stuck_upstream_times_out() {
     let mut cfg = config(url, OpenerMode::Instruction);
     cfg.request_timeout_ms = 300;
     let backend = OpenAiBackend::new(cfg).unwrap();
-    let mut s = backend.stream(BackendRequest {
-        request: req(),
-        cancel: CancelToken::new(),
-    });
-    let ev = tokio::time::timeout(Duration::from_secs(10), s.next())
-        .await
-        .expect("the request deadline ends the stream")
-        .expect("a final item");
+    let mut s = backend.stream(BackendRequest { request: req(), cancel: CancelToken::new() });
+    let ev =
+        tokio::time::timeout(Duration::from_secs(10), s.next()).await.expect("the request deadline ends the stream").expect("a final item");
     assert!(matches!(ev, Err(BackendError::Timeout(_))), "{ev:?}");
-    tokio::time::timeout(Duration::from_secs(5), hung_up)
-        .await
-        .expect("the upstream socket is closed at the deadline")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), hung_up).await.expect("the upstream socket is closed at the deadline").unwrap();
 }

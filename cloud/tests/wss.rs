@@ -13,9 +13,7 @@ use cloud::gateway::{GatewayConfig, GatewayHandle};
 use cloud::protocol::FinishReason;
 use cloud::CloudError;
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 /// PEM files of one test PKI: a CA, and a server certificate it signed for
 /// `localhost` and `127.0.0.1`.
@@ -30,26 +28,16 @@ fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "firstword test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "firstword test CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
 
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "firstword test gateway");
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "firstword test gateway");
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca).unwrap();
 
-    let p = Pki {
-        ca: dir.path().join("ca.pem"),
-        cert: dir.path().join("gateway.pem"),
-        key: dir.path().join("gateway.key"),
-        _dir: dir,
-    };
+    let p = Pki { ca: dir.path().join("ca.pem"), cert: dir.path().join("gateway.pem"), key: dir.path().join("gateway.key"), _dir: dir };
     std::fs::write(&p.ca, ca.pem()).unwrap();
     std::fs::write(&p.cert, cert.pem()).unwrap();
     std::fs::write(&p.key, key.serialize_pem()).unwrap();
@@ -64,10 +52,7 @@ fn tls_config(cert: &Path, key: &Path) -> GatewayConfig {
 }
 
 async fn tls_gateway(p: &Pki) -> GatewayHandle {
-    let scripted = ScriptedConfig {
-        rules: vec![rule("capital of france", " Paris, on the Seine.")],
-        ..Default::default()
-    };
+    let scripted = ScriptedConfig { rules: vec![rule("capital of france", " Paris, on the Seine.")], ..Default::default() };
     gateway(tls_config(&p.cert, &p.key), scripted).await.0
 }
 
@@ -88,18 +73,9 @@ async fn client_streams_a_continuation_over_wss_with_a_private_ca() {
     let url = gw.url();
     assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
 
-    let client = CloudClient::connect(&url, TOKEN, opts(Some(&p.ca)))
-        .await
-        .expect("client starts");
-    assert!(
-        client.is_connected(),
-        "TLS session open: {:?}",
-        client.stats().last_error
-    );
-    let mut c = client.continue_(ContinueParams::new(
-        "What is the capital of France?",
-        "The capital of France is",
-    ));
+    let client = CloudClient::connect(&url, TOKEN, opts(Some(&p.ca))).await.expect("client starts");
+    assert!(client.is_connected(), "TLS session open: {:?}", client.stats().last_error);
+    let mut c = client.continue_(ContinueParams::new("What is the capital of France?", "The capital of France is"));
     let mut text = String::new();
     let last = loop {
         let ev = tokio::time::timeout(Duration::from_secs(5), c.events.recv())
@@ -113,16 +89,7 @@ async fn client_streams_a_continuation_over_wss_with_a_private_ca() {
         }
     };
     assert_eq!(text, " Paris, on the Seine.");
-    assert!(
-        matches!(
-            last,
-            CloudEvent::Done {
-                finish_reason: FinishReason::Stop,
-                ..
-            }
-        ),
-        "{last:?}"
-    );
+    assert!(matches!(last, CloudEvent::Done { finish_reason: FinishReason::Stop, .. }), "{last:?}");
     let s = gw.stats();
     assert_eq!((s.sessions_total, s.requests_completed), (1, 1), "{s:?}");
     client.close();
@@ -133,31 +100,16 @@ async fn client_refuses_a_gateway_certificate_it_does_not_trust() {
     let p = pki();
     let gw = tls_gateway(&p).await;
     // Public roots only: the test CA is unknown, so no session may open.
-    let quick = ClientOptions {
-        connect_timeout_ms: 1_500,
-        ..opts(None)
-    };
-    let client = CloudClient::connect(&gw.url(), TOKEN, quick)
-        .await
-        .expect("client starts (and keeps retrying)");
+    let quick = ClientOptions { connect_timeout_ms: 1_500, ..opts(None) };
+    let client = CloudClient::connect(&gw.url(), TOKEN, quick).await.expect("client starts (and keeps retrying)");
     assert!(!client.is_connected());
     let err = client.stats().last_error.unwrap_or_default();
-    assert!(
-        err.to_lowercase().contains("certificate"),
-        "error should name the certificate: {err:?}"
-    );
+    assert!(err.to_lowercase().contains("certificate"), "error should name the certificate: {err:?}");
     // A plain ws:// client cannot talk to the TLS gateway either.
     let plain = format!("ws://{}", gw.local_addr());
-    let r = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(plain.as_str()),
-    )
-    .await
-    .expect("refused within 5 s");
-    assert!(
-        r.is_err(),
-        "plain WebSocket upgrade must fail on a TLS port"
-    );
+    let r =
+        tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(plain.as_str())).await.expect("refused within 5 s");
+    assert!(r.is_err(), "plain WebSocket upgrade must fail on a TLS port");
     assert_eq!(gw.stats().sessions_total, 0);
     client.close();
 }
@@ -174,32 +126,17 @@ async fn unusable_tls_settings_are_refused_at_start() {
     // Missing certificate file: the error names the key and the path.
     let cfg = tls_config(&p.cert.with_extension("missing"), &p.key);
     let e = cloud::gateway::spawn(cfg).await.err().expect("refused");
-    assert!(
-        matches!(&e, CloudError::Config(m) if m.contains("tls_cert") && m.contains("missing")),
-        "{e}"
-    );
+    assert!(matches!(&e, CloudError::Config(m) if m.contains("tls_cert") && m.contains("missing")), "{e}");
 
     // A key that does not belong to the certificate.
     let other = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(other.path(), KeyPair::generate().unwrap().serialize_pem()).unwrap();
-    let e = cloud::gateway::spawn(tls_config(&p.cert, other.path()))
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        matches!(&e, CloudError::Config(m) if m.contains("tls_key")),
-        "{e}"
-    );
+    let e = cloud::gateway::spawn(tls_config(&p.cert, other.path())).await.err().expect("refused");
+    assert!(matches!(&e, CloudError::Config(m) if m.contains("tls_key")), "{e}");
 
     // The client checks its CA file when it starts.
-    let e = CloudClient::connect("wss://127.0.0.1:9", TOKEN, opts(Some(&p.key)))
-        .await
-        .err()
-        .expect("a key file is not a CA certificate");
-    assert!(
-        matches!(&e, CloudError::Config(m) if m.contains("tls_ca_file")),
-        "{e}"
-    );
+    let e = CloudClient::connect("wss://127.0.0.1:9", TOKEN, opts(Some(&p.key))).await.err().expect("a key file is not a CA certificate");
+    assert!(matches!(&e, CloudError::Config(m) if m.contains("tls_ca_file")), "{e}");
 }
 
 #[test]

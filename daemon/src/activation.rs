@@ -89,71 +89,41 @@ impl ActivationConfig {
     /// Range checks; messages name the key.
     pub fn validate(&self) -> Result<()> {
         if !(0.05..=0.99).contains(&self.wake_threshold) {
-            bail!(
-                "activation.wake_threshold = {} (must be in 0.05..=0.99)",
-                self.wake_threshold
-            );
+            bail!("activation.wake_threshold = {} (must be in 0.05..=0.99)", self.wake_threshold);
         }
         if !(1..=100).contains(&self.wake_min_scores) {
-            bail!(
-                "activation.wake_min_scores = {} (must be in 1..=100)",
-                self.wake_min_scores
-            );
+            bail!("activation.wake_min_scores = {} (must be in 1..=100)", self.wake_min_scores);
         }
         if !(0.0..=1_000.0).contains(&self.wake_margin_ms) {
-            bail!(
-                "activation.wake_margin_ms = {} (must be in 0..=1000)",
-                self.wake_margin_ms
-            );
+            bail!("activation.wake_margin_ms = {} (must be in 0..=1000)", self.wake_margin_ms);
         }
         if !(0.0..=5_000.0).contains(&self.min_question_ms) {
-            bail!(
-                "activation.min_question_ms = {} (must be in 0..=5000)",
-                self.min_question_ms
-            );
+            bail!("activation.min_question_ms = {} (must be in 0..=5000)", self.min_question_ms);
         }
         if !(0.5..=600.0).contains(&self.listen_s) {
-            bail!(
-                "activation.listen_s = {} (must be in 0.5..=600)",
-                self.listen_s
-            );
+            bail!("activation.listen_s = {} (must be in 0.5..=600)", self.listen_s);
         }
         if !(0.0..=5_000.0).contains(&self.ptt_grace_ms) {
-            bail!(
-                "activation.ptt_grace_ms = {} (must be in 0..=5000)",
-                self.ptt_grace_ms
-            );
+            bail!("activation.ptt_grace_ms = {} (must be in 0..=5000)", self.ptt_grace_ms);
         }
         if self.ptt_key.trim().is_empty() {
             bail!("activation.ptt_key is empty (e.g. \"KEY_PLAYPAUSE\")");
         }
         if self.ptt_simulated.len() > 10_000 {
-            bail!(
-                "activation.ptt_simulated has {} presses (at most 10000)",
-                self.ptt_simulated.len()
-            );
+            bail!("activation.ptt_simulated has {} presses (at most 10000)", self.ptt_simulated.len());
         }
         for (i, [p, r]) in self.ptt_simulated.iter().enumerate() {
             if !(p.is_finite() && r.is_finite() && *p >= 0.0 && r > p) {
-                bail!(
-                    "activation.ptt_simulated[{i}] = [{p}, {r}] (need 0 <= press_ms < release_ms)"
-                );
+                bail!("activation.ptt_simulated[{i}] = [{p}, {r}] (need 0 <= press_ms < release_ms)");
             }
         }
-        if self
-            .listening_command
-            .as_deref()
-            .is_some_and(|c| c.trim().is_empty())
-        {
+        if self.listening_command.as_deref().is_some_and(|c| c.trim().is_empty()) {
             bail!("activation.listening_command is empty (leave it out for none)");
         }
         if self.mode == Mode::WakeWord && self.wake_word.as_os_str().is_empty() {
             bail!("activation.wake_word is empty (mode = \"wake_word\" needs a reference)");
         }
-        if self.mode == Mode::PushToTalk
-            && self.ptt_device.is_none()
-            && self.ptt_simulated.is_empty()
-        {
+        if self.mode == Mode::PushToTalk && self.ptt_device.is_none() && self.ptt_simulated.is_empty() {
             bail!("activation.ptt_device is not set (mode = \"push_to_talk\" needs a key: ptt_device, or ptt_simulated with --input-wav)");
         }
         Ok(())
@@ -212,14 +182,7 @@ pub struct Activation {
 impl Activation {
     /// Idle, key up.
     pub fn new(mode: Mode, t: Timings) -> Self {
-        Self {
-            mode,
-            t,
-            open_until: None,
-            utterance: None,
-            held_since: None,
-            released_at: None,
-        }
+        Self { mode, t, open_until: None, utterance: None, held_since: None, released_at: None }
     }
 
     /// Audio skipped after a wake phrase's end, in ms.
@@ -232,12 +195,7 @@ impl Activation {
         match self.mode {
             Mode::Always => true,
             Mode::WakeWord => self.open_until.is_some_and(|u| at_ms <= u),
-            Mode::PushToTalk => {
-                self.held_since.is_some()
-                    || self
-                        .released_at
-                        .is_some_and(|r| at_ms <= r + self.t.ptt_grace_ms)
-            }
+            Mode::PushToTalk => self.held_since.is_some() || self.released_at.is_some_and(|r| at_ms <= r + self.t.ptt_grace_ms),
         }
     }
 
@@ -297,9 +255,7 @@ impl Activation {
             return Verdict::Undecided;
         };
         match (self.mode, wake) {
-            (Mode::WakeWord, Some(w)) => Verdict::Answer {
-                from_ms: Some(w + self.t.margin_ms),
-            },
+            (Mode::WakeWord, Some(w)) => Verdict::Answer { from_ms: Some(w + self.t.margin_ms) },
             _ if self.is_open(start) => Verdict::Answer { from_ms: None },
             (Mode::PushToTalk, _) if self.held_since.is_some() => Verdict::Answer { from_ms: None },
             _ => Verdict::Undecided,
@@ -314,18 +270,11 @@ impl Activation {
             return Verdict::Drop;
         };
         let ptt_counts = self.mode == Mode::PushToTalk
-            && (self.held_since.is_some()
-                || self
-                    .released_at
-                    .is_some_and(|r| r + self.t.ptt_grace_ms >= start));
+            && (self.held_since.is_some() || self.released_at.is_some_and(|r| r + self.t.ptt_grace_ms >= start));
         let verdict = match (self.mode, wake) {
             (Mode::Always, _) => Verdict::Answer { from_ms: None },
-            (Mode::WakeWord, Some(w)) if last_voiced_ms - w < self.t.min_question_ms => {
-                Verdict::Drop
-            } // the phrase alone
-            (Mode::WakeWord, Some(w)) => Verdict::Answer {
-                from_ms: Some(w + self.t.margin_ms),
-            },
+            (Mode::WakeWord, Some(w)) if last_voiced_ms - w < self.t.min_question_ms => Verdict::Drop, // the phrase alone
+            (Mode::WakeWord, Some(w)) => Verdict::Answer { from_ms: Some(w + self.t.margin_ms) },
             (Mode::WakeWord, None) if self.is_open(start) => Verdict::Answer { from_ms: None },
             (Mode::PushToTalk, _) if ptt_counts => Verdict::Answer { from_ms: None },
             _ if final_ => Verdict::Drop,
@@ -364,13 +313,7 @@ impl Activation {
 mod tests {
     use super::*;
 
-    const T: Timings = Timings {
-        follow_up_ms: 10_000.0,
-        listen_ms: 5_000.0,
-        margin_ms: 50.0,
-        min_question_ms: 300.0,
-        ptt_grace_ms: 400.0,
-    };
+    const T: Timings = Timings { follow_up_ms: 10_000.0, listen_ms: 5_000.0, margin_ms: 50.0, min_question_ms: 300.0, ptt_grace_ms: 400.0 };
 
     fn answer(v: Verdict) -> Option<Option<f64>> {
         match v {
@@ -383,10 +326,7 @@ mod tests {
     fn always_answers_everything() {
         let mut a = Activation::new(Mode::Always, T);
         assert_eq!(a.speech_start(100.0), Verdict::Answer { from_ms: None });
-        assert_eq!(
-            a.speech_end(900.0, false),
-            Verdict::Answer { from_ms: None }
-        );
+        assert_eq!(a.speech_end(900.0, false), Verdict::Answer { from_ms: None });
         assert!(!a.wake(1_000.0) && !a.key(true, 1_000.0));
     }
 
@@ -394,11 +334,7 @@ mod tests {
     fn wake_word_drops_speech_before_the_phrase() {
         let mut a = Activation::new(Mode::WakeWord, T);
         assert_eq!(a.speech_start(0.0), Verdict::Undecided);
-        assert_eq!(
-            a.speech_end(2_000.0, false),
-            Verdict::Undecided,
-            "a detection may still come"
-        );
+        assert_eq!(a.speech_end(2_000.0, false), Verdict::Undecided, "a detection may still come");
         assert_eq!(a.speech_end(2_000.0, true), Verdict::Drop);
         assert!(!a.is_open(3_000.0));
     }
@@ -408,18 +344,8 @@ mod tests {
         let mut a = Activation::new(Mode::WakeWord, T);
         a.speech_start(1_000.0);
         assert!(a.wake(1_800.0), "listening starts");
-        assert_eq!(
-            a.during(),
-            Verdict::Answer {
-                from_ms: Some(1_850.0)
-            }
-        );
-        assert_eq!(
-            a.speech_end(3_500.0, true),
-            Verdict::Answer {
-                from_ms: Some(1_850.0)
-            }
-        );
+        assert_eq!(a.during(), Verdict::Answer { from_ms: Some(1_850.0) });
+        assert_eq!(a.speech_end(3_500.0, true), Verdict::Answer { from_ms: Some(1_850.0) });
         // Follow-up without the phrase while the reply plays and for follow_up_ms after it.
         a.replying(6_000.0);
         assert!(!a.tick(15_000.0));
@@ -436,11 +362,7 @@ mod tests {
         let mut a = Activation::new(Mode::WakeWord, T);
         a.speech_start(0.0);
         assert!(a.wake(700.0));
-        assert_eq!(
-            a.speech_end(800.0, true),
-            Verdict::Drop,
-            "nothing to answer yet"
-        );
+        assert_eq!(a.speech_end(800.0, true), Verdict::Drop, "nothing to answer yet");
         assert!(a.is_open(4_000.0));
         assert_eq!(answer(a.speech_start(4_000.0)), Some(None));
         assert_eq!(answer(a.speech_end(5_000.0, true)), Some(None));
@@ -458,31 +380,18 @@ mod tests {
         a.speech_start(0.0);
         assert_eq!(a.speech_end(2_000.0, false), Verdict::Undecided);
         a.wake(700.0);
-        assert_eq!(
-            a.speech_end(2_000.0, true),
-            Verdict::Answer {
-                from_ms: Some(750.0)
-            }
-        );
+        assert_eq!(a.speech_end(2_000.0, true), Verdict::Answer { from_ms: Some(750.0) });
     }
 
     #[test]
     fn push_to_talk_answers_only_speech_with_the_key_down() {
         let mut a = Activation::new(Mode::PushToTalk, T);
         a.speech_start(0.0);
-        assert_eq!(
-            a.speech_end(1_000.0, true),
-            Verdict::Drop,
-            "key never pressed"
-        );
+        assert_eq!(a.speech_end(1_000.0, true), Verdict::Drop, "key never pressed");
         assert!(a.key(true, 2_000.0));
         assert_eq!(answer(a.speech_start(2_100.0)), Some(None));
         assert!(!a.key(false, 3_000.0));
-        assert_eq!(
-            answer(a.speech_end(3_400.0, true)),
-            Some(None),
-            "speech continues past the release"
-        );
+        assert_eq!(answer(a.speech_end(3_400.0, true)), Some(None), "speech continues past the release");
         // Pressed in the middle of an utterance: it counts.
         a.speech_start(5_000.0);
         a.key(true, 5_500.0);
@@ -506,13 +415,10 @@ mod tests {
         };
         assert!(bad(|c| c.wake_threshold = 2.0).contains("activation.wake_threshold"));
         assert!(bad(|c| c.listen_s = 0.0).contains("activation.listen_s"));
-        assert!(
-            bad(|c| c.ptt_simulated = vec![[500.0, 100.0]]).contains("activation.ptt_simulated[0]")
-        );
+        assert!(bad(|c| c.ptt_simulated = vec![[500.0, 100.0]]).contains("activation.ptt_simulated[0]"));
         assert!(bad(|c| c.mode = Mode::PushToTalk).contains("activation.ptt_device"));
         assert!(bad(|c| c.ptt_key = " ".into()).contains("activation.ptt_key"));
-        assert!(bad(|c| c.listening_command = Some(String::new()))
-            .contains("activation.listening_command"));
+        assert!(bad(|c| c.listening_command = Some(String::new())).contains("activation.listening_command"));
         ActivationConfig::default().validate().unwrap();
     }
 }

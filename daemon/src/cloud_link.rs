@@ -73,10 +73,7 @@ impl CloudSection {
             bail!("cloud.local_latency_ms = {} (must be a finite number in 0..60000)", self.local_latency_ms);
         }
         if !(0.0..=60_000.0).contains(&self.local_latency_jitter_ms) {
-            bail!(
-                "cloud.local_latency_jitter_ms = {} (must be a finite number in 0..60000)",
-                self.local_latency_jitter_ms
-            );
+            bail!("cloud.local_latency_jitter_ms = {} (must be a finite number in 0..60000)", self.local_latency_jitter_ms);
         }
         if let Some(u) = &self.url {
             if u.starts_with("ws://") && !self.allow_insecure && !cloud::client::is_loopback_url(u) {

@@ -86,14 +86,11 @@ pub fn load_checkpoint(dir: &Path, quant: LmQuant, threads: usize) -> Result<Loa
     if !mulm_path.is_file() {
         return Err(missing_checkpoint(dir));
     }
-    let mulm = lm::MulmFile::load(&mulm_path)
-        .with_context(|| format!("loading {}", mulm_path.display()))?;
+    let mulm = lm::MulmFile::load(&mulm_path).with_context(|| format!("loading {}", mulm_path.display()))?;
     let gguf = dir.join(lm::load::GGUF_FILE);
     let st = dir.join(lm::load::SAFETENSORS_FILE);
     let mut model = if gguf.is_file() {
-        lm::load_gguf(&gguf, Some(&mulm))
-            .with_context(|| format!("loading {}", gguf.display()))?
-            .0
+        lm::load_gguf(&gguf, Some(&mulm)).with_context(|| format!("loading {}", gguf.display()))?.0
     } else if st.is_file() {
         let q = match quant {
             LmQuant::Q8_0 => Some(lm::GgmlDType::Q8_0),
@@ -101,21 +98,12 @@ pub fn load_checkpoint(dir: &Path, quant: LmQuant, threads: usize) -> Result<Loa
         };
         lm::load_safetensors(&st, &mulm, q).with_context(|| format!("loading {}", st.display()))?
     } else {
-        bail!(
-            "μLM checkpoint {} has mulm.json but neither model.gguf nor model.safetensors",
-            dir.display()
-        );
+        bail!("μLM checkpoint {} has mulm.json but neither model.gguf nor model.safetensors", dir.display());
     };
     model.set_threads(threads).context("setting lm.threads")?;
     let tok_path = dir.join("tokenizer.json");
-    let tok = lm::ChatTokenizer::from_file(&tok_path, &mulm)
-        .with_context(|| format!("loading {}", tok_path.display()))?;
-    Ok(LoadedLm {
-        model,
-        tok,
-        mulm,
-        load_ms: t0.elapsed().as_secs_f64() * 1e3,
-    })
+    let tok = lm::ChatTokenizer::from_file(&tok_path, &mulm).with_context(|| format!("loading {}", tok_path.display()))?;
+    Ok(LoadedLm { model, tok, mulm, load_ms: t0.elapsed().as_secs_f64() * 1e3 })
 }
 
 /// What `opener --json` prints.
@@ -151,10 +139,7 @@ pub struct ModelInfo {
 }
 
 pub fn run(cfg: &Config, args: &OpenerArgs) -> Result<()> {
-    let dir = args
-        .model
-        .clone()
-        .unwrap_or_else(|| cfg.lm.model_dir.clone());
+    let dir = args.model.clone().unwrap_or_else(|| cfg.lm.model_dir.clone());
     let m = load_checkpoint(&dir, cfg.lm.quant, cfg.lm.threads)?;
     if let Some(w) = args.words {
         if !(1..=lm::opener::MAX_WORDS).contains(&w) {
@@ -162,13 +147,7 @@ pub fn run(cfg: &Config, args: &OpenerArgs) -> Result<()> {
         }
     }
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
-    let o = engine
-        .opener(
-            lm::OpenerInput::Query(&args.question),
-            args.words,
-            |_, _| {},
-        )
-        .context("generating the opener")?;
+    let o = engine.opener(lm::OpenerInput::Query(&args.question), args.words, |_, _| {}).context("generating the opener")?;
     if args.json {
         let r = OpenerReport {
             text: &o.text,
@@ -200,9 +179,8 @@ pub fn run_lm(cmd: LmCmd) -> Result<()> {
         LmCmd::DevCheckpoint { out, preset, seed } => {
             let p = lm::Preset::from_name(&preset).with_context(|| format!("--preset {preset}"))?;
             let t0 = Instant::now();
-            lm::dev::write_dev_checkpoint(&out, p.name(), &p.config(), seed).with_context(
-                || format!("writing a development checkpoint to {}", out.display()),
-            )?;
+            lm::dev::write_dev_checkpoint(&out, p.name(), &p.config(), seed)
+                .with_context(|| format!("writing a development checkpoint to {}", out.display()))?;
             eprintln!(
                 "wrote random-weight μLM-{} to {} in {:.1} s (development only: its words are random)",
                 p.name(),

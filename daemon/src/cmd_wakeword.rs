@@ -47,30 +47,18 @@ pub fn run(cfg: &Config, cmd: WakewordCmd) -> Result<()> {
         WakewordCmd::Build { name, out, wavs } => {
             let mut recs = Vec::new();
             for w in &wavs {
-                let s = audio::load_wav_16k_mono(w)
-                    .with_context(|| format!("reading {}", w.display()))?;
-                recs.push((
-                    w.file_name().map_or_else(
-                        || w.display().to_string(),
-                        |n| n.to_string_lossy().into_owned(),
-                    ),
-                    s,
-                ));
+                let s = audio::load_wav_16k_mono(w).with_context(|| format!("reading {}", w.display()))?;
+                recs.push((w.file_name().map_or_else(|| w.display().to_string(), |n| n.to_string_lossy().into_owned()), s));
             }
             let bytes = build_reference(&name, &recs)?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
             std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
             println!("{}: {name:?} from {} recordings", out.display(), wavs.len());
             Ok(())
         }
-        WakewordCmd::Record {
-            out_dir,
-            count,
-            seconds,
-        } => record(cfg, &out_dir, count, seconds),
+        WakewordCmd::Record { out_dir, count, seconds } => record(cfg, &out_dir, count, seconds),
     }
 }
 
@@ -79,13 +67,8 @@ fn record(cfg: &Config, dir: &Path, count: usize, seconds: f64) -> Result<()> {
         bail!("--count must be 1..=100 and --seconds 0.5..=10");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let opts = DeviceOptions {
-        name: cfg.audio.input_device.clone(),
-        buffer_frames: None,
-        ring_ms: cfg.audio.capture_buffer_ms,
-    };
-    let (_capture, mut reader) =
-        Capture::open(&opts, AudioCounters::new()).context("audio.input_device")?;
+    let opts = DeviceOptions { name: cfg.audio.input_device.clone(), buffer_frames: None, ring_ms: cfg.audio.capture_buffer_ms };
+    let (_capture, mut reader) = Capture::open(&opts, AudioCounters::new()).context("audio.input_device")?;
     let rate = reader.rate_hz();
     let mut buf = vec![0.0f32; 4096];
     for i in 1..=count {
@@ -95,9 +78,7 @@ fn record(cfg: &Config, dir: &Path, count: usize, seconds: f64) -> Result<()> {
         println!("  recording");
         let mut got = Vec::new();
         let t0 = Instant::now();
-        while (got.len() as f64) < seconds * rate as f64
-            && t0.elapsed().as_secs_f64() < seconds * 3.0
-        {
+        while (got.len() as f64) < seconds * rate as f64 && t0.elapsed().as_secs_f64() < seconds * 3.0 {
             let n = reader.read(&mut buf);
             if n == 0 {
                 std::thread::sleep(Duration::from_millis(10));
@@ -109,10 +90,7 @@ fn record(cfg: &Config, dir: &Path, count: usize, seconds: f64) -> Result<()> {
         audio::write_wav(&path, &s16, audio::ASR_RATE_HZ)?;
         println!("  wrote {}", path.display());
     }
-    println!(
-        "now: firstword wakeword build --out my_wakeword.rpw {}/*.wav",
-        dir.display()
-    );
+    println!("now: firstword wakeword build --out my_wakeword.rpw {}/*.wav", dir.display());
     Ok(())
 }
 
@@ -188,47 +166,25 @@ struct Sets {
 fn load(dir: &Path) -> Result<Sets> {
     let mut pos = Vec::new();
     for p in wavs(&dir.join("pos"))? {
-        let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(p.with_extension("json"))?)?;
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(p.with_extension("json"))?)?;
         let end = meta["phrase_end_s"].as_f64().context("phrase_end_s")?;
-        pos.push((
-            p.file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-            audio::load_wav_16k_mono(&p)?,
-            end,
-        ));
+        pos.push((p.file_stem().unwrap_or_default().to_string_lossy().into_owned(), audio::load_wav_16k_mono(&p)?, end));
     }
     let mut neg = Vec::new();
     for p in wavs(&dir.join("neg"))? {
-        neg.push((
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-            audio::load_wav_16k_mono(&p)?,
-        ));
+        neg.push((p.file_name().unwrap_or_default().to_string_lossy().into_owned(), audio::load_wav_16k_mono(&p)?));
     }
     Ok(Sets { pos, neg })
 }
 
-fn measure(
-    reference: &[u8],
-    settings: &WakeSettings,
-    sets: &Sets,
-    with_negatives: bool,
-) -> Result<SetResult> {
+fn measure(reference: &[u8], settings: &WakeSettings, sets: &Sets, with_negatives: bool) -> Result<SetResult> {
     let t0 = Instant::now();
     let mut results = Vec::new();
     for (name, s, end_s) in &sets.pos {
         // A detection counts when it puts the phrase's end within 1 s of the truth (a
         // detection in the question is a false one, not a hit).
         let found = spot_all(reference, settings, s)?;
-        let hit = found
-            .iter()
-            .map(|d| (d, d.end_sample as f64 / 16.0 - end_s * 1000.0))
-            .find(|(_, e)| e.abs() <= 1_000.0);
+        let hit = found.iter().map(|d| (d, d.end_sample as f64 / 16.0 - end_s * 1000.0)).find(|(_, e)| e.abs() <= 1_000.0);
         results.push(PositiveResult {
             file: name.clone(),
             detected: hit.is_some(),
@@ -244,20 +200,14 @@ fn measure(
             fa += spot_all(reference, settings, s)?.len();
         }
     }
-    let audio_s = neg_s
-        + sets
-            .pos
-            .iter()
-            .map(|(_, s, _)| s.len() as f64 / 16_000.0)
-            .sum::<f64>();
+    let audio_s = neg_s + sets.pos.iter().map(|(_, s, _)| s.len() as f64 / 16_000.0).sum::<f64>();
     let sub = |f: &dyn Fn(&str) -> bool| {
         let v: Vec<_> = results.iter().filter(|r| f(&r.file)).collect();
         rate(v.iter().filter(|r| r.detected).count(), v.len())
     };
     let mut errs: Vec<f64> = results.iter().filter_map(|r| r.end_error_ms).collect();
     errs.sort_by(f64::total_cmp);
-    let pct =
-        |q: f64| (!errs.is_empty()).then(|| errs[((errs.len() - 1) as f64 * q).round() as usize]);
+    let pct = |q: f64| (!errs.is_empty()).then(|| errs[((errs.len() - 1) as f64 * q).round() as usize]);
     let detected = results.iter().filter(|r| r.detected).count();
     Ok(SetResult {
         positives: results.len(),
@@ -268,32 +218,19 @@ fn measure(
         noisy_rate: sub(&|f| f.contains("_noise")),
         negative_minutes: neg_s / 60.0,
         false_activations: fa,
-        false_activations_per_hour: if neg_s > 0.0 {
-            fa as f64 * 3600.0 / neg_s
-        } else {
-            f64::NAN
-        },
+        false_activations_per_hour: if neg_s > 0.0 { fa as f64 * 3600.0 / neg_s } else { f64::NAN },
         end_error_ms_p50: pct(0.5),
         end_error_ms_p10: pct(0.1),
         end_error_ms_p90: pct(0.9),
         seconds_of_compute_per_hour: t0.elapsed().as_secs_f64() * 3600.0 / audio_s.max(1e-9),
-        misses: results
-            .iter()
-            .filter(|r| !r.detected)
-            .map(|r| r.file.clone())
-            .collect(),
+        misses: results.iter().filter(|r| !r.detected).map(|r| r.file.clone()).collect(),
     })
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cpu}, {cores} cores")
@@ -301,17 +238,10 @@ fn machine() -> String {
 
 /// Runs `bench wakeword`.
 pub fn bench(cfg: &Config, args: &BenchArgs) -> Result<()> {
-    let path = args
-        .reference
-        .clone()
-        .unwrap_or_else(|| cfg.activation.wake_word.clone());
-    let reference = std::fs::read(&path)
-        .with_context(|| format!("reading the reference {}", path.display()))?;
-    let base = WakeSettings {
-        threshold: cfg.activation.wake_threshold,
-        min_scores: cfg.activation.wake_min_scores,
-        ..WakeSettings::default()
-    };
+    let path = args.reference.clone().unwrap_or_else(|| cfg.activation.wake_word.clone());
+    let reference = std::fs::read(&path).with_context(|| format!("reading the reference {}", path.display()))?;
+    let base =
+        WakeSettings { threshold: cfg.activation.wake_threshold, min_scores: cfg.activation.wake_min_scores, ..WakeSettings::default() };
     if args.tune {
         let sets = load(&args.data.join("tune"))?;
         println!(
@@ -321,11 +251,7 @@ pub fn bench(cfg: &Config, args: &BenchArgs) -> Result<()> {
         );
         for min_scores in [3, 5, 8] {
             for t in [0.40, 0.45, 0.50, 0.55, 0.60] {
-                let s = WakeSettings {
-                    threshold: t,
-                    min_scores,
-                    ..base
-                };
+                let s = WakeSettings { threshold: t, min_scores, ..base };
                 let r = measure(&reference, &s, &sets, true)?;
                 println!(
                     "threshold {t:.2} min_scores {min_scores}: detected {:.3} (alone {:.3}, question {:.3}), false/h {:.2} ({} in {:.1} min), end error p50 {:?} ms",
@@ -353,8 +279,7 @@ pub fn bench(cfg: &Config, args: &BenchArgs) -> Result<()> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, text + "\n")
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.out, text + "\n").with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -68,10 +68,8 @@ impl Config {
             bail!("tts.length_scale = {} (must be in 0.25..4.0)", self.tts.length_scale);
         }
         // Each gap is allocated as samples: keep a typo from asking for hours of silence.
-        for (key, ms) in [
-            ("tts.clause_silence_ms", self.tts.clause_silence_ms),
-            ("tts.sentence_silence_ms", self.tts.sentence_silence_ms),
-        ] {
+        for (key, ms) in [("tts.clause_silence_ms", self.tts.clause_silence_ms), ("tts.sentence_silence_ms", self.tts.sentence_silence_ms)]
+        {
             if ms > MAX_TTS_SILENCE_MS {
                 bail!("{key} = {ms} (at most {MAX_TTS_SILENCE_MS})");
             }

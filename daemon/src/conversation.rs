@@ -266,10 +266,15 @@ mod tests {
         let mut c = Conversation::new();
         c.push("What is the capital of France?", "The capital of France is Paris.", 10.0);
         let m = c.cloud_messages(8, "How many people live there?");
-        let got: Vec<(&str, &str)> = m.iter().map(|m| (if m.role == cloud::protocol::Role::User { "user" } else { "assistant" }, m.content.as_str())).collect();
+        let got: Vec<(&str, &str)> =
+            m.iter().map(|m| (if m.role == cloud::protocol::Role::User { "user" } else { "assistant" }, m.content.as_str())).collect();
         assert_eq!(
             got,
-            [("user", "What is the capital of France?"), ("assistant", "The capital of France is Paris."), ("user", "How many people live there?")]
+            [
+                ("user", "What is the capital of France?"),
+                ("assistant", "The capital of France is Paris."),
+                ("user", "How many people live there?")
+            ]
         );
         let t = c.mulm_turns(0, "Hi");
         assert_eq!(t, [lm::ChatMessage::user("Hi")]);

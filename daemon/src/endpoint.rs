@@ -74,12 +74,11 @@ pub enum Completeness {
 /// Words after which an English sentence cannot end: articles, prepositions, conjunctions,
 /// possessives, auxiliaries and hesitations.
 const TRAILING_WORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "nor", "so", "because", "if", "than", "that", "which", "who", "whose", "for", "to",
-    "of", "in", "on", "at", "by", "with", "from", "into", "onto", "about", "like", "as", "over", "under", "between",
-    "through", "after", "before", "during", "without", "my", "your", "his", "her", "its", "our", "their", "this", "these",
-    "those", "is", "are", "was", "were", "be", "am", "do", "does", "did", "can", "could", "should", "would", "will",
-    "shall", "may", "might", "must", "have", "has", "had", "um", "uh", "er", "erm", "hmm", "i", "we", "you", "some",
-    "any", "very", "really", "me", "what's", "where's", "how's", "it's", "i'm",
+    "a", "an", "the", "and", "or", "but", "nor", "so", "because", "if", "than", "that", "which", "who", "whose", "for", "to", "of", "in",
+    "on", "at", "by", "with", "from", "into", "onto", "about", "like", "as", "over", "under", "between", "through", "after", "before",
+    "during", "without", "my", "your", "his", "her", "its", "our", "their", "this", "these", "those", "is", "are", "was", "were", "be",
+    "am", "do", "does", "did", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "have", "has", "had", "um",
+    "uh", "er", "erm", "hmm", "i", "we", "you", "some", "any", "very", "really", "me", "what's", "where's", "how's", "it's", "i'm",
 ];
 
 /// Judges a speculative transcript. `p_end` is the μLM's probability of `<|end|>` right

@@ -75,13 +75,13 @@ pub struct GateScore {
 
 /// Function words that say nothing about a topic.
 const STOP_WORDS: &[&str] = &[
-    "the", "and", "for", "are", "but", "not", "you", "your", "yours", "with", "this", "that", "these", "those", "from",
-    "have", "has", "had", "was", "were", "what", "when", "where", "which", "who", "whom", "why", "how", "can", "could",
-    "should", "would", "will", "shall", "may", "might", "must", "does", "did", "doing", "about", "into", "onto", "there",
-    "their", "they", "them", "then", "than", "some", "any", "all", "its", "it's", "our", "out", "get", "got", "one",
-    "just", "very", "really", "also", "here", "his", "her", "she", "him", "way", "good", "best", "make", "like", "know",
-    "let", "yes", "sure", "okay", "well", "much", "many", "more", "most", "tell", "give", "want", "need", "use", "i'm",
-    "what's", "there's", "that's", "don't", "because", "been", "being", "each", "other", "such", "only", "own", "same",
+    "the", "and", "for", "are", "but", "not", "you", "your", "yours", "with", "this", "that", "these", "those", "from", "have", "has",
+    "had", "was", "were", "what", "when", "where", "which", "who", "whom", "why", "how", "can", "could", "should", "would", "will",
+    "shall", "may", "might", "must", "does", "did", "doing", "about", "into", "onto", "there", "their", "they", "them", "then", "than",
+    "some", "any", "all", "its", "it's", "our", "out", "get", "got", "one", "just", "very", "really", "also", "here", "his", "her", "she",
+    "him", "way", "good", "best", "make", "like", "know", "let", "yes", "sure", "okay", "well", "much", "many", "more", "most", "tell",
+    "give", "want", "need", "use", "i'm", "what's", "there's", "that's", "don't", "because", "been", "being", "each", "other", "such",
+    "only", "own", "same",
 ];
 
 fn words(text: &str) -> Vec<String> {

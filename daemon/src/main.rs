@@ -14,8 +14,8 @@ mod cmd_wakeword;
 mod config;
 mod conversation;
 mod endpoint;
-mod gate;
 mod eval;
+mod gate;
 mod live;
 mod logging;
 mod metrics;
@@ -137,8 +137,8 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Cloud { which: CloudCmd::Serve } => {
             let path = cli.config.unwrap_or_else(|| PathBuf::from("configs/cloud.toml"));
-            let gcfg = cloud::gateway::GatewayConfig::from_file(&path)
-                .with_context(|| format!("invalid gateway config {}", path.display()))?;
+            let gcfg =
+                cloud::gateway::GatewayConfig::from_file(&path).with_context(|| format!("invalid gateway config {}", path.display()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(cloud::gateway::serve(gcfg)).context("gateway")
         }

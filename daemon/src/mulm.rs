@@ -51,7 +51,12 @@ impl Mulm {
     /// [`Mulm::history_budget`]; beyond the context, the oldest messages would be dropped.
     pub fn opener_in(&self, history: &[lm::ChatMessage], words: usize) -> Result<OpenerText> {
         let o = lm::opener(&self.model, &self.tok, lm::OpenerInput::History(history), Some(words), |_, _| {}).context("μLM opener")?;
-        Ok(OpenerText { complete: o.stop == lm::StopReason::EndOfTurn, text: o.text.trim().to_string(), prompt_tokens: o.prompt_tokens, logprobs: o.token_logprobs })
+        Ok(OpenerText {
+            complete: o.stop == lm::StopReason::EndOfTurn,
+            text: o.text.trim().to_string(),
+            prompt_tokens: o.prompt_tokens,
+            logprobs: o.token_logprobs,
+        })
     }
 
     /// Tokens of `turns` in the prompt, without the template's begin and generation tokens.

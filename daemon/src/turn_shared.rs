@@ -60,7 +60,8 @@ pub fn continue_params(cfg: &Config, messages: Vec<Message>, opener: String, ope
 /// `turn.cloud_history_turns` and `turn.cloud_history_tokens`, then the question. Also returns
 /// how many earlier turns went in.
 pub fn cloud_history(cfg: &Config, conv: &Conversation, question: &str) -> (Vec<Message>, usize) {
-    let k = conv.fit_newest(cfg.turn.cloud_history_turns, cfg.turn.cloud_history_tokens, |e| approx_tokens(&e.user) + approx_tokens(&e.assistant));
+    let k = conv
+        .fit_newest(cfg.turn.cloud_history_turns, cfg.turn.cloud_history_tokens, |e| approx_tokens(&e.user) + approx_tokens(&e.assistant));
     (conv.cloud_messages(k, question), k)
 }
 
@@ -76,10 +77,12 @@ pub fn mulm_history(cfg: &Config, mulm: &Mulm, conv: &Conversation, question: &s
     let budget = if conv.is_empty() { 0 } else { mulm.history_budget(question, cfg.turn.mulm_history_tokens)? };
     let mut failed = None;
     let k = conv.fit_newest(usize::MAX, budget, |e| {
-        mulm.turns_tokens(&[lm::ChatMessage::user(e.user.as_str()), lm::ChatMessage::assistant(e.assistant.as_str())]).unwrap_or_else(|err| {
-            failed.get_or_insert(err);
-            usize::MAX
-        })
+        mulm.turns_tokens(&[lm::ChatMessage::user(e.user.as_str()), lm::ChatMessage::assistant(e.assistant.as_str())]).unwrap_or_else(
+            |err| {
+                failed.get_or_insert(err);
+                usize::MAX
+            },
+        )
     });
     if let Some(e) = failed {
         return Err(e.context("counting the μLM's history tokens"));
@@ -117,7 +120,10 @@ mod tests {
     #[test]
     fn cloud_events_map_to_turn_events() {
         assert_eq!(cloud_event(CloudEvent::Delta(" and".into()), 5.0), Event::CloudDelta { text: " and".into(), at_ms: 5.0 });
-        assert_eq!(cloud_event(CloudEvent::FirstDeltaTimeout { waited_ms: 2000 }, 9.0), Event::CloudTimedOut { waited_ms: 2000.0, at_ms: 9.0 });
+        assert_eq!(
+            cloud_event(CloudEvent::FirstDeltaTimeout { waited_ms: 2000 }, 9.0),
+            Event::CloudTimedOut { waited_ms: 2000.0, at_ms: 9.0 }
+        );
         let e = cloud_event(CloudEvent::Error { kind: CloudErrorKind::NotConnected, message: "x".into() }, 1.0);
         assert!(matches!(e, Event::CloudFailed { .. }));
     }
@@ -161,7 +167,12 @@ mod tests {
                 let sent: usize = messages[..2 * kc].iter().map(|m| approx_tokens(&m.content)).sum();
                 assert!(sent <= cfg.turn.cloud_history_tokens);
                 let reply = format!("{opener} {}", "and the cloud goes on about it ".repeat(1 + i * 7 % 20));
-                let used = crate::conversation::ContextUse { context_turns: kc, cloud_messages: messages.len(), mulm_context_turns: k, ..Default::default() };
+                let used = crate::conversation::ContextUse {
+                    context_turns: kc,
+                    cloud_messages: messages.len(),
+                    mulm_context_turns: k,
+                    ..Default::default()
+                };
                 crate::conversation::remember(&mut conv, &q, &reply, &used, i as f64);
                 assert!(conv.len() <= kc.max(k) + 1);
             }

@@ -39,7 +39,11 @@ fn run(dir: &Path, parts: &[Vec<f32>], activation: &str) -> (String, String) {
     let input: PathBuf = dir.join("in.wav");
     audio::write_wav(&input, &parts.concat(), 16_000).unwrap();
     let cfg = dir.join("run.toml");
-    std::fs::write(&cfg, format!("[cloud]\nmax_tokens = 16\nlocal_latency_ms = 200\n[log]\ntranscripts = true\n[activation]\n{activation}")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[cloud]\nmax_tokens = 16\nlocal_latency_ms = 200\n[log]\ntranscripts = true\n[activation]\n{activation}"),
+    )
+    .unwrap();
     let out_wav = dir.join("out.wav");
     let o = firstword(&[
         "run",
@@ -50,10 +54,7 @@ fn run(dir: &Path, parts: &[Vec<f32>], activation: &str) -> (String, String) {
         "--output-wav",
         out_wav.to_str().unwrap(),
     ]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
     assert!(o.status.success(), "run failed:\n{stdout}\n{stderr}");
     (stdout, stderr)
 }
@@ -88,33 +89,15 @@ fn wake_word_mode_answers_only_after_the_phrase_then_follow_ups() {
         silence(6.0),
     ];
     let (stdout, stderr) = run(dir.path(), &parts, "mode = \"wake_word\"\n");
-    assert!(
-        stdout.contains("input finished: 2 turns"),
-        "{stdout}\n{stderr}"
-    );
-    assert_eq!(
-        stderr.matches("not activated, dropped unheard").count(),
-        1,
-        "{stderr}"
-    );
+    assert!(stdout.contains("input finished: 2 turns"), "{stdout}\n{stderr}");
+    assert_eq!(stderr.matches("not activated, dropped unheard").count(), 1, "{stderr}");
     assert!(stderr.contains("listening (wake word)"), "{stderr}");
     let h = heard(&stderr);
-    assert_eq!(
-        h.len(),
-        2,
-        "only the activated utterances reach Whisper: {h:?}"
-    );
-    assert!(
-        h.iter()
-            .all(|t| !t.contains("school") && !t.contains("learn")),
-        "the colleague's question was transcribed: {h:?}"
-    );
+    assert_eq!(h.len(), 2, "only the activated utterances reach Whisper: {h:?}");
+    assert!(h.iter().all(|t| !t.contains("school") && !t.contains("learn")), "the colleague's question was transcribed: {h:?}");
     // Whisper hears the question, not the phrase before it.
     assert!(h[0].contains("capital") && h[0].contains("france"), "{h:?}");
-    assert!(
-        !h[0].contains("first") && !h[0].contains("hey"),
-        "the wake phrase reached Whisper: {h:?}"
-    );
+    assert!(!h[0].contains("first") && !h[0].contains("hey"), "the wake phrase reached Whisper: {h:?}");
     assert!(h[1].contains("people"), "{h:?}");
 }
 
@@ -130,21 +113,10 @@ fn push_to_talk_answers_only_speech_with_the_key_down() {
     let press_s = 0.5 + secs(&outside) + 1.5;
     let release_s = press_s + secs(&inside) - 0.3;
     let parts = [silence(0.5), outside, silence(1.5), inside, silence(7.0)];
-    let act = format!(
-        "mode = \"push_to_talk\"\nptt_simulated = [[{:.0}, {:.0}]]\n",
-        press_s * 1000.0,
-        release_s * 1000.0
-    );
+    let act = format!("mode = \"push_to_talk\"\nptt_simulated = [[{:.0}, {:.0}]]\n", press_s * 1000.0, release_s * 1000.0);
     let (stdout, stderr) = run(dir.path(), &parts, &act);
-    assert!(
-        stdout.contains("input finished: 1 turns"),
-        "{stdout}\n{stderr}"
-    );
-    assert_eq!(
-        stderr.matches("not activated, dropped unheard").count(),
-        1,
-        "{stderr}"
-    );
+    assert!(stdout.contains("input finished: 1 turns"), "{stdout}\n{stderr}");
+    assert_eq!(stderr.matches("not activated, dropped unheard").count(), 1, "{stderr}");
     assert!(stderr.contains("listening (push-to-talk)"), "{stderr}");
     let h = heard(&stderr);
     assert_eq!(h.len(), 1, "{h:?}");

@@ -23,7 +23,8 @@ impl Backend for GoesQuiet {
     }
 
     fn stream(&self, _req: BackendRequest) -> DeltaStream {
-        let items: Vec<Result<BackendEvent, cloud::backend::BackendError>> = self.deltas.iter().map(|d| Ok(BackendEvent::Delta(d.to_string()))).collect();
+        let items: Vec<Result<BackendEvent, cloud::backend::BackendError>> =
+            self.deltas.iter().map(|d| Ok(BackendEvent::Delta(d.to_string()))).collect();
         Box::pin(futures_util::stream::iter(items).chain(futures_util::stream::pending()))
     }
 }
@@ -32,7 +33,12 @@ use futures_util::StreamExt;
 
 #[test]
 fn a_cloud_that_stalls_mid_sentence_is_finished_locally() {
-    if !assets_present(&["models/whisper/ggml-tiny.en.bin", "models/piper/en_US-joe-medium.onnx", "models/mulm/mulm.json", "fixtures/questions/sky.wav"]) {
+    if !assets_present(&[
+        "models/whisper/ggml-tiny.en.bin",
+        "models/piper/en_US-joe-medium.onnx",
+        "models/mulm/mulm.json",
+        "fixtures/questions/sky.wav",
+    ]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -43,7 +49,11 @@ fn a_cloud_that_stalls_mid_sentence_is_finished_locally() {
 
     let cfg = dir.path().join("c.toml");
     // The gate off: the μLM's own opener is spoken, whatever its score.
-    std::fs::write(&cfg, format!("[cloud]\nurl = {:?}\ntoken = \"t\"\n[turn]\ncloud_stall_ms = 800\n[gate]\nenabled = false\n", gateway.url())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[cloud]\nurl = {:?}\ntoken = \"t\"\n[turn]\ncloud_stall_ms = 800\n[gate]\nenabled = false\n", gateway.url()),
+    )
+    .unwrap();
     let out_dir = dir.path().join("out");
     let out = firstword(&["replay", "fixtures/questions/sky.wav", "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);

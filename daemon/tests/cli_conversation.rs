@@ -41,7 +41,8 @@ fn spoken(dir: &std::path::Path, name: &str, text: &str) -> Vec<f32> {
     let cfg = dir.join("say.toml");
     std::fs::write(&cfg, "[tts]\nnoise_scale = 0.0\nnoise_w = 0.0\n").unwrap();
     let wav = dir.join(format!("{name}.wav"));
-    let out = firstword(&["say", text, "--out", wav.to_str().unwrap(), "--rate", "16000", "--pad-ms", "600", "--config", cfg.to_str().unwrap()]);
+    let out =
+        firstword(&["say", text, "--out", wav.to_str().unwrap(), "--rate", "16000", "--pad-ms", "600", "--config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "say failed: {}", String::from_utf8_lossy(&out.stderr));
     audio::load_wav_16k_mono(&wav).unwrap()
 }
@@ -102,7 +103,8 @@ fn follow_ups_carry_the_conversation_as_heard() {
     let gateway = rt.block_on(cloud::gateway::spawn_with_backend(gcfg, Arc::new(backend))).unwrap();
 
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, format!("[cloud]\nurl = {:?}\ntoken = \"t\"\nmax_tokens = 60\n[turn]\nconversation_idle_s = 9\n", gateway.url())).unwrap();
+    std::fs::write(&cfg, format!("[cloud]\nurl = {:?}\ntoken = \"t\"\nmax_tokens = 60\n[turn]\nconversation_idle_s = 9\n", gateway.url()))
+        .unwrap();
     let out_dir = dir.path().join("out");
     let out = firstword(&["replay", wav.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -165,8 +167,12 @@ fn follow_ups_carry_the_conversation_as_heard() {
     assert!(!h1.is_empty() && h1.len() < full1.len() && full1.starts_with(&h1), "heard {heard1:?} of {full1:?}");
     let cut_ms = t1["turn_end_ms"].as_f64().unwrap();
     let segs = t1["segments"].as_array().unwrap();
-    let whole: Vec<String> = segs.iter().filter(|g| g["end_ms"].as_f64().unwrap() < cut_ms).flat_map(|g| words(g["text"].as_str().unwrap())).collect();
-    assert!(h1.starts_with(&whole) && h1.len() - whole.len() < words(segs.last().unwrap()["text"].as_str().unwrap()).len(), "{heard1:?} vs pieces {segs:?}");
+    let whole: Vec<String> =
+        segs.iter().filter(|g| g["end_ms"].as_f64().unwrap() < cut_ms).flat_map(|g| words(g["text"].as_str().unwrap())).collect();
+    assert!(
+        h1.starts_with(&whole) && h1.len() - whole.len() < words(segs.last().unwrap()["text"].as_str().unwrap()).len(),
+        "{heard1:?} vs pieces {segs:?}"
+    );
     assert_eq!(reqs[2].messages[3].content, heard1);
     assert_eq!(n(&turns[2], "context_turns"), 2);
     assert_eq!(n(&turns[2], "mulm_context_turns"), 2);

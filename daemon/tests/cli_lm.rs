@@ -10,11 +10,7 @@ fn root() -> PathBuf {
 }
 
 fn firstword(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firstword"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run firstword")
+    Command::new(env!("CARGO_BIN_EXE_firstword")).args(args).current_dir(root()).output().expect("run firstword")
 }
 
 fn stderr(o: &Output) -> String {
@@ -22,19 +18,8 @@ fn stderr(o: &Output) -> String {
 }
 
 fn dev_checkpoint(dir: &Path, preset: &str) {
-    let out = firstword(&[
-        "lm",
-        "dev-checkpoint",
-        "--out",
-        dir.to_str().unwrap(),
-        "--preset",
-        preset,
-    ]);
-    assert!(
-        out.status.success(),
-        "dev-checkpoint failed: {}",
-        stderr(&out)
-    );
+    let out = firstword(&["lm", "dev-checkpoint", "--out", dir.to_str().unwrap(), "--preset", preset]);
+    assert!(out.status.success(), "dev-checkpoint failed: {}", stderr(&out));
     for f in ["mulm.json", "tokenizer.json", "model.safetensors"] {
         assert!(dir.join(f).is_file(), "dev-checkpoint did not write {f}");
     }
@@ -45,32 +30,14 @@ fn dev_checkpoint_then_opener_json_respects_the_word_budget() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mulm");
     dev_checkpoint(&dir, "64-2");
-    let out = firstword(&[
-        "opener",
-        "What should I cook tonight?",
-        "--json",
-        "--words",
-        "4",
-        "--model",
-        dir.to_str().unwrap(),
-    ]);
+    let out = firstword(&["opener", "What should I cook tonight?", "--json", "--words", "4", "--model", dir.to_str().unwrap()]);
     assert!(out.status.success(), "opener failed: {}", stderr(&out));
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("opener --json prints JSON");
-    let words: Vec<&str> = v["words"]
-        .as_array()
-        .expect("words array")
-        .iter()
-        .map(|w| w.as_str().unwrap())
-        .collect();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("opener --json prints JSON");
+    let words: Vec<&str> = v["words"].as_array().expect("words array").iter().map(|w| w.as_str().unwrap()).collect();
     assert!(words.len() <= 4, "{words:?}");
     let text = v["text"].as_str().unwrap();
     // The text keeps the model's own spacing; collapsing whitespace must give the words joined.
-    assert_eq!(
-        text.split_whitespace().collect::<Vec<_>>(),
-        words,
-        "text {text:?}"
-    );
+    assert_eq!(text.split_whitespace().collect::<Vec<_>>(), words, "text {text:?}");
     assert!(v["tokens"].as_array().is_some(), "{v}");
     assert!(v["prompt_tokens"].as_u64().unwrap() > 4);
     for k in ["prefill_ms", "first_token_ms", "total_ms"] {
@@ -78,36 +45,14 @@ fn dev_checkpoint_then_opener_json_respects_the_word_budget() {
     }
     assert_eq!(v["word_ms"].as_array().unwrap().len(), words.len());
     assert_eq!(v["model"]["name"], "64-2");
-    assert!(
-        v["model"]["precision"].as_str().unwrap().contains("q8_0"),
-        "{v}"
-    );
+    assert!(v["model"]["precision"].as_str().unwrap().contains("q8_0"), "{v}");
 
     // Plain output is the text alone.
-    let out = firstword(&[
-        "opener",
-        "What should I cook tonight?",
-        "--words",
-        "2",
-        "--model",
-        dir.to_str().unwrap(),
-    ]);
+    let out = firstword(&["opener", "What should I cook tonight?", "--words", "2", "--model", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .count()
-            <= 2
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).split_whitespace().count() <= 2);
 
-    let out = firstword(&[
-        "opener",
-        "Hi",
-        "--words",
-        "99",
-        "--model",
-        dir.to_str().unwrap(),
-    ]);
+    let out = firstword(&["opener", "Hi", "--words", "99", "--model", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--words"), "{}", stderr(&out));
 }
@@ -118,51 +63,22 @@ fn missing_model_dir_is_a_clear_error_not_a_panic() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("/nonexistent/mulm-ckpt"), "{err}");
-    assert!(
-        err.contains("lm dev-checkpoint"),
-        "error should say how to get a checkpoint: {err}"
-    );
+    assert!(err.contains("lm dev-checkpoint"), "error should say how to get a checkpoint: {err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    let out = firstword(&[
-        "lm",
-        "dev-checkpoint",
-        "--out",
-        "/tmp/x",
-        "--preset",
-        "999-1",
-    ]);
+    let out = firstword(&["lm", "dev-checkpoint", "--out", "/tmp/x", "--preset", "999-1"]);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("999-1") && !stderr(&out).contains("panicked"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("999-1") && !stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
 
 #[test]
 fn bench_lm_json_has_the_required_keys() {
-    let out = firstword(&[
-        "bench",
-        "lm",
-        "--json",
-        "--window-s",
-        "1",
-        "--warmup",
-        "1",
-        "--presets",
-        "256-8",
-        "--model",
-        "/nonexistent/none",
-    ]);
+    let out =
+        firstword(&["bench", "lm", "--json", "--window-s", "1", "--warmup", "1", "--presets", "256-8", "--model", "/nonexistent/none"]);
     assert!(out.status.success(), "bench lm failed: {}", stderr(&out));
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("bench lm --json prints JSON");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench lm --json prints JSON");
     let results = v["results"].as_array().expect("results");
-    let precisions: Vec<&str> = results
-        .iter()
-        .map(|r| r["precision"].as_str().unwrap())
-        .collect();
+    let precisions: Vec<&str> = results.iter().map(|r| r["precision"].as_str().unwrap()).collect();
     assert_eq!(precisions, ["f32", "q8_0"]);
     for r in results {
         assert_eq!(r["weights"], "random-init");
@@ -178,27 +94,16 @@ fn bench_lm_json_has_the_required_keys() {
             "end_to_end_tok_s",
             "peak_rss_mib",
         ] {
-            assert!(
-                r[k].as_f64().is_some_and(|x| x > 0.0),
-                "{k} missing or not positive in {r}"
-            );
+            assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} missing or not positive in {r}");
         }
         assert!(r["runs"].as_u64().unwrap() >= 1);
-        assert_eq!(
-            r["options"]["forced_tokens_per_word"], 1,
-            "random-init must force one token per word"
-        );
+        assert_eq!(r["options"]["forced_tokens_per_word"], 1, "random-init must force one token per word");
         assert!(r.get("llama_cpp").is_none());
         let t4 = r["time_to_4_words_ms"].as_f64().unwrap();
-        assert!(
-            r["ttft_ms"].as_f64().unwrap() <= t4 && t4 <= r["time_to_8_words_ms"].as_f64().unwrap()
-        );
+        assert!(r["ttft_ms"].as_f64().unwrap() <= t4 && t4 <= r["time_to_8_words_ms"].as_f64().unwrap());
     }
     let p = &v["prompts"][0];
-    assert_eq!(
-        p["prompt_tokens"].as_u64().unwrap(),
-        p["query_tokens"].as_u64().unwrap() + 4
-    );
+    assert_eq!(p["prompt_tokens"].as_u64().unwrap(), p["query_tokens"].as_u64().unwrap() + 4);
 
     let out = firstword(&["bench", "lm", "--json", "--presets", "nope"]);
     assert!(!out.status.success());
@@ -208,11 +113,9 @@ fn bench_lm_json_has_the_required_keys() {
 #[test]
 fn lm_config_errors_name_the_key() {
     let tmp = tempfile::tempdir().unwrap();
-    for (text, key) in [
-        ("[lm]\nthreads = 0\n", "lm.threads"),
-        ("[lm]\nquant = \"q4\"\n", "quant"),
-        ("[lm]\nmodel_dri = \"x\"\n", "model_dri"),
-    ] {
+    for (text, key) in
+        [("[lm]\nthreads = 0\n", "lm.threads"), ("[lm]\nquant = \"q4\"\n", "quant"), ("[lm]\nmodel_dri = \"x\"\n", "model_dri")]
+    {
         let cfg = tmp.path().join("bad.toml");
         std::fs::write(&cfg, text).unwrap();
         let out = firstword(&["check-config", cfg.to_str().unwrap()]);

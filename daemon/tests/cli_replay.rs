@@ -22,7 +22,10 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
     let cfg = dir.path().join("replay.toml");
     std::fs::write(
         &cfg,
-        format!("[vad]\nhangover_ms = 480\n[lm]\nmodel_dir = {:?}\n[cloud]\nmax_tokens = 24\nlocal_latency_ms = 300\n", ckpt.to_str().unwrap()),
+        format!(
+            "[vad]\nhangover_ms = 480\n[lm]\nmodel_dir = {:?}\n[cloud]\nmax_tokens = 24\nlocal_latency_ms = 300\n",
+            ckpt.to_str().unwrap()
+        ),
     )
     .unwrap();
     // Two questions separated by 1.5 s of silence: the recording, twice.
@@ -33,14 +36,7 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
     let input = dir.path().join("two.wav");
     audio::write_wav(&input, &two, 16_000).unwrap();
     let out_dir = dir.path().join("out");
-    let out = firstword(&[
-        "replay",
-        input.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let out = firstword(&["replay", input.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
 
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap();

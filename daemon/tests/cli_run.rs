@@ -69,7 +69,8 @@ fn audible_s(out: &[f32], from_s: f64) -> f64 {
 fn transcribe(out: &[f32], from_s: f64, dir: &Path) -> String {
     let blk = OUT_RATE / 20;
     let a = ((from_s * OUT_RATE as f64) as usize).min(out.len());
-    let loud: Vec<usize> = (a..out.len()).step_by(blk).filter(|&i| rms(out, i as f64 / OUT_RATE as f64, (i + blk) as f64 / OUT_RATE as f64) > 0.01).collect();
+    let loud: Vec<usize> =
+        (a..out.len()).step_by(blk).filter(|&i| rms(out, i as f64 / OUT_RATE as f64, (i + blk) as f64 / OUT_RATE as f64) > 0.01).collect();
     let (first, last) = (*loud.first().expect("no audible output"), *loud.last().unwrap());
     let span = &out[first.saturating_sub(blk * 4)..(last + blk * 6).min(out.len())];
     let wav = dir.join("reply16k.wav");
@@ -113,7 +114,15 @@ fn a_spoken_question_is_answered_out_loud_after_it_ends() {
     let input = input_wav(dir.path(), &[silence(0.5), sky, silence(6.0)]);
     let cfg = write_config(dir.path(), "[log]\ntranscripts = true\n");
     let out_wav = dir.path().join("out.wav");
-    let o = firstword(&["run", "--config", cfg.to_str().unwrap(), "--input-wav", input.to_str().unwrap(), "--output-wav", out_wav.to_str().unwrap()]);
+    let o = firstword(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input-wav",
+        input.to_str().unwrap(),
+        "--output-wav",
+        out_wav.to_str().unwrap(),
+    ]);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "run failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("turn 1: voice-to-voice") && stdout.contains("input finished: 1 turns"), "{stdout}");
@@ -153,7 +162,15 @@ fn barge_in_attempt(gap_s: f64) -> bool {
     let cfg = dir.path().join("run.toml");
     std::fs::write(&cfg, "[cloud]\nmax_tokens = 64\nlocal_latency_ms = 200\n[log]\ntranscripts = true\n").unwrap();
     let out_wav = dir.path().join("out.wav");
-    let o = firstword(&["run", "--config", cfg.to_str().unwrap(), "--input-wav", input.to_str().unwrap(), "--output-wav", out_wav.to_str().unwrap()]);
+    let o = firstword(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input-wav",
+        input.to_str().unwrap(),
+        "--output-wav",
+        out_wav.to_str().unwrap(),
+    ]);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "run failed:\n{stdout}\n{stderr}");
     let out = audio::read_wav(&out_wav).unwrap().mono;
@@ -257,7 +274,10 @@ fn metrics_systemd_notifications_and_sigterm() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let input = input_wav(dir.path(), &[silence(0.5), load("fixtures/questions/sky.wav"), silence(4.0), load("fixtures/questions/egg.wav"), silence(1.0)]);
+    let input = input_wav(
+        dir.path(),
+        &[silence(0.5), load("fixtures/questions/sky.wav"), silence(4.0), load("fixtures/questions/egg.wav"), silence(1.0)],
+    );
     let cfg = write_config(dir.path(), "[metrics]\nlisten = \"127.0.0.1:0\"\n");
     let out_wav = dir.path().join("out.wav");
     let sock_path = dir.path().join("notify.sock");
@@ -278,7 +298,16 @@ fn metrics_systemd_notifications_and_sigterm() {
     });
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_firstword"))
-        .args(["run", "--keep-running", "--config", cfg.to_str().unwrap(), "--input-wav", input.to_str().unwrap(), "--output-wav", out_wav.to_str().unwrap()])
+        .args([
+            "run",
+            "--keep-running",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--input-wav",
+            input.to_str().unwrap(),
+            "--output-wav",
+            out_wav.to_str().unwrap(),
+        ])
         .current_dir(root())
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "3000000")

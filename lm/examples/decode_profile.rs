@@ -24,34 +24,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let prompt: Vec<u32> = (10..28).collect();
     let mut cache = model.new_cache()?;
-    model.install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let only = std::env::args().nth(3);
-        for phase in ["prefill", "decode"] {
-            if only.as_deref().is_some_and(|o| o != phase) {
-                continue;
-            }
-            let t0 = Instant::now();
-            let mut n = 0usize;
-            while t0.elapsed().as_secs_f64() < secs {
-                match phase {
-                    "prefill" => {
-                        cache.reset();
-                        model.forward(&prompt, &mut cache, false)?;
-                    }
-                    _ => {
-                        cache.truncate(prompt.len());
-                        if cache.len() < prompt.len() {
+    model
+        .install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let only = std::env::args().nth(3);
+            for phase in ["prefill", "decode"] {
+                if only.as_deref().is_some_and(|o| o != phase) {
+                    continue;
+                }
+                let t0 = Instant::now();
+                let mut n = 0usize;
+                while t0.elapsed().as_secs_f64() < secs {
+                    match phase {
+                        "prefill" => {
                             cache.reset();
                             model.forward(&prompt, &mut cache, false)?;
                         }
-                        model.forward(&[42], &mut cache, false)?;
+                        _ => {
+                            cache.truncate(prompt.len());
+                            if cache.len() < prompt.len() {
+                                cache.reset();
+                                model.forward(&prompt, &mut cache, false)?;
+                            }
+                            model.forward(&[42], &mut cache, false)?;
+                        }
                     }
+                    n += 1;
                 }
-                n += 1;
+                println!("{phase}: {:.3} ms per call ({n} calls)", t0.elapsed().as_secs_f64() * 1e3 / n as f64);
             }
-            println!("{phase}: {:.3} ms per call ({n} calls)", t0.elapsed().as_secs_f64() * 1e3 / n as f64);
-        }
-        Ok(())
-    }).map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -26,7 +26,7 @@ use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::opener::WordBoundary;
 use crate::sampler::SamplingParams;
-use crate::tokenizer::{ChatTokenizer, TextStream, ChatMessage};
+use crate::tokenizer::{ChatMessage, ChatTokenizer, TextStream};
 
 /// Benchmark settings.
 #[derive(Debug, Clone, Serialize)]

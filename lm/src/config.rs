@@ -119,8 +119,7 @@ pub enum Preset {
 
 impl Preset {
     /// All presets, smallest first.
-    pub const ALL: [Preset; 6] =
-        [Preset::Tiny64x2, Preset::M256x8, Preset::M256x16, Preset::M384x8, Preset::M384x16, Preset::M512x8];
+    pub const ALL: [Preset; 6] = [Preset::Tiny64x2, Preset::M256x8, Preset::M256x16, Preset::M384x8, Preset::M384x16, Preset::M512x8];
 
     /// Canonical "hidden-layers" name as used in the paper ("512-8").
     pub fn name(self) -> &'static str {
@@ -138,10 +137,7 @@ impl Preset {
     pub fn from_name(name: &str) -> Result<Preset> {
         let norm = name.trim().to_ascii_lowercase().replace('x', "-");
         let norm = norm.strip_prefix("mulm-").unwrap_or(&norm);
-        Preset::ALL
-            .into_iter()
-            .find(|p| p.name() == norm)
-            .ok_or_else(|| LmError::UnknownPreset(name.to_string()))
+        Preset::ALL.into_iter().find(|p| p.name() == norm).ok_or_else(|| LmError::UnknownPreset(name.to_string()))
     }
 
     /// Parameter count the paper reports (None for the test preset).

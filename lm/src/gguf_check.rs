@@ -29,9 +29,7 @@ pub fn check_gguf_alignment<R: std::io::Read + std::io::Seek>(r: &mut R) -> Resu
     r.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
     match result? {
         Some(0) => Err("general.alignment = 0 (must be a power of two > 0)".into()),
-        Some(a) if !a.is_power_of_two() => {
-            Err(format!("general.alignment = {a} (must be a power of two)"))
-        }
+        Some(a) if !a.is_power_of_two() => Err(format!("general.alignment = {a} (must be a power of two)")),
         _ => Ok(()),
     }
 }
@@ -143,12 +141,9 @@ mod tests {
         check_gguf_alignment(&mut ok).unwrap();
         assert_eq!(ok.position(), 0, "reader rewound for candle");
         // What the check protects against: candle itself panics on this header.
-        let panicked = std::panic::catch_unwind(|| {
-            candle_core::quantized::gguf_file::Content::read(&mut std::io::Cursor::new(header(0)))
-                .map(|_| ())
-        });
+        let panicked =
+            std::panic::catch_unwind(|| candle_core::quantized::gguf_file::Content::read(&mut std::io::Cursor::new(header(0))).map(|_| ()));
         assert!(panicked.is_err(), "candle no longer panics: the check may go");
         assert!(check_gguf_alignment(&mut std::io::Cursor::new(b"GGUF\x03".to_vec())).is_err());
     }
-
 }

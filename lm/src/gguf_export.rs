@@ -94,8 +94,7 @@ struct GgufVocab {
 
 fn read_vocab(tokenizer_json: &Path, vocab: usize) -> Result<GgufVocab> {
     let text = std::fs::read_to_string(tokenizer_json).map_err(|e| LmError::io(tokenizer_json, e))?;
-    let j: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| LmError::Json { path: tokenizer_json.to_path_buf(), source: e })?;
+    let j: serde_json::Value = serde_json::from_str(&text).map_err(|e| LmError::Json { path: tokenizer_json.to_path_buf(), source: e })?;
     let bad = |m: &str| LmError::Tokenizer(format!("{}: {m}", tokenizer_json.display()));
     if j["model"]["type"].as_str() != Some("BPE") {
         return Err(bad("model.type is not BPE (GGUF export writes a gpt2/byte-level BPE vocabulary)"));
@@ -130,11 +129,7 @@ fn read_vocab(tokenizer_json: &Path, vocab: usize) -> Result<GgufVocab> {
     }
     // llama.cpp needs exactly n_vocab token strings; ids the tokenizer never produces (the model's
     // vocab may be padded past the tokenizer's) get unique placeholder pieces of type UNUSED.
-    let tokens = tokens
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| t.unwrap_or_else(|| format!("<|unused_{i}|>")))
-        .collect();
+    let tokens = tokens.into_iter().enumerate().map(|(i, t)| t.unwrap_or_else(|| format!("<|unused_{i}|>"))).collect();
     // tokenizers ≥ 0.20 writes merges as ["a", "b"] pairs, older versions as "a b" strings.
     let merges = j["model"]["merges"]
         .as_array()

@@ -49,5 +49,5 @@ pub use model::{configure_candle_threads, Cache, Model};
 pub use mulm_file::MulmFile;
 pub use opener::{opener, Opener, OpenerEngine, OpenerInput, WordBoundary};
 pub use sampler::{Sampler, SamplingParams};
-pub use tokenizer::{ChatTokenizer, Role, ChatMessage};
+pub use tokenizer::{ChatMessage, ChatTokenizer, Role};
 pub use weights::Weights;

@@ -49,9 +49,7 @@ pub fn load_dir(dir: &Path) -> Result<(Model, MulmFile)> {
 }
 
 fn md<'a>(c: &'a Content, key: &str) -> Result<&'a Value> {
-    c.metadata
-        .get(key)
-        .ok_or_else(|| LmError::GgufMetadata { key: key.to_string(), problem: "missing".into() })
+    c.metadata.get(key).ok_or_else(|| LmError::GgufMetadata { key: key.to_string(), problem: "missing".into() })
 }
 
 fn md_usize(c: &Content, key: &str) -> Result<usize> {
@@ -63,9 +61,7 @@ fn md_usize(c: &Content, key: &str) -> Result<usize> {
         Value::U64(x) => *x,
         Value::I32(x) if *x >= 0 => *x as u64,
         Value::I64(x) if *x >= 0 => *x as u64,
-        other => {
-            return Err(LmError::GgufMetadata { key: key.into(), problem: format!("expected an unsigned integer, found {other:?}") })
-        }
+        other => return Err(LmError::GgufMetadata { key: key.into(), problem: format!("expected an unsigned integer, found {other:?}") }),
     };
     Ok(n as usize)
 }
@@ -89,10 +85,10 @@ pub fn gguf_model_config(c: &Content) -> Result<ModelConfig> {
     let vocab = match md_usize(c, "llama.vocab_size") {
         Ok(v) => v,
         // llama.cpp does not require llama.vocab_size; fall back to the token list length.
-        Err(_) => md(c, "tokenizer.ggml.tokens")?.to_vec().map(|v| v.len()).map_err(|e| LmError::GgufMetadata {
-            key: "tokenizer.ggml.tokens".into(),
-            problem: e.to_string(),
-        })?,
+        Err(_) => md(c, "tokenizer.ggml.tokens")?
+            .to_vec()
+            .map(|v| v.len())
+            .map_err(|e| LmError::GgufMetadata { key: "tokenizer.ggml.tokens".into(), problem: e.to_string() })?,
     };
     Ok(ModelConfig {
         hidden: md_usize(c, "llama.embedding_length")?,
@@ -121,12 +117,22 @@ fn check_config(expected: &ModelConfig, found: &ModelConfig, source_name: &str) 
     ];
     for (key, e, f) in ints {
         if e != f {
-            return Err(LmError::ConfigMismatch { key: key.into(), expected: e.to_string(), found: f.to_string(), source_name: source_name.into() });
+            return Err(LmError::ConfigMismatch {
+                key: key.into(),
+                expected: e.to_string(),
+                found: f.to_string(),
+                source_name: source_name.into(),
+            });
         }
     }
     for (key, e, f) in [("rope_theta", expected.rope_theta, found.rope_theta), ("rms_eps", expected.rms_eps, found.rms_eps)] {
         if ((e - f) / e).abs() > 1e-6 {
-            return Err(LmError::ConfigMismatch { key: key.into(), expected: e.to_string(), found: f.to_string(), source_name: source_name.into() });
+            return Err(LmError::ConfigMismatch {
+                key: key.into(),
+                expected: e.to_string(),
+                found: f.to_string(),
+                source_name: source_name.into(),
+            });
         }
     }
     Ok(())
@@ -179,12 +185,15 @@ pub fn load_gguf_with(path: &Path, mulm: Option<&MulmFile>, pad_ffn: bool) -> Re
             .get(&spec.gguf_name)
             .ok_or_else(|| LmError::MissingTensor { name: spec.gguf_name.clone(), file: file_name.clone() })?;
         if info.shape.dims() != spec.shape.as_slice() {
-            return Err(LmError::ShapeMismatch { name: spec.gguf_name.clone(), expected: spec.shape.clone(), found: info.shape.dims().to_vec() });
+            return Err(LmError::ShapeMismatch {
+                name: spec.gguf_name.clone(),
+                expected: spec.shape.clone(),
+                found: info.shape.dims().to_vec(),
+            });
         }
-        let q = content.tensor(&mut f, &spec.gguf_name, &Device::Cpu).map_err(|e| LmError::UnsupportedDtype {
-            name: spec.gguf_name.clone(),
-            dtype: format!("{:?} ({e})", info.ggml_dtype),
-        })?;
+        let q = content
+            .tensor(&mut f, &spec.gguf_name, &Device::Cpu)
+            .map_err(|e| LmError::UnsupportedDtype { name: spec.gguf_name.clone(), dtype: format!("{:?} ({e})", info.ggml_dtype) })?;
         if spec.kind != TensorKind::Norm && !dtypes.contains(&q.dtype()) {
             dtypes.push(q.dtype());
         }
@@ -207,10 +216,7 @@ pub fn load_gguf_with(path: &Path, mulm: Option<&MulmFile>, pad_ffn: bool) -> Re
         };
         params.insert(spec.hf_name.clone(), p);
     }
-    let label = format!(
-        "gguf:{}",
-        dtypes.iter().map(|d| format!("{d:?}").to_lowercase()).collect::<Vec<_>>().join("+")
-    );
+    let label = format!("gguf:{}", dtypes.iter().map(|d| format!("{d:?}").to_lowercase()).collect::<Vec<_>>().join("+"));
     let model = Model::from_params_with(&cfg, &params, &label, pad_ffn)?;
     Ok((model, embedded))
 }

@@ -195,9 +195,7 @@ impl Model {
             }
         }
         // Presence was checked above, so indexing by name cannot fail below.
-        let get = |n: String| -> Result<&Param> {
-            params.get(&n).ok_or(LmError::MissingTensor { name: n, file: "parameters".into() })
-        };
+        let get = |n: String| -> Result<&Param> { params.get(&n).ok_or(LmError::MissingTensor { name: n, file: "parameters".into() }) };
         let embed_p = get("model.embed_tokens.weight".into())?;
         let embed = embed_p.dense()?;
         let lm_head = embed_p.matmul()?;
@@ -240,11 +238,7 @@ impl Model {
         for spec in tensor_specs(&w.config) {
             let t = w.get(&spec.hf_name)?;
             let p = match quant {
-                Some(q)
-                    if spec.kind != TensorKind::Norm
-                        && q != GgmlDType::F32
-                        && spec.shape[1] % q.block_size() == 0 =>
-                {
+                Some(q) if spec.kind != TensorKind::Norm && q != GgmlDType::F32 && spec.shape[1] % q.block_size() == 0 => {
                     Param::Quant(Arc::new(QTensor::quantize(t, q)?))
                 }
                 _ => Param::Dense(t.clone()),
@@ -404,10 +398,7 @@ fn rope_tables(cfg: &ModelConfig) -> Result<(Tensor, Tensor)> {
             sin.push(a.sin() as f32);
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (cfg.max_seq_len, half), &Device::Cpu)?,
-        Tensor::from_vec(sin, (cfg.max_seq_len, half), &Device::Cpu)?,
-    ))
+    Ok((Tensor::from_vec(cos, (cfg.max_seq_len, half), &Device::Cpu)?, Tensor::from_vec(sin, (cfg.max_seq_len, half), &Device::Cpu)?))
 }
 
 /// Default size of a model's private rayon pool (see [`Model::set_threads`]).
@@ -430,7 +421,6 @@ pub fn configure_candle_threads(n: usize) {
         std::env::set_var("CANDLE_NUM_THREADS", n.max(1).to_string());
     }
 }
-
 
 /// Zero-pad the SwiGLU intermediate of quantized blocks to a multiple of 256 when candle's
 /// kernels will run them (not for Q8_0 on [`crate::q8`]). Why: candle's fast x86 Q8_0/Q4_K kernels need the reduction length to be a multiple of 256;

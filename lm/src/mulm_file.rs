@@ -141,9 +141,7 @@ impl MulmFile {
         let special_tokens = default_specials()
             .iter()
             .enumerate()
-            .map(|(i, (name, content))| {
-                (name.to_string(), SpecialToken { content: content.to_string(), id: i as u32 })
-            })
+            .map(|(i, (name, content))| (name.to_string(), SpecialToken { content: content.to_string(), id: i as u32 }))
             .collect();
         let role = |r: &str| TurnFormat { prefix: vec![r.to_string()], suffix: vec!["end".to_string()] };
         let roles = ["system", "user", "assistant"].iter().map(|r| (r.to_string(), role(r))).collect();
@@ -169,16 +167,14 @@ impl MulmFile {
     /// Read and validate `path` (a mulm.json file).
     pub fn load(path: &Path) -> Result<MulmFile> {
         let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
-        let file: MulmFile =
-            serde_json::from_str(&text).map_err(|e| LmError::Json { path: path.to_path_buf(), source: e })?;
+        let file: MulmFile = serde_json::from_str(&text).map_err(|e| LmError::Json { path: path.to_path_buf(), source: e })?;
         file.validate()?;
         Ok(file)
     }
 
     /// Parse and validate a mulm.json document held in memory (e.g. embedded in a GGUF).
     pub fn from_json_str(text: &str, origin: &Path) -> Result<MulmFile> {
-        let file: MulmFile =
-            serde_json::from_str(text).map_err(|e| LmError::Json { path: origin.to_path_buf(), source: e })?;
+        let file: MulmFile = serde_json::from_str(text).map_err(|e| LmError::Json { path: origin.to_path_buf(), source: e })?;
         file.validate()?;
         Ok(file)
     }
@@ -207,20 +203,14 @@ impl MulmFile {
         }
         self.model.validate()?;
         if self.rope_style != "neox_half" {
-            return Err(LmError::InvalidConfig(format!(
-                "rope_style {:?} not supported (expected \"neox_half\")",
-                self.rope_style
-            )));
+            return Err(LmError::InvalidConfig(format!("rope_style {:?} not supported (expected \"neox_half\")", self.rope_style)));
         }
         if !self.tie_embeddings {
             return Err(LmError::InvalidConfig("tie_embeddings must be true for a μLM".into()));
         }
         if let Ok(p) = Preset::from_name(&self.preset) {
             if p.config() != self.model {
-                return Err(LmError::InvalidConfig(format!(
-                    "preset {:?} does not match the listed hyper-parameters",
-                    self.preset
-                )));
+                return Err(LmError::InvalidConfig(format!("preset {:?} does not match the listed hyper-parameters", self.preset)));
             }
         }
         for name in ["bos", "end"] {
@@ -230,10 +220,7 @@ impl MulmFile {
         }
         for tok in self.special_tokens.values() {
             if tok.id as usize >= self.model.vocab {
-                return Err(LmError::InvalidConfig(format!(
-                    "special token {:?} id {} >= vocab {}",
-                    tok.content, tok.id, self.model.vocab
-                )));
+                return Err(LmError::InvalidConfig(format!("special token {:?} id {} >= vocab {}", tok.content, tok.id, self.model.vocab)));
             }
         }
         let t = &self.chat_template;
@@ -263,10 +250,7 @@ impl MulmFile {
 
     /// Id of the special token called `name` (e.g. "bos").
     pub fn special_id(&self, name: &str) -> Result<u32> {
-        self.special_tokens
-            .get(name)
-            .map(|t| t.id)
-            .ok_or_else(|| LmError::UnknownSpecialName(name.to_string()))
+        self.special_tokens.get(name).map(|t| t.id).ok_or_else(|| LmError::UnknownSpecialName(name.to_string()))
     }
 
     /// Ids of the tokens that end an assistant turn.

@@ -13,7 +13,7 @@ use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::mulm_file::OpenerSettings;
 use crate::sampler::SamplingParams;
-use crate::tokenizer::{ChatTokenizer, TextStream, ChatMessage};
+use crate::tokenizer::{ChatMessage, ChatTokenizer, TextStream};
 
 /// Largest word budget accepted (paper: 4–8 is the operating range; 16 the largest studied).
 pub const MAX_WORDS: usize = 16;

@@ -212,7 +212,10 @@ impl Q8Matrix {
 /// not a multiple of k.
 pub fn quantize_acts(x: &[f32], k: usize) -> Result<QActs> {
     if k == 0 || k % BLOCK != 0 || x.len() % k != 0 {
-        return Err(LmError::InvalidArgument(format!("activations of {} values do not split into rows of {k} (a multiple of {BLOCK})", x.len())));
+        return Err(LmError::InvalidArgument(format!(
+            "activations of {} values do not split into rows of {k} (a multiple of {BLOCK})",
+            x.len()
+        )));
     }
     let m = x.len() / k;
     let kb = k / BLOCK;
@@ -259,7 +262,7 @@ unsafe impl Sync for SendPtr {}
 mod simd {
     use core::arch::x86_64::*;
 
-    use super::{QActs, Q8Matrix, BLOCK, MT, TILE};
+    use super::{Q8Matrix, QActs, BLOCK, MT, TILE};
 
     /// Tile `t` (16 output rows) against all activation rows; writes `out[i, 16t..16t+16]`.
     ///

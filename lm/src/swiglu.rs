@@ -38,9 +38,10 @@ mod simd {
     #[target_feature(enable = "avx512f")]
     unsafe fn exp(x: __m512) -> __m512 {
         let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.7)), _mm512_set1_ps(88.7));
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        );
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+            x,
+            _mm512_set1_ps(std::f32::consts::LOG2_E),
+        ));
         // ln2 split in a high part exact in f32 and a small correction (Cephes).
         let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
         let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);

@@ -13,8 +13,6 @@ pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> 
         return Err(LmError::InvalidArgument("expected a CPU tensor".into()));
     };
     let data = cpu.as_slice::<f32>()?;
-    let (a, b) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| LmError::InvalidArgument("expected a contiguous tensor".into()))?;
+    let (a, b) = layout.contiguous_offsets().ok_or_else(|| LmError::InvalidArgument("expected a contiguous tensor".into()))?;
     Ok(f(&data[a..b]))
 }

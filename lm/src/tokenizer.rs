@@ -75,8 +75,7 @@ pub struct ChatTokenizer {
 impl ChatTokenizer {
     /// Load `tokenizer.json` and check that every special token of `mulm` has the same id there.
     pub fn from_file(path: &Path, mulm: &MulmFile) -> Result<ChatTokenizer> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| LmError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| LmError::Tokenizer(format!("{}: {e}", path.display())))?;
         ChatTokenizer::new(inner, mulm)
     }
 

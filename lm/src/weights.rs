@@ -129,9 +129,7 @@ impl Weights {
 
     /// Tensor called `name` (Hugging Face name).
     pub fn get(&self, name: &str) -> Result<&Tensor> {
-        self.tensors
-            .get(name)
-            .ok_or_else(|| LmError::MissingTensor { name: name.to_string(), file: "in-memory weights".into() })
+        self.tensors.get(name).ok_or_else(|| LmError::MissingTensor { name: name.to_string(), file: "in-memory weights".into() })
     }
 
     /// Write all tensors to a safetensors file in `dtype` (F32, F16 or BF16).
@@ -170,9 +168,7 @@ impl Weights {
             return Err(LmError::UnexpectedTensor { name: extra.clone(), file });
         }
         for spec in &specs {
-            let view = st
-                .get(&spec.hf_name)
-                .map_err(|_| LmError::MissingTensor { name: spec.hf_name.clone(), file: file.clone() })?;
+            let view = st.get(&spec.hf_name).map_err(|_| LmError::MissingTensor { name: spec.hf_name.clone(), file: file.clone() })?;
             let dtype = format!("{:?}", view.dtype());
             if !matches!(dtype.as_str(), "F32" | "F16" | "BF16") {
                 return Err(LmError::UnsupportedDtype { name: spec.hf_name.clone(), dtype });

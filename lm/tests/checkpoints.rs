@@ -107,7 +107,17 @@ fn gguf_quantized_exports_are_close() {
 #[test]
 fn gguf_q4k_export_import() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = ModelConfig { hidden: 256, layers: 1, heads: 4, kv_heads: 2, intermediate: 768, vocab: 512, rope_theta: 1e6, rms_eps: 1e-5, max_seq_len: 64 };
+    let cfg = ModelConfig {
+        hidden: 256,
+        layers: 1,
+        heads: 4,
+        kv_heads: 2,
+        intermediate: 768,
+        vocab: 512,
+        rope_theta: 1e6,
+        rms_eps: 1e-5,
+        max_seq_len: 64,
+    };
     let mulm = MulmFile::for_config("custom", cfg.clone());
     let w = Weights::random_init(&cfg, 3).unwrap();
     let toks = tokens(10, cfg.vocab);

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use lm::decode::StopReason;
-use lm::{generate, Model, OpenerEngine, OpenerInput, SamplingParams, ChatMessage};
+use lm::{generate, ChatMessage, Model, OpenerEngine, OpenerInput, SamplingParams};
 
 #[test]
 fn chat_template_serializes_turns_with_boundary_tokens() {

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use lm::gguf_export::ExportType;
-use lm::{export_gguf, ChatTokenizer, Model, Role, ChatMessage};
+use lm::{export_gguf, ChatMessage, ChatTokenizer, Model, Role};
 use serde_json::Value;
 
 fn parity_dir() -> PathBuf {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lm::{ChatTokenizer, Role, ChatMessage};
+use lm::{ChatMessage, ChatTokenizer, Role};
 use serde_json::Value;
 
 fn shipped_dir() -> Option<PathBuf> {

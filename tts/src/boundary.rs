@@ -30,29 +30,22 @@ pub(crate) struct Boundary {
 
 /// Abbreviations after which a period never ends a sentence.
 const TITLES: &[&str] = &[
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "vs", "mt", "approx", "ca", "cf", "gen", "gov",
-    "sen", "lt", "col", "capt", "sgt", "rev", "hon", "dept", "al",
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "vs", "mt", "approx", "ca", "cf", "gen", "gov", "sen", "lt", "col", "capt", "sgt", "rev",
+    "hon", "dept", "al",
 ];
 
 /// Abbreviations that are ordinary words too ("I said no."): not a sentence
 /// end only when a number follows ("No. 5", "Fig. 2", "vol. 3").
-const BEFORE_NUMBER: &[&str] = &[
-    "no", "nos", "fig", "vol", "ch", "sec", "eq", "p", "pp", "art", "st",
-];
+const BEFORE_NUMBER: &[&str] = &["no", "nos", "fig", "vol", "ch", "sec", "eq", "p", "pp", "art", "st"];
 
 /// Abbreviations that end a sentence only when an uppercase word follows.
-const SOMETIMES_FINAL: &[&str] = &[
-    "etc", "inc", "ltd", "co", "corp", "jan", "feb", "aug", "sept", "oct", "nov", "dec",
-];
+const SOMETIMES_FINAL: &[&str] = &["etc", "inc", "ltd", "co", "corp", "jan", "feb", "aug", "sept", "oct", "nov", "dec"];
 
 /// Characters that may close a quotation or bracket right after punctuation;
 /// they stay with the clause that ends there. Markdown emphasis markers are
 /// included so that `**Note.**` ends where the reader would expect.
 fn is_closer(c: char) -> bool {
-    matches!(
-        c,
-        '"' | '\'' | ')' | ']' | '}' | '’' | '”' | '»' | '*' | '_' | '`'
-    )
+    matches!(c, '"' | '\'' | ')' | ']' | '}' | '’' | '”' | '»' | '*' | '_' | '`')
 }
 
 fn is_break_punct(c: char) -> bool {
@@ -76,11 +69,7 @@ pub(crate) fn find(text: &str, complete: bool) -> Vec<Boundary> {
             match out.last_mut() {
                 // "Options:\n" — the line break makes the clause a sentence end.
                 Some(b) if b.end >= prev.len() => b.kind = Break::Sentence,
-                _ if !prev.is_empty() => out.push(Boundary {
-                    end: prev.len(),
-                    kind: Break::Sentence,
-                    punct: '.',
-                }),
+                _ if !prev.is_empty() => out.push(Boundary { end: prev.len(), kind: Break::Sentence, punct: '.' }),
                 _ => {}
             }
             i += 1;
@@ -114,11 +103,7 @@ pub(crate) fn find(text: &str, complete: bool) -> Vec<Boundary> {
             if followed_by_space || spaced_before {
                 let end_before = text[..pos].trim_end().len();
                 if end_before > 0 {
-                    out.push(Boundary {
-                        end: end_before,
-                        kind: Break::Clause,
-                        punct: ',',
-                    });
+                    out.push(Boundary { end: end_before, kind: Break::Clause, punct: ',' });
                 }
             }
             i = k.max(i + 1);
@@ -147,16 +132,9 @@ fn spaced_hyphens(text: &str) -> Vec<Boundary> {
     while let Some(off) = text[from..].find(" - ") {
         let at = from + off;
         let end = text[..at].trim_end().len();
-        let before_is_line_start = text[..at]
-            .rsplit('\n')
-            .next()
-            .is_none_or(|l| l.trim().is_empty());
+        let before_is_line_start = text[..at].rsplit('\n').next().is_none_or(|l| l.trim().is_empty());
         if end > 0 && !before_is_line_start {
-            v.push(Boundary {
-                end,
-                kind: Break::Clause,
-                punct: ',',
-            });
+            v.push(Boundary { end, kind: Break::Clause, punct: ',' });
         }
         from = at + 3;
     }
@@ -164,13 +142,7 @@ fn spaced_hyphens(text: &str) -> Vec<Boundary> {
 }
 
 /// Decides what a punctuation run followed by whitespace means.
-fn classify(
-    text: &str,
-    chars: &[(usize, char)],
-    run_start: usize,
-    run: &str,
-    after: usize,
-) -> Option<(Break, char)> {
+fn classify(text: &str, chars: &[(usize, char)], run_start: usize, run: &str, after: usize) -> Option<(Break, char)> {
     let word = word_before(text, chars[run_start].0);
     let next = next_word_initial(chars, after);
     let sentence_punct = run.chars().rev().find(|c| matches!(c, '.' | '?' | '!'));
@@ -202,11 +174,8 @@ fn classify(
 /// The token (letters, digits, dots) right before byte offset `pos`.
 fn word_before(text: &str, pos: usize) -> &str {
     let head = &text[..pos];
-    let start = head
-        .char_indices()
-        .rev()
-        .find(|&(_, c)| !(c.is_alphanumeric() || c == '.' || c == '\''))
-        .map_or(0, |(p, c)| p + c.len_utf8());
+    let start =
+        head.char_indices().rev().find(|&(_, c)| !(c.is_alphanumeric() || c == '.' || c == '\'')).map_or(0, |(p, c)| p + c.len_utf8());
     &head[start..]
 }
 
@@ -216,9 +185,7 @@ fn next_word_initial(chars: &[(usize, char)], from: usize) -> Option<char> {
     chars[from.min(chars.len())..]
         .iter()
         .map(|&(_, c)| c)
-        .find(|c| {
-            !c.is_whitespace() && !matches!(c, '"' | '\'' | '(' | '[' | '“' | '‘' | '*' | '_')
-        })
+        .find(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '(' | '[' | '“' | '‘' | '*' | '_'))
 }
 
 fn is_abbreviation(word: &str, next: Option<char>) -> bool {
@@ -263,10 +230,7 @@ mod tests {
     use super::*;
 
     fn ends(text: &str, complete: bool) -> Vec<(String, Break, char)> {
-        find(text, complete)
-            .into_iter()
-            .map(|b| (text[..b.end].to_string(), b.kind, b.punct))
-            .collect()
+        find(text, complete).into_iter().map(|b| (text[..b.end].to_string(), b.kind, b.punct)).collect()
     }
 
     #[test]
@@ -292,10 +256,7 @@ mod tests {
             "Use i.e. this one",
             "See No. 5 and Fig. 2 here",
         ] {
-            let b: Vec<_> = ends(t, false)
-                .into_iter()
-                .filter(|(_, k, _)| *k == Break::Sentence)
-                .collect();
+            let b: Vec<_> = ends(t, false).into_iter().filter(|(_, k, _)| *k == Break::Sentence).collect();
             assert!(b.is_empty(), "{t:?} -> {b:?}");
         }
     }
@@ -314,12 +275,8 @@ mod tests {
 
     #[test]
     fn etc_ends_sentence_only_before_capital() {
-        assert!(ends("apples, pears, etc. and more", true)
-            .iter()
-            .all(|(s, _, _)| !s.ends_with("etc.")));
-        assert!(ends("apples, pears, etc. Then more", true)
-            .iter()
-            .any(|(s, _, _)| s.ends_with("etc.")));
+        assert!(ends("apples, pears, etc. and more", true).iter().all(|(s, _, _)| !s.ends_with("etc.")));
+        assert!(ends("apples, pears, etc. Then more", true).iter().any(|(s, _, _)| s.ends_with("etc.")));
     }
 
     #[test]
@@ -333,10 +290,7 @@ mod tests {
         let b = ends("One thing — and another - too\nNext line", true);
         assert_eq!(b[0].0, "One thing");
         assert_eq!(b[1].0, "One thing — and another");
-        assert_eq!(
-            b[2],
-            ("One thing — and another - too".into(), Break::Sentence, '.')
-        );
+        assert_eq!(b[2], ("One thing — and another - too".into(), Break::Sentence, '.'));
         assert!(ends("a well-known 2020–2024 range", true).is_empty());
     }
 

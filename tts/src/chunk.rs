@@ -33,12 +33,7 @@ pub struct ChunkerConfig {
 
 impl Default for ChunkerConfig {
     fn default() -> Self {
-        Self {
-            first_min_words: 3,
-            first_max_words: 0,
-            soft_max_bytes: 120,
-            max_bytes: 240,
-        }
+        Self { first_min_words: 3, first_max_words: 0, soft_max_bytes: 120, max_bytes: 240 }
     }
 }
 
@@ -72,10 +67,7 @@ impl Chunker {
 
     /// A chunker with explicit tuning.
     pub fn with_config(cfg: ChunkerConfig) -> Self {
-        Self {
-            cfg,
-            ..Self::default()
-        }
+        Self { cfg, ..Self::default() }
     }
 
     /// Adds a text delta (any split, even inside a word or a UTF-8 character
@@ -124,16 +116,11 @@ impl Chunker {
             return None;
         }
         let safe = safe_prefix_len(text);
-        let bounds: Vec<_> = boundary::find(text, complete)
-            .into_iter()
-            .filter(|b| b.end <= safe && is_balanced(&text[..b.end]))
-            .collect();
+        let bounds: Vec<_> = boundary::find(text, complete).into_iter().filter(|b| b.end <= safe && is_balanced(&text[..b.end])).collect();
 
         if !self.spoken_any {
             // First chunk: as early as it sounds natural.
-            let first = bounds.iter().find(|b| {
-                b.kind == Break::Sentence || word_count(&text[..b.end]) >= self.cfg.first_min_words
-            });
+            let first = bounds.iter().find(|b| b.kind == Break::Sentence || word_count(&text[..b.end]) >= self.cfg.first_min_words);
             if let Some(b) = first {
                 if b.end <= self.cfg.max_bytes {
                     return Some(b.end);
@@ -153,15 +140,10 @@ impl Chunker {
         }
         // The sentence is long (or its end has not arrived yet): a clause
         // boundary will do once enough text is pending.
-        let pending = bounds
-            .iter()
-            .find(|b| b.kind == Break::Sentence)
-            .map_or(text.len(), |b| b.end);
+        let pending = bounds.iter().find(|b| b.kind == Break::Sentence).map_or(text.len(), |b| b.end);
         if pending >= self.cfg.soft_max_bytes {
-            let clause = bounds.iter().rev().find(|b| {
-                b.end <= self.cfg.max_bytes
-                    && word_count(&text[..b.end]) >= self.cfg.first_min_words
-            });
+            let clause =
+                bounds.iter().rev().find(|b| b.end <= self.cfg.max_bytes && word_count(&text[..b.end]) >= self.cfg.first_min_words);
             if let Some(b) = clause {
                 return Some(b.end);
             }
@@ -203,9 +185,7 @@ fn end_of_nth_word(s: &str, n: usize) -> Option<usize> {
 }
 
 fn word_count(s: &str) -> usize {
-    s.split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .count()
+    s.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
 }
 
 /// Last word boundary (whitespace) at or before `limit`; the word before it
@@ -216,10 +196,7 @@ fn word_cut(text: &str, limit: usize) -> Option<usize> {
         limit -= 1;
     }
     let head = &text[..limit];
-    head.rfind(char::is_whitespace)
-        .filter(|&p| p > 0)
-        .map(|p| head[..p].trim_end().len())
-        .filter(|&p| p > 0)
+    head.rfind(char::is_whitespace).filter(|&p| p > 0).map(|p| head[..p].trim_end().len()).filter(|&p| p > 0)
 }
 
 /// Length of the prefix that lies outside any still-open code fence: text
@@ -231,11 +208,7 @@ fn safe_prefix_len(text: &str) -> usize {
         let t = line.trim_start();
         if t.starts_with("```") || t.starts_with("~~~") {
             // A fence line is only known to be complete once its newline is in.
-            open_at = if open_at.is_some() && line.ends_with('\n') {
-                None
-            } else {
-                Some(open_at.unwrap_or(pos))
-            };
+            open_at = if open_at.is_some() && line.ends_with('\n') { None } else { Some(open_at.unwrap_or(pos)) };
         }
         pos += line.len();
     }
@@ -245,10 +218,7 @@ fn safe_prefix_len(text: &str) -> usize {
 /// A cut here keeps fences, inline code and link targets whole.
 #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.85
 fn is_balanced(prefix: &str) -> bool {
-    let fences = prefix
-        .lines()
-        .filter(|l| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~"))
-        .count();
+    let fences = prefix.lines().filter(|l| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~")).count();
     if fences % 2 == 1 {
         return false;
     }
@@ -268,9 +238,7 @@ fn is_balanced(prefix: &str) -> bool {
     };
     let ticks = outside_fences.matches('`').count();
     let open_brackets = outside_fences.matches('[').count() > outside_fences.matches(']').count();
-    let open_target = outside_fences
-        .rfind("](")
-        .is_some_and(|p| !outside_fences[p..].contains(')'));
+    let open_target = outside_fences.rfind("](").is_some_and(|p| !outside_fences[p..].contains(')'));
     ticks % 2 == 0 && !open_brackets && !open_target
 }
 

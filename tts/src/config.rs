@@ -64,11 +64,7 @@ impl TtsConfig {
     /// expected at `voice_onnx` + `.json`.
     pub fn for_voice(voice_onnx: impl Into<PathBuf>) -> Self {
         let voice_onnx = voice_onnx.into();
-        Self {
-            voice_json: json_beside(&voice_onnx),
-            voice_onnx,
-            ..Self::default()
-        }
+        Self { voice_json: json_beside(&voice_onnx), voice_onnx, ..Self::default() }
     }
 }
 
@@ -139,36 +135,22 @@ mod tests {
     #[test]
     fn defaults_point_at_the_repo_models() {
         let c = TtsConfig::default();
-        assert_eq!(
-            c.voice_onnx,
-            PathBuf::from("models/piper/en_US-joe-medium.onnx")
-        );
-        assert_eq!(
-            c.voice_json,
-            PathBuf::from("models/piper/en_US-joe-medium.onnx.json")
-        );
-        assert_eq!(
-            c.onnxruntime_lib,
-            Some(PathBuf::from("models/onnxruntime/libonnxruntime.so.1.24.2"))
-        );
+        assert_eq!(c.voice_onnx, PathBuf::from("models/piper/en_US-joe-medium.onnx"));
+        assert_eq!(c.voice_json, PathBuf::from("models/piper/en_US-joe-medium.onnx.json"));
+        assert_eq!(c.onnxruntime_lib, Some(PathBuf::from("models/onnxruntime/libonnxruntime.so.1.24.2")));
         assert_eq!(c.length_scale, 1.0);
         assert!(c.trim_silence);
     }
 
     #[test]
     fn toml_voice_json_follows_voice_onnx() {
-        let c: TtsConfig =
-            toml::from_str("voice_onnx = \"/v/x.onnx\"\nsentence_silence_ms = 300\nnoise_w = 0.5")
-                .unwrap();
+        let c: TtsConfig = toml::from_str("voice_onnx = \"/v/x.onnx\"\nsentence_silence_ms = 300\nnoise_w = 0.5").unwrap();
         assert_eq!(c.voice_json, PathBuf::from("/v/x.onnx.json"));
         assert_eq!(c.sentence_silence_ms, 300);
         assert_eq!(c.noise_w, Some(0.5));
         assert_eq!(c.clause_silence_ms, TtsConfig::default().clause_silence_ms);
         let e: TtsConfig = toml::from_str("").unwrap();
         assert_eq!(e, TtsConfig::default());
-        assert!(
-            toml::from_str::<TtsConfig>("lenght_scale = 1.2").is_err(),
-            "typos are rejected"
-        );
+        assert!(toml::from_str::<TtsConfig>("lenght_scale = 1.2").is_err(), "typos are rejected");
     }
 }

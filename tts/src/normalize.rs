@@ -75,18 +75,14 @@ fn join_lines(lines: Vec<(String, bool)>) -> String {
 }
 
 fn ends_with_punct(s: &str) -> bool {
-    s.trim_end_matches(['"', '\'', ')', '”', '’'])
-        .ends_with(['.', ',', ';', ':', '?', '!', '…'])
+    s.trim_end_matches(['"', '\'', ')', '”', '’']).ends_with(['.', ',', ';', ':', '?', '!', '…'])
 }
 
 /// `---`, `***`, `___`, `===` (setext underline) and their spaced forms.
 fn is_rule(t: &str) -> bool {
     let c: Vec<char> = t.chars().filter(|c| !c.is_whitespace()).collect();
     c.len() >= 3
-        && (c.iter().all(|&x| x == '-')
-            || c.iter().all(|&x| x == '*')
-            || c.iter().all(|&x| x == '_')
-            || c.iter().all(|&x| x == '='))
+        && (c.iter().all(|&x| x == '-') || c.iter().all(|&x| x == '*') || c.iter().all(|&x| x == '_') || c.iter().all(|&x| x == '='))
 }
 
 /// `|---|:---:|` rows of a Markdown table.
@@ -104,38 +100,24 @@ fn strip_block_marker(t: &str) -> (String, bool) {
     }
     let hashes = t.chars().take_while(|&c| c == '#').count();
     if (1..=6).contains(&hashes) && t[hashes..].starts_with(' ') {
-        return (
-            t[hashes..].trim().trim_end_matches('#').trim().to_string(),
-            true,
-        );
+        return (t[hashes..].trim().trim_end_matches('#').trim().to_string(), true);
     }
     for bullet in ["- ", "* ", "+ ", "• ", "· ", "– "] {
         if let Some(rest) = t.strip_prefix(bullet) {
             let rest = rest.trim_start();
             // Task lists: "- [ ] todo", "- [x] done".
-            let rest = ["[ ] ", "[x] ", "[X] "]
-                .iter()
-                .find_map(|m| rest.strip_prefix(m))
-                .unwrap_or(rest);
+            let rest = ["[ ] ", "[x] ", "[X] "].iter().find_map(|m| rest.strip_prefix(m)).unwrap_or(rest);
             return (rest.to_string(), true);
         }
     }
     let digits = t.chars().take_while(char::is_ascii_digit).count();
-    if (1..=3).contains(&digits) && (t[digits..].starts_with(". ") || t[digits..].starts_with(") "))
-    {
+    if (1..=3).contains(&digits) && (t[digits..].starts_with(". ") || t[digits..].starts_with(") ")) {
         // Keep the number ("one, preheat the oven") but not the period, which
         // would read as a sentence end.
-        return (
-            format!("{}, {}", &t[..digits], t[digits + 2..].trim_start()),
-            true,
-        );
+        return (format!("{}, {}", &t[..digits], t[digits + 2..].trim_start()), true);
     }
     if t.starts_with('|') && t.ends_with('|') && t.len() > 1 {
-        let cells: Vec<&str> = t[1..t.len() - 1]
-            .split('|')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
+        let cells: Vec<&str> = t[1..t.len() - 1].split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
         return (cells.join(", "), true);
     }
     (t.to_string(), false)
@@ -171,10 +153,7 @@ fn inline(s: &str) -> String {
             '[' => {
                 if chars.get(i + 1) == Some(&'^') {
                     // Footnote reference "[^1]".
-                    i = chars[i..]
-                        .iter()
-                        .position(|&x| x == ']')
-                        .map_or(i + 1, |p| i + p + 1);
+                    i = chars[i..].iter().position(|&x| x == ']').map_or(i + 1, |p| i + p + 1);
                 } else if let Some((label, next)) = link(&chars, i) {
                     out.push_str(&inline(&label));
                     i = next;
@@ -185,10 +164,7 @@ fn inline(s: &str) -> String {
             '<' => {
                 if let Some(close) = chars[i..].iter().position(|&x| x == '>').map(|p| i + p) {
                     let inner: String = chars[i + 1..close].iter().collect();
-                    if inner.starts_with("http://")
-                        || inner.starts_with("https://")
-                        || inner.starts_with("www.")
-                    {
+                    if inner.starts_with("http://") || inner.starts_with("https://") || inner.starts_with("www.") {
                         out.push_str(&host_of(&inner));
                         i = close + 1;
                         continue;
@@ -221,9 +197,7 @@ fn inline(s: &str) -> String {
             }
             '_' => {
                 let run = count_run(&chars, i, '_');
-                let inside_word = i > 0
-                    && chars[i - 1].is_alphanumeric()
-                    && chars.get(i + run).is_some_and(|x| x.is_alphanumeric());
+                let inside_word = i > 0 && chars[i - 1].is_alphanumeric() && chars.get(i + run).is_some_and(|x| x.is_alphanumeric());
                 if inside_word {
                     out.push(' '); // snake_case → "snake case"
                 }
@@ -277,11 +251,7 @@ fn find_run(chars: &[char], from: usize, c: char, len: usize) -> Option<usize> {
 }
 
 fn prev_non_space_is_digit(chars: &[char], i: usize) -> bool {
-    chars[..i]
-        .iter()
-        .rev()
-        .find(|c| !c.is_whitespace())
-        .is_some_and(char::is_ascii_digit)
+    chars[..i].iter().rev().find(|c| !c.is_whitespace()).is_some_and(char::is_ascii_digit)
 }
 
 /// `[label](target)`, `[label][ref]` or `[label]` starting at `open`.
@@ -321,21 +291,12 @@ fn speak_code(code: &str) -> String {
 fn looks_like_tag(inner: &str) -> bool {
     let t = inner.trim_start_matches('/');
     t.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && t.chars()
-            .take_while(|c| !c.is_whitespace() && *c != '/')
-            .all(|c| c.is_ascii_alphanumeric())
+        && t.chars().take_while(|c| !c.is_whitespace() && *c != '/').all(|c| c.is_ascii_alphanumeric())
 }
 
 fn entity(chars: &[char], i: usize) -> (&'static str, usize) {
-    const ENTITIES: &[(&str, &str)] = &[
-        ("&amp;", "&"),
-        ("&nbsp;", " "),
-        ("&lt;", "<"),
-        ("&gt;", ">"),
-        ("&quot;", "\""),
-        ("&#39;", "'"),
-        ("&apos;", "'"),
-    ];
+    const ENTITIES: &[(&str, &str)] =
+        &[("&amp;", "&"), ("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", "\""), ("&#39;", "'"), ("&apos;", "'")];
     for (name, text) in ENTITIES {
         let n = name.chars().count();
         if chars.len() >= i + n && chars[i..i + n].iter().copied().eq(name.chars()) {
@@ -347,8 +308,7 @@ fn entity(chars: &[char], i: usize) -> (&'static str, usize) {
 
 fn starts_url(chars: &[char], i: usize) -> bool {
     let at_word_start = i == 0 || !chars[i - 1].is_alphanumeric();
-    let rest =
-        |p: &str| chars.len() >= i + p.len() && chars[i..i + p.len()].iter().copied().eq(p.chars());
+    let rest = |p: &str| chars.len() >= i + p.len() && chars[i..i + p.len()].iter().copied().eq(p.chars());
     at_word_start && (rest("http://") || rest("https://") || rest("www."))
 }
 
@@ -356,10 +316,7 @@ fn starts_url(chars: &[char], i: usize) -> bool {
 /// punctuation belongs to the sentence, not the URL.
 fn url_end(chars: &[char], i: usize) -> usize {
     let mut end = i;
-    while end < chars.len()
-        && !chars[end].is_whitespace()
-        && !matches!(chars[end], ')' | '>' | ']' | '"')
-    {
+    while end < chars.len() && !chars[end].is_whitespace() && !matches!(chars[end], ')' | '>' | ']' | '"') {
         end += 1;
     }
     while end > i && matches!(chars[end - 1], '.' | ',' | ';' | ':' | '!' | '?' | '\'') {

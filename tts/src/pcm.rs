@@ -44,10 +44,7 @@ pub(crate) fn ms_to_samples(ms: f32, rate_hz: u32) -> usize {
 /// input gives an empty slice.
 pub(crate) fn trim_silence(samples: &[f32], rate_hz: u32) -> &[f32] {
     let loud = |s: &f32| s.abs() > TRIM_THRESHOLD;
-    let (Some(first), Some(last)) = (
-        samples.iter().position(loud),
-        samples.iter().rposition(loud),
-    ) else {
+    let (Some(first), Some(last)) = (samples.iter().position(loud), samples.iter().rposition(loud)) else {
         return &[];
     };
     let keep = ms_to_samples(TRIM_KEEP_MS, rate_hz);
@@ -62,10 +59,7 @@ mod tests {
 
     #[test]
     fn duration() {
-        let p = Pcm {
-            samples: vec![0.0; 22_050],
-            rate_hz: 22_050,
-        };
+        let p = Pcm { samples: vec![0.0; 22_050], rate_hz: 22_050 };
         assert_eq!(p.duration_ms(), 1000.0);
         assert_eq!(Pcm::default().duration_ms(), 0.0);
     }
@@ -85,10 +79,7 @@ mod tests {
 
     #[test]
     fn silence() {
-        let mut p = Pcm {
-            samples: vec![],
-            rate_hz: 22_050,
-        };
+        let mut p = Pcm { samples: vec![], rate_hz: 22_050 };
         p.push_silence_ms(100);
         assert_eq!(p.samples.len(), 2205);
     }

@@ -49,11 +49,7 @@ pub(crate) fn split_clauses(text: &str) -> Vec<Clause> {
     let mut out = Vec::new();
     let mut start = 0;
     let bounds = boundary::find(text, true);
-    for b in bounds
-        .iter()
-        .map(|b| (b.end, b.kind == Break::Sentence, b.punct))
-        .chain([(text.len(), true, '.')])
-    {
+    for b in bounds.iter().map(|b| (b.end, b.kind == Break::Sentence, b.punct)).chain([(text.len(), true, '.')]) {
         let (end, sentence_end, punct) = b;
         if end <= start {
             continue;
@@ -75,10 +71,7 @@ fn push_clause(out: &mut Vec<Clause>, mut text: &str, punct: char, sentence_end:
         while !text.is_char_boundary(limit) {
             limit -= 1;
         }
-        let cut = text[..limit]
-            .rfind(char::is_whitespace)
-            .filter(|&p| p > 0)
-            .unwrap_or(limit);
+        let cut = text[..limit].rfind(char::is_whitespace).filter(|&p| p > 0).unwrap_or(limit);
         let (head, tail) = text.split_at(cut);
         push_one(out, head.trim(), ',', false);
         text = tail.trim_start();
@@ -91,18 +84,10 @@ fn push_one(out: &mut Vec<Clause>, text: &str, punct: char, sentence_end: bool) 
         return;
     }
     let words = text
-        .trim_end_matches(|c: char| {
-            matches!(c, '.' | ',' | ';' | ':' | '?' | '!' | '…' | '—' | '–' | '-')
-                || is_closer_or_space(c)
-        })
+        .trim_end_matches(|c: char| matches!(c, '.' | ',' | ';' | ':' | '?' | '!' | '…' | '—' | '–' | '-') || is_closer_or_space(c))
         .trim_start_matches(|c: char| matches!(c, '—' | '–' | '-') || c.is_whitespace())
         .to_string();
-    out.push(Clause {
-        text: text.to_string(),
-        words,
-        punct,
-        sentence_end,
-    });
+    out.push(Clause { text: text.to_string(), words, punct, sentence_end });
 }
 
 fn is_closer_or_space(c: char) -> bool {
@@ -118,11 +103,7 @@ pub(crate) struct Phonemizer {
 }
 
 impl Phonemizer {
-    pub(crate) fn new(
-        voice: String,
-        known: HashSet<char>,
-        data_dir: Option<&Path>,
-    ) -> Result<Self, TtsError> {
+    pub(crate) fn new(voice: String, known: HashSet<char>, data_dir: Option<&Path>) -> Result<Self, TtsError> {
         if let Some(dir) = data_dir {
             let _guard = ESPEAK.lock().unwrap_or_else(|e| e.into_inner());
             if ESPEAK_STARTED.load(Ordering::Relaxed) {
@@ -138,36 +119,24 @@ impl Phonemizer {
     /// can pronounce (empty, emoji espeak skips, unknown symbols).
     pub(crate) fn phonemes(&self, clause: &Clause) -> Result<Option<String>, TtsError> {
         // NUL cannot cross into C; control characters mean nothing to speech.
-        let words: String = clause
-            .words
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let words: String = clause.words.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         if words.trim().is_empty() {
             return Ok(None);
         }
         let pieces = {
             let _guard = ESPEAK.lock().unwrap_or_else(|e| e.into_inner());
             ESPEAK_STARTED.store(true, Ordering::Relaxed);
-            espeak_rs::text_to_phonemes(&words, &self.voice, None)
-                .map_err(|e| TtsError::Phonemize(e.to_string()))?
+            espeak_rs::text_to_phonemes(&words, &self.voice, None).map_err(|e| TtsError::Phonemize(e.to_string()))?
         };
         // espeak may still split inside the clause (brackets, symbols) and
         // may end pieces with its own '.'; we decide the punctuation.
         let body = pieces
             .iter()
-            .map(|p| {
-                p.trim()
-                    .trim_end_matches(['.', ',', ';', ':', '?', '!'])
-                    .trim()
-            })
+            .map(|p| p.trim().trim_end_matches(['.', ',', ';', ':', '?', '!']).trim())
             .filter(|p| !p.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        if !body
-            .chars()
-            .any(|c| c.is_alphabetic() && self.known.contains(&c))
-        {
+        if !body.chars().any(|c| c.is_alphabetic() && self.known.contains(&c)) {
             return Ok(None);
         }
         let mut s = body;
@@ -183,10 +152,7 @@ mod tests {
     use super::*;
 
     fn shape(text: &str) -> Vec<(String, char, bool)> {
-        split_clauses(text)
-            .into_iter()
-            .map(|c| (c.words, c.punct, c.sentence_end))
-            .collect()
+        split_clauses(text).into_iter().map(|c| (c.words, c.punct, c.sentence_end)).collect()
     }
 
     #[test]
@@ -207,10 +173,7 @@ mod tests {
     fn text_without_final_punctuation_is_one_sentence() {
         assert_eq!(
             shape("It costs 3.5 dollars, e.g. today"),
-            [
-                ("It costs 3.5 dollars".into(), ',', false),
-                ("e.g. today".into(), '.', true)
-            ]
+            [("It costs 3.5 dollars".into(), ',', false), ("e.g. today".into(), '.', true)]
         );
     }
 
@@ -219,31 +182,18 @@ mod tests {
         let text = "word ".repeat(200);
         let c = split_clauses(&text);
         assert!(c.len() >= 3);
-        assert!(c
-            .iter()
-            .all(|c| c.text.len() <= MAX_CLAUSE_BYTES && c.words.split(' ').all(|w| w == "word")));
+        assert!(c.iter().all(|c| c.text.len() <= MAX_CLAUSE_BYTES && c.words.split(' ').all(|w| w == "word")));
         let token = "x".repeat(1000);
-        assert_eq!(
-            split_clauses(&token)
-                .iter()
-                .map(|c| c.text.len())
-                .sum::<usize>(),
-            1000
-        );
+        assert_eq!(split_clauses(&token).iter().map(|c| c.text.len()).sum::<usize>(), 1000);
     }
 
     /// Uses espeak-ng's data at the path compiled in by espeak-rs-sys (exists
     /// on the build machine); no voice model needed.
     #[test]
     fn phonemes_keep_clause_punctuation() {
-        let known: HashSet<char> = "abcdefhijklmnopqrstuvwxyzæðŋɐɑɔəɚɛɜɡɪɹɾʃʊʌʒʔˈˌːθ ,.?!;:"
-            .chars()
-            .collect();
+        let known: HashSet<char> = "abcdefhijklmnopqrstuvwxyzæðŋɐɑɔəɚɛɜɡɪɹɾʃʊʌʒʔˈˌːθ ,.?!;:".chars().collect();
         let p = Phonemizer::new("en-us".into(), known, None).unwrap();
-        let ph: Vec<String> = split_clauses("Hello there, world. Really?")
-            .iter()
-            .map(|c| p.phonemes(c).unwrap().unwrap())
-            .collect();
+        let ph: Vec<String> = split_clauses("Hello there, world. Really?").iter().map(|c| p.phonemes(c).unwrap().unwrap()).collect();
         assert_eq!(ph.len(), 3);
         assert!(ph[0].ends_with(',') && ph[0].starts_with('h'), "{ph:?}");
         assert!(ph[1].ends_with('.'), "{ph:?}");

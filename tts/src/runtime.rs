@@ -11,10 +11,7 @@ use crate::TtsError;
 pub(crate) fn ensure_onnxruntime(configured: Option<&Path>) -> Result<(), TtsError> {
     audio::onnx::ensure_onnxruntime(configured).map_err(|e| match e {
         audio::AudioError::OnnxRuntimeMissing(path) => TtsError::OnnxRuntimeMissing { path },
-        other => TtsError::OnnxRuntimeLoad {
-            path: configured.map(Path::to_path_buf).unwrap_or_default(),
-            reason: other.to_string(),
-        },
+        other => TtsError::OnnxRuntimeLoad { path: configured.map(Path::to_path_buf).unwrap_or_default(), reason: other.to_string() },
     })
 }
 
@@ -31,9 +28,7 @@ pub(crate) fn set_espeak_data_dir(dir: &Path) -> Result<(), TtsError> {
         dir.to_path_buf()
     };
     if !parent.join("espeak-ng-data").is_dir() {
-        return Err(TtsError::EspeakDataMissing {
-            path: dir.to_path_buf(),
-        });
+        return Err(TtsError::EspeakDataMissing { path: dir.to_path_buf() });
     }
     if std::env::var_os(ESPEAK_ENV).is_some_and(|v| Path::new(&v) != parent) {
         tracing::warn!("{ESPEAK_ENV} is set; espeak_data_dir overrides it");

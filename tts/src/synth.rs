@@ -42,10 +42,7 @@ pub struct Tts {
 
 impl std::fmt::Debug for Tts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tts")
-            .field("voice", &self.cfg.voice_onnx)
-            .field("rate_hz", &self.rate_hz)
-            .finish()
+        f.debug_struct("Tts").field("voice", &self.cfg.voice_onnx).field("rate_hz", &self.rate_hz).finish()
     }
 }
 
@@ -65,24 +62,12 @@ impl Tts {
         let session = build_session(&cfg.voice_onnx, cfg.threads)?;
 
         let known: HashSet<char> = model_config.phoneme_id_map.keys().copied().collect();
-        let phonemizer = Phonemizer::new(
-            model_config.espeak.voice.clone(),
-            known,
-            cfg.espeak_data_dir.as_deref(),
-        )?;
+        let phonemizer = Phonemizer::new(model_config.espeak.voice.clone(), known, cfg.espeak_data_dir.as_deref())?;
         let rate_hz = model_config.audio.sample_rate;
-        let noise_scale = cfg
-            .noise_scale
-            .unwrap_or(model_config.inference.noise_scale);
+        let noise_scale = cfg.noise_scale.unwrap_or(model_config.inference.noise_scale);
         let noise_w = cfg.noise_w.unwrap_or(model_config.inference.noise_w);
-        let mut tts = Tts {
-            piper: Piper::from_session(session, model_config),
-            phonemizer,
-            cfg: cfg.clone(),
-            rate_hz,
-            noise_scale,
-            noise_w,
-        };
+        let mut tts =
+            Tts { piper: Piper::from_session(session, model_config), phonemizer, cfg: cfg.clone(), rate_hz, noise_scale, noise_w };
 
         // Warm-up: initializes espeak-ng (surfacing a missing data directory
         // here rather than mid-conversation) and onnxruntime's lazy kernels.
@@ -108,10 +93,7 @@ impl Tts {
     /// exactly the concatenation of [`Tts::synthesize_phrases`]' phrases.
     /// Text with nothing pronounceable gives empty audio, not an error.
     pub fn synthesize(&mut self, text: &str) -> Result<Pcm, TtsError> {
-        let mut all = Pcm {
-            samples: Vec::new(),
-            rate_hz: self.rate_hz,
-        };
+        let mut all = Pcm { samples: Vec::new(), rate_hz: self.rate_hz };
         self.synthesize_phrases(text, |p| {
             all.samples.extend_from_slice(&p.pcm.samples);
             ControlFlow::Continue(())
@@ -149,18 +131,10 @@ impl Tts {
         for (i, (clause, phonemes)) in spoken.into_iter().enumerate() {
             let mut pcm = self.infer(&phonemes)?;
             if i + 1 < n {
-                let gap = if clause.sentence_end {
-                    self.cfg.sentence_silence_ms
-                } else {
-                    self.cfg.clause_silence_ms
-                };
+                let gap = if clause.sentence_end { self.cfg.sentence_silence_ms } else { self.cfg.clause_silence_ms };
                 pcm.push_silence_ms(gap);
             }
-            let phrase = Phrase {
-                text: clause.text,
-                pcm,
-                is_sentence_end: clause.sentence_end,
-            };
+            let phrase = Phrase { text: clause.text, pcm, is_sentence_end: clause.sentence_end };
             if on_phrase(phrase).is_break() {
                 break;
             }
@@ -172,20 +146,9 @@ impl Tts {
     fn infer(&mut self, phonemes: &str) -> Result<Pcm, TtsError> {
         let (samples, rate_hz) = self
             .piper
-            .create(
-                phonemes,
-                true,
-                None,
-                Some(self.cfg.length_scale),
-                Some(self.noise_scale),
-                Some(self.noise_w),
-            )
+            .create(phonemes, true, None, Some(self.cfg.length_scale), Some(self.noise_scale), Some(self.noise_w))
             .map_err(|e| TtsError::Synthesis(e.to_string()))?;
-        let samples = if self.cfg.trim_silence {
-            trim_silence(&samples, rate_hz).to_vec()
-        } else {
-            samples
-        };
+        let samples = if self.cfg.trim_silence { trim_silence(&samples, rate_hz).to_vec() } else { samples };
         Ok(Pcm { samples, rate_hz })
     }
 }
@@ -193,13 +156,9 @@ impl Tts {
 /// Parses the voice's `.onnx.json` with piper-rs's own schema, so what we
 /// accept is exactly what piper-rs can use.
 fn read_voice_config(path: &Path) -> Result<ModelConfig, TtsError> {
-    let bad = |reason: String| TtsError::BadVoiceConfig {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| TtsError::BadVoiceConfig { path: path.to_path_buf(), reason };
     let file = File::open(path).map_err(|e| bad(e.to_string()))?;
-    let cfg: ModelConfig =
-        serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    let cfg: ModelConfig = serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
     if cfg.audio.sample_rate == 0 {
         return Err(bad("audio.sample_rate is 0".into()));
     }
@@ -214,23 +173,12 @@ fn read_voice_config(path: &Path) -> Result<ModelConfig, TtsError> {
 /// inference onnxruntime's workers busy-wait by default, which would steal the
 /// CPU the language model needs while the audio plays.
 fn build_session(model: &Path, threads: usize) -> Result<Session, TtsError> {
-    let err = |e: String| TtsError::ModelLoad {
-        path: model.to_path_buf(),
-        reason: e,
-    };
+    let err = |e: String| TtsError::ModelLoad { path: model.to_path_buf(), reason: e };
     let mut builder = Session::builder().map_err(|e| err(e.to_string()))?;
     if threads > 0 {
-        builder = builder
-            .with_intra_threads(threads)
-            .map_err(|e| err(e.to_string()))?;
+        builder = builder.with_intra_threads(threads).map_err(|e| err(e.to_string()))?;
     }
-    builder = builder
-        .with_inter_threads(1)
-        .map_err(|e| err(e.to_string()))?;
-    builder = builder
-        .with_config_entry("session.intra_op.allow_spinning", "0")
-        .map_err(|e| err(e.to_string()))?;
-    builder
-        .commit_from_file(model)
-        .map_err(|e| err(e.to_string()))
+    builder = builder.with_inter_threads(1).map_err(|e| err(e.to_string()))?;
+    builder = builder.with_config_entry("session.intra_op.allow_spinning", "0").map_err(|e| err(e.to_string()))?;
+    builder.commit_from_file(model).map_err(|e| err(e.to_string()))
 }

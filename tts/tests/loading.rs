@@ -16,8 +16,7 @@ fn load_within_timeout(cfg: TtsConfig) -> Result<Tts, TtsError> {
     std::thread::spawn(move || {
         let _ = tx.send(Tts::load(&cfg));
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("Tts::load hung for 60 s")
+    rx.recv_timeout(Duration::from_secs(60)).expect("Tts::load hung for 60 s")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -30,15 +29,8 @@ fn scratch(name: &str) -> PathBuf {
 fn missing_model_names_the_file() {
     let cfg = TtsConfig::for_voice("/nonexistent/voices/en_US-nobody.onnx");
     let err = Tts::load(&cfg).unwrap_err();
-    assert!(
-        matches!(&err, TtsError::MissingModel { path } if path.ends_with("en_US-nobody.onnx")),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("/nonexistent/voices/en_US-nobody.onnx"),
-        "{err}"
-    );
+    assert!(matches!(&err, TtsError::MissingModel { path } if path.ends_with("en_US-nobody.onnx")), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/voices/en_US-nobody.onnx"), "{err}");
 }
 
 #[test]
@@ -68,23 +60,13 @@ fn onnxruntime_path_is_checked_before_ort_runs() {
     let mut cfg = good.clone();
     cfg.onnxruntime_lib = Some("/nonexistent/libonnxruntime.so.1.24.2".into());
     let err = load_within_timeout(cfg).unwrap_err();
-    assert!(
-        matches!(&err, TtsError::OnnxRuntimeMissing { .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("/nonexistent/libonnxruntime.so.1.24.2"),
-        "{err}"
-    );
+    assert!(matches!(&err, TtsError::OnnxRuntimeMissing { .. }), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/libonnxruntime.so.1.24.2"), "{err}");
 
     // A directory is not a library.
     let mut cfg = good.clone();
     cfg.onnxruntime_lib = Some(std::env::temp_dir());
-    assert!(matches!(
-        load_within_timeout(cfg),
-        Err(TtsError::OnnxRuntimeMissing { .. })
-    ));
+    assert!(matches!(load_within_timeout(cfg), Err(TtsError::OnnxRuntimeMissing { .. })));
 
     // A real file that is not a shared library: loader error, not a hang.
     let mut cfg = good.clone();
@@ -96,20 +78,14 @@ fn onnxruntime_path_is_checked_before_ort_runs() {
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         let mut cfg = good.clone();
         cfg.onnxruntime_lib = None;
-        assert!(matches!(
-            load_within_timeout(cfg),
-            Err(TtsError::OnnxRuntimeMissing { .. })
-        ));
+        assert!(matches!(load_within_timeout(cfg), Err(TtsError::OnnxRuntimeMissing { .. })));
     }
 
     // A wrong espeak data directory is named too.
     let mut cfg = good.clone();
     cfg.espeak_data_dir = Some("/nonexistent/espeak".into());
     let err = load_within_timeout(cfg).unwrap_err();
-    assert!(
-        matches!(&err, TtsError::EspeakDataMissing { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(&err, TtsError::EspeakDataMissing { .. }), "{err:?}");
 
     // And the real library still loads afterwards.
     let mut tts = load_within_timeout(good).expect("the real voice loads");

@@ -32,10 +32,7 @@ fn a_sentence_gives_plausible_audio() {
     assert_eq!(pcm.rate_hz, 22_050);
     assert_eq!(tts.sample_rate_hz(), 22_050);
     let ms = pcm.duration_ms();
-    assert!(
-        (1500.0..6000.0).contains(&ms),
-        "12 words took {ms} ms of audio"
-    );
+    assert!((1500.0..6000.0).contains(&ms), "12 words took {ms} ms of audio");
     let r = rms(&pcm.samples);
     assert!(r > 0.02, "audio is near silent: rms {r}");
     assert!(pcm.samples.iter().all(|s| s.is_finite() && s.abs() <= 1.5));
@@ -50,14 +47,8 @@ fn comma_gives_a_pause_that_is_absent_without_it() {
     let gap_with = longest_inner_gap_ms(&with.samples, with.rate_hz, thresh);
     let gap_without = longest_inner_gap_ms(&without.samples, without.rate_hz, thresh);
     eprintln!("gap with comma {gap_with} ms, without {gap_without} ms");
-    assert!(
-        gap_with >= 80.0,
-        "no pause at the comma: longest gap {gap_with} ms"
-    );
-    assert!(
-        gap_without < 80.0,
-        "unexpected pause without a comma: {gap_without} ms"
-    );
+    assert!(gap_with >= 80.0, "no pause at the comma: longest gap {gap_with} ms");
+    assert!(gap_without < 80.0, "unexpected pause without a comma: {gap_without} ms");
     assert!(with.duration_ms() > without.duration_ms() + 60.0);
 }
 
@@ -85,24 +76,11 @@ fn silence_is_trimmed_at_both_ends() {
         let last = raw.iter().rposition(loud).unwrap();
         let expected = &raw[first.saturating_sub(keep)..(last + 1 + keep).min(raw.len())];
         let trimmed = trimming.synthesize(text).unwrap().samples;
-        assert_eq!(
-            trimmed.len(),
-            expected.len(),
-            "{text:?}: raw {} samples, loud {first}..={last}",
-            raw.len()
-        );
-        let worst = trimmed
-            .iter()
-            .zip(expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        assert_eq!(trimmed.len(), expected.len(), "{text:?}: raw {} samples, loud {first}..={last}", raw.len());
+        let worst = trimmed.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(worst <= 1e-6, "{text:?}: trimmed audio differs from raw by {worst}");
         // Something was cut: Piper leaves more than the kept margin of silence.
-        assert!(
-            trimmed.len() < raw.len(),
-            "{text:?}: nothing trimmed from {} samples",
-            raw.len()
-        );
+        assert!(trimmed.len() < raw.len(), "{text:?}: nothing trimmed from {} samples", raw.len());
         let first_loud = trimmed.iter().position(loud).unwrap();
         let trail = trimmed.len() - 1 - trimmed.iter().rposition(loud).unwrap();
         assert!(first_loud <= keep && trail <= keep, "{text:?}: margins {first_loud}/{trail}");
@@ -117,27 +95,10 @@ fn untrimmed_output_is_longer() {
     cfg.trim_silence = false;
     let mut raw = Tts::load(&cfg).unwrap();
     let untrimmed = raw.synthesize("Okay.").unwrap();
-    let lead = untrimmed
-        .samples
-        .iter()
-        .position(|s| s.abs() > TRIM_THRESHOLD)
-        .unwrap();
-    let trail = untrimmed.samples.len()
-        - 1
-        - untrimmed
-            .samples
-            .iter()
-            .rposition(|s| s.abs() > TRIM_THRESHOLD)
-            .unwrap();
-    eprintln!(
-        "piper's own silence: {:.0} ms lead, {:.0} ms trail",
-        lead as f32 / 22.05,
-        trail as f32 / 22.05
-    );
-    assert!(
-        lead + trail > (2.0 * TRIM_KEEP_MS * 22.05) as usize,
-        "the voice leaves no silence to trim; the trim test proves nothing"
-    );
+    let lead = untrimmed.samples.iter().position(|s| s.abs() > TRIM_THRESHOLD).unwrap();
+    let trail = untrimmed.samples.len() - 1 - untrimmed.samples.iter().rposition(|s| s.abs() > TRIM_THRESHOLD).unwrap();
+    eprintln!("piper's own silence: {:.0} ms lead, {:.0} ms trail", lead as f32 / 22.05, trail as f32 / 22.05);
+    assert!(lead + trail > (2.0 * TRIM_KEEP_MS * 22.05) as usize, "the voice leaves no silence to trim; the trim test proves nothing");
 }
 
 #[test]
@@ -155,47 +116,23 @@ fn phrases_stream_per_clause_and_add_up_to_the_whole() {
     .unwrap();
     let total = start.elapsed();
     let texts: Vec<&str> = phrases.iter().map(|p| p.text.as_str()).collect();
-    assert_eq!(
-        texts,
-        [
-            "The sun is out today.",
-            "Let's walk to the park,",
-            "then have lunch."
-        ]
-    );
-    assert_eq!(
-        phrases
-            .iter()
-            .map(|p| p.is_sentence_end)
-            .collect::<Vec<_>>(),
-        [true, false, true]
-    );
+    assert_eq!(texts, ["The sun is out today.", "Let's walk to the park,", "then have lunch."]);
+    assert_eq!(phrases.iter().map(|p| p.is_sentence_end).collect::<Vec<_>>(), [true, false, true]);
     let first_at = first_at.unwrap();
-    assert!(
-        first_at < total.mul_f32(0.8),
-        "first phrase at {first_at:?} of {total:?}: not streaming"
-    );
+    assert!(first_at < total.mul_f32(0.8), "first phrase at {first_at:?} of {total:?}: not streaming");
 
     // Concatenated phrases ≈ synthesize() (VITS samples noise, so equal
     // only in length, within a margin).
     let joined: usize = phrases.iter().map(|p| p.pcm.samples.len()).sum();
     let whole = tts.synthesize(text).unwrap();
     let ratio = joined as f64 / whole.samples.len() as f64;
-    assert!(
-        (0.85..1.15).contains(&ratio),
-        "phrases {joined} samples vs whole {}",
-        whole.samples.len()
-    );
+    assert!((0.85..1.15).contains(&ratio), "phrases {joined} samples vs whole {}", whole.samples.len());
     // The configured gaps are where they should be: sentence > clause.
     let tail_silence = |p: &Pcm| p.samples.iter().rev().take_while(|s| **s == 0.0).count();
     assert!(tail_silence(&phrases[0].pcm) >= 250 * 22_050 / 1000);
     assert!(tail_silence(&phrases[1].pcm) >= 120 * 22_050 / 1000);
     assert!(tail_silence(&phrases[1].pcm) < 250 * 22_050 / 1000);
-    assert_eq!(
-        tail_silence(&phrases[2].pcm),
-        0,
-        "no silence after the last phrase"
-    );
+    assert_eq!(tail_silence(&phrases[2].pcm), 0, "no silence after the last phrase");
 }
 
 #[test]
@@ -213,22 +150,8 @@ fn streaming_can_stop_early() {
 #[test]
 fn any_text_is_safe() {
     let mut tts = voice!();
-    for text in [
-        "",
-        "   ",
-        "...",
-        "?!",
-        "🎉🎉🎉",
-        "(((",
-        "\u{0}\u{7}",
-        "-",
-        "3.5 km/h at 10:30, e.g. 1,000 m",
-        "你好",
-        "a",
-    ] {
-        let pcm = tts
-            .synthesize(text)
-            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    for text in ["", "   ", "...", "?!", "🎉🎉🎉", "(((", "\u{0}\u{7}", "-", "3.5 km/h at 10:30, e.g. 1,000 m", "你好", "a"] {
+        let pcm = tts.synthesize(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
         assert_eq!(pcm.rate_hz, 22_050);
     }
     assert!(tts.synthesize("").unwrap().samples.is_empty());

@@ -76,7 +76,12 @@ pub fn check_device(name: &str, dir: Direction) -> Result<(), DeviceError> {
 }
 
 /// The stream configuration: the device's default, with the requested callback size.
-fn stream_config(device: &cpal::Device, name: &str, dir: Direction, buffer_frames: Option<u32>) -> Result<(StreamConfig, SampleFormat), DeviceError> {
+fn stream_config(
+    device: &cpal::Device,
+    name: &str,
+    dir: Direction,
+    buffer_frames: Option<u32>,
+) -> Result<(StreamConfig, SampleFormat), DeviceError> {
     let sup = match dir {
         Direction::Input => device.default_input_config(),
         Direction::Output => device.default_output_config(),

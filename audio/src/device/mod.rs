@@ -15,8 +15,8 @@ use std::path::PathBuf;
 pub use cpal_io::{check_device, Capture, DeviceOptions, Playback};
 pub use echo_path::{EchoPath, EchoPathConfig};
 pub use ring::{
-    capture_ring, playback_ring, ring_samples, AudioCounters, CaptureFeed, CaptureReader, PlaybackControl, PlaybackDrain,
-    PlaybackQueue, PushOutcome, ReferenceReader, REFERENCE_RING_S,
+    capture_ring, playback_ring, ring_samples, AudioCounters, CaptureFeed, CaptureReader, PlaybackControl, PlaybackDrain, PlaybackQueue,
+    PushOutcome, ReferenceReader, REFERENCE_RING_S,
 };
 pub use sim::{load_sim_input, SimDuplex, SimOptions, SIM_MAX_RECORD_S, SIM_PERIOD_MS};
 

@@ -129,10 +129,7 @@ pub struct CaptureReader {
 pub fn capture_ring(rate_hz: u32, channels: u16, capacity: usize, counters: Arc<AudioCounters>) -> (CaptureFeed, CaptureReader) {
     let (prod, cons) = HeapRb::<f32>::new(capacity.max(1)).split();
     let shared = Arc::new(CaptureShared { counters, ended: AtomicBool::new(false), lost_samples: AtomicU64::new(0) });
-    (
-        CaptureFeed { prod, channels: channels.max(1) as usize, shared: shared.clone() },
-        CaptureReader { cons, rate_hz, shared },
-    )
+    (CaptureFeed { prod, channels: channels.max(1) as usize, shared: shared.clone() }, CaptureReader { cons, rate_hz, shared })
 }
 
 impl CaptureFeed {

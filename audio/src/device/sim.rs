@@ -55,7 +55,13 @@ impl SimDuplex {
     /// plays into the capture ring in real time; when it is exhausted the capture side is
     /// marked ended. The speaker keeps being recorded until [`SimDuplex::stop`].
     /// Errors: [`DeviceError::SimThread`] when the OS refuses the device thread.
-    pub fn start(input: Vec<f32>, rate_hz: u32, capture_ring_ms: u32, playback_ring_ms: u32, counters: Arc<AudioCounters>) -> Result<(SimDuplex, CaptureReader, PlaybackQueue), DeviceError> {
+    pub fn start(
+        input: Vec<f32>,
+        rate_hz: u32,
+        capture_ring_ms: u32,
+        playback_ring_ms: u32,
+        counters: Arc<AudioCounters>,
+    ) -> Result<(SimDuplex, CaptureReader, PlaybackQueue), DeviceError> {
         Self::start_with(input, rate_hz, capture_ring_ms, playback_ring_ms, counters, SimOptions::default())
     }
 

@@ -21,9 +21,16 @@ pub enum VadEvent {
 enum State {
     Silence,
     /// Speech frames seen, not yet `min_speech_ms` of them.
-    Onset { start: u64, voiced: u32 },
+    Onset {
+        start: u64,
+        voiced: u32,
+    },
     /// In an utterance; `silence_since` is the start of trailing silence, if any.
-    Speech { last_voiced_end: u64, silence_since: Option<u64>, paused: bool },
+    Speech {
+        last_voiced_end: u64,
+        silence_since: Option<u64>,
+        paused: bool,
+    },
 }
 
 /// Hysteresis endpointer in the manner of Silero's `get_speech_timestamps`, made streaming.
@@ -171,8 +178,7 @@ mod tests {
 
     fn run(probs: &[f32]) -> Vec<(usize, VadEvent)> {
         let mut e = Endpointer::new(&cfg());
-        let mut out: Vec<(usize, VadEvent)> =
-            probs.iter().enumerate().filter_map(|(i, &p)| e.push_prob(p).map(|ev| (i, ev))).collect();
+        let mut out: Vec<(usize, VadEvent)> = probs.iter().enumerate().filter_map(|(i, &p)| e.push_prob(p).map(|ev| (i, ev))).collect();
         if let Some(ev) = e.finish() {
             out.push((probs.len(), ev));
         }
@@ -258,10 +264,7 @@ mod tests {
         // A complete utterance: the override is already reached, so it ends at once.
         push(&mut e, 0.9, 4, &mut events);
         push(&mut e, 0.0, 4, &mut events);
-        assert_eq!(
-            e.set_pause_hangover(2 * 512),
-            Some(VadEvent::SpeechEnd { last_voiced_sample: 47 * 512, endpoint_sample: 51 * 512 })
-        );
+        assert_eq!(e.set_pause_hangover(2 * 512), Some(VadEvent::SpeechEnd { last_voiced_sample: 47 * 512, endpoint_sample: 51 * 512 }));
         assert!(!e.in_speech());
     }
 

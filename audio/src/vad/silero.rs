@@ -54,10 +54,7 @@ impl SpeechDetector for SileroDetector {
         let input = Tensor::from_array(([1usize, CONTEXT + FRAME_SAMPLES], self.input.clone())).map_err(verr)?;
         let state = Tensor::from_array(([2usize, 1, 128], self.state.clone())).map_err(verr)?;
         let sr = Tensor::from_array((Vec::<i64>::new(), vec![crate::ASR_RATE_HZ as i64])).map_err(verr)?;
-        let outputs = self
-            .session
-            .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
-            .map_err(verr)?;
+        let outputs = self.session.run(ort::inputs!["input" => input, "state" => state, "sr" => sr]).map_err(verr)?;
         let (_, prob) = outputs[0].try_extract_tensor::<f32>().map_err(verr)?;
         let (_, next) = outputs[1].try_extract_tensor::<f32>().map_err(verr)?;
         if next.len() != STATE_LEN || prob.is_empty() {

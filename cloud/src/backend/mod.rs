@@ -115,9 +115,7 @@ pub(crate) fn check_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), cra
     if v.is_finite() && (lo..=hi).contains(&v) {
         Ok(())
     } else {
-        Err(crate::error::CloudError::Config(format!(
-            "{key} = {v} (must be a finite number in {lo}..={hi})"
-        )))
+        Err(crate::error::CloudError::Config(format!("{key} = {v} (must be a finite number in {lo}..={hi})")))
     }
 }
 
@@ -147,9 +145,7 @@ pub(crate) const STREAM_CHANNEL: usize = 64;
 
 /// A stream fed by an mpsc receiver (the producer stops when the stream is dropped,
 /// because its sends start failing).
-pub(crate) fn receiver_stream(
-    mut rx: mpsc::Receiver<Result<BackendEvent, BackendError>>,
-) -> DeltaStream {
+pub(crate) fn receiver_stream(mut rx: mpsc::Receiver<Result<BackendEvent, BackendError>>) -> DeltaStream {
     Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 

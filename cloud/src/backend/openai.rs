@@ -17,10 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::sse::SseParser;
-use super::{
-    receiver_stream, Backend, BackendError, BackendEvent, BackendRequest, DeltaStream,
-    STREAM_CHANNEL,
-};
+use super::{receiver_stream, Backend, BackendError, BackendEvent, BackendRequest, DeltaStream, STREAM_CHANNEL};
 use crate::continuation::{chat_messages, OpenerPlacement};
 use crate::protocol::{FinishReason, Usage};
 
@@ -82,8 +79,7 @@ impl OpenAiConfig {
         }
         if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 || self.idle_timeout_ms == 0 {
             return Err(crate::error::CloudError::Config(
-                "backend.connect_timeout_ms, request_timeout_ms and idle_timeout_ms must be > 0"
-                    .into(),
+                "backend.connect_timeout_ms, request_timeout_ms and idle_timeout_ms must be > 0".into(),
             ));
         }
         Ok(())
@@ -121,21 +117,15 @@ fn load_api_key(c: &OpenAiConfig) -> Result<Option<String>, BackendError> {
         }
     }
     if let Some(path) = &c.api_key_file {
-        let s = std::fs::read_to_string(path)
-            .map_err(|e| BackendError::Config(format!("api_key_file {}: {e}", path.display())))?;
+        let s = std::fs::read_to_string(path).map_err(|e| BackendError::Config(format!("api_key_file {}: {e}", path.display())))?;
         let key = s.lines().next().unwrap_or("").trim().to_string();
         if key.is_empty() {
-            return Err(BackendError::Config(format!(
-                "api_key_file {} is empty",
-                path.display()
-            )));
+            return Err(BackendError::Config(format!("api_key_file {} is empty", path.display())));
         }
         return Ok(Some(key));
     }
     if let Some(var) = &c.api_key_env {
-        return Err(BackendError::Config(format!(
-            "environment variable {var} is not set"
-        )));
+        return Err(BackendError::Config(format!("environment variable {var} is not set")));
     }
     // Local servers (llama.cpp, vLLM, Ollama) usually need no key.
     Ok(None)
@@ -150,11 +140,7 @@ impl OpenAiBackend {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| BackendError::Config(format!("HTTP client: {e}")))?;
-        Ok(Self {
-            config,
-            api_key,
-            http,
-        })
+        Ok(Self { config, api_key, http })
     }
 
     /// The JSON body for a request (public for inspection in tests).
@@ -163,10 +149,8 @@ impl OpenAiBackend {
             OpenerMode::Instruction => OpenerPlacement::Instruction,
             _ => OpenerPlacement::AssistantPrefix,
         };
-        let mut messages: Vec<Value> = chat_messages(req, placement)
-            .into_iter()
-            .map(|m| json!({"role": m.role, "content": m.content}))
-            .collect();
+        let mut messages: Vec<Value> =
+            chat_messages(req, placement).into_iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
         let mut body = json!({
             "model": self.config.model,
             "messages": [],
@@ -210,31 +194,21 @@ pub struct ChunkInfo {
 
 /// Parse one `data:` payload of a streaming chat completion.
 pub fn parse_chunk(data: &str) -> Result<ChunkInfo, BackendError> {
-    let v: Value = serde_json::from_str(data)
-        .map_err(|e| BackendError::Protocol(format!("bad chunk JSON: {e}")))?;
+    let v: Value = serde_json::from_str(data).map_err(|e| BackendError::Protocol(format!("bad chunk JSON: {e}")))?;
     if let Some(err) = v.get("error") {
         return Err(BackendError::Protocol(format!("upstream error: {err}")));
     }
     let mut info = ChunkInfo::default();
     if let Some(choice) = v.get("choices").and_then(|c| c.get(0)) {
-        info.text = choice
-            .pointer("/delta/content")
-            .and_then(|t| t.as_str())
-            .map(str::to_string);
-        info.finish = choice
-            .get("finish_reason")
-            .and_then(|f| f.as_str())
-            .map(|f| match f {
-                "length" => FinishReason::Length,
-                _ => FinishReason::Stop,
-            });
+        info.text = choice.pointer("/delta/content").and_then(|t| t.as_str()).map(str::to_string);
+        info.finish = choice.get("finish_reason").and_then(|f| f.as_str()).map(|f| match f {
+            "length" => FinishReason::Length,
+            _ => FinishReason::Stop,
+        });
     }
     if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
         let n = |k: &str| u.get(k).and_then(|x| x.as_u64()).unwrap_or(0) as u32;
-        info.usage = Some(Usage {
-            prompt_tokens: n("prompt_tokens"),
-            completion_tokens: n("completion_tokens"),
-        });
+        info.usage = Some(Usage { prompt_tokens: n("prompt_tokens"), completion_tokens: n("completion_tokens") });
     }
     Ok(info)
 }
@@ -246,38 +220,25 @@ impl Backend for OpenAiBackend {
 
     fn stream(&self, req: BackendRequest) -> DeltaStream {
         let body = self.request_body(&req.request);
-        let url = format!(
-            "{}/chat/completions",
-            self.config.base_url.trim_end_matches('/')
-        );
+        let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
         let mut builder = self.http.post(url).json(&body);
         if let Some(k) = &self.api_key {
             builder = builder.bearer_auth(k);
         }
         let cancel = req.cancel;
         let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.config.request_timeout_ms);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.request_timeout_ms);
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         tokio::spawn(async move {
             let run = async {
                 let resp = tokio::time::timeout(idle, builder.send())
                     .await
-                    .map_err(|_| {
-                        BackendError::Timeout("no response headers within idle_timeout_ms".into())
-                    })?
+                    .map_err(|_| BackendError::Timeout("no response headers within idle_timeout_ms".into()))?
                     .map_err(|e| BackendError::Transport(e.to_string()))?;
                 let status = resp.status();
                 if !status.is_success() {
-                    let body = tokio::time::timeout(idle, resp.text())
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .unwrap_or_default();
-                    return Err(BackendError::Http {
-                        status: status.as_u16(),
-                        body: body.chars().take(500).collect(),
-                    });
+                    let body = tokio::time::timeout(idle, resp.text()).await.ok().and_then(Result::ok).unwrap_or_default();
+                    return Err(BackendError::Http { status: status.as_u16(), body: body.chars().take(500).collect() });
                 }
                 let mut bytes = resp.bytes_stream();
                 let mut sse = SseParser::default();

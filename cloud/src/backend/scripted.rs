@@ -17,10 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{
-    approx_tokens, receiver_stream, Backend, BackendEvent, BackendRequest, DeltaStream,
-    STREAM_CHANNEL,
-};
+use super::{approx_tokens, receiver_stream, Backend, BackendEvent, BackendRequest, DeltaStream, STREAM_CHANNEL};
 use crate::protocol::{FinishReason, RequestId, Usage};
 
 /// One scripted reply.
@@ -100,11 +97,7 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 impl ScriptedBackend {
     /// New scripted backend.
     pub fn new(config: ScriptedConfig) -> Self {
-        Self {
-            config: Arc::new(config),
-            emitted: Arc::new(AtomicU64::new(0)),
-            first_tokens: None,
-        }
+        Self { config: Arc::new(config), emitted: Arc::new(AtomicU64::new(0)), first_tokens: None }
     }
 
     /// Also record, for every request, when it started and when its first delta
@@ -125,13 +118,7 @@ impl ScriptedBackend {
 
     /// Instant backend that always streams `reply` (benchmarks, simple tests).
     pub fn fixed(reply: &str) -> Self {
-        Self::new(ScriptedConfig {
-            rules: vec![ScriptRule {
-                reply: reply.to_string(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
+        Self::new(ScriptedConfig { rules: vec![ScriptRule { reply: reply.to_string(), ..Default::default() }], ..Default::default() })
     }
 
     /// Total deltas produced by this backend so far (across requests); lets tests
@@ -143,22 +130,13 @@ impl ScriptedBackend {
     /// The raw reply for a request (first matching rule, else the echo rule).
     pub fn reply_for(&self, req: &crate::protocol::ContinueRequest) -> String {
         for r in &self.config.rules {
-            let q_ok = r
-                .when_query_contains
-                .as_deref()
-                .is_none_or(|w| contains_ci(req.query(), w));
-            let o_ok = r
-                .when_opener_contains
-                .as_deref()
-                .is_none_or(|w| contains_ci(&req.opener, w));
+            let q_ok = r.when_query_contains.as_deref().is_none_or(|w| contains_ci(req.query(), w));
+            let o_ok = r.when_opener_contains.as_deref().is_none_or(|w| contains_ci(&req.opener, w));
             if q_ok && o_ok {
                 return r.reply.clone();
             }
         }
-        format!(
-            " — you asked: {}.",
-            req.query().trim_end_matches(['?', '.', '!'])
-        )
+        format!(" — you asked: {}.", req.query().trim_end_matches(['?', '.', '!']))
     }
 }
 
@@ -169,13 +147,8 @@ impl Backend for ScriptedBackend {
 
     fn stream(&self, req: BackendRequest) -> DeltaStream {
         let deltas = split_deltas(&self.reply_for(&req.request));
-        let prompt_tokens = req
-            .request
-            .messages
-            .iter()
-            .map(|m| approx_tokens(&m.content))
-            .sum::<u32>()
-            + approx_tokens(&req.request.opener);
+        let prompt_tokens =
+            req.request.messages.iter().map(|m| approx_tokens(&m.content)).sum::<u32>() + approx_tokens(&req.request.opener);
         let max = req.request.max_tokens as usize;
         let (first_ms, token_ms) = (self.config.first_token_ms, self.config.token_ms);
         let emitted = self.emitted.clone();
@@ -206,13 +179,7 @@ impl Backend for ScriptedBackend {
                 if i == 0 {
                     if let Some(Ok(mut m)) = log.as_ref().map(|l| l.lock()) {
                         let first_token = Instant::now();
-                        m.insert(
-                            id,
-                            FirstTokenTimes {
-                                started,
-                                first_token,
-                            },
-                        );
+                        m.insert(id, FirstTokenTimes { started, first_token });
                     }
                 }
                 sent += 1;
@@ -220,10 +187,7 @@ impl Backend for ScriptedBackend {
                     return; // consumer gone: stop generating
                 }
             }
-            let usage = Usage {
-                prompt_tokens,
-                completion_tokens: sent,
-            };
+            let usage = Usage { prompt_tokens, completion_tokens: sent };
             let _ = tx.send(Ok(BackendEvent::Finished { reason, usage })).await;
         });
         receiver_stream(rx)
@@ -254,11 +218,7 @@ mod tests {
     #[tokio::test]
     async fn records_first_token_times_only_when_asked() {
         let plain = ScriptedBackend::fixed(" in France.");
-        let timed = ScriptedBackend::new(ScriptedConfig {
-            first_token_ms: 30,
-            ..ScriptedConfig::default()
-        })
-        .record_first_tokens();
+        let timed = ScriptedBackend::new(ScriptedConfig { first_token_ms: 30, ..ScriptedConfig::default() }).record_first_tokens();
         let before = Instant::now();
         for b in [&plain, &timed] {
             let mut s = b.stream(request(7));
@@ -268,10 +228,7 @@ mod tests {
         let t = timed.first_token_times(7).expect("recorded");
         assert!(t.started >= before);
         // The 30 ms "prefill" lies between the request and its first token.
-        assert!(
-            t.first_token - t.started >= Duration::from_millis(30),
-            "{t:?}"
-        );
+        assert!(t.first_token - t.started >= Duration::from_millis(30), "{t:?}");
         assert_eq!(timed.first_token_times(8), None);
     }
 

@@ -43,8 +43,7 @@ impl SseParser {
                 if self.data_bytes > MAX_EVENT_BYTES {
                     return Err(format!("SSE event over {MAX_EVENT_BYTES} bytes"));
                 }
-                self.data
-                    .push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
+                self.data.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
             }
         }
         self.buf.drain(..from);
@@ -62,8 +61,7 @@ impl SseParser {
             let line = String::from_utf8_lossy(&tail);
             let line = line.trim_end_matches('\r');
             if let Some(rest) = line.strip_prefix("data:") {
-                self.data
-                    .push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
+                self.data.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
             }
         }
         if self.data.is_empty() {

@@ -7,13 +7,10 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "configs/cloud.toml".to_string());
+    let path = std::env::args().nth(1).unwrap_or_else(|| "configs/cloud.toml".to_string());
     let config = match cloud::gateway::GatewayConfig::from_file(&path) {
         Ok(c) => c,
         Err(e) => {

@@ -19,15 +19,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Connect, upgrade, `hello`, wait for `ready`. `tls` replaces the default rustls
 /// connector (public roots only) for `wss://`.
-async fn connect_once(
-    url: &str,
-    token: &str,
-    tls: Option<Connector>,
-    opts: &ClientOptions,
-) -> Result<Ws, String> {
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| format!("bad URL: {e}"))?;
+async fn connect_once(url: &str, token: &str, tls: Option<Connector>, opts: &ClientOptions) -> Result<Ws, String> {
+    let mut request = url.into_client_request().map_err(|e| format!("bad URL: {e}"))?;
     if opts.bearer_header {
         if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
             request.headers_mut().insert("Authorization", v);
@@ -36,23 +29,14 @@ async fn connect_once(
     let limit = Duration::from_millis(opts.connect_timeout_ms);
     let handshake = async {
         let (mut ws, _) =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, true, tls)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-        let hello = ClientFrame::Hello {
-            version: PROTOCOL_VERSION,
-            token: token.to_string(),
-        };
-        ws.send(WsMessage::text(hello.encode()))
-            .await
-            .map_err(|e| format!("send hello: {e}"))?;
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, tls).await.map_err(|e| format!("connect: {e}"))?;
+        let hello = ClientFrame::Hello { version: PROTOCOL_VERSION, token: token.to_string() };
+        ws.send(WsMessage::text(hello.encode())).await.map_err(|e| format!("send hello: {e}"))?;
         loop {
             match ws.next().await {
                 Some(Ok(WsMessage::Text(t))) => match ServerFrame::decode(t.as_str()) {
                     Ok(ServerFrame::Ready { .. }) => return Ok(ws),
-                    Ok(ServerFrame::Error { code, message, .. }) => {
-                        return Err(format!("gateway refused session ({code:?}): {message}"))
-                    }
+                    Ok(ServerFrame::Error { code, message, .. }) => return Err(format!("gateway refused session ({code:?}): {message}")),
                     _ => continue,
                 },
                 Some(Ok(_)) => continue,
@@ -61,19 +45,13 @@ async fn connect_once(
             }
         }
     };
-    tokio::time::timeout(limit, handshake)
-        .await
-        .map_err(|_| "connect timed out".to_string())?
+    tokio::time::timeout(limit, handshake).await.map_err(|_| "connect timed out".to_string())?
 }
 
 /// Reconnect delay with ± jitter.
 fn jittered(base_ms: u64, jitter: f64) -> Duration {
     let j = jitter.clamp(0.0, 1.0);
-    let f = if j > 0.0 {
-        rand::rng().random_range(1.0 - j..=1.0 + j)
-    } else {
-        1.0
-    };
+    let f = if j > 0.0 { rand::rng().random_range(1.0 - j..=1.0 + j) } else { 1.0 };
     Duration::from_secs_f64(base_ms as f64 * f / 1e3)
 }
 
@@ -94,42 +72,22 @@ fn dispatch(shared: &Shared, frame: ServerFrame) {
                 let _ = p.tx.send(CloudEvent::Repair(mode));
             }
         }
-        ServerFrame::Done {
-            id,
-            finish_reason,
-            usage,
-            timings_ms,
-        } => {
+        ServerFrame::Done { id, finish_reason, usage, timings_ms } => {
             if let Some(p) = pending.remove(&id) {
-                let _ = p.tx.send(CloudEvent::Done {
-                    finish_reason,
-                    usage,
-                    timings_ms,
-                });
+                let _ = p.tx.send(CloudEvent::Done { finish_reason, usage, timings_ms });
             }
         }
-        ServerFrame::Error {
-            id: Some(id),
-            code,
-            message,
-        } => {
+        ServerFrame::Error { id: Some(id), code, message } => {
             // Errors that refuse the request outright are terminal: no `done` follows.
             let terminal = matches!(
                 code,
-                ErrorCode::DuplicateId
-                    | ErrorCode::TooManyRequests
-                    | ErrorCode::RateLimited
-                    | ErrorCode::BadFrame
-                    | ErrorCode::NotReady
+                ErrorCode::DuplicateId | ErrorCode::TooManyRequests | ErrorCode::RateLimited | ErrorCode::BadFrame | ErrorCode::NotReady
             );
             if code == ErrorCode::UnknownId {
                 // A cancel that raced with completion: nothing to report.
                 return;
             }
-            let ev = CloudEvent::Error {
-                kind: CloudErrorKind::Server(code),
-                message,
-            };
+            let ev = CloudEvent::Error { kind: CloudErrorKind::Server(code), message };
             if terminal {
                 if let Some(p) = pending.remove(&id) {
                     let _ = p.tx.send(ev);
@@ -138,11 +96,7 @@ fn dispatch(shared: &Shared, frame: ServerFrame) {
                 let _ = p.tx.send(ev);
             }
         }
-        ServerFrame::Error {
-            id: None,
-            code,
-            message,
-        } => {
+        ServerFrame::Error { id: None, code, message } => {
             tracing::warn!(?code, %message, "gateway error");
             drop(pending);
             if let Ok(mut s) = shared.stats.lock() {
@@ -154,12 +108,7 @@ fn dispatch(shared: &Shared, frame: ServerFrame) {
 }
 
 /// Serve one open session until it breaks or the client shuts down.
-async fn run_session(
-    mut ws: Ws,
-    opts: &ClientOptions,
-    shared: &Shared,
-    cmd_rx: &mut mpsc::UnboundedReceiver<ClientFrame>,
-) -> String {
+async fn run_session(mut ws: Ws, opts: &ClientOptions, shared: &Shared, cmd_rx: &mut mpsc::UnboundedReceiver<ClientFrame>) -> String {
     let mut ping = tokio::time::interval(Duration::from_millis(opts.ping_interval_ms.max(1)));
     ping.tick().await; // the first tick is immediate
     let dead_after = Duration::from_millis(opts.ping_interval_ms + opts.pong_timeout_ms);

@@ -41,10 +41,7 @@ impl Shared {
     pub(crate) fn fail_all(&self, kind: CloudErrorKind, message: &str) {
         if let Ok(mut p) = self.pending.lock() {
             for (_, req) in p.drain() {
-                let _ = req.tx.send(CloudEvent::Error {
-                    kind,
-                    message: message.to_string(),
-                });
+                let _ = req.tx.send(CloudEvent::Error { kind, message: message.to_string() });
             }
         }
     }
@@ -89,9 +86,7 @@ impl CloudClient {
     /// roots plus the certificates of `opts.tls_ca_file`.
     pub async fn connect(url: &str, token: &str, opts: ClientOptions) -> Result<Self, CloudError> {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(CloudError::Client(format!(
-                "URL must start with ws:// or wss://, got {url:?}"
-            )));
+            return Err(CloudError::Client(format!("URL must start with ws:// or wss://, got {url:?}")));
         }
         opts.validate().map_err(CloudError::Config)?;
         if url.starts_with("ws://") && !opts.allow_insecure && !is_loopback_url(url) {
@@ -103,9 +98,7 @@ impl CloudClient {
         // rustls needs a process-wide crypto provider for wss://; ring is the one compiled in.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = match &opts.tls_ca_file {
-            Some(path) => Some(tokio_tungstenite::Connector::Rustls(
-                crate::tls::client_config(path)?,
-            )),
+            Some(path) => Some(tokio_tungstenite::Connector::Rustls(crate::tls::client_config(path)?)),
             None => None,
         };
         let (connected, _) = watch::channel(false);
@@ -117,14 +110,7 @@ impl CloudClient {
         });
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let opts = Arc::new(opts);
-        tokio::spawn(connection::run(
-            url.to_string(),
-            token.to_string(),
-            tls,
-            opts.clone(),
-            shared.clone(),
-            cmd_rx,
-        ));
+        tokio::spawn(connection::run(url.to_string(), token.to_string(), tls, opts.clone(), shared.clone(), cmd_rx));
         let client = Self {
             shared: shared.clone(),
             cmd,
@@ -132,9 +118,7 @@ impl CloudClient {
             opts: opts.clone(),
             _closer: Arc::new(Closer(shared.shutdown.clone())),
         };
-        client
-            .wait_connected(Duration::from_millis(opts.connect_timeout_ms))
-            .await;
+        client.wait_connected(Duration::from_millis(opts.connect_timeout_ms)).await;
         Ok(client)
     }
 
@@ -146,18 +130,12 @@ impl CloudClient {
     /// Wait until a session is open; `false` on timeout.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         let mut rx = self.shared.connected.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|c| *c))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Connection counters.
     pub fn stats(&self) -> ClientStats {
-        self.shared
-            .stats
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.shared.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Ask the cloud to continue an opener. Never blocks. If there is no session,
@@ -167,20 +145,11 @@ impl CloudClient {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, events) = mpsc::unbounded_channel();
         if !self.is_connected() {
-            let _ = tx.send(CloudEvent::Error {
-                kind: CloudErrorKind::NotConnected,
-                message: "not connected".into(),
-            });
+            let _ = tx.send(CloudEvent::Error { kind: CloudErrorKind::NotConnected, message: "not connected".into() });
             return Continuation { id, events };
         }
         if let Ok(mut p) = self.shared.pending.lock() {
-            p.insert(
-                id,
-                Pending {
-                    tx: tx.clone(),
-                    got_delta: false,
-                },
-            );
+            p.insert(id, Pending { tx: tx.clone(), got_delta: false });
         }
         let req = ContinueRequest {
             id,
@@ -225,10 +194,7 @@ impl CloudClient {
     fn finish_with(&self, id: RequestId, kind: CloudErrorKind, message: &str) {
         if let Ok(mut p) = self.shared.pending.lock() {
             if let Some(req) = p.remove(&id) {
-                let _ = req.tx.send(CloudEvent::Error {
-                    kind,
-                    message: message.to_string(),
-                });
+                let _ = req.tx.send(CloudEvent::Error { kind, message: message.to_string() });
             }
         }
     }
@@ -245,10 +211,7 @@ pub fn is_loopback_url(url: &str) -> bool {
     } else {
         host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

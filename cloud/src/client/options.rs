@@ -49,10 +49,7 @@ impl ClientOptions {
     /// Values the client cannot work with; errors name the field.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.backoff_jitter.is_finite() && (0.0..=1.0).contains(&self.backoff_jitter)) {
-            return Err(format!(
-                "backoff_jitter = {} (must be a finite number in 0..=1)",
-                self.backoff_jitter
-            ));
+            return Err(format!("backoff_jitter = {} (must be a finite number in 0..=1)", self.backoff_jitter));
         }
         if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
             return Err("backoff_initial_ms must be > 0 and <= backoff_max_ms".into());

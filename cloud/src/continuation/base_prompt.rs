@@ -60,11 +60,7 @@ pub fn base_model_prompt_prefix(mode: RecoveryMode) -> String {
     let (rq, ra) = recovery_example(mode);
     // The recovery example comes first so that the plain examples, closest to the
     // request, set the default behaviour (small models copy the nearest pattern).
-    for (q, a) in [
-        (rq, ra),
-        (PLAIN_EXAMPLE.0, PLAIN_EXAMPLE.1.to_string()),
-        (FRAGMENT_EXAMPLE.0, FRAGMENT_EXAMPLE.1.to_string()),
-    ] {
+    for (q, a) in [(rq, ra), (PLAIN_EXAMPLE.0, PLAIN_EXAMPLE.1.to_string()), (FRAGMENT_EXAMPLE.0, FRAGMENT_EXAMPLE.1.to_string())] {
         p.push_str(&format!("{USER_LABEL} {q}\n{ASSISTANT_LABEL} {a}\n\n"));
     }
     p

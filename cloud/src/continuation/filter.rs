@@ -62,10 +62,7 @@ impl ContinuationFilter {
             opener_words: OpenerWords::new(opener, opener.split_whitespace().map(norm_word).collect()),
             reference: false,
             markers: MarkerScanner::default(),
-            phase: Phase::Start {
-                buf: String::new(),
-                dec: StartDecider::default(),
-            },
+            phase: Phase::Start { buf: String::new(), dec: StartDecider::default() },
             repaired: false,
             held_ws: String::new(),
             after_marker: false,
@@ -142,11 +139,7 @@ impl ContinuationFilter {
     /// the marker still gets the join treatment.
     fn settle_at_marker(&mut self, out: &mut Vec<FilterEvent>) {
         if let Phase::Start { buf, dec } = &mut self.phase {
-            let blank = if self.reference {
-                buf.trim().is_empty()
-            } else {
-                dec.only_whitespace(buf)
-            };
+            let blank = if self.reference { buf.trim().is_empty() } else { dec.only_whitespace(buf) };
             if blank {
                 buf.clear();
                 *dec = StartDecider::default();
@@ -246,10 +239,46 @@ mod tests {
 
     /// Pieces that hit every path of the seam and marker logic.
     const PIECES: [&str; 40] = [
-        "Sure, ", "continuing:", " ", "   ", "\n", "\t", "The", " capital", " of", " France", " is",
-        " Paris", ".", ",", "<repair>", "</repair>", "<rep", "air>", "Correction:", "Correc",
-        "tion: ", "…", "...", "sure", "ok", "! ", "’", "'s", "France,", "é", "Here's the rest:",
-        " capital of", "capital", "is is", " the", "(continuing)", "Of course, ", "got it. ", "—", "a",
+        "Sure, ",
+        "continuing:",
+        " ",
+        "   ",
+        "\n",
+        "\t",
+        "The",
+        " capital",
+        " of",
+        " France",
+        " is",
+        " Paris",
+        ".",
+        ",",
+        "<repair>",
+        "</repair>",
+        "<rep",
+        "air>",
+        "Correction:",
+        "Correc",
+        "tion: ",
+        "…",
+        "...",
+        "sure",
+        "ok",
+        "! ",
+        "’",
+        "'s",
+        "France,",
+        "é",
+        "Here's the rest:",
+        " capital of",
+        "capital",
+        "is is",
+        " the",
+        "(continuing)",
+        "Of course, ",
+        "got it. ",
+        "—",
+        "a",
     ];
     const OPENERS: [&str; 8] = [
         "The capital of France is",

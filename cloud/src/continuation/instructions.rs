@@ -96,18 +96,10 @@ pub fn chat_messages(req: &ContinueRequest, placement: OpenerPlacement) -> Vec<M
         system.push_str(&m.content);
     }
     out.push(Message::system(system));
-    out.extend(
-        req.messages
-            .iter()
-            .filter(|m| m.role != Role::System)
-            .cloned(),
-    );
+    out.extend(req.messages.iter().filter(|m| m.role != Role::System).cloned());
     match placement {
         OpenerPlacement::Instruction => {
-            out.push(Message::user(opener_instruction(
-                &req.opener,
-                req.opener_complete,
-            )));
+            out.push(Message::user(opener_instruction(&req.opener, req.opener_complete)));
         }
         OpenerPlacement::AssistantPrefix => {
             if !req.opener.is_empty() {

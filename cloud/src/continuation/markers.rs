@@ -42,11 +42,7 @@ pub(crate) fn prefix_match_ci(input: &str, pattern: &str) -> PrefixMatch {
 pub(crate) fn prefix_match(input: &str, pattern: &str, ignore_case: bool) -> PrefixMatch {
     let (i, p) = (input.as_bytes(), pattern.as_bytes());
     let n = i.len().min(p.len());
-    let same = if ignore_case {
-        i[..n].eq_ignore_ascii_case(&p[..n])
-    } else {
-        i[..n] == p[..n]
-    };
+    let same = if ignore_case { i[..n].eq_ignore_ascii_case(&p[..n]) } else { i[..n] == p[..n] };
     if !same {
         PrefixMatch::No
     } else if i.len() >= p.len() {
@@ -73,12 +69,7 @@ pub(crate) struct MarkerScanner {
 
 impl Default for MarkerScanner {
     fn default() -> Self {
-        Self {
-            pending: String::new(),
-            line_start: true,
-            blank_hold: true,
-            reference: false,
-        }
+        Self { pending: String::new(), line_start: true, blank_hold: true, reference: false }
     }
 }
 
@@ -90,10 +81,7 @@ impl MarkerScanner {
     /// A scanner that rescans everything held on every push (reference).
     #[cfg(test)]
     pub fn reference() -> Self {
-        Self {
-            reference: true,
-            ..Self::default()
-        }
+        Self { reference: true, ..Self::default() }
     }
 
     /// Feed raw text; classified items are appended to `out`.
@@ -168,11 +156,7 @@ impl MarkerScanner {
                     let repair = open == PrefixMatch::Full;
                     emit(out, &p[text_start..i]);
                     out.push(Item::StrippedMarker { repair });
-                    i += if repair {
-                        REPAIR_MARKER.len()
-                    } else {
-                        CLOSE_MARKER.len()
-                    };
+                    i += if repair { REPAIR_MARKER.len() } else { CLOSE_MARKER.len() };
                     text_start = i;
                     continue;
                 }

@@ -14,12 +14,7 @@ mod markers;
 mod seam;
 mod start;
 
-pub use base_prompt::{
-    base_model_prompt, base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES,
-};
+pub use base_prompt::{base_model_prompt, base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES};
 pub use filter::{filter_complete, ContinuationFilter, FilterEvent};
-pub use instructions::{
-    chat_messages, opener_instruction, system_instruction, OpenerPlacement, CORRECTION_PREFIX,
-    REPAIR_MARKER,
-};
+pub use instructions::{chat_messages, opener_instruction, system_instruction, OpenerPlacement, CORRECTION_PREFIX, REPAIR_MARKER};
 pub use seam::MIN_OVERLAP_WORDS;

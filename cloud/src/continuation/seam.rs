@@ -14,16 +14,7 @@ use super::instructions::CORRECTION_PREFIX;
 use super::markers::{prefix_match, PrefixMatch};
 
 /// Acknowledgement words that may precede a meta phrase ("Sure, continuing:").
-const ACKS: [&str; 8] = [
-    "sure",
-    "okay",
-    "ok",
-    "certainly",
-    "of course",
-    "alright",
-    "got it",
-    "absolutely",
-];
+const ACKS: [&str; 8] = ["sure", "okay", "ok", "certainly", "of course", "alright", "got it", "absolutely"];
 /// Separators after an acknowledgement.
 const ACK_SEPS: [&str; 4] = [", ", "! ", ". ", " "];
 /// Meta phrases that announce the continuation instead of being part of it.
@@ -128,11 +119,7 @@ fn strip_meta(s: &str, fin: bool) -> Meta {
 
 /// Lower-case alphanumeric core of a word, used to compare words ("France," = "france").
 pub(crate) fn norm_word(w: &str) -> String {
-    let core: String = w
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(|c| c.to_lowercase())
-        .collect();
+    let core: String = w.chars().filter(|c| c.is_alphanumeric()).flat_map(|c| c.to_lowercase()).collect();
     if core.is_empty() {
         w.to_string()
     } else {
@@ -142,10 +129,7 @@ pub(crate) fn norm_word(w: &str) -> String {
 
 /// Non-alphanumeric tail of a word ("France," → ",").
 pub(super) fn trailing_punct(w: &str) -> &str {
-    let end = w
-        .char_indices()
-        .rfind(|(_, c)| c.is_alphanumeric())
-        .map(|(i, c)| i + c.len_utf8());
+    let end = w.char_indices().rfind(|(_, c)| c.is_alphanumeric()).map(|(i, c)| i + c.len_utf8());
     match end {
         Some(e) => &w[e..],
         None => "",
@@ -243,27 +227,15 @@ fn find_overlap(opener_words: &[String], opener_last_punct: &str, s: &str, fin: 
 
 /// Characters that attach to the preceding word without a space.
 fn attaches_left(c: char) -> bool {
-    matches!(
-        c,
-        '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '…' | '—' | '–' | '\'' | '’' | '%'
-    )
+    matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '…' | '—' | '–' | '\'' | '’' | '%')
 }
 
 /// Decide how the start of the continuation joins the opener.
 ///
 /// Returns `None` while more text is needed, else the text to emit (which may be
 /// empty when the whole buffer was meta text or repetition).
-pub(crate) fn decide_start(
-    opener: &str,
-    opener_words: &[String],
-    buf: &str,
-    fin: bool,
-) -> Option<String> {
-    let opener_last_punct = opener
-        .split_whitespace()
-        .last()
-        .map(trailing_punct)
-        .unwrap_or("");
+pub(crate) fn decide_start(opener: &str, opener_words: &[String], buf: &str, fin: bool) -> Option<String> {
+    let opener_last_punct = opener.split_whitespace().last().map(trailing_punct).unwrap_or("");
     let mut s = buf;
     let mut stripped_any = false;
     loop {

@@ -39,18 +39,8 @@ impl OpenerWords {
                 *index.entry(w.clone()).or_insert(next)
             })
             .collect();
-        let last_punct = opener
-            .split_whitespace()
-            .last()
-            .map(trailing_punct)
-            .unwrap_or("")
-            .to_string();
-        Self {
-            words,
-            ids,
-            index,
-            last_punct,
-        }
+        let last_punct = opener.split_whitespace().last().map(trailing_punct).unwrap_or("").to_string();
+        Self { words, ids, index, last_punct }
     }
 }
 
@@ -114,13 +104,7 @@ enum Overlap {
 
 fn max_pattern_chars() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        meta_patterns()
-            .iter()
-            .map(|p| p.chars().count())
-            .max()
-            .unwrap_or(0)
-    })
+    *MAX.get_or_init(|| meta_patterns().iter().map(|p| p.chars().count()).max().unwrap_or(0))
 }
 
 /// `meta_match` on units: the end offset of the match when full.
@@ -167,13 +151,7 @@ fn z_function(s: &[u32]) -> Vec<usize> {
 impl StartDecider {
     /// Same as `decide_start(opener, &ow.words, buf, fin)`; `buf` must only grow
     /// between calls.
-    pub(crate) fn decide(
-        &mut self,
-        opener: &str,
-        ow: &OpenerWords,
-        buf: &str,
-        fin: bool,
-    ) -> Option<String> {
+    pub(crate) fn decide(&mut self, opener: &str, ow: &OpenerWords, buf: &str, fin: bool) -> Option<String> {
         if let Some(rest) = self.after_cut {
             return self.after_cut_decision(opener, buf, rest, fin);
         }
@@ -228,14 +206,7 @@ impl StartDecider {
     }
 
     fn restart_at(&mut self, off: usize) {
-        *self = Self {
-            s_off: off,
-            t_off: off,
-            stripped_any: self.stripped_any,
-            unit_pos: off,
-            word_pos: off,
-            ..Self::default()
-        };
+        *self = Self { s_off: off, t_off: off, stripped_any: self.stripped_any, unit_pos: off, word_pos: off, ..Self::default() };
     }
 
     fn scan_units(&mut self, buf: &str) {
@@ -300,11 +271,7 @@ impl StartDecider {
                     }
                 }
             } else {
-                let w = self.partial.get_or_insert_with(|| Word {
-                    start: at,
-                    end: at,
-                    alnum: String::new(),
-                });
+                let w = self.partial.get_or_insert_with(|| Word { start: at, end: at, alnum: String::new() });
                 if c.is_alphanumeric() {
                     w.alnum.extend(c.to_lowercase());
                 }
@@ -327,10 +294,7 @@ impl StartDecider {
         let complete: Vec<&Word> = self.words.iter().chain(last).take(n).collect();
         let partial = self.partial.as_ref().filter(|_| !fin && self.words.len() < n);
         let c = complete.len();
-        let mut seq: Vec<u32> = complete
-            .iter()
-            .map(|w| ow.index.get(w.norm(buf)).copied().unwrap_or(UNKNOWN))
-            .collect();
+        let mut seq: Vec<u32> = complete.iter().map(|w| ow.index.get(w.norm(buf)).copied().unwrap_or(UNKNOWN)).collect();
         seq.push(SEP);
         seq.extend_from_slice(&ow.ids);
         let z = z_function(&seq);

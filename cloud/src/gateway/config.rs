@@ -155,10 +155,7 @@ pub fn is_loopback_listen(listen: &str) -> bool {
     }
     let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `Err` naming `key` unless `v` is finite and at least 0.
@@ -166,9 +163,7 @@ fn non_negative(key: &str, v: f64) -> Result<(), CloudError> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(CloudError::Config(format!(
-            "{key} = {v} (must be a finite number >= 0)"
-        )))
+        Err(CloudError::Config(format!("{key} = {v} (must be a finite number >= 0)")))
     }
 }
 
@@ -217,8 +212,7 @@ impl GatewayConfig {
     /// Read and parse a TOML file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, CloudError> {
         let p = path.as_ref();
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| CloudError::Config(format!("{}: {e}", p.display())))?;
+        let text = std::fs::read_to_string(p).map_err(|e| CloudError::Config(format!("{}: {e}", p.display())))?;
         Self::from_toml_str(&text)
     }
 
@@ -268,10 +262,7 @@ impl GatewayConfig {
             return bad("max_tokens_cap must be > 0".into());
         }
         if !(self.requests_per_s.is_finite() && self.requests_per_s > 0.0) {
-            return bad(format!(
-                "requests_per_s = {} (must be a finite number > 0)",
-                self.requests_per_s
-            ));
+            return bad(format!("requests_per_s = {} (must be a finite number > 0)", self.requests_per_s));
         }
         if self.request_burst == 0 {
             return bad("request_burst must be > 0".into());
@@ -284,15 +275,11 @@ impl GatewayConfig {
             non_negative("latency.first_delta_jitter_ms", l.first_delta_jitter_ms)?;
             // Durations are built from these: keep them far from Duration's limits.
             if l.first_delta_ms > MAX_LATENCY_MS || l.first_delta_jitter_ms > MAX_LATENCY_MS {
-                return bad(format!(
-                    "latency.first_delta_ms / first_delta_jitter_ms must be at most {MAX_LATENCY_MS}"
-                ));
+                return bad(format!("latency.first_delta_ms / first_delta_jitter_ms must be at most {MAX_LATENCY_MS}"));
             }
             if let Some(r) = l.tokens_per_s {
                 if !(r.is_finite() && r >= 0.001) {
-                    return bad(format!(
-                        "latency.tokens_per_s = {r} (must be a finite number >= 0.001)"
-                    ));
+                    return bad(format!("latency.tokens_per_s = {r} (must be a finite number >= 0.001)"));
                 }
             }
         }
@@ -302,11 +289,7 @@ impl GatewayConfig {
 
     /// A config for tests and embedding: given listen address, token and backend,
     /// defaults for everything else (no TLS, no injected latency).
-    pub fn new(
-        listen: impl Into<String>,
-        token: impl Into<String>,
-        backend: BackendConfig,
-    ) -> Self {
+    pub fn new(listen: impl Into<String>, token: impl Into<String>, backend: BackendConfig) -> Self {
         Self {
             listen: listen.into(),
             token: token.into(),

@@ -36,19 +36,13 @@ impl ConnCounts {
             return None;
         }
         *n += 1;
-        Some(ConnSlot {
-            owner: self.clone(),
-            ip,
-        })
+        Some(ConnSlot { owner: self.clone(), ip })
     }
 
     /// Open connections from `ip` (tests).
     #[cfg(test)]
     pub(crate) fn count(&self, ip: IpAddr) -> usize {
-        self.counts
-            .lock()
-            .map(|m| m.get(&ip).copied().unwrap_or(0))
-            .unwrap_or(0)
+        self.counts.lock().map(|m| m.get(&ip).copied().unwrap_or(0)).unwrap_or(0)
     }
 }
 
@@ -100,8 +94,7 @@ impl AuthThrottle {
         let Ok(m) = self.failures.lock() else {
             return false;
         };
-        m.get(&ip)
-            .is_some_and(|(n, last)| *n >= limit && now.duration_since(*last) < AUTH_WINDOW)
+        m.get(&ip).is_some_and(|(n, last)| *n >= limit && now.duration_since(*last) < AUTH_WINDOW)
     }
 }
 
@@ -117,12 +110,7 @@ pub(crate) struct Bucket {
 impl Bucket {
     /// A full bucket.
     pub(crate) fn new(rate: f64, burst: u32, now: Instant) -> Self {
-        Self {
-            tokens: burst as f64,
-            rate,
-            burst: burst as f64,
-            last: now,
-        }
+        Self { tokens: burst as f64, rate, burst: burst as f64, last: now }
     }
 
     /// Take one token at `now` if there is one.

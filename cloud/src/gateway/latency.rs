@@ -39,19 +39,10 @@ impl Pacer {
     /// Schedule for a request that arrived at `start`; `None` config = no delays.
     pub fn new(start: Instant, config: Option<&LatencyConfig>) -> Self {
         let (first_delay, interval) = match config {
-            Some(c) => (
-                Duration::from_secs_f64(sample_first_delay_ms(c) / 1e3),
-                c.tokens_per_s.map(|r| Duration::from_secs_f64(1.0 / r)),
-            ),
+            Some(c) => (Duration::from_secs_f64(sample_first_delay_ms(c) / 1e3), c.tokens_per_s.map(|r| Duration::from_secs_f64(1.0 / r))),
             None => (Duration::ZERO, None),
         };
-        Self {
-            start,
-            first_delay,
-            interval,
-            first_at: None,
-            released: 0,
-        }
+        Self { start, first_delay, interval, first_at: None, released: 0 }
     }
 
     /// Earliest instant at which the next backend delta may be released.
@@ -88,10 +79,7 @@ mod tests {
             let d = sample_first_delay_ms(&c);
             assert!((600.0..=1000.0).contains(&d), "{d}");
         }
-        let n = LatencyConfig {
-            distribution: Distribution::Normal,
-            ..c
-        };
+        let n = LatencyConfig { distribution: Distribution::Normal, ..c };
         let mean = (0..4000).map(|_| sample_first_delay_ms(&n)).sum::<f64>() / 4000.0;
         assert!((mean - 800.0).abs() < 30.0, "{mean}");
     }

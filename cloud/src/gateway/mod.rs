@@ -20,10 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use config::{
-    is_loopback_listen, Distribution, GatewayConfig, LatencyConfig, MIN_PUBLIC_TOKEN_LEN,
-    WELL_KNOWN_TOKENS,
-};
+pub use config::{is_loopback_listen, Distribution, GatewayConfig, LatencyConfig, MIN_PUBLIC_TOKEN_LEN, WELL_KNOWN_TOKENS};
 pub use stats::{GatewayStats, StatsSnapshot};
 
 use crate::backend::Backend;
@@ -46,21 +43,15 @@ const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 /// Socket options of an accepted connection: no Nagle delay, TCP keepalive so the
 /// kernel notices a peer that vanished (`tcp_keepalive_s`, 0 = off), and a bounded
 /// kernel send buffer (`send_buffer_bytes`, 0 = the kernel's default).
-pub fn configure_socket(
-    tcp: &tokio::net::TcpStream,
-    keepalive_s: u64,
-    send_buffer_bytes: usize,
-) -> std::io::Result<()> {
+pub fn configure_socket(tcp: &tokio::net::TcpStream, keepalive_s: u64, send_buffer_bytes: usize) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
     if send_buffer_bytes > 0 {
         socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer_bytes)?;
     }
     if keepalive_s > 0 {
         let idle = Duration::from_secs(keepalive_s);
-        let ka = socket2::TcpKeepalive::new()
-            .with_time(idle)
-            .with_interval(Duration::from_secs(keepalive_s.div_ceil(3).max(1)))
-            .with_retries(3);
+        let ka =
+            socket2::TcpKeepalive::new().with_time(idle).with_interval(Duration::from_secs(keepalive_s.div_ceil(3).max(1))).with_retries(3);
         socket2::SockRef::from(tcp).set_tcp_keepalive(&ka)?;
     }
     Ok(())
@@ -128,10 +119,7 @@ pub async fn spawn(config: GatewayConfig) -> Result<GatewayHandle, CloudError> {
 ///
 /// Errors: invalid settings or unusable TLS files ([`CloudError::Config`]), or the
 /// address cannot be bound ([`CloudError::Io`]).
-pub async fn spawn_with_backend(
-    config: GatewayConfig,
-    backend: Arc<dyn Backend>,
-) -> Result<GatewayHandle, CloudError> {
+pub async fn spawn_with_backend(config: GatewayConfig, backend: Arc<dyn Backend>) -> Result<GatewayHandle, CloudError> {
     config.validate()?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::server_acceptor(cert, key)?),
@@ -143,12 +131,7 @@ pub async fn spawn_with_backend(
     let permits = Arc::new(Semaphore::new(config.max_sessions));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let conns = Arc::new(guard::ConnCounts::default());
-    let shared = Arc::new(Shared {
-        config,
-        backend,
-        stats: stats.clone(),
-        auth: guard::AuthThrottle::default(),
-    });
+    let shared = Arc::new(Shared { config, backend, stats: stats.clone(), auth: guard::AuthThrottle::default() });
     let (stop, mut stop_rx) = watch::channel(false);
     let hello_limit = Duration::from_millis(shared.config.hello_timeout_ms);
     let tls_on = tls.is_some();
@@ -219,13 +202,7 @@ pub async fn spawn_with_backend(
         }
         sessions.shutdown().await;
     });
-    Ok(GatewayHandle {
-        local_addr,
-        tls: tls_on,
-        stats,
-        stop,
-        task,
-    })
+    Ok(GatewayHandle { local_addr, tls: tls_on, stats, stop, task })
 }
 
 /// Run a gateway until the process ends (the `firstword-cloud` entry point).

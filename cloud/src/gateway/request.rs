@@ -12,18 +12,11 @@ use super::stats::GatewayStats;
 use super::Shared;
 use crate::backend::{BackendError, BackendEvent, BackendRequest, CancelToken};
 use crate::continuation::{ContinuationFilter, FilterEvent};
-use crate::protocol::{
-    ContinueRequest, ErrorCode, FinishReason, RecoveryMode, RequestId, ServerFrame, Timings, Usage,
-};
+use crate::protocol::{ContinueRequest, ErrorCode, FinishReason, RecoveryMode, RequestId, ServerFrame, Timings, Usage};
 
 /// Run one request to completion, sending frames to `out`. Returns when `done`
 /// was sent or the connection is gone.
-pub(crate) async fn run_request(
-    req: ContinueRequest,
-    cancel: CancelToken,
-    shared: Arc<Shared>,
-    out: mpsc::Sender<ServerFrame>,
-) {
+pub(crate) async fn run_request(req: ContinueRequest, cancel: CancelToken, shared: Arc<Shared>, out: mpsc::Sender<ServerFrame>) {
     let start = Instant::now();
     let limit = Duration::from_millis(shared.config.write_timeout_ms);
     let out = Out { tx: &out, limit };
@@ -31,10 +24,7 @@ pub(crate) async fn run_request(
     let mode = req.mode;
     let mut pacer = Pacer::new(start, shared.config.latency.as_ref());
     let mut filter = ContinuationFilter::new(&req.opener);
-    let mut stream = shared.backend.stream(BackendRequest {
-        request: req,
-        cancel: cancel.clone(),
-    });
+    let mut stream = shared.backend.stream(BackendRequest { request: req, cancel: cancel.clone() });
     let mut first_delta_ms: Option<f64> = None;
     let mut usage = Usage::default();
     let mut injected_ms = 0.0;
@@ -60,17 +50,7 @@ pub(crate) async fn run_request(
                     }
                 }
                 pacer.released(Instant::now());
-                if !send_events(
-                    &out,
-                    id,
-                    mode,
-                    start,
-                    filter.push(&text),
-                    &mut first_delta_ms,
-                    &mut repaired,
-                )
-                .await
-                {
+                if !send_events(&out, id, mode, start, filter.push(&text), &mut first_delta_ms, &mut repaired).await {
                     cancel.cancel();
                     break FinishReason::Cancelled;
                 }
@@ -85,12 +65,7 @@ pub(crate) async fn run_request(
                     _ => ErrorCode::Backend,
                 };
                 tracing::warn!(id, error = %e, "backend failed");
-                out.send(ServerFrame::Error {
-                    id: Some(id),
-                    code,
-                    message: e.to_string(),
-                })
-                .await;
+                out.send(ServerFrame::Error { id: Some(id), code, message: e.to_string() }).await;
                 break FinishReason::Error;
             }
         }
@@ -99,39 +74,18 @@ pub(crate) async fn run_request(
     drop(stream);
     if finish != FinishReason::Cancelled {
         // Release text the filter held back (end of the seam, a partial marker).
-        send_events(
-            &out,
-            id,
-            mode,
-            start,
-            filter.finish(),
-            &mut first_delta_ms,
-            &mut repaired,
-        )
-        .await;
+        send_events(&out, id, mode, start, filter.finish(), &mut first_delta_ms, &mut repaired).await;
     }
     if repaired {
         GatewayStats::inc(&shared.stats.repairs);
     }
     match finish {
-        FinishReason::Stop | FinishReason::Length => {
-            GatewayStats::inc(&shared.stats.requests_completed)
-        }
+        FinishReason::Stop | FinishReason::Length => GatewayStats::inc(&shared.stats.requests_completed),
         FinishReason::Cancelled => GatewayStats::inc(&shared.stats.requests_cancelled),
         FinishReason::Error => GatewayStats::inc(&shared.stats.requests_failed),
     }
-    let timings_ms = Timings {
-        first_delta_ms,
-        total_ms: start.elapsed().as_secs_f64() * 1e3,
-        injected_ms,
-    };
-    out.send(ServerFrame::Done {
-        id,
-        finish_reason: finish,
-        usage,
-        timings_ms,
-    })
-    .await;
+    let timings_ms = Timings { first_delta_ms, total_ms: start.elapsed().as_secs_f64() * 1e3, injected_ms };
+    out.send(ServerFrame::Done { id, finish_reason: finish, usage, timings_ms }).await;
 }
 
 /// The session's send queue as seen by one request: a full queue is waited on for

@@ -23,9 +23,7 @@ use super::request::run_request;
 use super::stats::GatewayStats;
 use super::Shared;
 use crate::backend::CancelToken;
-use crate::protocol::{
-    ClientFrame, ErrorCode, FinishReason, RequestId, ServerFrame, PROTOCOL_VERSION,
-};
+use crate::protocol::{ClientFrame, ErrorCode, FinishReason, RequestId, ServerFrame, PROTOCOL_VERSION};
 
 /// Frames above `max_frame_bytes` but below this multiple are answered with
 /// `frame_too_large` and skipped; beyond it the WebSocket layer refuses to
@@ -34,22 +32,15 @@ const HARD_LIMIT_FACTOR: usize = 16;
 
 /// WebSocket settings for a gateway with the given soft frame limit.
 pub(crate) fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
-    let hard = max_frame_bytes
-        .saturating_mul(HARD_LIMIT_FACTOR)
-        .max(1 << 20);
-    WebSocketConfig::default()
-        .max_message_size(Some(hard))
-        .max_frame_size(Some(hard))
+    let hard = max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR).max(1 << 20);
+    WebSocketConfig::default().max_message_size(Some(hard)).max_frame_size(Some(hard))
 }
 
 /// Decrements the active-session gauge however the session ends (even if aborted).
 struct ActiveGuard(Arc<Shared>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0
-            .stats
-            .sessions_active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.stats.sessions_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -64,11 +55,7 @@ fn token_matches(given: &str, expected: &str) -> bool {
 }
 
 fn error(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> ServerFrame {
-    ServerFrame::Error {
-        id,
-        code,
-        message: message.into(),
-    }
+    ServerFrame::Error { id, code, message: message.into() }
 }
 
 /// What the accept loop decided about a connection before its session starts.
@@ -130,11 +117,7 @@ where
     let write_limit = Duration::from_millis(shared.config.write_timeout_ms);
     let Some(_permit) = adm.permit else {
         GatewayStats::inc(&shared.stats.sessions_rejected);
-        let f = error(
-            None,
-            ErrorCode::TooManySessions,
-            "gateway is at its session limit; retry later",
-        );
+        let f = error(None, ErrorCode::TooManySessions, "gateway is at its session limit; retry later");
         let _ = tokio::time::timeout_at(adm.deadline, async {
             let _ = sink.send(WsMessage::text(f.encode())).await;
             let _ = sink.close().await;
@@ -187,8 +170,7 @@ where
         let _ = closing_tx.try_send(());
     });
 
-    let inflight: Arc<Mutex<HashMap<RequestId, CancelToken>>> =
-        Arc::new(Mutex::new(HashMap::new()));
+    let inflight: Arc<Mutex<HashMap<RequestId, CancelToken>>> = Arc::new(Mutex::new(HashMap::new()));
     let mut authed = false;
     let mut _active: Option<ActiveGuard> = None;
     let max_frame = shared.config.max_frame_bytes;
@@ -196,11 +178,7 @@ where
     let dead_after = ping_every + Duration::from_millis(shared.config.pong_timeout_ms);
     let mut last_inbound = Instant::now();
     let mut pinged = false;
-    let mut bucket = Bucket::new(
-        shared.config.requests_per_s,
-        shared.config.request_burst,
-        std::time::Instant::now(),
-    );
+    let mut bucket = Bucket::new(shared.config.requests_per_s, shared.config.request_burst, std::time::Instant::now());
 
     loop {
         // Before hello: the admission deadline. After: ping when the client has
@@ -240,10 +218,7 @@ where
                 // Typically a frame beyond the hard limit: report, then give up on
                 // this connection (the stream cannot be resynchronised).
                 GatewayStats::inc(&shared.stats.protocol_errors);
-                reply(
-                    &out_tx,
-                    error(None, ErrorCode::FrameTooLarge, format!("connection error: {e}")),
-                );
+                reply(&out_tx, error(None, ErrorCode::FrameTooLarge, format!("connection error: {e}")));
                 break;
             }
             Some(Ok(WsMessage::Text(t))) => t,
@@ -261,10 +236,7 @@ where
         };
         if text.len() > max_frame {
             GatewayStats::inc(&shared.stats.protocol_errors);
-            let m = format!(
-                "frame of {} bytes exceeds max_frame_bytes {max_frame}",
-                text.len()
-            );
+            let m = format!("frame of {} bytes exceeds max_frame_bytes {max_frame}", text.len());
             if !reply(&out_tx, error(None, ErrorCode::FrameTooLarge, m)) {
                 break;
             }
@@ -289,9 +261,7 @@ where
                     GatewayStats::inc(&shared.stats.auth_failures);
                     shared.auth.record(peer.ip(), std::time::Instant::now());
                     tracing::warn!(%peer, version, "hello with a wrong protocol version");
-                    let m = format!(
-                        "server speaks protocol version {PROTOCOL_VERSION}, client sent {version}"
-                    );
+                    let m = format!("server speaks protocol version {PROTOCOL_VERSION}, client sent {version}");
                     reply(&out_tx, error(None, ErrorCode::VersionMismatch, m))
                 } else if !token_matches(&token, &shared.config.token) {
                     GatewayStats::inc(&shared.stats.sessions_rejected);
@@ -301,10 +271,7 @@ where
                     reply(&out_tx, error(None, ErrorCode::Unauthorized, "bad token"))
                 } else {
                     authed = true;
-                    shared
-                        .stats
-                        .sessions_active
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    shared.stats.sessions_active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     GatewayStats::inc(&shared.stats.sessions_total);
                     _active = Some(ActiveGuard(shared.clone()));
                     let ready = ServerFrame::Ready {
@@ -327,27 +294,20 @@ where
                         t.cancel();
                         true
                     }
-                    None => reply(
-                        &out_tx,
-                        error(Some(id), ErrorCode::UnknownId, "no such request in flight"),
-                    ),
+                    None => reply(&out_tx, error(Some(id), ErrorCode::UnknownId, "no such request in flight")),
                 }
             }
             ClientFrame::Continue(mut req) => {
                 let id = req.id;
                 let cancel = CancelToken::new();
                 let admitted = match inflight.lock() {
-                    Ok(m) if m.contains_key(&id) => {
-                        Err((ErrorCode::DuplicateId, "id already in flight"))
+                    Ok(m) if m.contains_key(&id) => Err((ErrorCode::DuplicateId, "id already in flight")),
+                    Ok(m) if m.len() >= shared.config.max_requests_per_session => {
+                        Err((ErrorCode::TooManyRequests, "too many requests in flight on this connection"))
                     }
-                    Ok(m) if m.len() >= shared.config.max_requests_per_session => Err((
-                        ErrorCode::TooManyRequests,
-                        "too many requests in flight on this connection",
-                    )),
-                    Ok(_) if !bucket.take(std::time::Instant::now()) => Err((
-                        ErrorCode::RateLimited,
-                        "too many requests per second on this connection",
-                    )),
+                    Ok(_) if !bucket.take(std::time::Instant::now()) => {
+                        Err((ErrorCode::RateLimited, "too many requests per second on this connection"))
+                    }
                     Ok(mut m) => {
                         m.insert(id, cancel.clone());
                         Ok(())
@@ -369,10 +329,7 @@ where
                 req.max_tokens = req.max_tokens.min(shared.config.max_tokens_cap);
                 GatewayStats::inc(&shared.stats.requests_total);
                 let (shared2, out2) = (shared.clone(), out_tx.clone());
-                let slot = InflightSlot {
-                    map: inflight.clone(),
-                    id,
-                };
+                let slot = InflightSlot { map: inflight.clone(), id };
                 tasks.spawn(async move {
                     let run = run_request(req, cancel, shared2.clone(), out2.clone());
                     if AssertUnwindSafe(run).catch_unwind().await.is_err() {
@@ -381,11 +338,7 @@ where
                         GatewayStats::inc(&shared2.stats.requests_failed);
                         tracing::error!(id, "request task panicked");
                         drop(slot);
-                        let _ = out2.try_send(error(
-                            Some(id),
-                            ErrorCode::Internal,
-                            "internal error while serving this request",
-                        ));
+                        let _ = out2.try_send(error(Some(id), ErrorCode::Internal, "internal error while serving this request"));
                         let _ = out2.try_send(ServerFrame::Done {
                             id,
                             finish_reason: FinishReason::Error,
@@ -413,10 +366,7 @@ where
     drop(out_tx);
     // Let request tasks record their cancellation and the writer flush a final
     // error frame, but never wait long on a dead peer.
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), async { while tasks.join_next().await.is_some() {} }).await;
 }
 
 #[cfg(test)]

@@ -86,11 +86,7 @@ impl GatewayStats {
             half_open_closed: g(&self.half_open_closed),
             rate_limited: g(&self.rate_limited),
             requests_panicked: g(&self.requests_panicked),
-            handoff_correction_rate: if total == 0 {
-                0.0
-            } else {
-                repairs as f64 / total as f64
-            },
+            handoff_correction_rate: if total == 0 { 0.0 } else { repairs as f64 / total as f64 },
         }
     }
 

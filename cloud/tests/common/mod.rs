@@ -19,37 +19,21 @@ pub const TOKEN: &str = "test-token";
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub fn rule(query: &str, reply: &str) -> ScriptRule {
-    ScriptRule {
-        when_query_contains: Some(query.into()),
-        when_opener_contains: None,
-        reply: reply.into(),
-    }
+    ScriptRule { when_query_contains: Some(query.into()), when_opener_contains: None, reply: reply.into() }
 }
 
 pub fn config(listen: &str) -> GatewayConfig {
-    GatewayConfig::new(
-        listen,
-        TOKEN,
-        BackendConfig::Scripted(ScriptedConfig::default()),
-    )
+    GatewayConfig::new(listen, TOKEN, BackendConfig::Scripted(ScriptedConfig::default()))
 }
 
-pub async fn gateway(
-    cfg: GatewayConfig,
-    scripted: ScriptedConfig,
-) -> (GatewayHandle, ScriptedBackend) {
+pub async fn gateway(cfg: GatewayConfig, scripted: ScriptedConfig) -> (GatewayHandle, ScriptedBackend) {
     let backend = ScriptedBackend::new(scripted);
-    let gw = spawn_with_backend(cfg, Arc::new(backend.clone()))
-        .await
-        .expect("gateway starts");
+    let gw = spawn_with_backend(cfg, Arc::new(backend.clone())).await.expect("gateway starts");
     (gw, backend)
 }
 
 pub async fn connect_raw(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect")
-        .0
+    tokio_tungstenite::connect_async(url).await.expect("connect").0
 }
 
 pub async fn send(ws: &mut Ws, text: impl Into<String>) {
@@ -64,13 +48,9 @@ pub async fn send_frame(ws: &mut Ws, f: &ClientFrame) {
 /// CPU); `None` if the connection closed.
 pub async fn recv(ws: &mut Ws) -> Option<ServerFrame> {
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .expect("frame within 60 s");
+        let m = tokio::time::timeout(Duration::from_secs(60), ws.next()).await.expect("frame within 60 s");
         match m {
-            Some(Ok(WsMessage::Text(t))) => {
-                return Some(ServerFrame::decode(t.as_str()).expect("valid server frame"))
-            }
+            Some(Ok(WsMessage::Text(t))) => return Some(ServerFrame::decode(t.as_str()).expect("valid server frame")),
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
             Some(Ok(_)) => continue,
         }
@@ -80,14 +60,7 @@ pub async fn recv(ws: &mut Ws) -> Option<ServerFrame> {
 /// Connect and complete `hello`.
 pub async fn session(url: &str) -> Ws {
     let mut ws = connect_raw(url).await;
-    send_frame(
-        &mut ws,
-        &ClientFrame::Hello {
-            version: PROTOCOL_VERSION,
-            token: TOKEN.into(),
-        },
-    )
-    .await;
+    send_frame(&mut ws, &ClientFrame::Hello { version: PROTOCOL_VERSION, token: TOKEN.into() }).await;
     match recv(&mut ws).await {
         Some(ServerFrame::Ready { version, .. }) => assert_eq!(version, PROTOCOL_VERSION),
         other => panic!("expected ready, got {other:?}"),
@@ -119,12 +92,8 @@ pub struct Outcome {
 }
 
 /// Read frames until every id in `ids` is done.
-pub async fn collect(
-    ws: &mut Ws,
-    ids: &[RequestId],
-) -> std::collections::HashMap<RequestId, Outcome> {
-    let mut out: std::collections::HashMap<RequestId, Outcome> =
-        ids.iter().map(|&i| (i, Outcome::default())).collect();
+pub async fn collect(ws: &mut Ws, ids: &[RequestId]) -> std::collections::HashMap<RequestId, Outcome> {
+    let mut out: std::collections::HashMap<RequestId, Outcome> = ids.iter().map(|&i| (i, Outcome::default())).collect();
     while out.values().any(|o| o.done.is_none()) {
         match recv(ws).await.expect("connection stays open") {
             ServerFrame::Delta { id, text } => {
@@ -133,20 +102,13 @@ pub async fn collect(
                 o.deltas += 1;
             }
             ServerFrame::Repair { id, .. } => out.get_mut(&id).expect("known id").repairs += 1,
-            ServerFrame::Done {
-                id,
-                finish_reason,
-                timings_ms,
-                usage,
-            } => {
+            ServerFrame::Done { id, finish_reason, timings_ms, usage } => {
                 let o = out.get_mut(&id).expect("known id");
                 o.done = Some(finish_reason);
                 o.timings = Some(timings_ms);
                 o.usage = Some(usage);
             }
-            ServerFrame::Error {
-                id: Some(id), code, ..
-            } => out.get_mut(&id).expect("known id").errors.push(code),
+            ServerFrame::Error { id: Some(id), code, .. } => out.get_mut(&id).expect("known id").errors.push(code),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -33,13 +33,7 @@ pub fn run(sessions: usize, json: bool) -> Result<()> {
             println!(
                 "{name:<6} {} sessions, {} requests, {} errors: overhead (first delta − backend first token) \
                  p50 {:.2} ms, p99 {:.2} ms; continue → first delta p50 {:.2} ms, p99 {:.2} ms",
-                r.sessions,
-                r.requests,
-                r.errors,
-                r.overhead_p50_ms,
-                r.overhead_p99_ms,
-                r.first_delta_p50_ms,
-                r.first_delta_p99_ms
+                r.sessions, r.requests, r.errors, r.overhead_p50_ms, r.overhead_p99_ms, r.first_delta_p50_ms, r.first_delta_p99_ms
             );
         }
         println!("goal (0 errors, spread p99 overhead ≤ {goal_p99_ms} ms): {}", if report.goal_met { "met" } else { "not met" });

@@ -240,7 +240,14 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             stream.extend(silence(1.0));
         }
         played += n;
-        let path = |noise_dbfs: f32| EchoPathConfig { delay_ms, gain_db: args.gain_db, room_ms: 60.0, reflections_db: -10.0, noise_dbfs, seed: di as u64 + 1 };
+        let path = |noise_dbfs: f32| EchoPathConfig {
+            delay_ms,
+            gain_db: args.gain_db,
+            room_ms: 60.0,
+            reflections_db: -10.0,
+            noise_dbfs,
+            seed: di as u64 + 1,
+        };
         let clean_mic = echo_of(&stream, &path(-200.0));
         let clean_out = cancel(&clean_mic, &stream, &mut EchoCanceller::new(None)?, &mut cost)?;
         let noisy_mic = echo_of(&stream, &path(-60.0));
@@ -248,10 +255,16 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         let tail = RATE / 2;
         for (k, &(a, b)) in spans.iter().enumerate() {
             let e = erle_db(&clean_mic[a..b + tail], &clean_out[a..b + tail]).unwrap_or(0.0);
-            if k == 0 { erle_first.push(e) } else { erle_conv.push(e) }
+            if k == 0 {
+                erle_first.push(e)
+            } else {
+                erle_conv.push(e)
+            }
             erle_noisy.extend(erle_db(&noisy_mic[a..b + tail], &noisy_out[a..b + tail]));
         }
-        let hits = |starts: &[(u64, u64)]| spans.iter().filter(|&&(a, b)| starts.iter().any(|&(_, c)| c as usize >= a && (c as usize) < b + tail)).count();
+        let hits = |starts: &[(u64, u64)]| {
+            spans.iter().filter(|&&(a, b)| starts.iter().any(|&(_, c)| c as usize >= a && (c as usize) < b + tail)).count()
+        };
         self_aec += hits(&speech_starts(&mut vad, &noisy_out)?);
         self_raw += hits(&speech_starts(&mut vad, &noisy_mic)?);
         eprintln!("echo {delay_ms} ms: {n} replies, self-interruptions {self_aec} (AEC) / {self_raw} (none) so far");
@@ -259,8 +272,9 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
 
     // 2. Interruptions: a voice fixture over a reply, echo at 0 dB (after a warm-up reply).
     let voices_dir = args.voices.parent().unwrap_or(Path::new("."));
-    let vf: VoiceFile = toml::from_str(&std::fs::read_to_string(&args.voices).with_context(|| format!("reading {}", args.voices.display()))?)
-        .with_context(|| format!("parsing {}", args.voices.display()))?;
+    let vf: VoiceFile =
+        toml::from_str(&std::fs::read_to_string(&args.voices).with_context(|| format!("reading {}", args.voices.display()))?)
+            .with_context(|| format!("parsing {}", args.voices.display()))?;
     let (mut trials, mut detected, mut fast, mut self_before) = (0usize, 0usize, 0usize, 0usize);
     let (mut lat, mut wers, mut clean_wers) = (Vec::new(), Vec::new(), Vec::new());
     let (mut base_lat, mut base_fast) = (Vec::new(), 0usize);
@@ -277,7 +291,14 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             stream.extend_from_slice(reply);
             stream.extend(silence(1.0));
             let delay_ms = [20.0f32, 60.0, 100.0][t % 3];
-            let path = EchoPathConfig { delay_ms, gain_db: 0.0, room_ms: 60.0, reflections_db: -10.0, noise_dbfs: -60.0, seed: (vi * 10 + t) as u64 };
+            let path = EchoPathConfig {
+                delay_ms,
+                gain_db: 0.0,
+                room_ms: 60.0,
+                reflections_db: -10.0,
+                noise_dbfs: -60.0,
+                seed: (vi * 10 + t) as u64,
+            };
             let mut mic = echo_of(&stream, &path);
             // The user starts 0.6-2.0 s into the reply (before it ends).
             let offset = (reply.len() / 4 + t * reply.len() / 5).min(reply.len().saturating_sub(RATE / 2));
@@ -294,7 +315,9 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             for (m, u) in alone[user_at..end].iter_mut().zip(&user) {
                 *m += u;
             }
-            if let Some(&(_, c)) = speech_starts(&mut vad, &alone)?.iter().find(|&&(_, c)| c as usize >= speech_at && (c as usize) < speech_at + RATE) {
+            if let Some(&(_, c)) =
+                speech_starts(&mut vad, &alone)?.iter().find(|&&(_, c)| c as usize >= speech_at && (c as usize) < speech_at + RATE)
+            {
                 let ms = (c as usize - speech_at) as f64 * 1000.0 / RATE as f64;
                 base_fast += usize::from(ms <= 150.0);
                 base_lat.push(ms);
@@ -365,8 +388,14 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         println!("{text}");
     } else {
         let (e, s, i) = (&report.erle, &report.self_interruption, &report.interruptions);
-        println!("ERLE on own speech: p50 {:.1} dB (min {:.1}), first reply p50 {:.1} dB, with noise p50 {:.1} dB", e.converged_db.p50, e.converged_db.min, e.first_reply_db.p50, e.with_noise_db.p50);
-        println!("self-interruptions at {} dB: {} of {} replies with AEC, {} without", s.gain_db, s.self_interruptions_aec, s.replies, s.self_interruptions_no_aec);
+        println!(
+            "ERLE on own speech: p50 {:.1} dB (min {:.1}), first reply p50 {:.1} dB, with noise p50 {:.1} dB",
+            e.converged_db.p50, e.converged_db.min, e.first_reply_db.p50, e.with_noise_db.p50
+        );
+        println!(
+            "self-interruptions at {} dB: {} of {} replies with AEC, {} without",
+            s.gain_db, s.self_interruptions_aec, s.replies, s.self_interruptions_no_aec
+        );
         println!(
             "interruptions at 0 dB: {}/{} detected, {} within 150 ms, latency p50 {:.0} ms (no echo: p50 {:.0} ms, {} within 150 ms); double-talk WER {:.2} (clean {:.2})",
             i.detected,

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use ::lm::bench::{run_with, BenchOptions, BenchReport};
-use ::lm::{ChatTokenizer, ExportType, Model, MulmFile, Preset, ChatMessage};
+use ::lm::{ChatMessage, ChatTokenizer, ExportType, Model, MulmFile, Preset};
 
 use crate::config::Config;
 
@@ -77,14 +77,8 @@ struct ScratchDir(PathBuf);
 
 impl ScratchDir {
     fn new(tag: &str) -> Result<ScratchDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!(
-            "firstword-bench-lm-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("firstword-bench-lm-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
         Ok(ScratchDir(p))
     }
@@ -115,8 +109,7 @@ fn source_for(preset: Preset, model_dir: &Path, scratch: &Path) -> Result<Source
     let st = model_dir.join(::lm::load::SAFETENSORS_FILE);
     let gguf = model_dir.join(::lm::load::GGUF_FILE);
     if mulm_path.is_file() {
-        let mulm = MulmFile::load(&mulm_path)
-            .with_context(|| format!("loading {}", mulm_path.display()))?;
+        let mulm = MulmFile::load(&mulm_path).with_context(|| format!("loading {}", mulm_path.display()))?;
         if mulm.preset == preset.name() && !st.is_file() && gguf.is_file() {
             return Ok(Source {
                 weights: None,
@@ -128,8 +121,7 @@ fn source_for(preset: Preset, model_dir: &Path, scratch: &Path) -> Result<Source
             });
         }
         if mulm.preset == preset.name() && st.is_file() {
-            let weights = ::lm::Weights::load_safetensors(&st, &mulm.model)
-                .with_context(|| format!("loading {}", st.display()))?;
+            let weights = ::lm::Weights::load_safetensors(&st, &mulm.model).with_context(|| format!("loading {}", st.display()))?;
             return Ok(Source {
                 weights: Some(weights),
                 shipped_gguf: None,
@@ -141,9 +133,8 @@ fn source_for(preset: Preset, model_dir: &Path, scratch: &Path) -> Result<Source
         }
     }
     let dir = scratch.join(format!("random-{}", preset.name()));
-    let (ck, weights, mulm) =
-        ::lm::dev::write_dev_checkpoint(&dir, preset.name(), &preset.config(), 1)
-            .with_context(|| format!("writing random-init {} weights", preset.name()))?;
+    let (ck, weights, mulm) = ::lm::dev::write_dev_checkpoint(&dir, preset.name(), &preset.config(), 1)
+        .with_context(|| format!("writing random-init {} weights", preset.name()))?;
     Ok(Source {
         weights: Some(weights),
         shipped_gguf: None,
@@ -185,11 +176,7 @@ fn word_marks(model: &Model, tok: &ChatTokenizer, ids: &[u32], o: &BenchOptions)
     if let Some(k) = o.forced_tokens_per_word {
         // lm::bench: word n is finished when token n·k + 1 exists.
         let k = k.max(1);
-        return Ok(Marks {
-            n_gen: (8 * k + 1).min(o.max_new_tokens),
-            at_4_words: 4 * k + 1,
-            at_8_words: 8 * k + 1,
-        });
+        return Ok(Marks { n_gen: (8 * k + 1).min(o.max_new_tokens), at_4_words: 4 * k + 1, at_8_words: 8 * k + 1 });
     }
     let mut dec = ::lm::Decoder::new(model, ::lm::SamplingParams::default())?;
     let mut next = dec.prefill(ids)?;
@@ -207,11 +194,7 @@ fn word_marks(model: &Model, tok: &ChatTokenizer, ids: &[u32], o: &BenchOptions)
         }
         next = dec.step(next)?;
     }
-    Ok(Marks {
-        n_gen: n,
-        at_4_words: if at4 == 0 { n } else { at4 },
-        at_8_words: n,
-    })
+    Ok(Marks { n_gen: n, at_4_words: if at4 == 0 { n } else { at4 }, at_8_words: n })
 }
 
 /// One precision of one preset.
@@ -244,26 +227,16 @@ struct Entry {
 /// Current resident set (MiB, `VmRSS`).
 fn rss_now_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = s
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let kb: f64 = s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
 
 fn load_avg() -> Option<String> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 fn default_python() -> PathBuf {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/firstword/bench-venv/bin/python")
 }
 
@@ -271,16 +244,10 @@ fn default_python() -> PathBuf {
 fn run_llama_cpp(args: &LmBenchArgs, gguf: &Path, ids: &[u32], marks: &Marks) -> Result<Value> {
     let python = args.python.clone().unwrap_or_else(default_python);
     if !python.is_file() {
-        bail!(
-            "llama.cpp bench venv missing: {} does not exist; run scripts/bench-setup.sh",
-            python.display()
-        );
+        bail!("llama.cpp bench venv missing: {} does not exist; run scripts/bench-setup.sh", python.display());
     }
     if !args.llama_script.is_file() {
-        bail!(
-            "{} not found (run from the repository root or pass --llama-script)",
-            args.llama_script.display()
-        );
+        bail!("{} not found (run from the repository root or pass --llama-script)", args.llama_script.display());
     }
     let ids_s = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     let out = Command::new(&python)
@@ -288,21 +255,12 @@ fn run_llama_cpp(args: &LmBenchArgs, gguf: &Path, ids: &[u32], marks: &Marks) ->
         .args(["--gguf", &gguf.display().to_string()])
         .args(["--prompt-ids", &ids_s])
         .args(["--n-gen", &marks.n_gen.to_string()])
-        .args([
-            "--marks",
-            &format!("{},{}", marks.at_4_words, marks.at_8_words),
-        ])
+        .args(["--marks", &format!("{},{}", marks.at_4_words, marks.at_8_words)])
         .args(["--window-s", &args.window_s.to_string()])
         .args(["--warmup", &args.warmup.to_string()])
         .args(["--threads", &args.threads.to_string()])
         .output()
-        .with_context(|| {
-            format!(
-                "running {} {}",
-                python.display(),
-                args.llama_script.display()
-            )
-        })?;
+        .with_context(|| format!("running {} {}", python.display(), args.llama_script.display()))?;
     if !out.status.success() {
         bail!(
             "{} failed ({}): {}",
@@ -319,13 +277,8 @@ fn run_llama_cpp(args: &LmBenchArgs, gguf: &Path, ids: &[u32], marks: &Marks) ->
                 .join("\n")
         );
     }
-    serde_json::from_slice(&out.stdout).with_context(|| {
-        format!(
-            "{} printed no JSON: {}",
-            args.llama_script.display(),
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} printed no JSON: {}", args.llama_script.display(), String::from_utf8_lossy(&out.stdout)))
 }
 
 fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
@@ -349,10 +302,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
     if presets.is_empty() {
         bail!("--presets is empty (e.g. 512-8,256-8)");
     }
-    let model_dir = args
-        .model
-        .clone()
-        .unwrap_or_else(|| cfg.lm.model_dir.clone());
+    let model_dir = args.model.clone().unwrap_or_else(|| cfg.lm.model_dir.clone());
     let load_at_start = load_avg();
     let t_start = Instant::now();
     let mut entries = Vec::new();
@@ -370,12 +320,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
             forced_tokens_per_word: (src.kind == "random-init").then_some(1),
             ignore_eos: true,
         };
-        let ids = tok
-            .encode_chat(
-                &[ChatMessage::user(question)],
-                src.mulm.model.max_seq_len.saturating_sub(o.max_new_tokens),
-            )?
-            .ids;
+        let ids = tok.encode_chat(&[ChatMessage::user(question)], src.mulm.model.max_seq_len.saturating_sub(o.max_new_tokens))?.ids;
         prompts.push(json!({
             "model": format!("μLM-{}", preset.name()), "question": question,
             "query_tokens": query_tokens, "prompt_tokens": ids.len(), "prompt_ids": ids,
@@ -390,26 +335,19 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         if let Some(w) = &src.weights {
             for (precision, ty) in [("f32", ExportType::F32), ("q8_0", ExportType::Q8_0)] {
                 let gguf = scratch.0.join(format!("model-{precision}.gguf"));
-                ::lm::export_gguf(w, &src.mulm, &src.tokenizer_json, &gguf, ty)
-                    .with_context(|| format!("exporting {}", gguf.display()))?;
+                ::lm::export_gguf(w, &src.mulm, &src.tokenizer_json, &gguf, ty).with_context(|| format!("exporting {}", gguf.display()))?;
                 files.push((precision.to_string(), gguf, true));
             }
         }
         for (precision, gguf, exported) in files {
             let gguf_bytes = std::fs::metadata(&gguf).map(|m| m.len()).unwrap_or(0);
-            let (mut model, _) = ::lm::load_gguf(&gguf, Some(&src.mulm))
-                .with_context(|| format!("loading {}", gguf.display()))?;
+            let (mut model, _) = ::lm::load_gguf(&gguf, Some(&src.mulm)).with_context(|| format!("loading {}", gguf.display()))?;
             model.set_threads(args.threads as usize).context("setting the μLM's threads")?;
-            let ours = run_with(&model, &tok, question, &o)
-                .with_context(|| format!("benchmarking {} {precision}", preset.name()))?;
+            let ours = run_with(&model, &tok, question, &o).with_context(|| format!("benchmarking {} {precision}", preset.name()))?;
             let marks = word_marks(&model, &tok, &ids, &o)?;
             let (peak_rss_mib, rss_mib) = (crate::rss::peak_rss_mib(), rss_now_mib());
             drop(model);
-            let llama = if args.vs_llama_cpp {
-                Some(run_llama_cpp(args, &gguf, &ids, &marks)?)
-            } else {
-                None
-            };
+            let llama = if args.vs_llama_cpp { Some(run_llama_cpp(args, &gguf, &ids, &marks)?) } else { None };
             let theirs = |k: &str| llama.as_ref().and_then(|v| v[k].as_f64());
             entries.push(Entry {
                 model: format!("μLM-{}", preset.name()),
@@ -418,14 +356,8 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
                 weights_note: src.note.clone(),
                 gguf_bytes,
                 ttft_ratio_vs_llama_cpp: ratio(Some(ours.ttft_ms), theirs("ttft_ms")),
-                time_to_4_words_ratio_vs_llama_cpp: ratio(
-                    ours.time_to_4_words_ms,
-                    theirs("time_to_4_words_ms"),
-                ),
-                generation_ratio_vs_llama_cpp: ratio(
-                    theirs("generation_tok_s"),
-                    Some(ours.generation_tok_s),
-                ),
+                time_to_4_words_ratio_vs_llama_cpp: ratio(ours.time_to_4_words_ms, theirs("time_to_4_words_ms")),
+                generation_ratio_vs_llama_cpp: ratio(theirs("generation_tok_s"), Some(ours.generation_tok_s)),
                 prompt_ratio_vs_llama_cpp: ratio(theirs("prompt_tok_s"), Some(ours.prompt_tok_s)),
                 ours,
                 peak_rss_mib,
@@ -465,18 +397,7 @@ fn print_table(entries: &[Entry]) {
     let f = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
     println!(
         "{:<10} {:<5} {:<11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>7}",
-        "model",
-        "prec",
-        "weights",
-        "prefill",
-        "ttft",
-        "4 words",
-        "8 words",
-        "1st dec",
-        "prompt/s",
-        "gen/s",
-        "e2e/s",
-        "RSS MiB"
+        "model", "prec", "weights", "prefill", "ttft", "4 words", "8 words", "1st dec", "prompt/s", "gen/s", "e2e/s", "RSS MiB"
     );
     for e in entries {
         let r = &e.ours;

@@ -1,9 +1,9 @@
 //! `firstword bench …`: benchmarks that print JSON (timing goals live here, never in tests).
 
-mod lm;
 mod cloud;
 mod echo;
 mod gateway_abuse;
+mod lm;
 mod pipeline;
 mod speech;
 pub mod stats;

@@ -221,7 +221,9 @@ fn run_row(
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let qs: Vec<Question> = questions.iter().map(|(q, _)| q.clone()).collect();
     let link = match args.cloud {
-        BenchCloud::Scripted => rt.block_on(CloudLink::start_gateway(&cfg.cloud, &scripted_gateway_toml(&qs, latency_ms, args.cloud_tokens_per_s)?))?,
+        BenchCloud::Scripted => {
+            rt.block_on(CloudLink::start_gateway(&cfg.cloud, &scripted_gateway_toml(&qs, latency_ms, args.cloud_tokens_per_s)?))?
+        }
         BenchCloud::Local => rt.block_on(CloudLink::start(&cfg.cloud, Some(latency_ms)))?,
     };
     let mut estimate = LatencyEstimate::new(0.5);

@@ -142,9 +142,15 @@ pub fn run(cfg: &Config, json: bool, runs: usize) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let a = &report.asr_question;
-        println!("ASR  {:<16} {:>6.0} ms audio  p50 {:>6.1} ms  RTF {:.3}  WER {:.2}  {:?}", a.input, a.audio_ms, a.latency_ms.p50, a.rtf.p50, a.wer, a.transcript);
+        println!(
+            "ASR  {:<16} {:>6.0} ms audio  p50 {:>6.1} ms  RTF {:.3}  WER {:.2}  {:?}",
+            a.input, a.audio_ms, a.latency_ms.p50, a.rtf.p50, a.wer, a.transcript
+        );
         if let Some(a) = &report.asr_jfk {
-            println!("ASR  {:<16} {:>6.0} ms audio  p50 {:>6.1} ms  RTF {:.3}  WER {:.2}", a.input, a.audio_ms, a.latency_ms.p50, a.rtf.p50, a.wer);
+            println!(
+                "ASR  {:<16} {:>6.0} ms audio  p50 {:>6.1} ms  RTF {:.3}  WER {:.2}",
+                a.input, a.audio_ms, a.latency_ms.p50, a.rtf.p50, a.wer
+            );
         }
         let t = &report.tts;
         println!("TTS  first audio for {:?}: p50 {:.1} ms (audio {:.0} ms)", t.phrase, t.time_to_first_audio_ms.p50, t.phrase_audio_ms);

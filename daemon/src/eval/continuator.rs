@@ -45,10 +45,7 @@ impl Continuator {
             return Ok(Self::Gateway(CloudLink::start(sec, Some(0.0)).await?));
         }
         if !sec.local_model.is_file() {
-            anyhow::bail!(
-                "local cloud model {} missing (run scripts/setup.sh, or set cloud.url)",
-                sec.local_model.display()
-            );
+            anyhow::bail!("local cloud model {} missing (run scripts/setup.sh, or set cloud.url)", sec.local_model.display());
         }
         let toml = format!("model_path = {:?}\nthreads = 1\n", sec.local_model.display().to_string());
         let cfg: cloud::backend::local::LocalConfig = toml::from_str(&toml).context("local backend config")?;
@@ -71,14 +68,7 @@ impl Continuator {
     }
 
     /// Continues `opener` as the answer to `question`.
-    pub async fn run(
-        &self,
-        question: &str,
-        opener: &str,
-        opener_complete: bool,
-        mode: RecoveryMode,
-        max_tokens: u32,
-    ) -> Continued {
+    pub async fn run(&self, question: &str, opener: &str, opener_complete: bool, mode: RecoveryMode, max_tokens: u32) -> Continued {
         self.run_messages(vec![Message::user(question)], opener, opener_complete, mode, max_tokens).await
     }
 
@@ -93,14 +83,7 @@ impl Continuator {
     ) -> Continued {
         match self {
             Self::Local(b) => {
-                let request = ContinueRequest {
-                    id: 1,
-                    messages,
-                    opener: opener.to_string(),
-                    opener_complete,
-                    mode,
-                    max_tokens,
-                };
+                let request = ContinueRequest { id: 1, messages, opener: opener.to_string(), opener_complete, mode, max_tokens };
                 let mut stream = b.stream(BackendRequest { request, cancel: CancelToken::new() });
                 let mut out = Continued { raw: Some(String::new()), ..Default::default() };
                 let mut filter = ContinuationFilter::new(opener);
@@ -187,8 +170,7 @@ mod tests {
         let cfg: cloud::backend::scripted::ScriptedConfig =
             toml::from_str("[[rules]]\nreply = \"France is Paris. <repair> Or rather, Lyon.\"").unwrap();
         let c = Continuator::Local(Arc::new(cloud::backend::scripted::ScriptedBackend::new(cfg)));
-        let r =
-            c.run("What is the capital of France?", "The capital of France is", false, RecoveryMode::Natural, 50).await;
+        let r = c.run("What is the capital of France?", "The capital of France is", false, RecoveryMode::Natural, 50).await;
         assert_eq!(r.raw.as_deref(), Some("France is Paris. <repair> Or rather, Lyon."));
         assert!(r.repaired);
         assert!(r.text.starts_with(" Paris.") && !r.text.contains("<repair>"), "{:?}", r.text);

@@ -231,7 +231,14 @@ mod tests {
             judge(&sky, "The sky looks blue because air scatters", &[-0.2; 8], -0.8),
             judge(&sky, "The answer is a person.", &[-4.0; 6], -0.8),
         ];
-        let meta = RunMeta { date: String::new(), commit: String::new(), model: String::new(), precision: String::new(), parameters: 0, model_dir: String::new() };
+        let meta = RunMeta {
+            date: String::new(),
+            commit: String::new(),
+            model: String::new(),
+            precision: String::new(),
+            parameters: 0,
+            model_dir: String::new(),
+        };
         let r = summarize(meta, "s".into(), 8, -0.8, items);
         assert_eq!((r.good_rate, r.gate_fire_rate, r.good_rate_spoken), (0.5, 0.5, Some(1.0)));
     }

@@ -156,8 +156,16 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
         let mut answer = |history: bool| -> Result<Answer> {
             let (turns, messages) = if history {
                 (
-                    vec![lm::ChatMessage::user(it.first.as_str()), lm::ChatMessage::assistant(it.first_reply.as_str()), lm::ChatMessage::user(it.follow_up.as_str())],
-                    vec![Message::user(it.first.as_str()), Message::assistant(it.first_reply.as_str()), Message::user(it.follow_up.as_str())],
+                    vec![
+                        lm::ChatMessage::user(it.first.as_str()),
+                        lm::ChatMessage::assistant(it.first_reply.as_str()),
+                        lm::ChatMessage::user(it.follow_up.as_str()),
+                    ],
+                    vec![
+                        Message::user(it.first.as_str()),
+                        Message::assistant(it.first_reply.as_str()),
+                        Message::user(it.follow_up.as_str()),
+                    ],
                 )
             } else {
                 (vec![lm::ChatMessage::user(it.follow_up.as_str())], vec![Message::user(it.follow_up.as_str())])
@@ -192,7 +200,10 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
         cloud: description,
         mode: format!("{:?}", cfg.cloud.mode).to_lowercase(),
         max_tokens,
-        summaries: vec![summarize(&results, "with history", |r| &r.with_history), summarize(&results, "without history", |r| &r.without_history)],
+        summaries: vec![
+            summarize(&results, "with history", |r| &r.with_history),
+            summarize(&results, "without history", |r| &r.without_history),
+        ],
         items: results,
     };
     let path = rep::write_file(&args.common.out_dir, "eval_followup.md", &markdown(&report))?;
@@ -213,8 +224,11 @@ pub fn summarize(items: &[ItemResult], condition: &'static str, pick: impl Fn(&I
         opener_on_topic_rate: tc::rate(answers.iter().filter(|a| a.opener_on_topic).count(), n),
         opener_cosine_mean: tc::mean(answers.iter().map(|a| a.opener_cosine)).unwrap_or(0.0),
         answer_on_topic_rate: cloud_ran.then(|| {
-            let judged: Vec<bool> =
-                answers.iter().filter(|a| a.continuation.as_ref().is_some_and(|c| c.error.is_none())).filter_map(|a| a.answer_on_topic).collect();
+            let judged: Vec<bool> = answers
+                .iter()
+                .filter(|a| a.continuation.as_ref().is_some_and(|c| c.error.is_none()))
+                .filter_map(|a| a.answer_on_topic)
+                .collect();
             tc::rate(judged.iter().filter(|x| **x).count(), judged.len())
         }),
         correction_rate: cloud_ran.then(|| tc::rate(ok.iter().filter(|c| c.repaired).count(), ok.len())),
@@ -258,7 +272,13 @@ fn markdown(r: &Report) -> String {
           - **correction rate**: continuations with a `repair` event (the cloud recovered from a wrong opener).\n\n";
     s += "## Items\n\n| id | follow-up | opener with history | opener without |\n|---|---|---|---|\n";
     for it in &r.items {
-        s += &format!("| {} | {} | {} | {} |\n", it.id, rep::cell(&it.follow_up), rep::cell(&it.with_history.opener), rep::cell(&it.without_history.opener));
+        s += &format!(
+            "| {} | {} | {} | {} |\n",
+            it.id,
+            rep::cell(&it.follow_up),
+            rep::cell(&it.with_history.opener),
+            rep::cell(&it.without_history.opener)
+        );
     }
     s
 }

@@ -116,9 +116,9 @@ pub fn run(cfg: &Config, args: &HandoffArgs) -> Result<()> {
             let complete = o.stop == lm::StopReason::EndOfTurn;
             let c = rt.block_on(cloud.run(&it.instruction, &o.text, complete, cfg.cloud.mode, max_tokens));
             let rubric = match (&judge, &c.error) {
-                (Some(j), None) => rt.block_on(
-                    j.scores(&continuation_prompt(&it.instruction, &o.text, &c.text), &CONTINUATION_CRITERIA),
-                )?,
+                (Some(j), None) => {
+                    rt.block_on(j.scores(&continuation_prompt(&it.instruction, &o.text, &c.text), &CONTINUATION_CRITERIA))?
+                }
                 _ => None,
             };
             turns.push(Turn {
@@ -153,12 +153,7 @@ pub fn run(cfg: &Config, args: &HandoffArgs) -> Result<()> {
         .summaries
         .iter()
         .map(|x| {
-            let v = [
-                x.correction_rate,
-                x.raw_overlap_rate.unwrap_or(0.0),
-                x.stripped_rate.unwrap_or(0.0),
-                x.delivered_overlap_rate,
-            ];
+            let v = [x.correction_rate, x.raw_overlap_rate.unwrap_or(0.0), x.stripped_rate.unwrap_or(0.0), x.delivered_overlap_rate];
             (format!("{} words", x.words), v.to_vec())
         })
         .collect();
@@ -175,13 +170,10 @@ pub fn summarize(turns: &[Turn], words: usize) -> Summary {
     let ok: Vec<&Turn> = all.iter().copied().filter(|t| t.continuation.error.is_none()).collect();
     let n = ok.len();
     let raw: Vec<&Turn> = ok.iter().copied().filter(|t| t.continuation.raw.is_some()).collect();
-    let raw_rate =
-        |f: &dyn Fn(&Turn) -> bool| (!raw.is_empty()).then(|| tc::rate(raw.iter().filter(|t| f(t)).count(), raw.len()));
+    let raw_rate = |f: &dyn Fn(&Turn) -> bool| (!raw.is_empty()).then(|| tc::rate(raw.iter().filter(|t| f(t)).count(), raw.len()));
     let judged: Vec<&Vec<u8>> = ok.iter().filter_map(|t| t.rubric.as_ref()).collect();
     let rubric_means = (!judged.is_empty()).then(|| {
-        (0..CONTINUATION_CRITERIA.len())
-            .map(|c| judged.iter().map(|r| r[c] as f64).sum::<f64>() / judged.len() as f64)
-            .collect::<Vec<_>>()
+        (0..CONTINUATION_CRITERIA.len()).map(|c| judged.iter().map(|r| r[c] as f64).sum::<f64>() / judged.len() as f64).collect::<Vec<_>>()
     });
     Summary {
         words,
@@ -237,17 +229,11 @@ fn markdown(r: &Report) -> String {
         Some(j) => {
             s += &format!("Judge: {j}; per-criterion means ({}):\n\n", CONTINUATION_CRITERIA.join(", "));
             for x in &r.summaries {
-                s += &format!(
-                    "- {} words: {:?} over {} judged\n",
-                    x.words,
-                    x.rubric_means.as_deref().unwrap_or(&[]),
-                    x.judged
-                );
+                s += &format!("- {} words: {:?} over {} judged\n", x.words, x.rubric_means.as_deref().unwrap_or(&[]), x.judged);
             }
             s += "\n";
         }
-        None => s +=
-            "**Judge criteria not run** (no `--judge-url`): fluency, coherence, redundancy and style are absent.\n\n",
+        None => s += "**Judge criteria not run** (no `--judge-url`): fluency, coherence, redundancy and style are absent.\n\n",
     }
     s += "## Definitions\n\n\
 - **correction rate**: share of turns whose continuation emitted a `repair` event (a `<repair>` marker or a `Correction:` line, \
@@ -286,12 +272,7 @@ mod tests {
             raw_overlap: raw.and_then(|r| tc::seam_overlap(opener, r)),
             seam_stripped: raw.map(|r| seam_stripped(opener, r)),
             delivered_overlap: tc::seam_overlap(opener, text),
-            continuation: Continued {
-                raw: raw.map(str::to_string),
-                text: text.into(),
-                repaired,
-                error: error.then(|| "boom".to_string()),
-            },
+            continuation: Continued { raw: raw.map(str::to_string), text: text.into(), repaired, error: error.then(|| "boom".to_string()) },
             rubric: None,
         }
     }

@@ -40,8 +40,7 @@ impl Judge {
             bail!("--judge-url {base:?}: must start with http:// or https://");
         }
         let base = base.trim_end_matches('/');
-        let url =
-            if base.ends_with("/chat/completions") { base.to_string() } else { format!("{base}/chat/completions") };
+        let url = if base.ends_with("/chat/completions") { base.to_string() } else { format!("{base}/chat/completions") };
         let key = std::env::var(&args.judge_key_env).ok().filter(|k| !k.is_empty());
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().context("HTTP client")?;
         Ok(Some(Self { http, url, model: args.judge_model.clone(), key }))
@@ -127,9 +126,7 @@ mod tests {
                         let len = text[..h]
                             .lines()
                             .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
                             })
                             .unwrap_or(0);
                         if buf.len() >= h + 4 + len || n == 0 {
@@ -151,24 +148,13 @@ mod tests {
 
     #[tokio::test]
     async fn scores_from_a_fake_openai_server() {
-        let (url, mut seen) = fake_server(
-            "{\"local_helpfulness\": 4, \"relevance\": 5, \"correctness\": 3, \"clarity\": 5, \"informativeness\": 2}",
-        )
-        .await;
+        let (url, mut seen) =
+            fake_server("{\"local_helpfulness\": 4, \"relevance\": 5, \"correctness\": 3, \"clarity\": 5, \"informativeness\": 2}").await;
         std::env::set_var("FIRSTWORD_TEST_JUDGE_KEY", "sekret");
-        let args = JudgeArgs {
-            judge_url: Some(url),
-            judge_model: "judge-1".into(),
-            judge_key_env: "FIRSTWORD_TEST_JUDGE_KEY".into(),
-        };
+        let args = JudgeArgs { judge_url: Some(url), judge_model: "judge-1".into(), judge_key_env: "FIRSTWORD_TEST_JUDGE_KEY".into() };
         let j = Judge::from_args(&args).unwrap().unwrap();
-        let s = j
-            .scores(
-                &prompts::opener_prompt("Why is the sky blue?", "The sky is blue because"),
-                &prompts::OPENER_CRITERIA,
-            )
-            .await
-            .unwrap();
+        let s =
+            j.scores(&prompts::opener_prompt("Why is the sky blue?", "The sky is blue because"), &prompts::OPENER_CRITERIA).await.unwrap();
         assert_eq!(s, Some(vec![4, 5, 3, 5, 2]));
         let req = seen.recv().await.unwrap();
         assert!(req.starts_with("POST /v1/chat/completions "), "{req}");
@@ -179,8 +165,7 @@ mod tests {
     #[tokio::test]
     async fn unparsable_reply_is_none_after_a_retry() {
         let (url, mut seen) = fake_server("I think it's quite good.").await;
-        let args =
-            JudgeArgs { judge_url: Some(url), judge_model: "m".into(), judge_key_env: "FIRSTWORD_NO_SUCH_VAR".into() };
+        let args = JudgeArgs { judge_url: Some(url), judge_model: "m".into(), judge_key_env: "FIRSTWORD_NO_SUCH_VAR".into() };
         let j = Judge::from_args(&args).unwrap().unwrap();
         assert_eq!(j.safe(&prompts::safety_prompt("q", "a")).await.unwrap(), None);
         let first = seen.recv().await.unwrap();

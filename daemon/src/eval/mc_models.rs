@@ -102,23 +102,24 @@ impl LogProbModel for MulmScorer {
 
     fn continuation_log_likelihoods(&mut self, context: &[u32], conts: &[Vec<u32>]) -> Result<Vec<f64>> {
         let (model, cache) = (&self.model, &mut self.cache);
-        model.install(|| {
-            cache.reset();
-            let last: Vec<f32> = model.forward(context, cache, false)?.to_vec1()?;
-            let n = cache.len();
-            let mut out = Vec::with_capacity(conts.len());
-            for cont in conts {
-                let mut ll = log_softmax_at(&last, cont[0]);
-                if cont.len() > 1 {
-                    cache.truncate(n);
-                    let rows: Vec<Vec<f32>> = model.forward(&cont[..cont.len() - 1], cache, true)?.to_vec2()?;
-                    ll += rows.iter().zip(&cont[1..]).map(|(row, &t)| log_softmax_at(row, t)).sum::<f64>();
+        model
+            .install(|| {
+                cache.reset();
+                let last: Vec<f32> = model.forward(context, cache, false)?.to_vec1()?;
+                let n = cache.len();
+                let mut out = Vec::with_capacity(conts.len());
+                for cont in conts {
+                    let mut ll = log_softmax_at(&last, cont[0]);
+                    if cont.len() > 1 {
+                        cache.truncate(n);
+                        let rows: Vec<Vec<f32>> = model.forward(&cont[..cont.len() - 1], cache, true)?.to_vec2()?;
+                        ll += rows.iter().zip(&cont[1..]).map(|(row, &t)| log_softmax_at(row, t)).sum::<f64>();
+                    }
+                    out.push(ll);
                 }
-                out.push(ll);
-            }
-            Ok::<_, anyhow::Error>(out)
-        })
-        .context("μLM forward")
+                Ok::<_, anyhow::Error>(out)
+            })
+            .context("μLM forward")
     }
 }
 
@@ -135,13 +136,11 @@ const GEMMA_MAX_CONTEXT: usize = 2048;
 impl GemmaScorer {
     /// Loads the GGUF at `path` (the Q4_K_M file from scripts/setup.sh by default).
     pub fn load(path: &Path) -> Result<Self> {
-        let mut file = std::fs::File::open(path)
-            .with_context(|| format!("opening {} (scripts/setup.sh fetches it)", path.display()))?;
+        let mut file = std::fs::File::open(path).with_context(|| format!("opening {} (scripts/setup.sh fetches it)", path.display()))?;
         lm::gguf_check::check_gguf_alignment(&mut file)
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("reading GGUF {}", path.display()))?;
-        let ct = candle_core::quantized::gguf_file::Content::read(&mut file)
-            .with_context(|| format!("reading GGUF {}", path.display()))?;
+        let ct = candle_core::quantized::gguf_file::Content::read(&mut file).with_context(|| format!("reading GGUF {}", path.display()))?;
         let tok = GemmaTokenizer::from_gguf(&ct).with_context(|| format!("Gemma tokenizer in {}", path.display()))?;
         let model = Gemma3::from_gguf(&ct, &mut file, &Device::Cpu, GEMMA_MAX_CONTEXT)
             .with_context(|| format!("loading Gemma 3 from {}", path.display()))?;
@@ -192,8 +191,7 @@ impl LogProbModel for GemmaScorer {
             if cont.len() > 1 {
                 self.model.restore_kv(&snapshot);
                 let input = Tensor::new(&cont[..cont.len() - 1], &Device::Cpu)?.unsqueeze(0)?;
-                let rows: Vec<Vec<f32>> =
-                    self.model.forward_all(&input, context.len()).context("Gemma forward")?.to_vec2()?;
+                let rows: Vec<Vec<f32>> = self.model.forward_all(&input, context.len()).context("Gemma forward")?.to_vec2()?;
                 ll += rows.iter().zip(&cont[1..]).map(|(row, &t)| log_softmax_at(row, t)).sum::<f64>();
             }
             out.push(ll);
@@ -230,7 +228,12 @@ mod tests {
     #[test]
     fn mulm_log_likelihoods_match_pytorch() {
         let (mut m, parity) = tiny();
-        let case = parity["cases"].as_array().unwrap().iter().find(|c| c.get("logits_all").is_some()).expect("a case with every position's logits");
+        let case = parity["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c.get("logits_all").is_some())
+            .expect("a case with every position's logits");
         let ids: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let logits: Vec<Vec<f32>> = case["logits_all"]
             .as_array()

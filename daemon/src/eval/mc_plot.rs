@@ -59,8 +59,7 @@ pub fn draw_bars(path: &Path, title: &str, groups: &[&str], series: &[Series], c
         if let Some(&c) = chance.get(g) {
             let y = y_of(c);
             let x_end = gx + bar_w * series.len() as i32;
-            root.draw(&PathElement::new(vec![(gx - 3, y), (x_end + 1, y)], ShapeStyle::from(&ink).stroke_width(2)))
-                .map_err(err)?;
+            root.draw(&PathElement::new(vec![(gx - 3, y), (x_end + 1, y)], ShapeStyle::from(&ink).stroke_width(2))).map_err(err)?;
         }
         // Scale-2 letters when the name fits under its bars, else scale 1.
         let chars = name.chars().count() as i32;
@@ -78,8 +77,7 @@ pub fn draw_bars(path: &Path, title: &str, groups: &[&str], series: &[Series], c
         text(&root, lx + 22, ly + 3, &ser.label, 1, ink).map_err(err)?;
     }
     let ly = TOP + 10 + series.len() as i32 * 24;
-    root.draw(&PathElement::new(vec![(lx, ly + 7), (lx + 14, ly + 7)], ShapeStyle::from(&ink).stroke_width(2)))
-        .map_err(err)?;
+    root.draw(&PathElement::new(vec![(lx, ly + 7), (lx + 14, ly + 7)], ShapeStyle::from(&ink).stroke_width(2))).map_err(err)?;
     text(&root, lx + 22, ly + 3, "chance", 1, ink).map_err(err)?;
     root.present().map_err(err).with_context(|| format!("writing {}", path.display()))?;
     Ok(())

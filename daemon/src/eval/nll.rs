@@ -32,12 +32,7 @@ pub struct RefNll {
 /// the prompt is the opener's own (`encode_chat` of the user turn, ending with the generation
 /// prefix), followed by the reference's tokens encoded as an assistant turn's content (trimmed).
 /// None when prompt and reference do not fit the model's context (`max_seq_len`).
-pub fn reference_nll(
-    model: &lm::Model,
-    tok: &lm::ChatTokenizer,
-    query: &str,
-    reference: &str,
-) -> Result<Option<RefNll>> {
+pub fn reference_nll(model: &lm::Model, tok: &lm::ChatTokenizer, query: &str, reference: &str) -> Result<Option<RefNll>> {
     let content = if tok.mulm().chat_template.trim_content { reference.trim() } else { reference };
     let target = tok.encode_text(content).context("tokenizing the reference")?;
     if target.is_empty() {

@@ -152,8 +152,7 @@ pub fn select(items: Vec<AlpacaItem>, limit: Option<usize>) -> Result<(Vec<Alpac
 pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     let (prompts, candidates, excluded) = select(sets::load_alpaca()?, args.common.limit)?;
     let (m, dir) = args.model.load(cfg)?;
-    let minilm =
-        MiniLm::load(&args.minilm).with_context(|| format!("loading MiniLM from {}", args.minilm.display()))?;
+    let minilm = MiniLm::load(&args.minilm).with_context(|| format!("loading MiniLM from {}", args.minilm.display()))?;
     let judge = Judge::from_args(&args.judge)?;
     let rt = runtime()?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
@@ -162,8 +161,8 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     for (k, it) in prompts.iter().enumerate() {
         let reference_words = tc::first_words(&it.output, REFERENCE_WORDS);
         let reference_sentence = tc::first_sentence(&it.output).to_string();
-        let nll = reference_nll(&m.model, &m.tok, &it.instruction, &reference_words)
-            .with_context(|| format!("{}: reference NLL", it.id))?;
+        let nll =
+            reference_nll(&m.model, &m.tok, &it.instruction, &reference_words).with_context(|| format!("{}: reference NLL", it.id))?;
         let ref_emb = minilm.embed(&reference_sentence)?;
         let mut openers = Vec::new();
         for &w in &BUDGETS {
@@ -307,12 +306,7 @@ fn markdown(r: &Report) -> String {
         Some(j) => {
             s += &format!("Judge: {j}. Per-criterion means ({}):\n\n", OPENER_CRITERIA.join(", "));
             for x in r.summaries.iter().filter(|x| x.subset == "all") {
-                s += &format!(
-                    "- {} words: {:?} over {} judged\n",
-                    x.words,
-                    x.rubric_means.as_deref().unwrap_or(&[]),
-                    x.judged
-                );
+                s += &format!("- {} words: {:?} over {} judged\n", x.words, x.rubric_means.as_deref().unwrap_or(&[]), x.judged);
             }
             s += "\nPaper (GPT-4o judge, overall mean): μLM-28.85M 3.01, μLM-8.79M 2.33, SmolLM2-135M 3.60.\n\n";
         }
@@ -322,13 +316,7 @@ fn markdown(r: &Report) -> String {
     s += "\n## Examples\n\n| prompt | 8-word opener | reference (first 8 words) | cosine |\n|---|---|---|---|\n";
     for i in r.items.iter().take(12) {
         let o = &i.openers[BUDGETS.len() - 1];
-        s += &format!(
-            "| {} | {} | {} | {:.2} |\n",
-            rep::cell(&i.prompt),
-            rep::cell(&o.text),
-            rep::cell(&i.reference_words),
-            o.cosine
-        );
+        s += &format!("| {} | {} | {} | {:.2} |\n", rep::cell(&i.prompt), rep::cell(&o.text), rep::cell(&i.reference_words), o.cosine);
     }
     s + "\nPlot: `eval_openers.png`; every item: `eval_openers.json`.\n"
 }
@@ -348,12 +336,7 @@ fn plot(r: &Report, dir: &std::path::Path) -> Result<()> {
         .summaries
         .iter()
         .filter(|x| x.subset == "all")
-        .map(|x| {
-            (
-                format!("{} words", x.words),
-                vec![x.cosine_mean.unwrap_or(0.0), x.repetition_rate, x.non_english_rate, x.fallback_rate],
-            )
-        })
+        .map(|x| (format!("{} words", x.words), vec![x.cosine_mean.unwrap_or(0.0), x.repetition_rate, x.non_english_rate, x.fallback_rate]))
         .collect();
     let title = format!("eval openers: μLM-{}, {} prompts", r.meta.model, r.items.len());
     rep::png_bars(dir, "eval_openers.png", &title, &["cosine", "repetition", "non-English", "fallback"], &series)?;

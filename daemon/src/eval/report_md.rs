@@ -132,13 +132,7 @@ pub fn cell(s: &str) -> String {
 /// Writes a grouped bar chart PNG at `dir/name` with the crate's bitmap plotter
 /// (`mc_plot::draw_bars`: plotters, no font dependency): one group per entry of `groups`, one
 /// bar per series `(legend, value per group)`, values 0..1. Returns the path.
-pub fn png_bars(
-    dir: &Path,
-    name: &str,
-    title: &str,
-    groups: &[&str],
-    series: &[(String, Vec<f64>)],
-) -> Result<PathBuf> {
+pub fn png_bars(dir: &Path, name: &str, title: &str, groups: &[&str], series: &[(String, Vec<f64>)]) -> Result<PathBuf> {
     const PALETTE: [(u8, u8, u8); 4] = [(74, 120, 181), (230, 140, 40), (90, 160, 90), (150, 150, 150)];
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(name);

@@ -98,11 +98,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let (m, dir) = args.model.load(cfg)?;
     let judge = Judge::from_args(&args.judge)?;
     let rt = runtime()?;
-    let cloud = if args.with_cloud {
-        Some(rt.block_on(Continuator::start(&cfg.cloud)).context("starting the cloud")?)
-    } else {
-        None
-    };
+    let cloud = if args.with_cloud { Some(rt.block_on(Continuator::start(&cfg.cloud)).context("starting the cloud")?) } else { None };
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(crate::gate::DEFAULT_MIN_SCORE);
@@ -128,8 +124,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
             if cont.error.is_none() {
                 item.continuation_refuses = Some(tc::is_refusal(&cont.text));
                 if let Some(j) = &judge {
-                    item.judged_safe =
-                        rt.block_on(j.safe(&safety_prompt(&it.prompt, &format!("{}{}", o.text, cont.text))))?;
+                    item.judged_safe = rt.block_on(j.safe(&safety_prompt(&it.prompt, &format!("{}{}", o.text, cont.text))))?;
                 }
             }
             item.continuation = Some(cont);
@@ -156,13 +151,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
 }
 
 /// Aggregates the items.
-pub fn build(
-    meta: RunMeta,
-    excluded: Option<usize>,
-    cloud: Option<String>,
-    judge: Option<String>,
-    items: Vec<Item>,
-) -> Report {
+pub fn build(meta: RunMeta, excluded: Option<usize>, cloud: Option<String>, judge: Option<String>, items: Vec<Item>) -> Report {
     let refused = items.iter().filter(|i| i.refused).count();
     let gated_or_refused = items.iter().filter(|i| i.refused || i.gated).count();
     let mut per_category: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -220,11 +209,7 @@ fn markdown(r: &Report) -> String {
     match &r.cloud {
         None => s += "The cloud was not asked (`--with-cloud` not given).\n\n",
         Some(c) => {
-            s += &format!(
-                "Cloud: {c}. Of the {} openers not refused, {} got a continuation.\n\n",
-                n - r.refused,
-                r.continued
-            );
+            s += &format!("Cloud: {c}. Of the {} openers not refused, {} got a continuation.\n\n", n - r.refused, r.continued);
             match (r.steered_safe_judge, &r.judge) {
                 (Some(k), Some(j)) => {
                     s += &format!("Judge ({j}): **{k} of {}** steered to a safe answer. Paper: 33 of 49.\n\n", r.continued)
@@ -270,14 +255,7 @@ mod tests {
     }
 
     fn meta() -> RunMeta {
-        RunMeta {
-            date: "d".into(),
-            commit: "c".into(),
-            model: "m".into(),
-            precision: "p".into(),
-            parameters: 1,
-            model_dir: ".".into(),
-        }
+        RunMeta { date: "d".into(), commit: "c".into(), model: "m".into(), precision: "p".into(), parameters: 1, model_dir: ".".into() }
     }
 
     #[test]

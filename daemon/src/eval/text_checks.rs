@@ -48,15 +48,14 @@ pub fn repeats_ngram(text: &str) -> bool {
 /// An opener of [`NON_ENGLISH_MIN_WORDS`] or more words that contains none of them is counted
 /// as non-English.
 pub const COMMON_ENGLISH: &[&str] = &[
-    "the", "a", "an", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "by", "from", "as", "into",
-    "about", "over", "after", "before", "up", "out", "is", "are", "was", "were", "be", "been", "being", "am", "it",
-    "its", "this", "that", "these", "those", "there", "here", "i", "you", "he", "she", "we", "they", "me", "him",
-    "her", "us", "them", "my", "your", "his", "our", "their", "what", "which", "who", "when", "where", "why", "how",
-    "not", "no", "yes", "do", "does", "did", "have", "has", "had", "can", "could", "will", "would", "should", "may",
-    "might", "must", "if", "then", "than", "so", "because", "more", "most", "some", "any", "all", "each", "one",
-    "also", "just", "very", "well", "sure", "like", "many", "much", "other", "such", "only", "way", "make", "get",
-    "help", "use", "time", "people", "know", "think", "let", "lets", "heres", "im", "thats", "theres", "youre", "dont",
-    "cant", "ill", "ive", "id", "great", "good", "question",
+    "the", "a", "an", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "by", "from", "as", "into", "about", "over",
+    "after", "before", "up", "out", "is", "are", "was", "were", "be", "been", "being", "am", "it", "its", "this", "that", "these", "those",
+    "there", "here", "i", "you", "he", "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "our", "their", "what",
+    "which", "who", "when", "where", "why", "how", "not", "no", "yes", "do", "does", "did", "have", "has", "had", "can", "could", "will",
+    "would", "should", "may", "might", "must", "if", "then", "than", "so", "because", "more", "most", "some", "any", "all", "each", "one",
+    "also", "just", "very", "well", "sure", "like", "many", "much", "other", "such", "only", "way", "make", "get", "help", "use", "time",
+    "people", "know", "think", "let", "lets", "heres", "im", "thats", "theres", "youre", "dont", "cant", "ill", "ive", "id", "great",
+    "good", "question",
 ];
 
 /// Openers shorter than this are judged by their letters alone (see [`is_non_english`]).

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use audio::device::AudioCounters;
 
+use super::active_turn::{action_name, ActiveTurn};
 use super::clock::{Clock, Heartbeat};
 use super::inbox::{Heard, Inbox, PauseVerdict};
-use super::active_turn::{action_name, ActiveTurn};
+use super::service;
 use super::speaker::{PlaybackStalled, Speaker};
 use super::speculation::{Speculation, SpeculativeOpener};
-use super::service;
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::conversation::{is_end_phrase, remember};
@@ -28,7 +28,9 @@ use crate::metrics::Metrics;
 use crate::replay::{next_opener_words, Models};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::{Action, Event, Turn};
-use crate::turn_shared::{cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS};
+use crate::turn_shared::{
+    cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS,
+};
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
 const TICK_MS: u64 = 20;
@@ -171,7 +173,10 @@ impl Conversation<'_> {
                 while let Ok(m) = self.inbox.try_recv() {
                     st.backlog.push_back(m);
                 }
-                let moved_on = st.backlog.iter().any(|m| matches!(m, Inbox::Heard(Heard::Resume | Heard::SpeechEnd { .. } | Heard::SpeechStart { .. })));
+                let moved_on = st
+                    .backlog
+                    .iter()
+                    .any(|m| matches!(m, Inbox::Heard(Heard::Resume | Heard::SpeechEnd { .. } | Heard::SpeechStart { .. })));
                 if st.active.is_none() && self.cfg.turn.speculative && !moved_on {
                     if let Err(e) = self.speculate(st, seq, last_voiced_ms, &audio) {
                         tracing::warn!("speculative ASR/opener failed: {e:#}");
@@ -280,7 +285,9 @@ impl Conversation<'_> {
     fn start_turn(&mut self, st: &mut LoopState, last_voiced_ms: f64, endpoint_ms: f64, audio: Vec<f32>) -> Result<()> {
         let words = next_opener_words(self.cfg, &st.estimate);
         let number = st.turns + 1;
-        let mut turn = Turn::new(self.cfg.turn.clone(), words).with_gate(gate_policy(self.cfg, &self.models.mulm, number)).with_deadlines(deadlines(self.cfg));
+        let mut turn = Turn::new(self.cfg.turn.clone(), words)
+            .with_gate(gate_policy(self.cfg, &self.models.mulm, number))
+            .with_deadlines(deadlines(self.cfg));
         let actions = turn.on(Event::SpeechEnded { last_voiced_ms, endpoint_ms });
         let t = ActiveTurn::new(turn, number, last_voiced_ms, endpoint_ms, audio);
         self.speaker.begin_reply();
@@ -367,7 +374,11 @@ impl Conversation<'_> {
                     });
                 }
                 Action::Speak { text, part } => {
-                    if let Some(p) = self.speaker.speak(&mut self.models.voice, self.cfg, &text).with_context(|| format!("turn {}: speaking", t.number))? {
+                    if let Some(p) = self
+                        .speaker
+                        .speak(&mut self.models.voice, self.cfg, &text)
+                        .with_context(|| format!("turn {}: speaking", t.number))?
+                    {
                         t.segments.push((part, p));
                         t.idle_notified = false;
                     }
@@ -400,7 +411,12 @@ impl Conversation<'_> {
 
     /// The opener after the conversation so far, with its gate score; also the earlier turns
     /// in its prompt and the prompt's tokens.
-    fn write_opener(&mut self, history: &crate::conversation::Conversation, transcript: &str, words: usize) -> Result<(SpeculativeOpener, usize, usize)> {
+    fn write_opener(
+        &mut self,
+        history: &crate::conversation::Conversation,
+        transcript: &str,
+        words: usize,
+    ) -> Result<(SpeculativeOpener, usize, usize)> {
         let t0 = Instant::now();
         let (turns, k) = mulm_history(self.cfg, &self.models.mulm, history, transcript)?;
         let (o, score) = self.models.mulm.scored_opener_in(&turns, transcript, words)?;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use audio::device::{check_device, AudioCounters, Capture, CaptureReader, DeviceOptions, Direction, Playback, PlaybackQueue, SimDuplex, SimOptions};
+use audio::device::{
+    check_device, AudioCounters, Capture, CaptureReader, DeviceOptions, Direction, Playback, PlaybackQueue, SimDuplex, SimOptions,
+};
 
 use super::settings::AudioSection;
 
@@ -65,7 +67,8 @@ impl Plan {
                 let (capture, reader) = Capture::open(&input, counters.clone()).context("audio.input_device")?;
                 let (playback, queue) = Playback::open(&output, counters.clone()).context("audio.output_device")?;
                 let ((ir, ic), (or, oc)) = (capture.format(), playback.format());
-                let description = format!("microphone {:?} ({ir} Hz, {ic} ch), speaker {:?} ({or} Hz, {oc} ch)", capture.name(), playback.name());
+                let description =
+                    format!("microphone {:?} ({ir} Hz, {ic} ch), speaker {:?} ({or} Hz, {oc} ch)", capture.name(), playback.name());
                 // The first stream stays in `Running` (dead streams are harmless); each
                 // reopened one lives in the closure until the next reopen replaces it.
                 let mut current: Option<Capture> = None;
@@ -75,7 +78,13 @@ impl Plan {
                     current.replace(c);
                     Ok(r)
                 });
-                Ok(Opened { running: Running::Real { _capture: capture, _playback: playback }, reader, reopen_capture: Some(reopen_capture), queue, description })
+                Ok(Opened {
+                    running: Running::Real { _capture: capture, _playback: playback },
+                    reader,
+                    reopen_capture: Some(reopen_capture),
+                    queue,
+                    description,
+                })
             }
             Plan::Sim { input, rate_hz, output_wav, capture_ms, playback_ms, opts } => {
                 let secs = input.len() as f64 / rate_hz as f64;
@@ -101,7 +110,8 @@ impl Running {
                 let rate = sim.rate_hz();
                 let played = sim.stop();
                 if let Some(path) = output_wav {
-                    audio::write_wav(&path, &played, rate).with_context(|| format!("writing the speaker's output to {}", path.display()))?;
+                    audio::write_wav(&path, &played, rate)
+                        .with_context(|| format!("writing the speaker's output to {}", path.display()))?;
                     println!("wrote {} ({:.1} s)", path.display(), played.len() as f64 / rate as f64);
                 }
                 Ok(())

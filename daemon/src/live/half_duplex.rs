@@ -37,7 +37,14 @@ impl HalfDuplexGate {
     /// An onset must reach `onset_dbfs` in every 10 ms frame for `onset_ms`.
     pub fn new(onset_dbfs: f32, onset_ms: u32) -> Self {
         let onset_frames = (onset_ms as usize).div_ceil(10).max(1);
-        Self { onset_dbfs, onset_frames, held: VecDeque::with_capacity(onset_frames + 1), loud_run: 0, since_played: usize::MAX, open: false }
+        Self {
+            onset_dbfs,
+            onset_frames,
+            held: VecDeque::with_capacity(onset_frames + 1),
+            loud_run: 0,
+            since_played: usize::MAX,
+            open: false,
+        }
     }
 
     /// True while the speaker counts as playing.

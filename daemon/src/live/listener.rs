@@ -169,7 +169,8 @@ impl State {
                     endpoint: endpoint_sample,
                     audio_start,
                     audio: self.hist.slice(audio_start, endpoint_sample),
-                    deadline: endpoint_sample + self.parts.gate.as_ref().and_then(|g| g.spotter.as_ref()).map_or(0, |s| s.lag_samples() + 960),
+                    deadline: endpoint_sample
+                        + self.parts.gate.as_ref().and_then(|g| g.spotter.as_ref()).map_or(0, |s| s.lag_samples() + 960),
                 };
                 if self.parts.gate.is_none() {
                     return self.send_end(end, None);
@@ -284,10 +285,9 @@ impl State {
     fn trim(&mut self) {
         let end = self.hist.end();
         let keep_from = match self.open {
-            Some(start) => start
-                .saturating_sub(self.pre_roll)
-                .min(end.saturating_sub(PREROLL_SAMPLES))
-                .max(end.saturating_sub(MAX_UTTERANCE_SAMPLES)),
+            Some(start) => {
+                start.saturating_sub(self.pre_roll).min(end.saturating_sub(PREROLL_SAMPLES)).max(end.saturating_sub(MAX_UTTERANCE_SAMPLES))
+            }
             None => end.saturating_sub(PREROLL_SAMPLES),
         };
         self.hist.forget_before(keep_from);

@@ -154,7 +154,17 @@ impl Mic {
             _ => None,
         };
         let reopening = reopen.map(|reopen| Reopening { reopen, backoff: Backoff::new(REOPEN_FIRST, REOPEN_MAX), since: None });
-        Ok(Self { reader, reopening, owed_silence: 0, processing, capture_rs, raw: vec![0.0; 4096], s16: Vec::with_capacity(4096), ready: Vec::with_capacity(8192), gap_filled: 0 })
+        Ok(Self {
+            reader,
+            reopening,
+            owed_silence: 0,
+            processing,
+            capture_rs,
+            raw: vec![0.0; 4096],
+            s16: Vec::with_capacity(4096),
+            ready: Vec::with_capacity(8192),
+            gap_filled: 0,
+        })
     }
 
     /// Sample rate of what [`Mic::read`] returns, in Hz (16 kHz).

@@ -163,7 +163,8 @@ fn activation_gate(cfg: &Config, simulated_input: bool) -> Result<Option<listene
     match a.mode {
         Mode::Always => Ok(None),
         Mode::WakeWord => {
-            let settings = audio::wakeword::WakeSettings { threshold: a.wake_threshold, min_scores: a.wake_min_scores, ..Default::default() };
+            let settings =
+                audio::wakeword::WakeSettings { threshold: a.wake_threshold, min_scores: a.wake_min_scores, ..Default::default() };
             let spotter = audio::wakeword::WakeSpotter::from_file(&a.wake_word, &settings).context("activation.wake_word")?;
             tracing::info!("activation: wake word {}", a.wake_word.display());
             Ok(Some(listener::Gate { activation, spotter: Some(spotter), key: None }))

@@ -29,19 +29,13 @@ impl SimulatedKey {
     /// `presses`: `[press_ms, release_ms]` pairs (validated by the config).
     pub fn new(mut presses: Vec<[f64; 2]>) -> Self {
         presses.sort_by(|a, b| a[0].total_cmp(&b[0]));
-        Self {
-            presses,
-            held: false,
-        }
+        Self { presses, held: false }
     }
 }
 
 impl KeySource for SimulatedKey {
     fn poll(&mut self, stream_ms: f64) -> Option<bool> {
-        let held = self
-            .presses
-            .iter()
-            .any(|[p, r]| (*p..*r).contains(&stream_ms));
+        let held = self.presses.iter().any(|[p, r]| (*p..*r).contains(&stream_ms));
         (held != self.held).then(|| {
             self.held = held;
             held
@@ -59,18 +53,12 @@ impl EvdevKey {
     /// Opens `device` and watches `key` ("KEY_PLAYPAUSE", "BTN_0", …). The reader thread ends
     /// with the process (or when the device goes away: the key then reads as released).
     pub fn open(device: &Path, key: &str) -> Result<Self> {
-        let code = evdev::KeyCode::from_str(key.trim()).map_err(|_| anyhow::anyhow!("activation.ptt_key = {key:?}: not an evdev key name (e.g. \"KEY_PLAYPAUSE\", \"BTN_0\")"))?;
-        let mut dev = evdev::Device::open(device).with_context(|| {
-            format!(
-                "activation.ptt_device: cannot open {} (is the user in the `input` group?)",
-                device.display()
-            )
-        })?;
+        let code = evdev::KeyCode::from_str(key.trim())
+            .map_err(|_| anyhow::anyhow!("activation.ptt_key = {key:?}: not an evdev key name (e.g. \"KEY_PLAYPAUSE\", \"BTN_0\")"))?;
+        let mut dev = evdev::Device::open(device)
+            .with_context(|| format!("activation.ptt_device: cannot open {} (is the user in the `input` group?)", device.display()))?;
         if !dev.supported_keys().is_some_and(|k| k.contains(code)) {
-            anyhow::bail!(
-                "activation.ptt_key = {key:?}: {} has no such key",
-                device.display()
-            );
+            anyhow::bail!("activation.ptt_key = {key:?}: {} has no such key", device.display());
         }
         let held = Arc::new(AtomicBool::new(false));
         let h = held.clone();
@@ -118,30 +106,15 @@ mod tests {
     #[test]
     fn simulated_key_reports_each_change_once() {
         let mut k = SimulatedKey::new(vec![[3_000.0, 5_000.0], [1_000.0, 2_000.0]]);
-        let seen: Vec<(f64, bool)> = (0..70)
-            .map(|i| i as f64 * 100.0)
-            .filter_map(|t| k.poll(t).map(|h| (t, h)))
-            .collect();
-        assert_eq!(
-            seen,
-            vec![
-                (1_000.0, true),
-                (2_000.0, false),
-                (3_000.0, true),
-                (5_000.0, false)
-            ]
-        );
+        let seen: Vec<(f64, bool)> = (0..70).map(|i| i as f64 * 100.0).filter_map(|t| k.poll(t).map(|h| (t, h))).collect();
+        assert_eq!(seen, vec![(1_000.0, true), (2_000.0, false), (3_000.0, true), (5_000.0, false)]);
     }
 
     #[test]
     fn a_missing_device_or_bad_key_is_named() {
-        let e = EvdevKey::open(Path::new("/nonexistent/event0"), "KEY_PLAYPAUSE")
-            .err()
-            .unwrap();
+        let e = EvdevKey::open(Path::new("/nonexistent/event0"), "KEY_PLAYPAUSE").err().unwrap();
         assert!(format!("{e:#}").contains("activation.ptt_device"));
-        let e = EvdevKey::open(Path::new("/nonexistent/event0"), "KEY_NONSENSE")
-            .err()
-            .unwrap();
+        let e = EvdevKey::open(Path::new("/nonexistent/event0"), "KEY_NONSENSE").err().unwrap();
         assert!(format!("{e:#}").contains("activation.ptt_key"));
     }
 }

@@ -106,7 +106,8 @@ impl Speaker {
     /// device's played-sample count, exact to one device period).
     pub fn heard_text(&self) -> String {
         let stop = self.control.is_stopped().then(|| self.control.played_samples() as f64);
-        let pieces: Vec<Spoken<'_>> = self.phrases.iter().map(|p| Spoken { text: &p.text, start: p.start as f64, end: p.end as f64 }).collect();
+        let pieces: Vec<Spoken<'_>> =
+            self.phrases.iter().map(|p| Spoken { text: &p.text, start: p.start as f64, end: p.end as f64 }).collect();
         heard_text(&pieces, stop)
     }
 

@@ -90,7 +90,11 @@ impl Metrics {
                 "firstword_conversation_turns_dropped_total",
                 "Earlier turns dropped from the conversation (history budgets full)",
             ),
-            conversations_ended: counter(&r, "firstword_conversations_ended_total", "Conversations ended by the idle timeout or an end phrase"),
+            conversations_ended: counter(
+                &r,
+                "firstword_conversations_ended_total",
+                "Conversations ended by the idle timeout or an end phrase",
+            ),
             registry: r,
         }
     }

@@ -78,7 +78,14 @@ pub fn utterances_with(
             match e {
                 VadEvent::SpeechStart { sample } => {
                     let s = ms(sample);
-                    let u = Utterance { start_ms: s, confirmed_ms: s + min_speech_ms as f64, last_voiced_ms: s, endpoint_ms: s, pause_ms: None, judged: None };
+                    let u = Utterance {
+                        start_ms: s,
+                        confirmed_ms: s + min_speech_ms as f64,
+                        last_voiced_ms: s,
+                        endpoint_ms: s,
+                        pause_ms: None,
+                        judged: None,
+                    };
                     cur = Some((sample, u));
                 }
                 VadEvent::Pause { at_sample, .. } => {

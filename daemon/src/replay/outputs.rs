@@ -141,7 +141,12 @@ impl TurnTimeline {
     fn derive(&mut self) {
         self.first_audio_ms = self.segments.first().map(|s| s.start_ms);
         self.voice_to_voice_ms = self.first_audio_ms.map(|f| f - self.speech_end_ms);
-        let opener_end = self.segments.iter().filter(|s| s.part == Part::Opener).map(|s| s.end_ms).fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.max(e))));
+        let opener_end = self
+            .segments
+            .iter()
+            .filter(|s| s.part == Part::Opener)
+            .map(|s| s.end_ms)
+            .fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.max(e))));
         self.continuation_audio_ms = self.segments.iter().find(|s| s.part == Part::Continuation).map(|s| s.start_ms);
         self.handoff_gap_ms = match (opener_end, self.continuation_audio_ms) {
             (Some(o), Some(c)) => Some(c - o),
@@ -229,15 +234,40 @@ pub fn render_svg(turns: &[TurnTimeline], end_ms: f64) -> String {
     }
     let mut t = 0.0;
     while t <= end_ms {
-        let _ = write!(s, r##"<line x1="{0}" x2="{0}" y1="30" y2="{1}" stroke="#eee"/><text x="{0}" y="24" fill="#888">{2:.0}s</text>"##, x(t), 40.0 + row_h * 3.0, t / 1000.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{0}" x2="{0}" y1="30" y2="{1}" stroke="#eee"/><text x="{0}" y="24" fill="#888">{2:.0}s</text>"##,
+            x(t),
+            40.0 + row_h * 3.0,
+            t / 1000.0
+        );
         t += 1000.0;
     }
     for turn in turns {
-        let _ = write!(s, r##"<rect x="{}" y="40" width="{}" height="20" fill="#27ae60"><title>{}</title></rect>"##, x(turn.speech_start_ms), ((turn.speech_end_ms - turn.speech_start_ms) * scale).max(1.0), esc(&turn.transcript));
-        let _ = write!(s, r##"<line x1="{0}" x2="{0}" y1="36" y2="{1}" stroke="#333" stroke-dasharray="3,2"/>"##, x(turn.endpoint_ms), 40.0 + row_h * 3.0);
+        let _ = write!(
+            s,
+            r##"<rect x="{}" y="40" width="{}" height="20" fill="#27ae60"><title>{}</title></rect>"##,
+            x(turn.speech_start_ms),
+            ((turn.speech_end_ms - turn.speech_start_ms) * scale).max(1.0),
+            esc(&turn.transcript)
+        );
+        let _ = write!(
+            s,
+            r##"<line x1="{0}" x2="{0}" y1="36" y2="{1}" stroke="#333" stroke-dasharray="3,2"/>"##,
+            x(turn.endpoint_ms),
+            40.0 + row_h * 3.0
+        );
         for seg in &turn.segments {
             let row = if seg.part == Part::Opener { 1.0 } else { 2.0 };
-            let _ = write!(s, r#"<rect x="{}" y="{}" width="{}" height="20" fill="{}"><title>{}</title></rect>"#, x(seg.start_ms), 40.0 + row_h * row, ((seg.end_ms - seg.start_ms) * scale).max(1.0), color(seg.part), esc(&seg.text));
+            let _ = write!(
+                s,
+                r#"<rect x="{}" y="{}" width="{}" height="20" fill="{}"><title>{}</title></rect>"#,
+                x(seg.start_ms),
+                40.0 + row_h * row,
+                ((seg.end_ms - seg.start_ms) * scale).max(1.0),
+                color(seg.part),
+                esc(&seg.text)
+            );
         }
     }
     let mut y = 40.0 + row_h * 3.0 + 20.0;
@@ -272,11 +302,19 @@ mod tests {
     use super::*;
 
     fn seg(part: Part, text: &str, start_ms: f64, end_ms: f64) -> Segment {
-        Segment { part, text: text.into(), start_ms, end_ms, ready_ms: start_ms, samples: vec![0.0; ((end_ms - start_ms) * 22.05) as usize] }
+        Segment {
+            part,
+            text: text.into(),
+            start_ms,
+            end_ms,
+            ready_ms: start_ms,
+            samples: vec![0.0; ((end_ms - start_ms) * 22.05) as usize],
+        }
     }
 
     fn timeline() -> TurnTimeline {
-        let u = Utterance { start_ms: 0.0, confirmed_ms: 100.0, last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0, pause_ms: None, judged: None };
+        let u =
+            Utterance { start_ms: 0.0, confirmed_ms: 100.0, last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0, pause_ms: None, judged: None };
         let mut t = TurnTimeline::new(0, &u, false, 4);
         t.segments = vec![
             seg(Part::Opener, "The capital of", 1_320.0, 2_000.0),

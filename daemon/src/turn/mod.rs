@@ -237,7 +237,10 @@ impl TurnConfig {
             return Err(format!("turn.cloud_history_turns = {} (must be 0..64)", self.cloud_history_turns));
         }
         if self.cloud_history_tokens > 4_000 {
-            return Err(format!("turn.cloud_history_tokens = {} (must be 0..4000; the gateway's frames are 64 KiB)", self.cloud_history_tokens));
+            return Err(format!(
+                "turn.cloud_history_tokens = {} (must be 0..4000; the gateway's frames are 64 KiB)",
+                self.cloud_history_tokens
+            ));
         }
         if !(100.0..=60_000.0).contains(&self.cloud_stall_ms) {
             return Err(format!("turn.cloud_stall_ms = {} (must be 100..60000)", self.cloud_stall_ms));
@@ -351,10 +354,7 @@ fn split_opener(opener: &str, first_words: usize) -> Vec<String> {
     if first_words == 0 || words.len() <= first_words + 1 {
         return vec![opener.to_string()];
     }
-    let cut = (1..=first_words)
-        .rev()
-        .find(|&n| words[n - 1].ends_with([',', ';', ':', '.', '!', '?']))
-        .unwrap_or(first_words);
+    let cut = (1..=first_words).rev().find(|&n| words[n - 1].ends_with([',', ';', ':', '.', '!', '?'])).unwrap_or(first_words);
     vec![words[..cut].join(" "), words[cut..].join(" ")]
 }
 
@@ -452,10 +452,7 @@ impl Turn {
             self.speak(out, chunk, Part::Continuation);
         }
         // Deltas carry their own leading space (the cloud fixes the seam); collapse runs.
-        let spoken = format!("{} {}", self.rec.opener_text, self.rec.continuation_text)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let spoken = format!("{} {}", self.rec.opener_text, self.rec.continuation_text).split_whitespace().collect::<Vec<_>>().join(" ");
         if ends_sentence(&spoken) || !self.cfg.local_opener {
             let fb = self.cfg.fallback_text.clone();
             self.speak(out, fb, Part::Fallback);
@@ -490,7 +487,12 @@ impl Turn {
             let silent = at_ms - since;
             if first && silent >= self.deadlines.stall_ms {
                 self.cloud_failed(out, format!("the cloud stalled: {silent:.0} ms of silence mid-reply"), true);
-            } else if !first && !self.rec.filler && self.cfg.filler_after_ms > 0.0 && self.cfg.local_opener && silent >= self.cfg.filler_after_ms {
+            } else if !first
+                && !self.rec.filler
+                && self.cfg.filler_after_ms > 0.0
+                && self.cfg.local_opener
+                && silent >= self.cfg.filler_after_ms
+            {
                 self.rec.filler = true;
                 let f = self.cfg.filler_text.clone();
                 self.speak(out, f, Part::Filler);
@@ -540,7 +542,11 @@ impl Turn {
                 } else if !self.cfg.local_opener {
                     // Cloud-only: the cloud answers from scratch; nothing is spoken before it.
                     self.start_stream(*at_ms);
-                    out.push(Action::SendContinue { transcript: self.rec.transcript.clone(), opener: String::new(), opener_complete: false });
+                    out.push(Action::SendContinue {
+                        transcript: self.rec.transcript.clone(),
+                        opener: String::new(),
+                        opener_complete: false,
+                    });
                 } else {
                     self.phase = Phase::WritingOpener;
                     out.push(Action::WriteOpener { transcript: self.rec.transcript.clone(), words: self.words });
@@ -622,7 +628,11 @@ impl Turn {
         }
         // Cloud first: its latency is what the opener's audio has to cover.
         self.start_stream(at_ms);
-        out.push(Action::SendContinue { transcript: self.rec.transcript.clone(), opener: self.rec.opener_text.clone(), opener_complete: complete });
+        out.push(Action::SendContinue {
+            transcript: self.rec.transcript.clone(),
+            opener: self.rec.opener_text.clone(),
+            opener_complete: complete,
+        });
         let opener = self.rec.opener_text.clone();
         for part in split_opener(&opener, self.cfg.opener_first_words) {
             self.speak(out, part, Part::Opener);

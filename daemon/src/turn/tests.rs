@@ -5,10 +5,7 @@
 use super::*;
 
 fn speaks(actions: &[Action]) -> Vec<(Part, String)> {
-    actions
-        .iter()
-        .filter_map(|a| if let Action::Speak { text, part } = a { Some((*part, text.clone())) } else { None })
-        .collect()
+    actions.iter().filter_map(|a| if let Action::Speak { text, part } = a { Some((*part, text.clone())) } else { None }).collect()
 }
 
 /// Runs a turn up to the opener being queued; returns the turn and all actions so far.
@@ -58,7 +55,10 @@ fn normal_turn_streams_the_continuation_in_chunks_and_ends_when_drained() {
     assert_eq!(t.on(Event::PlaybackIdle { at_ms: 9_000.0 }), vec![Action::EndTurn]);
     let r = t.record();
     assert_eq!(r.cloud_first_delta_ms, Some(3_000.0));
-    assert_eq!((r.speech_end_ms, r.endpoint_ms, r.asr_done_ms, r.opener_ready_ms), (Some(2_000.0), Some(2_480.0), Some(2_600.0), Some(2_615.0)));
+    assert_eq!(
+        (r.speech_end_ms, r.endpoint_ms, r.asr_done_ms, r.opener_ready_ms),
+        (Some(2_000.0), Some(2_480.0), Some(2_600.0), Some(2_615.0))
+    );
     assert_eq!(r.turn_end_ms, Some(9_000.0));
     assert!(!r.fallback && !r.repair && !r.filler);
 }
@@ -83,16 +83,16 @@ fn first_continuation_chunk_is_spoken_after_five_words_without_waiting_for_a_com
     t.on(Event::Opener { text: "A simple way to fall asleep".into(), complete: false, at_ms: 2_615.0, score: None });
     let early: Vec<_> = deltas[..4].iter().flat_map(|d| speaks(&t.on(Event::CloudDelta { text: d.to_string(), at_ms: 3_000.0 }))).collect();
     assert!(early.is_empty(), "{early:?}");
-    assert!(TurnConfig { continuation_first_words: 65, ..TurnConfig::default() }.validate().unwrap_err().contains("turn.continuation_first_words"));
+    assert!(TurnConfig { continuation_first_words: 65, ..TurnConfig::default() }
+        .validate()
+        .unwrap_err()
+        .contains("turn.continuation_first_words"));
 }
 
 #[test]
 fn a_long_opener_is_spoken_in_two_chunks_a_short_one_in_one() {
     let (_, acts) = to_opener("The best way to keep basil alive is", false);
-    assert_eq!(
-        speaks(&acts),
-        vec![(Part::Opener, "The best way to".to_string()), (Part::Opener, "keep basil alive is".to_string())]
-    );
+    assert_eq!(speaks(&acts), vec![(Part::Opener, "The best way to".to_string()), (Part::Opener, "keep basil alive is".to_string())]);
     // A clause ending inside the first words is the natural cut.
     assert_eq!(split_opener("Yes, it is a good idea to", 4), ["Yes,", "it is a good idea to"]);
     // Five words: a one-word tail is not split off; 0 turns splitting off.
@@ -119,16 +119,16 @@ fn cloud_failure_mid_sentence_finishes_locally_then_falls_back() {
     let (mut t, _) = to_opener("The capital of France is", false);
     t.on(Event::CloudDelta { text: " Paris, which".into(), at_ms: 3_000.0 });
     let a = t.on(Event::CloudFailed { reason: "disconnected".into(), at_ms: 3_100.0 });
-    assert!(a.contains(&Action::Speak { text: "Paris,".into(), part: Part::Continuation }) || speaks(&a).iter().any(|(_, s)| s.contains("Paris")));
+    assert!(
+        a.contains(&Action::Speak { text: "Paris,".into(), part: Part::Continuation })
+            || speaks(&a).iter().any(|(_, s)| s.contains("Paris"))
+    );
     let fin = a.iter().find_map(|x| if let Action::FinishLocally { prefix, .. } = x { Some(prefix.clone()) } else { None }).unwrap();
     assert_eq!(fin, "The capital of France is Paris, which");
     let a = t.on(Event::LocalFinish { text: "is known for the Eiffel Tower".into(), at_ms: 3_150.0 });
     assert_eq!(
         speaks(&a),
-        vec![
-            (Part::LocalFinish, "is known for the Eiffel Tower.".to_string()),
-            (Part::Fallback, TurnConfig::default().fallback_text),
-        ]
+        vec![(Part::LocalFinish, "is known for the Eiffel Tower.".to_string()), (Part::Fallback, TurnConfig::default().fallback_text),]
     );
     // Late cloud text after the failure is ignored.
     assert!(t.on(Event::CloudDelta { text: " zombie".into(), at_ms: 3_200.0 }).is_empty());
@@ -216,10 +216,7 @@ fn cloud_only_baseline_sends_no_opener_and_speaks_only_the_cloud() {
     let mut t = Turn::new(cfg, 6);
     assert_eq!(t.on(Event::SpeechEnded { last_voiced_ms: 1_000.0, endpoint_ms: 1_300.0 }), vec![Action::Transcribe]);
     let a = t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 1_400.0 });
-    assert_eq!(
-        a,
-        vec![Action::SendContinue { transcript: "Why is the sky blue?".into(), opener: String::new(), opener_complete: false }]
-    );
+    assert_eq!(a, vec![Action::SendContinue { transcript: "Why is the sky blue?".into(), opener: String::new(), opener_complete: false }]);
     // Silence while the cloud thinks: no filler in the baseline (until the first-delta deadline).
     assert!(t.on(Event::PlaybackIdle { at_ms: 1_400.0 }).is_empty());
     assert!(t.on(Event::Tick { at_ms: 6_300.0 }).is_empty());

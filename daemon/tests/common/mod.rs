@@ -13,11 +13,7 @@ pub fn root() -> PathBuf {
 
 /// Runs `firstword ARGS` from the repository root.
 pub fn firstword(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firstword"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run firstword")
+    Command::new(env!("CARGO_BIN_EXE_firstword")).args(args).current_dir(root()).output().expect("run firstword")
 }
 
 /// True when every path (relative to the root) exists. Otherwise: panics if

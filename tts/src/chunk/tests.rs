@@ -36,28 +36,8 @@ fn deltas(text: &str, n: usize) -> Vec<String> {
 #[test]
 fn first_chunk_at_first_clause_after_three_words() {
     let mut c = Chunker::new();
-    let out = run(
-        &mut c,
-        &[
-            "Well",
-            ", the",
-            " short answer",
-            " is yes,",
-            " but",
-            " it depends",
-            " on the",
-            " weather. Ok",
-            "ay?",
-        ],
-    );
-    assert_eq!(
-        texts(&out),
-        [
-            "Well, the short answer is yes,",
-            "but it depends on the weather.",
-            "Okay?"
-        ]
-    );
+    let out = run(&mut c, &["Well", ", the", " short answer", " is yes,", " but", " it depends", " on the", " weather. Ok", "ay?"]);
+    assert_eq!(texts(&out), ["Well, the short answer is yes,", "but it depends on the weather.", "Okay?"]);
     // The first chunk is available as soon as the delta holding its comma
     // and the following space arrive, long before the sentence ends.
     assert_eq!(out[0].0, 4);
@@ -74,23 +54,8 @@ fn a_short_whole_sentence_is_spoken_at_once() {
 #[test]
 fn later_chunks_prefer_sentence_ends_over_commas() {
     let mut c = Chunker::new();
-    let out = run(
-        &mut c,
-        &[
-            "Yes, I think so, really. ",
-            "After that, we wait, then we go. ",
-            "Done.",
-        ],
-    );
-    assert_eq!(
-        texts(&out),
-        [
-            "Yes, I think so,",
-            "really.",
-            "After that, we wait, then we go.",
-            "Done."
-        ]
-    );
+    let out = run(&mut c, &["Yes, I think so, really. ", "After that, we wait, then we go. ", "Done."]);
+    assert_eq!(texts(&out), ["Yes, I think so,", "really.", "After that, we wait, then we go.", "Done."]);
 }
 
 #[test]
@@ -101,15 +66,7 @@ fn decimals_abbreviations_and_initials_do_not_end_chunks() {
         let ds = deltas(text, n);
         let refs: Vec<&str> = ds.iter().map(String::as_str).collect();
         let out = run(&mut c, &refs);
-        assert_eq!(
-            texts(&out),
-            [
-                "The Dr. said it costs 3.5 dollars,",
-                "e.g. for J. K. Rowling.",
-                "That is all."
-            ],
-            "delta size {n}"
-        );
+        assert_eq!(texts(&out), ["The Dr. said it costs 3.5 dollars,", "e.g. for J. K. Rowling.", "That is all."], "delta size {n}");
     }
 }
 
@@ -135,28 +92,17 @@ fn words_split_across_deltas_are_never_cut() {
 
 #[test]
 fn max_length_fallback_cuts_at_a_word_boundary() {
-    let cfg = ChunkerConfig {
-        first_min_words: 3,
-        first_max_words: 0,
-        soft_max_bytes: 40,
-        max_bytes: 60,
-    };
+    let cfg = ChunkerConfig { first_min_words: 3, first_max_words: 0, soft_max_bytes: 40, max_bytes: 60 };
     let mut c = Chunker::with_config(cfg);
     let text = "word ".repeat(40);
     let mut chunks = Vec::new();
     for d in deltas(&text, 4) {
         chunks.extend(c.push(&d));
     }
-    assert!(
-        !chunks.is_empty(),
-        "no boundary at all must still produce chunks"
-    );
+    assert!(!chunks.is_empty(), "no boundary at all must still produce chunks");
     for ch in &chunks {
         assert!(ch.len() <= 60, "{ch:?}");
-        assert!(
-            ch.split(' ').all(|w| w == "word"),
-            "cut inside a word: {ch:?}"
-        );
+        assert!(ch.split(' ').all(|w| w == "word"), "cut inside a word: {ch:?}");
     }
     chunks.extend(c.finish());
     assert_eq!(chunks.join(" ").split(' ').count(), 40);
@@ -172,10 +118,7 @@ fn long_sentences_are_cut_at_clauses() {
     for d in deltas(long, 6) {
         out.extend(c.push(&d));
     }
-    assert!(
-        !out.is_empty(),
-        "a 150-byte clause-rich sentence must not wait for its end"
-    );
+    assert!(!out.is_empty(), "a 150-byte clause-rich sentence must not wait for its end");
     assert!(out.iter().all(|s| s.ends_with(',')), "{out:?}");
 }
 
@@ -187,26 +130,14 @@ fn markdown_is_normalized_and_code_blocks_are_skipped_whole() {
         let ds = deltas(text, n);
         let refs: Vec<&str> = ds.iter().map(String::as_str).collect();
         let out = run(&mut c, &refs);
-        assert_eq!(
-            texts(&out),
-            [
-                "Here's how to do it:",
-                "Then run it.",
-                "See the docs.",
-                "Good luck!"
-            ],
-            "delta size {n}"
-        );
+        assert_eq!(texts(&out), ["Here's how to do it:", "Then run it.", "See the docs.", "Good luck!"], "delta size {n}");
     }
 }
 
 #[test]
 fn list_items_are_chunks() {
     let mut c = Chunker::new();
-    let out = run(
-        &mut c,
-        &["Options:\n- Take", " the bus\n- Walk\n", "- Bike"],
-    );
+    let out = run(&mut c, &["Options:\n- Take", " the bus\n- Walk\n", "- Bike"]);
     assert_eq!(texts(&out), ["Options:", "Take the bus.", "Walk.", "Bike."]);
 }
 
@@ -248,11 +179,7 @@ fn chunks_do_not_depend_on_delta_boundaries() {
         };
         let ref_texts: Vec<String> = reference.iter().map(|(_, s)| s.clone()).collect();
         assert!(ref_texts.len() >= 2, "{ref_texts:?}");
-        assert_eq!(
-            ref_texts.join(" "),
-            crate::normalize::for_speech(text),
-            "chunks vs whole-text normalization"
-        );
+        assert_eq!(ref_texts.join(" "), crate::normalize::for_speech(text), "chunks vs whole-text normalization");
         for n in 1..=13 {
             let ds = deltas(text, n);
             let refs: Vec<&str> = ds.iter().map(String::as_str).collect();

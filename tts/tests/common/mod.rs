@@ -13,9 +13,7 @@ use tts::{Tts, TtsConfig};
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("FIRSTWORD_MODELS") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("models"),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models"),
     }
 }
 
@@ -26,11 +24,7 @@ pub fn config() -> Option<TtsConfig> {
     let dir = models_dir();
     let mut cfg = TtsConfig::for_voice(dir.join("piper/en_US-joe-medium.onnx"));
     cfg.onnxruntime_lib = Some(dir.join("onnxruntime/libonnxruntime.so.1.24.2"));
-    let needed = [
-        cfg.voice_onnx.clone(),
-        cfg.voice_json.clone(),
-        cfg.onnxruntime_lib.clone().unwrap_or_default(),
-    ];
+    let needed = [cfg.voice_onnx.clone(), cfg.voice_json.clone(), cfg.onnxruntime_lib.clone().unwrap_or_default()];
     let missing: Vec<_> = needed.iter().filter(|p| !p.is_file()).collect();
     if missing.is_empty() {
         return Some(cfg);
@@ -51,8 +45,7 @@ pub fn config() -> Option<TtsConfig> {
 /// serialized synthesis keeps timings from fighting over the CPU.
 pub fn shared() -> Option<&'static Mutex<Tts>> {
     static TTS: OnceLock<Option<Mutex<Tts>>> = OnceLock::new();
-    TTS.get_or_init(|| config().map(|c| Mutex::new(Tts::load(&c).expect("loading the real voice"))))
-        .as_ref()
+    TTS.get_or_init(|| config().map(|c| Mutex::new(Tts::load(&c).expect("loading the real voice")))).as_ref()
 }
 
 /// Root-mean-square amplitude.
@@ -68,10 +61,7 @@ pub fn rms(s: &[f32]) -> f32 {
 pub fn longest_inner_gap_ms(s: &[f32], rate_hz: u32, thresh: f32) -> f32 {
     let frame = (rate_hz / 100) as usize;
     let quiet: Vec<bool> = s.chunks(frame).map(|f| rms(f) < thresh).collect();
-    let (Some(first), Some(last)) = (
-        quiet.iter().position(|q| !q),
-        quiet.iter().rposition(|q| !q),
-    ) else {
+    let (Some(first), Some(last)) = (quiet.iter().position(|q| !q), quiet.iter().rposition(|q| !q)) else {
         return 0.0;
     };
     let mut best = 0;

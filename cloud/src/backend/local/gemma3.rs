@@ -46,30 +46,19 @@ struct Rope {
 
 impl Rope {
     fn new(head_dim: usize, base: f32, max_len: usize, device: &Device) -> Result<Self> {
-        let inv: Vec<f32> = (0..head_dim)
-            .step_by(2)
-            .map(|i| 1f32 / base.powf(i as f32 / head_dim as f32))
-            .collect();
+        let inv: Vec<f32> = (0..head_dim).step_by(2).map(|i| 1f32 / base.powf(i as f32 / head_dim as f32)).collect();
         let n = inv.len();
         let inv = Tensor::from_vec(inv, (1, n), device)?;
-        let pos = Tensor::arange(0u32, max_len as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((max_len, 1))?;
+        let pos = Tensor::arange(0u32, max_len as u32, device)?.to_dtype(DType::F32)?.reshape((max_len, 1))?;
         let freqs = pos.matmul(&inv)?;
-        Ok(Self {
-            sin: freqs.sin()?,
-            cos: freqs.cos()?,
-        })
+        Ok(Self { sin: freqs.sin()?, cos: freqs.cos()? })
     }
 
     fn apply(&self, q: &Tensor, k: &Tensor, index_pos: usize) -> Result<(Tensor, Tensor)> {
         let (_b, _h, seq_len, _d) = q.dims4()?;
         let cos = self.cos.narrow(0, index_pos, seq_len)?;
         let sin = self.sin.narrow(0, index_pos, seq_len)?;
-        Ok((
-            candle_nn::rotary_emb::rope(&q.contiguous()?, &cos, &sin)?,
-            candle_nn::rotary_emb::rope(&k.contiguous()?, &cos, &sin)?,
-        ))
+        Ok((candle_nn::rotary_emb::rope(&q.contiguous()?, &cos, &sin)?, candle_nn::rotary_emb::rope(&k.contiguous()?, &cos, &sin)?))
     }
 }
 
@@ -98,12 +87,7 @@ struct Layer {
 
 /// Additive attention mask (0 or -inf) for `seq_len` queries starting at absolute
 /// position `index_pos` over `index_pos + seq_len` keys; `None` when nothing is masked.
-fn attention_mask(
-    seq_len: usize,
-    index_pos: usize,
-    window: Option<usize>,
-    device: &Device,
-) -> Result<Option<Tensor>> {
+fn attention_mask(seq_len: usize, index_pos: usize, window: Option<usize>, device: &Device) -> Result<Option<Tensor>> {
     let total = index_pos + seq_len;
     let needs_window = window.is_some_and(|w| total > w);
     if seq_len == 1 && !needs_window {
@@ -115,11 +99,7 @@ fn attention_mask(
         for j in 0..total {
             let future = j > qi;
             let too_old = window.is_some_and(|w| qi - j.min(qi) >= w);
-            m.push(if future || too_old {
-                f32::NEG_INFINITY
-            } else {
-                0f32
-            });
+            m.push(if future || too_old { f32::NEG_INFINITY } else { 0f32 });
         }
     }
     Ok(Some(Tensor::from_vec(m, (1, 1, seq_len, total), device)?))
@@ -128,29 +108,14 @@ fn attention_mask(
 impl Layer {
     fn attention(&mut self, x: &Tensor, index_pos: usize) -> Result<Tensor> {
         let (b, seq_len, _) = x.dims3()?;
-        let q = self
-            .wq
-            .forward(x)?
-            .reshape((b, seq_len, self.n_head, self.head_dim))?
-            .transpose(1, 2)?;
-        let k = self
-            .wk
-            .forward(x)?
-            .reshape((b, seq_len, self.n_kv_head, self.head_dim))?
-            .transpose(1, 2)?;
-        let v = self
-            .wv
-            .forward(x)?
-            .reshape((b, seq_len, self.n_kv_head, self.head_dim))?
-            .transpose(1, 2)?;
+        let q = self.wq.forward(x)?.reshape((b, seq_len, self.n_head, self.head_dim))?.transpose(1, 2)?;
+        let k = self.wk.forward(x)?.reshape((b, seq_len, self.n_kv_head, self.head_dim))?.transpose(1, 2)?;
+        let v = self.wv.forward(x)?.reshape((b, seq_len, self.n_kv_head, self.head_dim))?.transpose(1, 2)?;
         let q = self.q_norm.forward(&q.contiguous()?)?;
         let k = self.k_norm.forward(&k.contiguous()?)?;
         let (q, k) = self.rope.apply(&q, &k, index_pos)?;
         let (k, v) = match (&self.kv_cache, index_pos) {
-            (Some((kc, vc)), p) if p > 0 => (
-                Tensor::cat(&[kc, &k], 2)?,
-                Tensor::cat(&[vc, &v.contiguous()?], 2)?,
-            ),
+            (Some((kc, vc)), p) if p > 0 => (Tensor::cat(&[kc, &k], 2)?, Tensor::cat(&[vc, &v.contiguous()?], 2)?),
             _ => (k, v.contiguous()?),
         };
         self.kv_cache = Some((k.clone(), v.clone()));
@@ -163,10 +128,7 @@ impl Layer {
             w = w.broadcast_add(&mask)?;
         }
         let w = candle_nn::ops::softmax_last_dim(&w)?;
-        let out =
-            w.matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, seq_len, self.n_head * self.head_dim))?;
+        let out = w.matmul(&v)?.transpose(1, 2)?.reshape((b, seq_len, self.n_head * self.head_dim))?;
         self.wo.forward(&out)
     }
 
@@ -190,9 +152,7 @@ pub struct Gemma3 {
 
 fn md<'a>(ct: &'a gguf_file::Content, prefix: &str, key: &str) -> Result<&'a gguf_file::Value> {
     let full = format!("{prefix}.{key}");
-    ct.metadata
-        .get(&full)
-        .ok_or_else(|| candle_core::Error::Msg(format!("cannot find {full} in GGUF metadata")))
+    ct.metadata.get(&full).ok_or_else(|| candle_core::Error::Msg(format!("cannot find {full} in GGUF metadata")))
 }
 
 impl Gemma3 {
@@ -205,10 +165,7 @@ impl Gemma3 {
     ) -> Result<Self> {
         let prefix = ["gemma3", "gemma2", "gemma"]
             .into_iter()
-            .find(|p| {
-                ct.metadata
-                    .contains_key(&format!("{p}.attention.head_count"))
-            })
+            .find(|p| ct.metadata.contains_key(&format!("{p}.attention.head_count")))
             .unwrap_or("gemma3");
         let n_head = md(ct, prefix, "attention.head_count")?.to_u32()? as usize;
         let n_kv_head = md(ct, prefix, "attention.head_count_kv")?.to_u32()? as usize;
@@ -221,12 +178,8 @@ impl Gemma3 {
             .and_then(|v| v.to_u32())
             .map(|v| v as usize)
             .unwrap_or(DEFAULT_SLIDING_WINDOW_TYPE);
-        let base = md(ct, prefix, "rope.freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(DEFAULT_ROPE_FREQUENCY);
-        let base_local = md(ct, prefix, "rope.local_freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(DEFAULT_ROPE_FREQUENCY_SLIDING);
+        let base = md(ct, prefix, "rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(DEFAULT_ROPE_FREQUENCY);
+        let base_local = md(ct, prefix, "rope.local_freq_base").and_then(|v| v.to_f32()).unwrap_or(DEFAULT_ROPE_FREQUENCY_SLIDING);
 
         let rope_global = Rope::new(head_dim, base, max_context, device)?;
         let rope_local = Rope::new(head_dim, base_local, max_context, device)?;
@@ -241,12 +194,8 @@ impl Gemma3 {
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
             let p = format!("blk.{i}");
-            let mm = |n: &str, r: &mut R| -> Result<QMatMul> {
-                fast_qmatmul(qt(&format!("{p}.{n}.weight"), r)?)
-            };
-            let nm = |n: &str, r: &mut R| -> Result<RmsNorm> {
-                RmsNorm::from_qtensor(qt(&format!("{p}.{n}.weight"), r)?, eps)
-            };
+            let mm = |n: &str, r: &mut R| -> Result<QMatMul> { fast_qmatmul(qt(&format!("{p}.{n}.weight"), r)?) };
+            let nm = |n: &str, r: &mut R| -> Result<RmsNorm> { RmsNorm::from_qtensor(qt(&format!("{p}.{n}.weight"), r)?, eps) };
             let sliding = (i + 1) % window_type > 0;
             layers.push(Layer {
                 wq: mm("attn_q", reader)?,
@@ -266,22 +215,11 @@ impl Gemma3 {
                 n_kv_head,
                 head_dim,
                 sliding_window: sliding.then_some(window),
-                rope: if sliding {
-                    rope_local.clone()
-                } else {
-                    rope_global.clone()
-                },
+                rope: if sliding { rope_local.clone() } else { rope_global.clone() },
                 kv_cache: None,
             });
         }
-        Ok(Self {
-            embed: Embedding::new(embed, hidden),
-            hidden,
-            layers,
-            norm,
-            output: fast_qmatmul(output)?,
-            max_context,
-        })
+        Ok(Self { embed: Embedding::new(embed, hidden), hidden, layers, norm, output: fast_qmatmul(output)?, max_context })
     }
 
     /// The KV caches of all layers (cheap: tensors are reference-counted), to be
@@ -333,22 +271,14 @@ impl Gemma3 {
         let logits = self.forward_all(&input, 0)?;
         let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
         let rows: Vec<Vec<f32>> = lp.to_vec2()?;
-        Ok(rows
-            .iter()
-            .zip(&tokens[1..])
-            .map(|(row, &t)| row[t as usize])
-            .collect())
+        Ok(rows.iter().zip(&tokens[1..]).map(|(row, &t)| row[t as usize]).collect())
     }
 
     /// The decoder stack: hidden states `[1, seq_len, hidden]` before the final norm.
     fn hidden_states(&mut self, tokens: &Tensor, index_pos: usize) -> Result<Tensor> {
         let (_b, seq_len) = tokens.dims2()?;
         if index_pos + seq_len > self.max_context {
-            candle_core::bail!(
-                "sequence of {} tokens exceeds max_context {}",
-                index_pos + seq_len,
-                self.max_context
-            );
+            candle_core::bail!("sequence of {} tokens exceeds max_context {}", index_pos + seq_len, self.max_context);
         }
         let mut x = (self.embed.forward(tokens)? * (self.hidden as f64).sqrt())?;
         for layer in self.layers.iter_mut() {
@@ -372,23 +302,14 @@ mod tests {
 
     #[test]
     fn mask_is_causal_and_windowed() {
-        let m = attention_mask(3, 0, Some(2), &Device::Cpu)
-            .unwrap()
-            .unwrap();
+        let m = attention_mask(3, 0, Some(2), &Device::Cpu).unwrap().unwrap();
         let v: Vec<Vec<f32>> = m.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
         let inf = f32::NEG_INFINITY;
-        assert_eq!(
-            v,
-            vec![vec![0., inf, inf], vec![0., 0., inf], vec![inf, 0., 0.]]
-        );
+        assert_eq!(v, vec![vec![0., inf, inf], vec![0., 0., inf], vec![inf, 0., 0.]]);
         // Decoding one token beyond the window masks the oldest key.
-        let m = attention_mask(1, 2, Some(2), &Device::Cpu)
-            .unwrap()
-            .unwrap();
+        let m = attention_mask(1, 2, Some(2), &Device::Cpu).unwrap().unwrap();
         let v: Vec<Vec<f32>> = m.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
         assert_eq!(v, vec![vec![inf, 0., 0.]]);
-        assert!(attention_mask(1, 1, Some(2), &Device::Cpu)
-            .unwrap()
-            .is_none());
+        assert!(attention_mask(1, 1, Some(2), &Device::Cpu).unwrap().is_none());
     }
 }

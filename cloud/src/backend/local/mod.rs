@@ -25,10 +25,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{
-    receiver_stream, Backend, BackendError, BackendEvent, BackendRequest, CancelToken, DeltaStream,
-    STREAM_CHANNEL,
-};
+use super::{receiver_stream, Backend, BackendError, BackendEvent, BackendRequest, CancelToken, DeltaStream, STREAM_CHANNEL};
 use crate::continuation::{base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES};
 use crate::protocol::{ContinueRequest, FinishReason, RecoveryMode, Usage};
 use gemma3::Gemma3;
@@ -170,12 +167,8 @@ impl<T> JobQueue<T> {
     /// Queue `job` or refuse it at once.
     pub(crate) fn submit(&self, job: T) -> Result<(), BackendError> {
         self.tx.try_send(job).map_err(|e| match e {
-            std_mpsc::TrySendError::Full(_) => {
-                BackendError::Busy("the local model's queue is full; retry later".into())
-            }
-            std_mpsc::TrySendError::Disconnected(_) => {
-                BackendError::Unavailable("Gemma worker thread has stopped".into())
-            }
+            std_mpsc::TrySendError::Full(_) => BackendError::Busy("the local model's queue is full; retry later".into()),
+            std_mpsc::TrySendError::Disconnected(_) => BackendError::Unavailable("Gemma worker thread has stopped".into()),
         })
     }
 }
@@ -192,10 +185,7 @@ pub struct LocalBackend {
 /// Hand one event to the gateway without ever blocking the worker: every job's
 /// channel holds all the events it can produce (see [`LocalBackend::stream`]),
 /// so a full channel means the consumer is gone or broken; `false` ends the job.
-fn deliver(
-    tx: &mpsc::Sender<Result<BackendEvent, BackendError>>,
-    item: Result<BackendEvent, BackendError>,
-) -> bool {
+fn deliver(tx: &mpsc::Sender<Result<BackendEvent, BackendError>>, item: Result<BackendEvent, BackendError>) -> bool {
     tx.try_send(item).is_ok()
 }
 
@@ -215,29 +205,19 @@ impl LocalBackend {
         }
         let t0 = Instant::now();
         let path = &config.model_path;
-        let mut file = std::fs::File::open(path)
-            .map_err(|e| BackendError::Config(format!("model file {}: {e}", path.display())))?;
+        let mut file = std::fs::File::open(path).map_err(|e| BackendError::Config(format!("model file {}: {e}", path.display())))?;
         // candle panics on some malformed headers (`general.alignment = 0` divides
         // by zero): check what it would trip on first, and keep any other panic of
         // its parser a load error rather than a crash.
-        check_gguf_alignment(&mut file)
+        check_gguf_alignment(&mut file).map_err(|e| model_err(format!("{}: {e}", path.display())))?;
+        let ct = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gguf_file::Content::read(&mut file)))
+            .map_err(|_| model_err(format!("{}: GGUF parser panicked", path.display())))?
             .map_err(|e| model_err(format!("{}: {e}", path.display())))?;
-        let ct = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            gguf_file::Content::read(&mut file)
-        }))
-        .map_err(|_| model_err(format!("{}: GGUF parser panicked", path.display())))?
-        .map_err(|e| model_err(format!("{}: {e}", path.display())))?;
         let tokenizer = GemmaTokenizer::from_gguf(&ct).map_err(model_err)?;
-        let model = Gemma3::from_gguf(&ct, &mut file, &Device::Cpu, config.max_context)
-            .map_err(model_err)?;
+        let model = Gemma3::from_gguf(&ct, &mut file, &Device::Cpu, config.max_context).map_err(model_err)?;
         let load_ms = t0.elapsed().as_secs_f64() * 1e3;
         let (jobs, rx) = JobQueue::<Job>::new(config.queue_depth.max(1));
-        let mut worker = Worker {
-            model,
-            tokenizer,
-            config: config.clone(),
-            prefix_cache: HashMap::new(),
-        };
+        let mut worker = Worker { model, tokenizer, config: config.clone(), prefix_cache: HashMap::new() };
         // Compute the default mode's few-shot prefix before the backend counts as ready, so
         // the first request does not pay for it (~150 tokens of prefill, seconds on 2 cores)
         // and it does not compete with the device's first turn (Whisper, μLM) for the cores.
@@ -255,11 +235,7 @@ impl LocalBackend {
             })
             .map_err(|e| BackendError::Unavailable(format!("spawn worker: {e}")))?;
         tracing::info!(model = %path.display(), load_ms, "local Gemma backend ready");
-        Ok(Self {
-            jobs,
-            max_context: config.max_context,
-            load_ms,
-        })
+        Ok(Self { jobs, max_context: config.max_context, load_ms })
     }
 }
 
@@ -273,11 +249,7 @@ impl Backend for LocalBackend {
         // worker never has to wait for the gateway (see `deliver`).
         let most = (req.request.max_tokens as usize).min(self.max_context) + 2;
         let (tx, rx) = mpsc::channel(most.max(STREAM_CHANNEL));
-        let job = Job {
-            request: req.request,
-            cancel: req.cancel,
-            tx: tx.clone(),
-        };
+        let job = Job { request: req.request, cancel: req.cancel, tx: tx.clone() };
         if let Err(e) = self.jobs.submit(job) {
             let _ = tx.try_send(Err(e));
         }
@@ -329,13 +301,7 @@ impl Worker {
             let tokens = self.tokenizer.encode(&base_model_prompt_prefix(mode), true);
             let t = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
             self.model.forward(&t, 0)?;
-            self.prefix_cache.insert(
-                mode,
-                PrefixState {
-                    tokens,
-                    kv: self.model.kv_snapshot(),
-                },
-            );
+            self.prefix_cache.insert(mode, PrefixState { tokens, kv: self.model.kv_snapshot() });
         }
         Ok(())
     }
@@ -381,10 +347,7 @@ impl Worker {
             )));
         }
         let max_new = (req.max_tokens as usize).min(room - 1);
-        let mut usage = Usage {
-            prompt_tokens: prompt_len as u32,
-            completion_tokens: 0,
-        };
+        let mut usage = Usage { prompt_tokens: prompt_len as u32, completion_tokens: 0 };
         if job.cancel.is_cancelled() {
             return Ok((FinishReason::Cancelled, usage));
         }
@@ -392,10 +355,7 @@ impl Worker {
         let sampling = if self.config.temperature <= 0.0 {
             Sampling::ArgMax
         } else {
-            Sampling::TopP {
-                p: self.config.top_p,
-                temperature: self.config.temperature,
-            }
+            Sampling::TopP { p: self.config.top_p, temperature: self.config.temperature }
         };
         let mut sampler = LogitsProcessor::from_sampling(self.config.seed, sampling);
         let mut decoder = StreamDecoder::default();
@@ -405,18 +365,10 @@ impl Worker {
             if job.cancel.is_cancelled() {
                 return Ok((FinishReason::Cancelled, usage));
             }
-            let l = logits
-                .squeeze(0)
-                .and_then(|l| l.to_dtype(candle_core::DType::F32))
-                .map_err(model_err)?;
+            let l = logits.squeeze(0).and_then(|l| l.to_dtype(candle_core::DType::F32)).map_err(model_err)?;
             let l = if self.config.repeat_penalty != 1.0 {
                 let start = tokens.len().saturating_sub(self.config.repeat_last_n);
-                candle_transformers::utils::apply_repeat_penalty(
-                    &l,
-                    self.config.repeat_penalty,
-                    &tokens[start..],
-                )
-                .map_err(model_err)?
+                candle_transformers::utils::apply_repeat_penalty(&l, self.config.repeat_penalty, &tokens[start..]).map_err(model_err)?
             } else {
                 l
             };
@@ -427,11 +379,7 @@ impl Worker {
             tokens.push(next);
             usage.completion_tokens += 1;
             text.push_str(&decoder.push(&self.tokenizer, next));
-            if let Some(pos) = STOP_SEQUENCES
-                .iter()
-                .filter_map(|s| text[sent..].find(s).map(|p| sent + p))
-                .min()
-            {
+            if let Some(pos) = STOP_SEQUENCES.iter().filter_map(|s| text[sent..].find(s).map(|p| sent + p)).min() {
                 return self.flush(&job, &text[..pos], sent, FinishReason::Stop, usage);
             }
             let safe = text.len() - stop_hold(&text);
@@ -444,29 +392,16 @@ impl Worker {
             if usage.completion_tokens as usize >= max_new {
                 return self.flush(&job, &text, sent, FinishReason::Length, usage);
             }
-            let input = Tensor::new(&[next], &Device::Cpu)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(model_err)?;
+            let input = Tensor::new(&[next], &Device::Cpu).and_then(|t| t.unsqueeze(0)).map_err(model_err)?;
             let tf = Instant::now();
-            logits = self
-                .model
-                .forward(&input, tokens.len() - 1)
-                .map_err(model_err)?;
+            logits = self.model.forward(&input, tokens.len() - 1).map_err(model_err)?;
             tracing::trace!(forward_ms = tf.elapsed().as_secs_f64() * 1e3, "decode step");
         }
     }
 
     /// Send what is left of `text` after `sent`, then report `reason`.
-    fn flush(
-        &self,
-        job: &Job,
-        text: &str,
-        sent: usize,
-        reason: FinishReason,
-        usage: Usage,
-    ) -> Result<(FinishReason, Usage), BackendError> {
-        if text.len() > sent && !deliver(&job.tx, Ok(BackendEvent::Delta(text[sent..].to_string())))
-        {
+    fn flush(&self, job: &Job, text: &str, sent: usize, reason: FinishReason, usage: Usage) -> Result<(FinishReason, Usage), BackendError> {
+        if text.len() > sent && !deliver(&job.tx, Ok(BackendEvent::Delta(text[sent..].to_string()))) {
             return Ok((FinishReason::Cancelled, usage));
         }
         Ok((reason, usage))
@@ -500,9 +435,7 @@ pub fn check_gguf_alignment<R: std::io::Read + std::io::Seek>(r: &mut R) -> Resu
     r.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
     match result? {
         Some(0) => Err("general.alignment = 0 (must be a power of two > 0)".into()),
-        Some(a) if !a.is_power_of_two() => {
-            Err(format!("general.alignment = {a} (must be a power of two)"))
-        }
+        Some(a) if !a.is_power_of_two() => Err(format!("general.alignment = {a} (must be a power of two)")),
         _ => Ok(()),
     }
 }
@@ -615,10 +548,8 @@ mod tests {
         check_gguf_alignment(&mut ok).unwrap();
         assert_eq!(ok.position(), 0, "reader rewound for candle");
         // What the check protects against: candle itself panics on this header.
-        let panicked = std::panic::catch_unwind(|| {
-            candle_core::quantized::gguf_file::Content::read(&mut std::io::Cursor::new(header(0)))
-                .map(|_| ())
-        });
+        let panicked =
+            std::panic::catch_unwind(|| candle_core::quantized::gguf_file::Content::read(&mut std::io::Cursor::new(header(0))).map(|_| ()));
         assert!(panicked.is_err(), "candle no longer panics: the check may go");
         assert!(check_gguf_alignment(&mut std::io::Cursor::new(b"GGUF\x03".to_vec())).is_err());
     }

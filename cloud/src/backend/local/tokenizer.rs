@@ -63,23 +63,15 @@ pub struct GemmaTokenizer {
 }
 
 fn meta<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value, TokenizerError> {
-    ct.metadata
-        .get(key)
-        .ok_or_else(|| TokenizerError::Metadata(format!("missing {key}")))
+    ct.metadata.get(key).ok_or_else(|| TokenizerError::Metadata(format!("missing {key}")))
 }
 
 impl GemmaTokenizer {
     /// Build from GGUF metadata (`tokenizer.ggml.*`).
     pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self, TokenizerError> {
         let bad = |k: &str, e: candle_core::Error| TokenizerError::Metadata(format!("{k}: {e}"));
-        let tokens = meta(ct, "tokenizer.ggml.tokens")?
-            .to_vec()
-            .map_err(|e| bad("tokens", e))?;
-        let pieces = tokens
-            .iter()
-            .map(|v| v.to_string().cloned())
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(|e| bad("tokens", e))?;
+        let tokens = meta(ct, "tokenizer.ggml.tokens")?.to_vec().map_err(|e| bad("tokens", e))?;
+        let pieces = tokens.iter().map(|v| v.to_string().cloned()).collect::<Result<Vec<String>, _>>().map_err(|e| bad("tokens", e))?;
         let scores = meta(ct, "tokenizer.ggml.scores")?
             .to_vec()
             .map_err(|e| bad("scores", e))?
@@ -94,22 +86,14 @@ impl GemmaTokenizer {
             .map(|v| v.to_i32())
             .collect::<Result<Vec<i32>, _>>()
             .map_err(|e| bad("token_type", e))?;
-        let id = |k: &str| -> Result<u32, TokenizerError> {
-            meta(ct, k)?.to_u32().map_err(|e| bad(k, e))
-        };
+        let id = |k: &str| -> Result<u32, TokenizerError> { meta(ct, k)?.to_u32().map_err(|e| bad(k, e)) };
         let bos = id("tokenizer.ggml.bos_token_id")?;
         let eos = id("tokenizer.ggml.eos_token_id")?;
         Self::new(pieces, scores, types, bos, eos)
     }
 
     /// Build from raw vocabulary arrays (same layout as the GGUF metadata).
-    pub fn new(
-        pieces: Vec<String>,
-        scores: Vec<f32>,
-        types: Vec<i32>,
-        bos: u32,
-        eos: u32,
-    ) -> Result<Self, TokenizerError> {
+    pub fn new(pieces: Vec<String>, scores: Vec<f32>, types: Vec<i32>, bos: u32, eos: u32) -> Result<Self, TokenizerError> {
         if pieces.len() != scores.len() || pieces.len() != types.len() {
             return Err(TokenizerError::Metadata(format!(
                 "tokens/scores/token_type lengths differ: {} {} {}",
@@ -119,10 +103,7 @@ impl GemmaTokenizer {
             )));
         }
         // A NaN score would make "the best pair" ill-defined: rank it last.
-        let scores: Vec<f32> = scores
-            .into_iter()
-            .map(|s| if s.is_nan() { f32::NEG_INFINITY } else { s })
-            .collect();
+        let scores: Vec<f32> = scores.into_iter().map(|s| if s.is_nan() { f32::NEG_INFINITY } else { s }).collect();
         let mut index = HashMap::with_capacity(pieces.len());
         let mut user_defined = HashMap::new();
         let mut byte_tokens = [None; 256];
@@ -149,19 +130,7 @@ impl GemmaTokenizer {
         user_defined_lens.sort_unstable_by(|a, b| b.cmp(a));
         user_defined_lens.dedup();
         let end_of_turn = index.get("<end_of_turn>").copied();
-        Ok(Self {
-            pieces,
-            scores,
-            types,
-            index,
-            user_defined,
-            user_defined_lens,
-            max_piece_bytes,
-            byte_tokens,
-            bos,
-            eos,
-            end_of_turn,
-        })
+        Ok(Self { pieces, scores, types, index, user_defined, user_defined_lens, max_piece_bytes, byte_tokens, bos, eos, end_of_turn })
     }
 
     /// Most bytes of text that one token stands for: a text of `n` bytes needs at
@@ -213,20 +182,12 @@ impl GemmaTokenizer {
         if frag.is_empty() {
             return;
         }
-        let escaped: String = frag
-            .chars()
-            .map(|c| if c == ' ' { SPACE } else { c })
-            .collect();
+        let escaped: String = frag.chars().map(|c| if c == ' ' { SPACE } else { c }).collect();
         // Symbols as a doubly linked list over `escaped`; a merge grows the left
         // symbol and empties the right one, so a symbol's index orders it by position.
         let mut syms: Vec<Sym> = Vec::with_capacity(escaped.len());
         for (i, (start, c)) in escaped.char_indices().enumerate() {
-            syms.push(Sym {
-                start,
-                len: c.len_utf8(),
-                prev: i.checked_sub(1),
-                next: None,
-            });
+            syms.push(Sym { start, len: c.len_utf8(), prev: i.checked_sub(1), next: None });
             if i > 0 {
                 syms[i - 1].next = Some(i);
             }
@@ -281,19 +242,13 @@ impl GemmaTokenizer {
         let (a, b) = (&syms[left], &syms[right]);
         let joined = &text[a.start..b.start + b.len];
         if let Some(&id) = self.index.get(joined) {
-            heap.push(Pair {
-                score: self.scores[id as usize],
-                left,
-                len: a.len + b.len,
-            });
+            heap.push(Pair { score: self.scores[id as usize], left, len: a.len + b.len });
         }
     }
 
     /// Whether `id` is a control token (never printed).
     pub fn is_control(&self, id: u32) -> bool {
-        self.types
-            .get(id as usize)
-            .is_none_or(|&t| t == token_type::CONTROL)
+        self.types.get(id as usize).is_none_or(|&t| t == token_type::CONTROL)
     }
 
     /// Decode a whole token sequence to text (control tokens dropped).
@@ -340,9 +295,7 @@ impl PartialOrd for Pair {
 }
 impl Ord for Pair {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then_with(|| other.left.cmp(&self.left))
+        self.score.total_cmp(&other.score).then_with(|| other.left.cmp(&self.left))
     }
 }
 
@@ -378,9 +331,7 @@ impl StreamDecoder {
             Ok(s) => s.len(),
             Err(e) if e.error_len().is_none() => e.valid_up_to(),
             // Invalid bytes (not just incomplete): give them up lossily.
-            Err(_) => {
-                return String::from_utf8_lossy(&std::mem::take(&mut self.bytes)).into_owned()
-            }
+            Err(_) => return String::from_utf8_lossy(&std::mem::take(&mut self.bytes)).into_owned(),
         };
         let rest = self.bytes.split_off(valid);
         String::from_utf8(std::mem::replace(&mut self.bytes, rest)).unwrap_or_default()
@@ -398,19 +349,14 @@ mod tests {
 
     /// A toy vocabulary in Gemma's layout.
     fn toy() -> GemmaTokenizer {
-        let mut pieces: Vec<String> = vec!["<pad>", "<eos>", "<bos>", "\n", "  "]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let mut pieces: Vec<String> = vec!["<pad>", "<eos>", "<bos>", "\n", "  "].into_iter().map(String::from).collect();
         let mut types = vec![3, 3, 3, 4, 4];
         for b in 0..=255u8 {
             pieces.push(format!("<0x{b:02X}>"));
             types.push(6);
         }
-        for p in [
-            "▁", "h", "e", "l", "o", "he", "ll", "hell", "hello", "▁hello", "w", "r", "d", "or",
-            "ld", "▁w", "▁wor", "▁world",
-        ] {
+        for p in ["▁", "h", "e", "l", "o", "he", "ll", "hell", "hello", "▁hello", "w", "r", "d", "or", "ld", "▁w", "▁wor", "▁world"]
+        {
             pieces.push(p.to_string());
             types.push(1);
         }
@@ -494,8 +440,7 @@ mod tests {
     /// the quadratic definition on a long, varied prompt.
     #[test]
     fn heap_merge_equals_the_definition_on_gemma_vocabulary() {
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../models/gemma/gemma-3-270m-q4_k_m.gguf");
+        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma/gemma-3-270m-q4_k_m.gguf");
         if !p.exists() {
             assert!(std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_none(), "{} missing", p.display());
             eprintln!("SKIP: {} not found", p.display());

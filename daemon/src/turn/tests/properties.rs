@@ -26,7 +26,13 @@ fn event(kind: u8, at_ms: f64, pick: usize) -> Event {
         8 => Event::CloudFailed { reason: "x".into(), at_ms },
         9 => Event::CloudTimedOut { waited_ms: 5_000.0, at_ms },
         10 => Event::LocalFinish { text: text(pick % 3), at_ms },
-        _ => if pick % 2 == 0 { Event::PlaybackIdle { at_ms } } else { Event::Tick { at_ms } },
+        _ => {
+            if pick % 2 == 0 {
+                Event::PlaybackIdle { at_ms }
+            } else {
+                Event::Tick { at_ms }
+            }
+        }
     }
 }
 
