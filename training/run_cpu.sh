@@ -22,11 +22,17 @@ MAX_MIN=${MAX_MIN:-110}
 STEPS=${STEPS:-3000}      # ≈ 1 epoch of the opener examples at batch 32 (≈ 6–7 CPU-hours on one loaded thread)
 LR=${LR:-3e-4}            # peak; the shipped run ended at 1e-4, 5e-4 disturbed it more in a 4-min probe
 CKPT=${CKPT:-75}
-INIT=training/work/init/shipped-256-8.pt
+# Where the weights start when $RUN has no ckpt.pt yet (a new machine: training/work is not
+# committed): the committed candidate of the previous session's run (models/mulm-candidate, the
+# Q8_0 export of its last checkpoint; the optimizer state and schedule position start afresh),
+# else the shipped model.
+SOURCE=${SOURCE:-models/mulm-candidate}
+[ -s "$SOURCE/model.gguf" ] || SOURCE=models/mulm
+INIT=training/work/init/$(basename "$SOURCE")-256-8.pt
 
 [ -s training/data/train.jsonl ] || make -C training prepare
 [ -s training/data/train_mix.jsonl ] || $PY training/mix.py
-[ -s "$INIT" ] || { mkdir -p "$(dirname "$INIT")"; $PY training/ggufload.py models/mulm/model.gguf --out "$INIT"; }
+[ -s "$INIT" ] || { mkdir -p "$(dirname "$INIT")"; $PY training/ggufload.py "$SOURCE/model.gguf" --out "$INIT"; }
 mkdir -p "$RUN"
 echo $$ > "$RUN/train.pid"
 echo "== $(date -u '+%F %T UTC') start/resume: stage $STAGE, threads $THREADS, max $MAX_MIN min" >> "$RUN/stdout.log"
