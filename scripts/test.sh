@@ -38,6 +38,8 @@ fi
 
 echo "== rust formatting (rustfmt.toml; fix with: cargo fmt --all)"
 cargo fmt --all --check
+echo "== clippy (every target, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1

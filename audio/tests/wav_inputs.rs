@@ -38,7 +38,8 @@ fn good_file() -> Vec<u8> {
 #[test]
 fn broken_files_each_give_their_error_and_the_next_file_still_works() {
     let pcm16 = vec![0u8; 200];
-    let cases: Vec<(&str, Vec<u8>, fn(&AudioError) -> bool)> = vec![
+    type Case = (&'static str, Vec<u8>, fn(&AudioError) -> bool);
+    let cases: Vec<Case> = vec![
         ("empty file", vec![], |e| matches!(e, AudioError::Empty)),
         ("not a wav", b"ID3\x04 this is an mp3, honest".to_vec(), |e| matches!(e, AudioError::NotWav(_))),
         ("text file", b"hello world, definitely not audio".to_vec(), |e| matches!(e, AudioError::NotWav(_))),

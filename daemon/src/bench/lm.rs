@@ -289,7 +289,8 @@ fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
 }
 
 pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
-    if !(args.window_s >= 0.0) {
+    // NaN fails too.
+    if args.window_s.is_nan() || args.window_s < 0.0 {
         bail!("--window-s {}: must be ≥ 0", args.window_s);
     }
     let presets: Vec<Preset> = args

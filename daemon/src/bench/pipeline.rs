@@ -286,7 +286,8 @@ pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
     if args.latencies_ms.iter().any(|l| !(0.0..=60_000.0).contains(l)) {
         bail!("--latencies-ms must be within 0..60000 ms");
     }
-    if !(args.cloud_tokens_per_s > 0.0) {
+    // NaN fails too.
+    if args.cloud_tokens_per_s.is_nan() || args.cloud_tokens_per_s <= 0.0 {
         bail!("--cloud-tokens-per-s must be positive");
     }
     let mut list = load_questions(&args.questions)?;

@@ -245,7 +245,7 @@ mod tests {
         load_flagged(&p).unwrap()
     }
 
-    fn item<'a>(t: &'a TaskItems, doc_id: u64) -> &'a McItem {
+    fn item(t: &TaskItems, doc_id: u64) -> &McItem {
         t.items.iter().find(|i| i.doc_id == doc_id).unwrap_or_else(|| panic!("{} doc {doc_id}", t.task.key()))
     }
 

@@ -15,10 +15,10 @@ fn event(kind: u8, at_ms: f64, pick: usize) -> Event {
     match kind % 12 {
         0 => Event::SpeechStarted { at_ms },
         1 => Event::SpeechEnded { last_voiced_ms: at_ms - 1.0, endpoint_ms: at_ms },
-        2 => Event::Transcript { text: if pick % 7 == 0 { String::new() } else { "Where is Paris?".into() }, at_ms },
+        2 => Event::Transcript { text: if pick.is_multiple_of(7) { String::new() } else { "Where is Paris?".into() }, at_ms },
         3 => {
             let score = crate::gate::GateScore { mean_logprob: -1.0, topical: true, repeats: false, score: -(pick as f32) / 2.0 };
-            Event::Opener { text: text(1 + pick % 6).trim().to_string(), complete: pick % 5 == 0, at_ms, score: Some(score) }
+            Event::Opener { text: text(1 + pick % 6).trim().to_string(), complete: pick.is_multiple_of(5), at_ms, score: Some(score) }
         }
         4 | 5 => Event::CloudDelta { text: text(1 + pick % 3), at_ms },
         6 => Event::CloudRepair { at_ms },
@@ -27,7 +27,7 @@ fn event(kind: u8, at_ms: f64, pick: usize) -> Event {
         9 => Event::CloudTimedOut { waited_ms: 5_000.0, at_ms },
         10 => Event::LocalFinish { text: text(pick % 3), at_ms },
         _ => {
-            if pick % 2 == 0 {
+            if pick.is_multiple_of(2) {
                 Event::PlaybackIdle { at_ms }
             } else {
                 Event::Tick { at_ms }
