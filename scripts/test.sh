@@ -45,3 +45,9 @@ echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1
 # --no-fail-fast: one failing suite must not hide the results of the others.
 cargo test --workspace --locked --no-fail-fast
+
+echo "== aarch64: the lm crate's tests cross-built and run under qemu-user (boards; issue 15)"
+# Its Q8_0 NEON dotprod kernel against the scalar definition, and the model, emulated. The
+# other crates' tests and the replay comparison take longer under emulation than CI allows:
+# scripts/test-aarch64.sh runs them (README, "On a board").
+timeout 1800 bash scripts/test-aarch64.sh --lm

@@ -30,7 +30,9 @@ const FIXTURES: [(&str, &str); 10] = [
 fn models() -> Option<(PathBuf, VadConfig)> {
     let whisper = root().join("models/whisper/ggml-tiny.en.bin");
     let silero = root().join("models/silero/silero_vad.onnx");
-    let ort = root().join("models/onnxruntime/libonnxruntime.so.1.24.2");
+    // ORT_DYLIB_PATH (onnxruntime's own variable) wins: the aarch64 library under qemu-user.
+    let ort =
+        std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| root().join("models/onnxruntime/libonnxruntime.so.1.24.2"));
     if !(whisper.is_file() && silero.is_file() && ort.is_file()) {
         assert!(std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_none(), "models missing: run scripts/setup.sh");
         eprintln!("SKIP: models missing (run scripts/setup.sh)");

@@ -24,7 +24,11 @@ fn asset(rel: &str) -> Option<PathBuf> {
 
 fn silero_cfg() -> Option<VadConfig> {
     let model = asset("models/silero/silero_vad.onnx")?;
-    let lib = asset("models/onnxruntime/libonnxruntime.so.1.24.2")?;
+    // ORT_DYLIB_PATH (onnxruntime's own variable) wins: the aarch64 library under qemu-user.
+    let lib = match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) => PathBuf::from(p),
+        None => asset("models/onnxruntime/libonnxruntime.so.1.24.2")?,
+    };
     Some(VadConfig { model, onnxruntime_lib: Some(lib), ..VadConfig::default() })
 }
 

@@ -1,6 +1,6 @@
-//! One projection matrix of the μLM and the kernel that multiplies by it: our AVX-512 VNNI
-//! Q8_0 kernel ([`crate::q8`]) where the CPU has it, otherwise candle's `QMatMul` (dense f32,
-//! or candle's quantized kernels, e.g. NEON on ARM boards).
+//! One projection matrix of the μLM and the kernel that multiplies by it: our Q8_0 kernels
+//! ([`crate::q8`]: AVX-512 VNNI, AVX2, NEON dotprod) where the CPU has one, otherwise candle's
+//! `QMatMul` (dense f32, or candle's quantized kernels).
 
 use std::sync::Arc;
 
@@ -10,13 +10,12 @@ use candle_core::{Device, Module, Tensor};
 use crate::error::Result;
 use crate::q8::Q8Matrix;
 
-/// Environment variable that selects the Q8_0 kernel: `candle` forces candle's kernels (for
-/// A/B benchmarks); unset or anything else uses [`Q8Matrix`] when the CPU supports it.
-pub const KERNEL_ENV: &str = "FIRSTWORD_Q8_KERNEL";
+pub use crate::q8::KERNEL_ENV;
 
-/// True when Q8_0 matrices will run on [`Q8Matrix`] in this process.
+/// True when Q8_0 matrices will run on [`Q8Matrix`] in this process
+/// ([`crate::q8::Q8Kernel::selected`]).
 pub fn q8_kernel_enabled() -> bool {
-    Q8Matrix::supported() && std::env::var(KERNEL_ENV).map(|v| v != "candle").unwrap_or(true)
+    Q8Matrix::supported()
 }
 
 /// A `[out, in]` matrix applied as `x · Wᵀ`.
@@ -24,7 +23,7 @@ pub fn q8_kernel_enabled() -> bool {
 pub(crate) enum Linear {
     /// candle's matmul (dense or quantized).
     Candle(QMatMul),
-    /// Q8_0 weights repacked for the VNNI kernel.
+    /// Q8_0 weights repacked for a [`crate::q8::Q8Kernel`].
     Q8(Arc<Q8Matrix>),
 }
 

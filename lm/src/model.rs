@@ -14,6 +14,7 @@ use crate::attention::{causal_gqa, AttnShape};
 use crate::config::ModelConfig;
 use crate::error::{LmError, Result};
 use crate::linear::{q8_kernel_enabled, Linear};
+use crate::q8::Q8Kernel;
 use crate::rope_layout::concat_rows_quantized;
 use crate::swiglu::swiglu;
 use crate::tensor_view::with_f32;
@@ -259,11 +260,17 @@ impl Model {
         &self.format
     }
 
-    /// The kernel of the quantized matrices: `"lm::q8 avx512-vnni"` when Q8_0 weights run on
-    /// [`crate::q8`], else `"candle"` (dense f32, other GGML types, or a CPU without VNNI).
+    /// The kernel of the quantized matrices: `"lm::q8 <kernel>"` (e.g. `"lm::q8 avx2"`) when
+    /// Q8_0 weights run on [`crate::q8`], else `"candle"` (dense f32, other GGML types, a CPU
+    /// without a [`crate::q8::Q8Kernel`], or `FIRSTWORD_Q8_KERNEL=candle`).
     pub fn matmul_kernel(&self) -> &'static str {
         match &self.lm_head {
-            Linear::Q8(_) => "lm::q8 avx512-vnni",
+            Linear::Q8(w) => match w.kernel() {
+                Some(Q8Kernel::Avx512Vnni) => "lm::q8 avx512-vnni",
+                Some(Q8Kernel::Avx2) => "lm::q8 avx2",
+                Some(Q8Kernel::NeonDotprod) => "lm::q8 neon-dotprod",
+                None => "candle",
+            },
             Linear::Candle(_) => "candle",
         }
     }

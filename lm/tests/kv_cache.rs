@@ -53,8 +53,11 @@ fn q8_0_model_tracks_f32_on_the_kernel_this_cpu_has() {
     let (w, _) = tiny();
     let f = Model::from_weights(&w, None).unwrap();
     let q = Model::from_weights(&w, Some(GgmlDType::Q8_0)).unwrap();
-    // Where AVX-512 VNNI exists every Q8_0 matrix runs on lm::q8 (unless forced to candle).
-    let expect = if lm::linear::q8_kernel_enabled() { "lm::q8 avx512-vnni" } else { "candle" };
+    // Where the CPU has one of lm::q8's kernels every Q8_0 matrix runs on it (unless forced to candle).
+    let expect = match lm::q8::Q8Kernel::selected() {
+        Some(k) => format!("lm::q8 {}", k.name()),
+        None => "candle".to_string(),
+    };
     assert_eq!(q.matmul_kernel(), expect);
     assert_eq!(f.matmul_kernel(), "candle");
     let toks = tokens(12, f.config().vocab);

@@ -376,7 +376,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         "window_s": args.window_s,
         "warmup_runs": args.warmup,
         "threads": args.threads,
-        "q8_0_kernel": if ::lm::linear::q8_kernel_enabled() { "lm::q8 (AVX-512 VNNI)" } else { "candle" },
+        "q8_0_kernel": ::lm::q8::Q8Kernel::selected().map(|k| format!("lm::q8 {}", k.name())).unwrap_or_else(|| "candle".into()),
         "ratio_convention": "below 1.0 = firstword faster: ttft/time_to_4_words ratios = ours/theirs (ms); generation/prompt ratios = theirs/ours (tok/s)",
         "load_avg_start": load_at_start,
         "load_avg_end": load_avg(),

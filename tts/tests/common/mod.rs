@@ -23,7 +23,9 @@ pub fn models_dir() -> PathBuf {
 pub fn config() -> Option<TtsConfig> {
     let dir = models_dir();
     let mut cfg = TtsConfig::for_voice(dir.join("piper/en_US-joe-medium.onnx"));
-    cfg.onnxruntime_lib = Some(dir.join("onnxruntime/libonnxruntime.so.1.24.2"));
+    // ORT_DYLIB_PATH (onnxruntime's own variable) wins: the aarch64 library under qemu-user.
+    cfg.onnxruntime_lib =
+        Some(std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| dir.join("onnxruntime/libonnxruntime.so.1.24.2")));
     let needed = [cfg.voice_onnx.clone(), cfg.voice_json.clone(), cfg.onnxruntime_lib.clone().unwrap_or_default()];
     let missing: Vec<_> = needed.iter().filter(|p| !p.is_file()).collect();
     if missing.is_empty() {

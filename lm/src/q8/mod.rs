@@ -1,5 +1,8 @@
-//! Q8_0 matrix × f32 activations for x86-64 CPUs with AVX-512 VNNI: the decode and prefill
-//! matmuls of a Q8_0 μLM (the deployment format; paper §on-device inference).
+//! Q8_0 matrix × f32 activations: the decode and prefill matmuls of a Q8_0 μLM (the
+//! deployment format; paper §on-device inference), with one kernel per CPU family:
+//! - [`Q8Kernel::Avx512Vnni`] (`avx512.rs`): x86-64 with AVX-512 F/BW/VNNI;
+//! - [`Q8Kernel::Avx2`] (`avx2.rs`): x86-64 with AVX2/FMA/F16C (most laptops, AMD Zen 1–3);
+//! - [`Q8Kernel::NeonDotprod`] (`neon.rs`): aarch64 with dotprod (Cortex-A76 boards).
 //!
 //! Why our own kernel: candle's x86 Q8_0 path quantizes activations per 256 values (so the
 //! reduction length must be a multiple of 256, which 512-8's SwiGLU width 1408 is not), keeps
@@ -7,20 +10,30 @@
 //! with scalar `roundf`. Here:
 //! - weights are repacked once at load into 16-row tiles, each 32-value block stored as
 //!   `[8 groups][16 rows][4 bytes]` offset by +128 (u8), so one `vpdpbusd` computes 4 products
-//!   for 16 output rows against 4 broadcast activation bytes;
+//!   for 16 output rows against 4 broadcast activation bytes (AVX2 and NEON read the same
+//!   layout as 2 or 4 row groups and undo the offset with one xor);
 //! - activations are quantized per 32 values like llama.cpp's `quantize_row_q8_0` (f16 scale,
 //!   round to nearest), so results follow llama.cpp's Q8_0 × Q8_0 numerics; the +128 offset is
 //!   removed with each activation block's integer sum;
-//! - a weight tile is reused for up to [`MT`] activation rows while it is in L1 (prefill), and
-//!   the decode GEMV (one row) splits each block over two independent accumulators.
+//! - a weight tile is reused for several activation rows while it is in L1 (prefill), and
+//!   the AVX-512 decode GEMV (one row) splits each block over two independent accumulators.
 //!
-//! On other CPUs [`Q8Matrix::supported`] is false and the model keeps candle's kernels (NEON on
-//! ARM boards). [`Q8Matrix::matmul_reference`] is the same integer arithmetic in scalar code,
-//! bit-identical to the SIMD path; tests compare the two.
+//! Which kernel runs is decided at run time ([`Q8Kernel::selected`]; `FIRSTWORD_Q8_KERNEL`
+//! overrides it for A/B benchmarks). Where none applies the model keeps candle's kernels.
+//! [`Q8Matrix::matmul_reference`] is the same integer arithmetic in scalar code and the
+//! definition of the result: every kernel is bit-identical to it (tests compare, on aarch64
+//! under qemu-user).
 
 use half::f16;
 
 use crate::error::{LmError, Result};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 /// Values per Q8_0 block (GGML format spec).
 pub const BLOCK: usize = 32;
@@ -31,11 +44,13 @@ pub const MT: usize = 8;
 /// Bytes of one GGML Q8_0 block: f16 scale + 32 × i8.
 const Q8_0_BYTES: usize = 2 + BLOCK;
 
-/// A `[n, k]` Q8_0 matrix repacked for the VNNI kernel (`n` output rows, `k` inputs).
+/// A `[n, k]` Q8_0 matrix repacked for the SIMD kernels (`n` output rows, `k` inputs).
 #[derive(Debug, Clone)]
 pub struct Q8Matrix {
     n: usize,
     k: usize,
+    /// The kernel [`Q8Matrix::matmul`] runs (chosen at repacking).
+    kernel: Option<Q8Kernel>,
     /// `[n/16 tiles][k/32 blocks][8 groups][16 rows][4]` quantized weights + 128.
     qs: Vec<u8>,
     /// `[n/16 tiles][k/32 blocks][16 rows]` f16 scales (raw bits).
@@ -57,18 +72,10 @@ pub struct QActs {
 }
 
 impl Q8Matrix {
-    /// True when this CPU runs the kernel (x86-64 with AVX-512 F/BW/VNNI).
+    /// True when this process runs Q8_0 matrices on one of these kernels
+    /// ([`Q8Kernel::selected`] is `Some`).
     pub fn supported() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512bw")
-                && std::is_x86_feature_detected!("avx512vnni")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        Q8Kernel::selected().is_some()
     }
 
     /// True when a `[n, k]` matrix fits the tiling (n a multiple of 16, k of 32).
@@ -76,9 +83,32 @@ impl Q8Matrix {
         n > 0 && k > 0 && n % TILE == 0 && k % BLOCK == 0
     }
 
-    /// Repack raw GGML Q8_0 bytes of a row-major `[n, k]` matrix (n·k/32 blocks of 34 bytes).
+    /// Repack raw GGML Q8_0 bytes of a row-major `[n, k]` matrix (n·k/32 blocks of 34 bytes)
+    /// for the [`Q8Kernel::selected`] kernel.
     /// Errors: a shape that does not tile, or a byte length that does not match the shape.
     pub fn from_ggml_q8_0(bytes: &[u8], n: usize, k: usize) -> Result<Q8Matrix> {
+        let mut m = Self::repack(bytes, n, k)?;
+        m.kernel = Q8Kernel::selected();
+        Ok(m)
+    }
+
+    /// [`Q8Matrix::from_ggml_q8_0`] for a given kernel (tests and A/B comparisons).
+    /// Errors: as `from_ggml_q8_0`, or a kernel this CPU cannot run.
+    pub fn with_kernel(bytes: &[u8], n: usize, k: usize, kernel: Q8Kernel) -> Result<Q8Matrix> {
+        if !kernel.available() {
+            return Err(LmError::InvalidArgument(format!("this CPU cannot run the {} Q8_0 kernel", kernel.name())));
+        }
+        let mut m = Self::repack(bytes, n, k)?;
+        m.kernel = Some(kernel);
+        Ok(m)
+    }
+
+    /// The kernel [`Q8Matrix::matmul`] runs on (None: no SIMD kernel for this CPU).
+    pub fn kernel(&self) -> Option<Q8Kernel> {
+        self.kernel
+    }
+
+    fn repack(bytes: &[u8], n: usize, k: usize) -> Result<Q8Matrix> {
         if !Self::shape_ok(n, k) {
             return Err(LmError::InvalidArgument(format!("Q8_0 kernel needs n % {TILE} == 0 and k % {BLOCK} == 0, got [{n}, {k}]")));
         }
@@ -106,7 +136,7 @@ impl Q8Matrix {
                 }
             }
         }
-        Ok(Q8Matrix { n, k, qs, d })
+        Ok(Q8Matrix { n, k, kernel: None, qs, d })
     }
 
     /// Output rows.
@@ -132,20 +162,18 @@ impl Q8Matrix {
     /// [`Q8Matrix::matmul`] on already-quantized activations, writing `[m, n]` into `out`.
     pub fn matmul_quantized(&self, acts: &QActs, out: &mut [f32]) -> Result<()> {
         self.check(acts, out)?;
-        if !Self::supported() {
-            return Err(LmError::InvalidArgument("Q8_0 kernel needs AVX-512 F/BW/VNNI".into()));
-        }
+        let Some(kernel) = self.kernel.filter(|k| k.available()) else {
+            return Err(LmError::InvalidArgument("no Q8_0 SIMD kernel for this CPU (AVX-512 VNNI, AVX2 or NEON dotprod)".into()));
+        };
         let tiles = self.n / TILE;
         let threads = rayon::current_num_threads().min(tiles).max(1);
         let out_ptr = SendPtr(out.as_mut_ptr());
         let run = |t0: usize, t1: usize| {
             let p = out_ptr;
             for t in t0..t1 {
-                // SAFETY: features checked above; every call writes only columns of tile t.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    simd::tile(self, acts, t, p.0)
-                };
+                // SAFETY: the kernel's CPU features were checked above; every call writes only
+                // the columns of tile t.
+                unsafe { kernel.tile(self, acts, t, p.0) };
             }
         };
         if threads == 1 {
@@ -221,9 +249,9 @@ pub fn quantize_acts(x: &[f32], k: usize) -> Result<QActs> {
     let kb = k / BLOCK;
     let mut a = QActs { m, k, q: vec![0; m * k], d: vec![0.0; m * kb], c: vec![0; m * kb] };
     #[cfg(target_arch = "x86_64")]
-    if Q8Matrix::supported() {
+    if Q8Kernel::Avx512Vnni.available() {
         // SAFETY: features checked; the buffers were sized for x above.
-        unsafe { simd::quantize(x, &mut a) };
+        unsafe { avx512::quantize(x, &mut a) };
         return Ok(a);
     }
     quantize_scalar(x, &mut a);
@@ -251,161 +279,94 @@ fn quantize_scalar(x: &[f32], a: &mut QActs) {
     }
 }
 
+/// The SIMD kernels of [`Q8Matrix`], one per CPU family (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Q8Kernel {
+    /// x86-64 AVX-512 F/BW/VNNI (`vpdpbusd`).
+    Avx512Vnni,
+    /// x86-64 AVX2 + FMA + F16C (`vpmaddubsw` with the sign trick).
+    Avx2,
+    /// aarch64 NEON with dotprod (`sdot`).
+    NeonDotprod,
+}
+
+impl Q8Kernel {
+    /// Every kernel, fastest first where a CPU has several.
+    pub const ALL: [Q8Kernel; 3] = [Q8Kernel::Avx512Vnni, Q8Kernel::Avx2, Q8Kernel::NeonDotprod];
+
+    /// The name `FIRSTWORD_Q8_KERNEL` and reports use: `avx512-vnni`, `avx2`, `neon-dotprod`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Q8Kernel::Avx512Vnni => "avx512-vnni",
+            Q8Kernel::Avx2 => "avx2",
+            Q8Kernel::NeonDotprod => "neon-dotprod",
+        }
+    }
+
+    /// True when this CPU has the kernel's features.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Q8Kernel::Avx512Vnni => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Q8Kernel::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Q8Kernel::NeonDotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The best kernel this CPU has, in [`Q8Kernel::ALL`] order, if any.
+    pub fn detect() -> Option<Q8Kernel> {
+        Q8Kernel::ALL.into_iter().find(|k| k.available())
+    }
+
+    /// The kernel this process uses: `FIRSTWORD_Q8_KERNEL` (`candle` → None, a kernel name →
+    /// that kernel when the CPU has it, else None), otherwise [`Q8Kernel::detect`].
+    pub fn selected() -> Option<Q8Kernel> {
+        match std::env::var(KERNEL_ENV) {
+            Ok(v) if v == "candle" => None,
+            Ok(v) if !v.is_empty() => Q8Kernel::ALL.into_iter().find(|k| k.name() == v && k.available()),
+            _ => Q8Kernel::detect(),
+        }
+    }
+
+    /// Tile `t` of `w` against all rows of `acts`.
+    ///
+    /// # Safety
+    /// [`Q8Kernel::available`] must be true, `out` must hold `acts.m × w.n` values and the
+    /// shapes must have passed [`Q8Matrix::check`].
+    unsafe fn tile(self, w: &Q8Matrix, acts: &QActs, t: usize, out: *mut f32) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Q8Kernel::Avx512Vnni => avx512::tile(w, acts, t, out),
+            #[cfg(target_arch = "x86_64")]
+            Q8Kernel::Avx2 => avx2::tile(w, acts, t, out),
+            #[cfg(target_arch = "aarch64")]
+            Q8Kernel::NeonDotprod => neon::tile(w, acts, t, out),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("{} is not built for this architecture", self.name()),
+        }
+    }
+}
+
+/// Environment variable that selects the Q8_0 kernel for A/B benchmarks: `candle` (candle's
+/// kernels), or one of [`Q8Kernel::name`]; unset: [`Q8Kernel::detect`].
+pub const KERNEL_ENV: &str = "FIRSTWORD_Q8_KERNEL";
+
 /// A raw output pointer that may cross to pool threads: each thread writes disjoint tiles.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: only used for writes to disjoint column ranges while the owning slice is borrowed.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
-
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use core::arch::x86_64::*;
-
-    use super::{Q8Matrix, QActs, BLOCK, MT, TILE};
-
-    /// Tile `t` (16 output rows) against all activation rows; writes `out[i, 16t..16t+16]`.
-    ///
-    /// # Safety
-    /// AVX-512 F/BW/VNNI must be available, `out` must hold `acts.m × w.n` values and the
-    /// shapes must have passed [`Q8Matrix::check`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn tile(w: &Q8Matrix, acts: &QActs, t: usize, out: *mut f32) {
-        let mut m0 = 0;
-        while m0 < acts.m {
-            let left = acts.m - m0;
-            match left.min(MT) {
-                1 => gemv(w, acts, t, m0, out),
-                2 => rows::<2>(w, acts, t, m0, out),
-                3 => rows::<3>(w, acts, t, m0, out),
-                4 => rows::<4>(w, acts, t, m0, out),
-                5 => rows::<5>(w, acts, t, m0, out),
-                6 => rows::<6>(w, acts, t, m0, out),
-                7 => rows::<7>(w, acts, t, m0, out),
-                _ => rows::<MT>(w, acts, t, m0, out),
-            }
-            m0 += left.min(MT);
-        }
-    }
-
-    /// [`super::quantize_scalar`] with 16-lane vectors: per 32-value block, max |x|, then
-    /// x · (1/d) converted with the default round-to-nearest-even mode.
-    ///
-    /// # Safety
-    /// AVX-512 F/BW must be available and `a`'s buffers sized for `x`.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn quantize(x: &[f32], a: &mut super::QActs) {
-        for (blk, vals) in x.chunks_exact(BLOCK).enumerate() {
-            let v0 = _mm512_loadu_ps(vals.as_ptr());
-            let v1 = _mm512_loadu_ps(vals.as_ptr().add(16));
-            // NaN lanes count as 0 in the max, as f32::max does in the scalar fold
-            // (max_ps would return whichever operand is second).
-            let a0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v0, v0), _mm512_abs_ps(v0));
-            let a1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v1, v1), _mm512_abs_ps(v1));
-            let amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
-            let d = amax / 127.0;
-            let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-            let q0 = _mm512_cvtps_epi32(clamp127(_mm512_mul_ps(v0, id)));
-            let q1 = _mm512_cvtps_epi32(clamp127(_mm512_mul_ps(v1, id)));
-            let dst = a.q.as_mut_ptr().add(blk * BLOCK);
-            _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q0));
-            _mm_storeu_si128(dst.add(16) as *mut __m128i, _mm512_cvtepi32_epi8(q1));
-            let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-            a.d[blk] = half::f16::from_f32(d).to_f32();
-            a.c[blk] = -128 * sum;
-        }
-    }
-
-    /// NaN → 0, then clamp to ±127: the scalar definition's `clamp` and float → int
-    /// cast (cvtps would turn NaN and ±inf into i32::MIN).
-    ///
-    /// # Safety
-    /// AVX-512 F must be available.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn clamp127(p: __m512) -> __m512 {
-        let p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(p, p), p);
-        _mm512_min_ps(_mm512_max_ps(p, _mm512_set1_ps(-127.0)), _mm512_set1_ps(127.0))
-    }
-
-    /// Blocks ahead of the decode GEMV's software prefetch (4 KB; 4–16 measured within noise).
-    const PF: usize = 8;
-
-    #[inline(always)]
-    unsafe fn bcast4(q: *const i8) -> __m512i {
-        _mm512_set1_epi32(std::ptr::read_unaligned(q as *const i32))
-    }
-
-    /// One activation row (decode): each block's 8 groups go to two accumulators so the
-    /// `vpdpbusd` latency chain is halved; the block [`PF`] ahead is prefetched.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn gemv(w: &Q8Matrix, acts: &QActs, t: usize, i: usize, out: *mut f32) {
-        let (k, kb) = (w.k, w.k / BLOCK);
-        let qs = w.qs.as_ptr().add(t * TILE * k);
-        let ds = w.d.as_ptr().add(t * kb * TILE);
-        let xq = acts.q.as_ptr().add(i * k);
-        let (xd, xc) = (acts.d.as_ptr().add(i * kb), acts.c.as_ptr().add(i * kb));
-        let mut acc = _mm512_setzero_ps();
-        for b in 0..kb {
-            let wb = qs.add(b * BLOCK * TILE);
-            for line in 0..8 {
-                // wrapping: the last blocks prefetch past the end, which is harmless but not in bounds.
-                _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(PF * BLOCK * TILE + line * 64) as *const i8);
-            }
-            let xb = xq.add(b * BLOCK);
-            let mut s0 = _mm512_set1_epi32(*xc.add(b));
-            let mut s1 = _mm512_setzero_si512();
-            for g in (0..BLOCK / 4).step_by(2) {
-                let w0 = _mm512_loadu_si512(wb.add(g * TILE * 4) as *const _);
-                let w1 = _mm512_loadu_si512(wb.add((g + 1) * TILE * 4) as *const _);
-                s0 = _mm512_dpbusd_epi32(s0, w0, bcast4(xb.add(g * 4)));
-                s1 = _mm512_dpbusd_epi32(s1, w1, bcast4(xb.add(g * 4 + 4)));
-            }
-            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(ds.add(b * TILE) as *const _));
-            let f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-            acc = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(*xd.add(b))), acc);
-        }
-        _mm512_storeu_ps(out.add(i * w.n + t * TILE), acc);
-    }
-
-    /// `R` activation rows (prefill) against one weight tile: each loaded weight vector feeds R
-    /// independent `vpdpbusd` chains.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn rows<const R: usize>(w: &Q8Matrix, acts: &QActs, t: usize, m0: usize, out: *mut f32) {
-        let (k, kb) = (w.k, w.k / BLOCK);
-        let qs = w.qs.as_ptr().add(t * TILE * k);
-        let ds = w.d.as_ptr().add(t * kb * TILE);
-        let mut acc = [_mm512_setzero_ps(); R];
-        // Row pointers hoisted so each broadcast is one [base + offset] load, not an address
-        // computation per row and group.
-        let mut xr = [acts.q.as_ptr(); R];
-        for (r, p) in xr.iter_mut().enumerate() {
-            *p = acts.q.as_ptr().add((m0 + r) * k);
-        }
-        for b in 0..kb {
-            let wb = qs.add(b * BLOCK * TILE);
-            let mut s = [_mm512_setzero_si512(); R];
-            for (r, sr) in s.iter_mut().enumerate() {
-                *sr = _mm512_set1_epi32(*acts.c.get_unchecked((m0 + r) * kb + b));
-            }
-            for g in 0..BLOCK / 4 {
-                let wv = _mm512_loadu_si512(wb.add(g * TILE * 4) as *const _);
-                let off = b * BLOCK + g * 4;
-                for (sr, x) in s.iter_mut().zip(&xr) {
-                    *sr = _mm512_dpbusd_epi32(*sr, wv, bcast4(x.add(off)));
-                }
-            }
-            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(ds.add(b * TILE) as *const _));
-            for r in 0..R {
-                let j = (m0 + r) * kb + b;
-                let f = _mm512_cvtepi32_ps(s[r]);
-                acc[r] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(*acts.d.get_unchecked(j))), acc[r]);
-            }
-        }
-        for (r, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.add((m0 + r) * w.n + t * TILE), *a);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -451,29 +412,74 @@ mod tests {
         out
     }
 
-    #[test]
-    fn simd_matches_scalar_reference_bit_for_bit_and_dense_closely() {
-        if !Q8Matrix::supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the model uses candle's kernels)");
-            return;
+    /// The kernels this CPU runs; the tests below compare each with the scalar definition.
+    fn kernels_here() -> Vec<Q8Kernel> {
+        let ks: Vec<Q8Kernel> = Q8Kernel::ALL.into_iter().filter(|k| k.available()).collect();
+        if ks.is_empty() {
+            eprintln!("skipped: this CPU has no lm::q8 kernel (the model uses candle's kernels)");
         }
-        // 1 (decode), 8 (a full tile of rows) and 11 (8 + a remainder of 3) activation rows;
-        // k = 1408 is 512-8's SwiGLU width, which candle's fast path cannot take.
-        for (n, k, m) in [(48, 1408, 1), (32, 512, 8), (64, 96, 11)] {
-            let bytes = random_q8_0(n, k, 7);
-            let w = Q8Matrix::from_ggml_q8_0(&bytes, n, k).unwrap();
-            let x = random_x(m * k, 9);
-            let acts = quantize_acts(&x, k).unwrap();
-            let simd = w.matmul(&x).unwrap();
-            let scalar = w.matmul_reference(&acts).unwrap();
-            assert_eq!(simd, scalar, "[{n}, {k}] × {m} rows");
-            let dense = dense_product(&bytes, n, k, &x);
-            let scale = dense.iter().fold(0f32, |a, v| a.max(v.abs()));
-            for (a, b) in simd.iter().zip(&dense) {
-                // 8-bit activations: error ≈ 1/254 of each block's max, summed over blocks.
-                assert!((a - b).abs() <= 0.02 * scale, "{a} vs dense {b} (max |y| {scale})");
+        ks
+    }
+
+    #[test]
+    fn every_kernel_matches_the_scalar_reference_bit_for_bit_and_dense_closely() {
+        for kernel in kernels_here() {
+            // 1 (decode), 4, 8 and 11 activation rows (full blocks of every kernel's row
+            // tiling plus remainders); k = 1408 is 512-8's SwiGLU width, which candle's fast
+            // path cannot take. The weights include -128, the value the sign trick must survive.
+            for (n, k, m) in [(48, 1408, 1), (32, 512, 8), (64, 96, 11), (16, 32, 4), (16, 64, 3)] {
+                let bytes = random_q8_0(n, k, 7);
+                let w = Q8Matrix::with_kernel(&bytes, n, k, kernel).unwrap();
+                assert_eq!(w.kernel(), Some(kernel));
+                let x = random_x(m * k, 9);
+                let acts = quantize_acts(&x, k).unwrap();
+                let simd = w.matmul(&x).unwrap();
+                let scalar = w.matmul_reference(&acts).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&simd), bits(&scalar), "{}: [{n}, {k}] × {m} rows", kernel.name());
+                let dense = dense_product(&bytes, n, k, &x);
+                let scale = dense.iter().fold(0f32, |a, v| a.max(v.abs()));
+                for (a, b) in simd.iter().zip(&dense) {
+                    // 8-bit activations: error ≈ 1/254 of each block's max, summed over blocks.
+                    assert!((a - b).abs() <= 0.02 * scale, "{}: {a} vs dense {b} (max |y| {scale})", kernel.name());
+                }
             }
         }
+    }
+
+    #[test]
+    fn extreme_weights_and_activations_do_not_saturate() {
+        // All weights -128 or 127 against activations ±127: the largest pair sums the AVX2
+        // sign trick forms (128·127·2) and the largest integer block sums.
+        for kernel in kernels_here() {
+            let (n, k) = (16, 64);
+            let mut bytes = Vec::new();
+            for row in 0..n {
+                for b in 0..k / BLOCK {
+                    bytes.extend_from_slice(&f16::from_f32(1.0).to_bits().to_le_bytes());
+                    for j in 0..BLOCK {
+                        bytes.push(if (row + b + j) % 3 == 0 { 0x80 } else { 127 });
+                    }
+                }
+            }
+            let x: Vec<f32> = (0..2 * k).map(|i| if i % 5 == 0 { -127.0 } else { 127.0 }).collect();
+            let w = Q8Matrix::with_kernel(&bytes, n, k, kernel).unwrap();
+            let acts = quantize_acts(&x, k).unwrap();
+            assert!(acts.q.iter().all(|q| q.abs() == 127));
+            let simd = w.matmul(&x).unwrap();
+            assert_eq!(simd, w.matmul_reference(&acts).unwrap(), "{}", kernel.name());
+            assert_eq!(simd, dense_product(&bytes, n, k, &x), "{}: exact in this case", kernel.name());
+        }
+    }
+
+    #[test]
+    fn a_kernel_this_cpu_lacks_is_an_error_that_names_it() {
+        for kernel in Q8Kernel::ALL.into_iter().filter(|k| !k.available()) {
+            let e = Q8Matrix::with_kernel(&[0; 34 * 16], 16, 32, kernel).unwrap_err().to_string();
+            assert!(e.contains(kernel.name()), "{e}");
+        }
+        // The selection never names a kernel the CPU cannot run.
+        assert!(Q8Kernel::selected().is_none_or(|k| k.available()));
     }
 
     #[test]
@@ -508,16 +514,15 @@ mod tests {
 
     #[test]
     fn two_threads_give_the_same_result() {
-        if !Q8Matrix::supported() {
-            return;
+        for kernel in kernels_here() {
+            let (n, k) = (160, 256);
+            let w = Q8Matrix::with_kernel(&random_q8_0(n, k, 3), n, k, kernel).unwrap();
+            let x = random_x(5 * k, 4);
+            let one = w.matmul(&x).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let two = pool.install(|| w.matmul(&x)).unwrap();
+            assert_eq!(one, two, "{}", kernel.name());
         }
-        let (n, k) = (160, 256);
-        let w = Q8Matrix::from_ggml_q8_0(&random_q8_0(n, k, 3), n, k).unwrap();
-        let x = random_x(5 * k, 4);
-        let one = w.matmul(&x).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let two = pool.install(|| w.matmul(&x)).unwrap();
-        assert_eq!(one, two);
     }
 
     #[test]
