@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: setup first (scripts/setup.sh and
 # scripts/bench-setup.sh, both idempotent; a second run does no network work), then the
-# Python tests of the Whisper converter and the training recipe, then the Rust workspace.
+# Python tests of the training recipe, the Rust workspace, the Debian package (installed,
+# set up, replayed as its service user and removed) and the lm crate under qemu-aarch64.
 # Tests that need model files (or the llama.cpp venv) fail (not skip) here.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,12 +12,6 @@ bash scripts/setup.sh
 # llama.cpp (prebuilt xllamacpp wheel) for the OpenAI-backend test against a real
 # llama.cpp server (cloud/tests/llama_cpp_server.rs) and `bench lm --vs-llama-cpp`.
 bash scripts/bench-setup.sh
-CACHE="${FIRSTWORD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/firstword/packages}"
-PY="$(dirname "$CACHE")/pyenv/bin/python"
-
-echo "== converter tests (python)"
-"$PY" -m unittest discover -s scripts -p 'test_*.py'
-
 echo "== training recipe tests (python; CPU PyTorch)"
 TVENV=training/.venv
 if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors, gguf' 2>/dev/null; then
@@ -45,6 +40,9 @@ echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1
 # --no-fail-fast: one failing suite must not hide the results of the others.
 cargo test --workspace --locked --no-fail-fast
+
+echo "== Debian package: install, firstword setup, check-config, replay as the service user, remove"
+bash scripts/test-deb.sh
 
 echo "== aarch64: the lm crate's tests cross-built and run under qemu-user (boards; issue 15)"
 # Its Q8_0 NEON dotprod kernel against the scalar definition, and the model, emulated. The

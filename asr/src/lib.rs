@@ -1,5 +1,5 @@
 //! Speech recognition for firstword: whisper.cpp (through whisper-rs) over Whisper tiny.en,
-//! converted from CTranslate2 to ggml by `scripts/ct2_to_ggml.py`.
+//! converted from CTranslate2 to ggml by `firstword setup` (`assets::whisper_ggml`).
 //!
 //! Tuned for short spoken questions: greedy decoding, no context carried between turns, one
 //! segment, and an encoder context cut to the audio's length ([`AudioCtx::Auto`]) because

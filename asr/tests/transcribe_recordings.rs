@@ -1,4 +1,4 @@
-//! Whisper tiny.en (converted by scripts/ct2_to_ggml.py) on real recordings.
+//! Whisper tiny.en (converted by `firstword setup`, assets::whisper_ggml) on real recordings.
 
 use std::path::PathBuf;
 use std::sync::Mutex;

