@@ -42,6 +42,14 @@ dpkg-query -W -f='${Conffiles}' firstword | grep -q "/etc/firstword/firstword.to
   || fail "/etc/firstword/firstword.toml is not a conffile"
 [ -f /lib/systemd/system/firstword.service ] || fail "no systemd unit"
 grep -q '^User=firstword' /lib/systemd/system/firstword.service || fail "the unit does not run as firstword"
+# Issue 14: both units at systemd's exposure ≤ 1.5 ("OK"), checked on the installed files.
+command -v systemd-analyze >/dev/null || fail "systemd-analyze missing (Debian package systemd)"
+for unit in firstword firstword-cloud; do
+  level="$(systemd-analyze security --offline=yes "/lib/systemd/system/$unit.service" 2>&1 \
+    | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')"
+  say "$unit.service exposure $level"
+  awk -v l="$level" 'BEGIN { exit !(l != "" && l <= 1.5) }' || fail "$unit.service exposure '$level' > 1.5"
+done
 
 say "firstword setup (offline, from $CACHE)"
 firstword setup --offline --cache "$CACHE" || fail "firstword setup failed"
@@ -54,6 +62,7 @@ firstword setup --offline --cache "$CACHE" 2>&1 | grep -q "everything in place" 
   || fail "a second firstword setup did work again"
 
 firstword check-config /etc/firstword/firstword.toml || fail "check-config refused the packaged config"
+dpkg-query -W -f='${Conffiles}' firstword | grep -q "/etc/firstword/cloud.toml" || fail "cloud.toml is not a conffile"
 
 say "replay of $FIXTURE as the service user"
 cp "$FIXTURE" "$WORK/question.wav"
@@ -71,6 +80,7 @@ DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq firstword >/dev/null || fai
 [ ! -e /usr/bin/firstword ] || fail "/usr/bin/firstword left after remove"
 [ ! -e /usr/share/firstword ] || fail "/usr/share/firstword left after remove: $(find /usr/share/firstword | head -5)"
 [ -f /etc/firstword/firstword.toml ] || fail "remove (not purge) must keep the conffile"
+[ ! -e /lib/systemd/system/firstword-cloud.service ] || fail "the gateway unit is left after remove"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq firstword >/dev/null || fail "apt-get purge failed"
 [ ! -e /etc/firstword ] || fail "/etc/firstword left after purge"
 getent passwd firstword >/dev/null && fail "user firstword left after purge"

@@ -140,11 +140,7 @@ struct Doc {
 /// Default location of the wheel: the training recipe's package cache
 /// (`$FIRSTWORD_TRAINING_CACHE`, else `~/.cache/firstword/training-packages`).
 pub fn default_wheel() -> PathBuf {
-    let dir = match std::env::var_os("FIRSTWORD_TRAINING_CACHE") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/firstword/training-packages"),
-    };
-    dir.join(OLMO_WHEEL)
+    super::registry_sets::training_cache().join(OLMO_WHEEL)
 }
 
 /// The ids flagged by the training recipe's contamination check (`flagged_ids` of

