@@ -205,7 +205,7 @@ pub async fn spawn_with_backend(config: GatewayConfig, backend: Arc<dyn Backend>
     Ok(GatewayHandle { local_addr, tls: tls_on, stats, stop, task })
 }
 
-/// Run a gateway until the process ends (the `firstword-cloud` entry point).
+/// Run a gateway until the process ends (the `firstword cloud serve` entry point).
 pub async fn serve(config: GatewayConfig) -> Result<(), CloudError> {
     let handle = spawn(config).await?;
     handle.join().await;
