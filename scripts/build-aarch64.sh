@@ -120,15 +120,13 @@ file "$BIN" 2>/dev/null | grep -q "ARM aarch64" || die "$BIN is not an aarch64 e
 # What goes on the board: the binary with espeak-ng's data beside it (espeak-rs looks there).
 # espeak-ng skips compiling its dictionaries when cross-compiling, and they do not depend on
 # the CPU (little-endian data files), so they come from a host build of the same espeak-ng.
-host_espeak_data() {
-  ls -d "$ROOT"/target/{release,debug}/build/espeak-rs-sys-*/out/share/espeak-ng-data 2>/dev/null \
-    | while read -r d; do [ -s "$d/en_dict" ] && echo "$d"; done | head -1
-}
-DATA="$(host_espeak_data)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+DATA="$(host_espeak_data "$ROOT")"
 if [ -z "$DATA" ]; then
   say "building espeak-ng for the host once, for its compiled dictionaries"
   (unset CARGO_TARGET_DIR RUSTC RUSTDOC; cd "$ROOT" && cargo build --locked -p espeak-rs-sys)
-  DATA="$(host_espeak_data)"
+  DATA="$(host_espeak_data "$ROOT")"
   [ -n "$DATA" ] || die "no espeak-ng-data with en_dict in a host build of espeak-rs-sys"
 fi
 DIST="$TDIR/dist"

@@ -34,11 +34,8 @@ if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
   cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
 fi
 
-# espeak-ng's compiled dictionaries (CPU-independent) from a host build of espeak-rs-sys.
-host_espeak_data() {
-  ls -d "$ROOT"/target/{release,debug}/build/espeak-rs-sys-*/out/share/espeak-ng-data 2>/dev/null \
-    | while read -r d; do [ -s "$d/en_dict" ] && echo "$d"; done | head -1
-}
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 case "$ARCH" in
   amd64)
@@ -59,7 +56,7 @@ case "$ARCH" in
   *) die "unknown architecture '$ARCH' (amd64, arm64)" ;;
 esac
 
-DATA="$(host_espeak_data)"
+DATA="$(host_espeak_data "$ROOT")"
 [ -n "$DATA" ] || die "no espeak-ng-data in a host build of espeak-rs-sys (build the workspace first)"
 STAGE="$ROOT/target/deb-staging"
 rm -rf "$STAGE"; mkdir -p "$STAGE"

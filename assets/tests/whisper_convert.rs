@@ -159,6 +159,8 @@ fn split_keeps_row_order_and_refuses_uneven_or_key_bias() {
     assert_eq!(parts[1].to_f32_vec(), vec![4.0, 5.0, 6.0, 7.0]);
     assert_eq!(parts[2].shape, vec![2, 2]);
     assert!(input_msg(mapping::split_fused(&w, 4, "w")).contains("cannot split"));
+    // A zero-row tensor (a hostile file may declare one) is an error, not a panic.
+    assert!(input_msg(mapping::split_fused(&zeros(&[0, 4]), 3, "w")).contains("cannot split"));
 
     let mut v = tiny_vars(DType::F16);
     let hp = mapping::derive_hparams(&v).unwrap();

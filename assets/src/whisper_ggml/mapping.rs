@@ -134,9 +134,10 @@ pub fn expected_shapes(hp: &Hparams) -> BTreeMap<String, Vec<usize>> {
 }
 
 /// Split a fused projection along its first axis into `parts` equal tensors, in order
-/// (Q|K|V or K|V: CT2 concatenates the separate projections on axis 0).
+/// (Q|K|V or K|V: CT2 concatenates the separate projections on axis 0). An empty tensor is
+/// refused (a hostile model.bin may declare one).
 pub fn split_fused(t: &Tensor, parts: usize, name: &str) -> Result<Vec<Tensor>, ConvertError> {
-    if t.shape.is_empty() || parts == 0 || !t.shape[0].is_multiple_of(parts) {
+    if t.shape.is_empty() || parts == 0 || t.is_empty() || !t.shape[0].is_multiple_of(parts) {
         return Err(ConvertError::Input(format!(
             "tensor '{name}' has shape {:?}; cannot split its first axis into {parts} equal parts",
             t.shape
