@@ -26,6 +26,8 @@
 # guest's first pthread_create.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 TARGET=aarch64-unknown-linux-gnu
 TDIR="$ROOT/target/aarch64"
 APT=1 TESTS=0 PRINT_ENV=0 BUILD=1
@@ -52,16 +54,7 @@ if [ "$APT" = 1 ]; then
     $SUDO dpkg --add-architecture arm64
     $SUDO apt-get update -qq || die "apt-get update failed"
   fi
-  missing=()
-  for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing: ${missing[*]}"
-    $SUDO apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-      || die "apt-get install failed for: ${missing[*]}"
-  fi
+  apt_install_missing build-aarch64 "${PKGS[@]}" || exit 1
 fi
 for tool in /usr/bin/cargo /usr/bin/rustc aarch64-linux-gnu-gcc qemu-aarch64; do
   command -v "$tool" >/dev/null || die "$tool is missing (run without --no-apt)"
@@ -120,8 +113,6 @@ file "$BIN" 2>/dev/null | grep -q "ARM aarch64" || die "$BIN is not an aarch64 e
 # What goes on the board: the binary with espeak-ng's data beside it (espeak-rs looks there).
 # espeak-ng skips compiling its dictionaries when cross-compiling, and they do not depend on
 # the CPU (little-endian data files), so they come from a host build of the same espeak-ng.
-# shellcheck source=scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
 DATA="$(host_espeak_data "$ROOT")"
 if [ -z "$DATA" ]; then
   say "building espeak-ng for the host once, for its compiled dictionaries"

@@ -19,6 +19,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 CACHE="${FIRSTWORD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/firstword/packages}"
 APT=1
 HOST_ARCH="$(uname -m)"
@@ -41,17 +43,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- system packages
 APT_PACKAGES=(libasound2-dev cmake libclang-dev libsonic-dev pkg-config unzip)
 if [ "$APT" = 1 ]; then
-  missing=()
-  for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing apt packages: ${missing[*]}"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-      || die "apt-get install failed for: ${missing[*]}"
-  fi
+  apt_install_missing setup "${APT_PACKAGES[@]}" || exit 1
 fi
 
 # ---------------------------------------------------------------- registry packages

@@ -41,6 +41,10 @@ export FIRSTWORD_REQUIRE_MODELS=1
 # --no-fail-fast: one failing suite must not hide the results of the others.
 cargo test --workspace --locked --no-fail-fast
 
+echo "== soak (short): firstword run on simulated devices, 2 min of conversation, the gateway killed and restarted"
+# The full 30-minute figures: python3 scripts/soak.py (docs/results/soak.json; issue 14).
+python3 scripts/soak.py --minutes 2 --bin target/debug/firstword --kill-min-s 25 --kill-max-s 45 --out target/soak-short.json
+
 echo "== Debian package: install, firstword setup, check-config, replay as the service user, remove"
 bash scripts/test-deb.sh
 

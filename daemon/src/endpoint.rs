@@ -32,11 +32,26 @@ pub struct EndpointConfig {
     /// μLM probability of `<|end|>` after the user's words at or above which a punctuated
     /// transcript counts as complete (0..1).
     pub end_of_turn_prob: f32,
+    /// Speech that resumes within this long (ms) after the last voiced sample of an utterance
+    /// whose turn is still in progress continues that utterance: the reply stops (barge-in)
+    /// and both parts become one turn, one transcript and one answer. 0 = off (the second
+    /// part is a turn of its own). At most [`MAX_RESUME_MERGE_MS`].
+    pub resume_merge_ms: u32,
 }
+
+/// Largest accepted `endpoint.resume_merge_ms`, in ms.
+pub const MAX_RESUME_MERGE_MS: u32 = 5_000;
 
 impl Default for EndpointConfig {
     fn default() -> Self {
-        Self { semantic: true, complete_hangover_ms: 64, unfinished_hangover_ms: 1_000, unsure_hangover_ms: 700, end_of_turn_prob: 0.5 }
+        Self {
+            semantic: true,
+            complete_hangover_ms: 64,
+            unfinished_hangover_ms: 1_000,
+            unsure_hangover_ms: 700,
+            end_of_turn_prob: 0.5,
+            resume_merge_ms: 1_000,
+        }
     }
 }
 
@@ -51,6 +66,9 @@ impl EndpointConfig {
         }
         if self.unsure_hangover_ms > 10_000 {
             return Err(format!("endpoint.unsure_hangover_ms = {} (must be 0..10000)", self.unsure_hangover_ms));
+        }
+        if self.resume_merge_ms > MAX_RESUME_MERGE_MS {
+            return Err(format!("endpoint.resume_merge_ms = {} (must be 0..={MAX_RESUME_MERGE_MS})", self.resume_merge_ms));
         }
         if !(0.0..=1.0).contains(&self.end_of_turn_prob) {
             return Err(format!("endpoint.end_of_turn_prob = {} (must be a number in 0..1)", self.end_of_turn_prob));
@@ -121,9 +139,26 @@ pub fn pause_hangover_ms(c: Completeness, cfg: &EndpointConfig) -> Option<u32> {
     }
 }
 
+/// Whether speech starting at `start_ms` continues the utterance whose last voiced sample
+/// was at `prev_last_voiced_ms` (its turn still in progress): the user resumed after an
+/// early endpoint, within `endpoint.resume_merge_ms`. Times in ms on one clock.
+pub fn continues_previous(prev_last_voiced_ms: f64, start_ms: f64, cfg: &EndpointConfig) -> bool {
+    cfg.resume_merge_ms > 0 && start_ms - prev_last_voiced_ms <= f64::from(cfg.resume_merge_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn speech_resuming_soon_after_an_endpoint_continues_the_utterance() {
+        let mut cfg = EndpointConfig::default(); // 1,000 ms
+        assert!(continues_previous(5_000.0, 5_650.0, &cfg), "a 650 ms pause mid-sentence");
+        assert!(continues_previous(5_000.0, 6_000.0, &cfg));
+        assert!(!continues_previous(5_000.0, 6_001.0, &cfg), "a new question after the reply began");
+        cfg.resume_merge_ms = 0;
+        assert!(!continues_previous(5_000.0, 5_100.0, &cfg), "off");
+    }
 
     fn j(t: &str, p: Option<f32>) -> Completeness {
         judge(t, p, &EndpointConfig::default())
@@ -182,6 +217,8 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("endpoint.end_of_turn_prob"));
         let bad = EndpointConfig { unfinished_hangover_ms: 20_000, ..EndpointConfig::default() };
         assert!(bad.validate().unwrap_err().contains("endpoint.unfinished_hangover_ms"));
+        let bad = EndpointConfig { resume_merge_ms: MAX_RESUME_MERGE_MS + 1, ..EndpointConfig::default() };
+        assert!(bad.validate().unwrap_err().contains("endpoint.resume_merge_ms"));
         assert!(EndpointConfig::default().validate().is_ok());
     }
 }

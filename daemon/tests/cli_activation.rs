@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use common::{assets_present, firstword, root};
+use common::{assets_present, firstword, load, secs, silence};
 
 const MODELS: &[&str] = &[
     "models/whisper/ggml-tiny.en.bin",
@@ -20,18 +20,6 @@ const MODELS: &[&str] = &[
 ];
 /// One daemon at a time: real-time runs on shared cores.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn load(rel: &str) -> Vec<f32> {
-    audio::load_wav_16k_mono(root().join(rel)).unwrap()
-}
-
-fn silence(s: f64) -> Vec<f32> {
-    vec![0.0; (s * 16_000.0) as usize]
-}
-
-fn secs(v: &[f32]) -> f64 {
-    v.len() as f64 / 16_000.0
-}
 
 /// Runs `firstword run` on `parts` with `activation` as the `[activation]` table; returns
 /// (stdout, stderr).

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use common::{assets_present, firstword, root};
+use common::{assets_present, audible_s, firstword, input_wav, load, silence, OUT_RATE};
 
 const MODELS: &[&str] = &[
     "models/whisper/ggml-tiny.en.bin",
@@ -21,31 +20,8 @@ const MODELS: &[&str] = &[
     "fixtures/questions/dinner.wav",
 ];
 
-/// The simulated speaker's rate (the default `audio.sim_rate_hz`).
-const OUT_RATE: usize = 48_000;
 /// One daemon at a time: real-time runs on shared cores.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn load(rel: &str) -> Vec<f32> {
-    audio::load_wav_16k_mono(root().join(rel)).unwrap()
-}
-
-fn silence(s: f64) -> Vec<f32> {
-    vec![0.0; (s * 16_000.0) as usize]
-}
-
-fn input_wav(dir: &Path, parts: &[Vec<f32>]) -> PathBuf {
-    let path = dir.join("in.wav");
-    audio::write_wav(&path, &parts.concat(), 16_000).unwrap();
-    path
-}
-
-/// Seconds of `out` after `from_s` whose 50 ms blocks are audible.
-fn audible_s(out: &[f32], from_s: f64) -> f64 {
-    let blk = OUT_RATE / 20;
-    let a = ((from_s * OUT_RATE as f64) as usize).min(out.len());
-    out[a..].chunks(blk).filter(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01).count() as f64 * 0.05
-}
 
 /// Runs the daemon on `parts` with `audio_toml` appended to `[audio]`; returns (stdout,
 /// stderr, the speaker's output at 48 kHz).

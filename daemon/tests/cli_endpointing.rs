@@ -1,7 +1,8 @@
 //! Turn-taking on speech that is not the project's Piper voice (fixtures/voices, espeak-ng):
 //! pre-roll keeps an abrupt first word, and semantic endpointing keeps an utterance with a
 //! 450–650 ms pause mid-sentence ("Set a timer for … twelve minutes") as one turn, where the
-//! fixed 300 ms hangover split it in two.
+//! fixed 300 ms hangover split it in two; and when an endpoint came too early anyway, the user
+//! going on merges both parts into one question (`endpoint.resume_merge_ms`).
 
 mod common;
 
@@ -77,15 +78,35 @@ fn other_voices_are_heard_whole_and_paused_sentences_stay_one_turn() {
 }
 
 #[test]
-fn without_semantic_endpointing_the_fixed_hangover_splits_a_paused_sentence() {
+fn a_question_resumed_after_an_early_endpoint_is_answered_as_one() {
     if !assets_present(MODELS) {
         return;
     }
-    // The baseline the test above improves on: the same "timer" fixture with the VAD's
-    // 300 ms hangover alone becomes two turns.
+    // The fixed 300 ms hangover alone (semantic endpointing off) ends "Set a timer for" at
+    // its 450-650 ms pause, and the reply begins. The user going on within
+    // `endpoint.resume_merge_ms` stops that reply, and the next turn answers the whole
+    // question: one transcript holding both parts.
     let mut input = audio::load_wav_16k_mono(root().join("fixtures/voices/timer.wav")).unwrap();
     input.extend(std::iter::repeat_n(0.0f32, 80_000));
     let v = replay(&input, "[endpoint]\nsemantic = false");
     let turns = v["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 2, "{v}");
+    assert_eq!(turns[0]["merged_into_next"], true, "{}", turns[0]);
+    assert_eq!(turns[1]["merged_from"], 0, "{}", turns[1]);
+    let whole = turns[1]["transcript"].as_str().unwrap().to_lowercase();
+    assert!(whole.contains("timer") && whole.contains("minutes"), "not one question: {whole:?}");
+    let f = |t: &serde_json::Value, k: &str| t[k].as_f64().unwrap();
+    assert_eq!(f(&turns[1], "speech_start_ms"), f(&turns[0], "speech_start_ms"), "the merged turn spans both parts");
+    // The interrupted reply stopped where the second part was heard.
+    if let Some(end) = turns[0]["turn_end_ms"].as_f64() {
+        assert!(end <= f(&turns[1], "endpoint_ms"), "{}", turns[0]);
+    }
+
+    // Merging off: the baseline, two turns, the second only the tail of the sentence.
+    let v = replay(&input, "[endpoint]\nsemantic = false\nresume_merge_ms = 0");
+    let turns = v["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 2, "{v}");
+    assert!(turns[1]["merged_from"].is_null(), "{}", turns[1]);
+    let tail = turns[1]["transcript"].as_str().unwrap().to_lowercase();
+    assert!(!tail.contains("timer"), "the second turn heard the first part: {tail:?}");
 }

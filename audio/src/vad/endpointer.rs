@@ -13,7 +13,9 @@ pub enum VadEvent {
     /// Speech came back after a `Pause`: speculative work must be discarded.
     Resume { sample: u64 },
     /// The utterance ended: `last_voiced_sample` is the end of the last speech frame and
-    /// `endpoint_sample` where the hangover expired (when the decision was made).
+    /// `endpoint_sample` where the hangover expired (when the decision was made), or where
+    /// the utterance reached `vad.max_utterance_ms` (speech going on past it starts a new
+    /// utterance at the next speech frame).
     SpeechEnd { last_voiced_sample: u64, endpoint_sample: u64 },
 }
 
@@ -25,8 +27,10 @@ enum State {
         start: u64,
         voiced: u32,
     },
-    /// In an utterance; `silence_since` is the start of trailing silence, if any.
+    /// In an utterance that began at `start`; `silence_since` is the start of trailing
+    /// silence, if any.
     Speech {
+        start: u64,
         last_voiced_end: u64,
         silence_since: Option<u64>,
         paused: bool,
@@ -41,6 +45,9 @@ pub struct Endpointer {
     min_speech_frames: u32,
     hangover_samples: u64,
     pause_samples: u64,
+    /// Longest utterance, in samples: speech that never pauses long enough (a TV in the
+    /// room) is cut here so that each utterance's audio and ASR work stay bounded.
+    max_utterance_samples: u64,
     /// Hangover for the current pause only, set by [`Endpointer::set_pause_hangover`].
     pause_hangover: Option<u64>,
     state: State,
@@ -58,6 +65,7 @@ impl Endpointer {
             min_speech_frames: frames(cfg.min_speech_ms),
             hangover_samples: samples(cfg.hangover_ms),
             pause_samples: samples(cfg.pause_ms),
+            max_utterance_samples: samples(cfg.max_utterance_ms),
             pause_hangover: None,
             state: State::Silence,
             frame: 0,
@@ -83,7 +91,7 @@ impl Endpointer {
     /// already reaches `samples`, the utterance ends now: the returned `SpeechEnd` has its
     /// endpoint at the end of the last frame pushed.
     pub fn set_pause_hangover(&mut self, samples: u64) -> Option<VadEvent> {
-        let State::Speech { last_voiced_end, silence_since: Some(since), paused: true } = self.state else {
+        let State::Speech { last_voiced_end, silence_since: Some(since), paused: true, .. } = self.state else {
             return None;
         };
         let now = self.frame * FRAME_SAMPLES as u64;
@@ -122,10 +130,17 @@ impl Endpointer {
                     None
                 }
             }
-            State::Speech { last_voiced_end, silence_since, paused } => {
+            State::Speech { start: s, last_voiced_end, silence_since, paused } => {
+                if end - s >= self.max_utterance_samples {
+                    // Cut: the next speech frame opens a new utterance (after min_speech_ms).
+                    self.state = State::Silence;
+                    self.pause_hangover = None;
+                    let last_voiced_sample = if silence { last_voiced_end } else { end };
+                    return Some(VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample: end });
+                }
                 if !silence {
                     // Speech (or the hysteresis band) continues the utterance.
-                    self.state = State::Speech { last_voiced_end: end, silence_since: None, paused: false };
+                    self.state = State::Speech { start: s, last_voiced_end: end, silence_since: None, paused: false };
                     self.pause_hangover = None;
                     return paused.then_some(VadEvent::Resume { sample: start });
                 }
@@ -137,7 +152,7 @@ impl Endpointer {
                     return Some(VadEvent::SpeechEnd { last_voiced_sample: last_voiced_end, endpoint_sample: end });
                 }
                 let pause_now = !paused && quiet >= self.pause_samples;
-                self.state = State::Speech { last_voiced_end, silence_since: Some(since), paused: paused || pause_now };
+                self.state = State::Speech { start: s, last_voiced_end, silence_since: Some(since), paused: paused || pause_now };
                 pause_now.then_some(VadEvent::Pause { last_voiced_sample: last_voiced_end, at_sample: end })
             }
         }
@@ -146,7 +161,7 @@ impl Endpointer {
     fn confirm(&mut self, end: u64) -> Option<VadEvent> {
         if let State::Onset { start, voiced } = self.state {
             if voiced >= self.min_speech_frames {
-                self.state = State::Speech { last_voiced_end: end, silence_since: None, paused: false };
+                self.state = State::Speech { start, last_voiced_end: end, silence_since: None, paused: false };
                 return Some(VadEvent::SpeechStart { sample: start });
             }
         }
@@ -265,6 +280,53 @@ mod tests {
         push(&mut e, 0.9, 4, &mut events);
         push(&mut e, 0.0, 4, &mut events);
         assert_eq!(e.set_pause_hangover(2 * 512), Some(VadEvent::SpeechEnd { last_voiced_sample: 47 * 512, endpoint_sample: 51 * 512 }));
+        assert!(!e.in_speech());
+    }
+
+    #[test]
+    fn speech_that_never_pauses_is_cut_at_max_utterance_ms() {
+        // 1,024 ms = 32 frames; min speech 2 frames.
+        let c = VadConfig { max_utterance_ms: 1_024, ..cfg() };
+        let mut e = Endpointer::new(&c);
+        let mut ev: Vec<(usize, VadEvent)> = Vec::new();
+        for i in 0..80 {
+            ev.extend(e.push_prob(0.9).map(|x| (i, x)));
+        }
+        ev.extend(e.finish().map(|x| (80, x)));
+        assert_eq!(
+            ev,
+            vec![
+                (1, VadEvent::SpeechStart { sample: 0 }),
+                (31, VadEvent::SpeechEnd { last_voiced_sample: 32 * 512, endpoint_sample: 32 * 512 }),
+                // The speech goes on: a new utterance from the next frames, cut again.
+                (33, VadEvent::SpeechStart { sample: 32 * 512 }),
+                (63, VadEvent::SpeechEnd { last_voiced_sample: 64 * 512, endpoint_sample: 64 * 512 }),
+                (65, VadEvent::SpeechStart { sample: 64 * 512 }),
+                (80, VadEvent::SpeechEnd { last_voiced_sample: 80 * 512, endpoint_sample: 80 * 512 }),
+            ]
+        );
+        // Every utterance is at most 32 frames long.
+        let spans: Vec<u64> = ev
+            .chunks(2)
+            .map(|p| match p {
+                [(_, VadEvent::SpeechStart { sample }), (_, VadEvent::SpeechEnd { endpoint_sample, .. })] => endpoint_sample - sample,
+                _ => panic!("{p:?}"),
+            })
+            .collect();
+        assert!(spans.iter().all(|&n| n <= 32 * 512), "{spans:?}");
+    }
+
+    #[test]
+    fn a_cut_in_trailing_silence_keeps_the_last_voiced_frame() {
+        let c = VadConfig { max_utterance_ms: 1_024, ..cfg() };
+        let mut e = Endpointer::new(&c);
+        let mut ev = Vec::new();
+        for i in 0..40 {
+            // Speech until frame 29, then silence: the cut at 32 frames comes before the
+            // 10-frame hangover would.
+            ev.extend(e.push_prob(if i < 30 { 0.9 } else { 0.0 }));
+        }
+        assert_eq!(ev.last(), Some(&VadEvent::SpeechEnd { last_voiced_sample: 30 * 512, endpoint_sample: 32 * 512 }));
         assert!(!e.in_speech());
     }
 

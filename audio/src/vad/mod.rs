@@ -60,10 +60,19 @@ pub struct VadConfig {
     /// probability crosses the threshold, so the detected start lies 30–60 ms after an
     /// abrupt onset; without pre-roll Whisper hears "ow do I" for "How do I".
     pub pre_roll_ms: u32,
+    /// Longest utterance, in ms ([`MIN_UTTERANCE_CAP_MS`]..=[`MAX_UTTERANCE_MS`]): speech that
+    /// goes on without a pause long enough to end it (a TV in the room) ends here, and what
+    /// follows is a new utterance. Keeps each utterance's audio and Whisper run bounded
+    /// (Whisper's window is 30 s).
+    pub max_utterance_ms: u32,
 }
 
 /// Largest accepted `vad.pre_roll_ms`, in ms (the live listener keeps 2 s of history).
 pub const MAX_PRE_ROLL_MS: u32 = 1_000;
+/// Largest accepted `vad.max_utterance_ms`, in ms (the live listener keeps 60 s of audio).
+pub const MAX_UTTERANCE_MS: u32 = 60_000;
+/// Smallest accepted `vad.max_utterance_ms`, in ms.
+pub const MIN_UTTERANCE_CAP_MS: u32 = 1_000;
 
 impl Default for VadConfig {
     fn default() -> Self {
@@ -77,6 +86,7 @@ impl Default for VadConfig {
             pause_ms: 64,
             energy_threshold_db: -38.0,
             pre_roll_ms: 200,
+            max_utterance_ms: 30_000,
         }
     }
 }
@@ -98,6 +108,9 @@ impl VadConfig {
         }
         if !self.energy_threshold_db.is_finite() {
             return Err(format!("vad.energy_threshold_db = {} (must be a finite dBFS level)", self.energy_threshold_db));
+        }
+        if !(MIN_UTTERANCE_CAP_MS..=MAX_UTTERANCE_MS).contains(&self.max_utterance_ms) {
+            return Err(format!("vad.max_utterance_ms = {} (must be {MIN_UTTERANCE_CAP_MS}..={MAX_UTTERANCE_MS})", self.max_utterance_ms));
         }
         if self.pre_roll_ms > MAX_PRE_ROLL_MS {
             return Err(format!("vad.pre_roll_ms = {} (must be 0..={MAX_PRE_ROLL_MS})", self.pre_roll_ms));
@@ -239,6 +252,18 @@ mod tests {
         c.pre_roll_ms = MAX_PRE_ROLL_MS + 1;
         let e = c.validate().unwrap_err();
         assert!(e.contains("vad.pre_roll_ms"), "{e}");
+    }
+
+    #[test]
+    fn max_utterance_is_validated_by_name() {
+        for bad in [0, MIN_UTTERANCE_CAP_MS - 1, MAX_UTTERANCE_MS + 1, u32::MAX] {
+            let c = VadConfig { max_utterance_ms: bad, ..VadConfig::default() };
+            let e = c.validate().unwrap_err();
+            assert!(e.contains("vad.max_utterance_ms"), "{e}");
+        }
+        for ok in [MIN_UTTERANCE_CAP_MS, 30_000, MAX_UTTERANCE_MS] {
+            assert!(VadConfig { max_utterance_ms: ok, ..VadConfig::default() }.validate().is_ok());
+        }
     }
 
     #[test]

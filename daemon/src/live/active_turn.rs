@@ -28,6 +28,9 @@ pub struct ActiveTurn {
     pub context: ContextUse,
     /// The transcript was an end phrase: the conversation ended with it.
     pub end_phrase: bool,
+    /// The user resumed right after this question (`endpoint.resume_merge_ms`): the next turn
+    /// answers both parts, and this one is not kept in the conversation.
+    pub merged_into_next: bool,
 }
 
 impl ActiveTurn {
@@ -45,6 +48,7 @@ impl ActiveTurn {
             idle_notified: false,
             context: ContextUse::default(),
             end_phrase: false,
+            merged_into_next: false,
         }
     }
 
@@ -79,6 +83,7 @@ impl ActiveTurn {
             .iter()
             .filter(|(f, _)| *f)
             .map(|(_, s)| *s)
+            .chain(self.merged_into_next.then_some(", continued in the next turn"))
             .collect();
         let c = &self.context;
         println!(

@@ -17,10 +17,10 @@ use audio::device::AudioCounters;
 
 use super::active_turn::{action_name, ActiveTurn};
 use super::clock::{Clock, Heartbeat};
-use super::inbox::{Heard, Inbox, PauseVerdict};
+use super::inbox::{Heard, Inbox, PauseSlot, PauseVerdict, UtteranceQueue};
 use super::service;
 use super::speaker::{PlaybackStalled, Speaker};
-use super::speculation::{Speculation, SpeculativeOpener};
+use super::speculation::{ResumedQuestion, Speculation, SpeculativeOpener};
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::conversation::{is_end_phrase, remember};
@@ -36,6 +36,12 @@ use crate::turn_shared::{
 const TICK_MS: u64 = 20;
 /// On shutdown, the current reply may play this long before playback stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Whisper's budget before the watchdog counts the conversation loop as stuck: this much,
+/// plus [`ASR_BUSY_PER_AUDIO_S`] per second of audio. Whisper runs faster than real time on
+/// the targets (README, bench asr), so a run 2.5× slower than real time is taken as hung.
+const ASR_BUSY_BASE_S: f64 = 10.0;
+/// See [`ASR_BUSY_BASE_S`]: seconds of budget per second of audio.
+const ASR_BUSY_PER_AUDIO_S: f64 = 2.5;
 /// How often cloud and audio counters are copied into the metrics.
 const COUNTER_SYNC: Duration = Duration::from_millis(500);
 
@@ -56,6 +62,10 @@ pub struct Conversation<'a> {
     pub replying: Arc<AtomicBool>,
     /// Semantic endpointing's hangover for the listener's current pause.
     pub verdict: Arc<PauseVerdict>,
+    /// The latest pause's audio, for speculative work.
+    pub pauses: Arc<PauseSlot>,
+    /// Ended utterances the listener has queued for this loop (released as they are taken).
+    pub utterances: Arc<UtteranceQueue>,
     /// After the simulated input ends, keep running until a signal.
     pub keep_running: bool,
 }
@@ -89,6 +99,10 @@ struct LoopState {
     mic_lost: bool,
     /// Device losses already handled.
     mic_losses_seen: u64,
+    /// Where the open utterance's speech began (ms on the stream clock).
+    utterance_start_ms: f64,
+    /// The open utterance continues the question of the turn it interrupted.
+    resumed: Option<ResumedQuestion>,
 }
 
 impl Conversation<'_> {
@@ -110,6 +124,8 @@ impl Conversation<'_> {
             spec_mulm: (0, 0),
             mic_lost: false,
             mic_losses_seen: 0,
+            utterance_start_ms: 0.0,
+            resumed: None,
         };
         loop {
             self.heartbeat.conversation();
@@ -162,23 +178,34 @@ impl Conversation<'_> {
             Inbox::Heard(Heard::SpeechStart { start_ms, confirmed_ms }) => {
                 tracing::debug!(start_ms, confirmed_ms, "speech started");
                 st.spec.clear();
+                st.utterance_start_ms = start_ms;
+                st.resumed = None;
+                if let Some(t) = st.active.as_mut() {
+                    if crate::endpoint::continues_previous(t.last_voiced_ms, start_ms, &self.cfg.endpoint) {
+                        tracing::info!(turn = t.number, "the user resumed: the next turn answers both parts as one question");
+                        t.merged_into_next = true;
+                        st.resumed = Some(ResumedQuestion { audio: t.audio.clone(), end_ms: t.endpoint_ms });
+                    }
+                }
                 self.end_if_idle(st, start_ms);
                 st.history.touch(start_ms);
                 self.drive(st, Event::SpeechStarted { at_ms: confirmed_ms })?;
             }
-            Inbox::Heard(Heard::Pause { seq, last_voiced_ms, audio }) => {
-                tracing::debug!(last_voiced_ms, at_ms = self.clock.now_ms() as u64, "pause");
-                // Speculate only when it can still help: no turn in progress, and the VAD has
-                // not already moved on (work done while the loop was busy is queued).
-                while let Ok(m) = self.inbox.try_recv() {
-                    st.backlog.push_back(m);
-                }
-                let moved_on = st
-                    .backlog
-                    .iter()
-                    .any(|m| matches!(m, Inbox::Heard(Heard::Resume | Heard::SpeechEnd { .. } | Heard::SpeechStart { .. })));
-                if st.active.is_none() && self.cfg.turn.speculative && !moved_on {
-                    if let Err(e) = self.speculate(st, seq, last_voiced_ms, &audio) {
+            Inbox::Heard(Heard::Pause { seq }) => {
+                // Speculate only when it can still help: no turn in progress, this is the
+                // latest pause (a newer one replaced its audio), and the VAD has not already
+                // moved on (work done while the loop was busy is queued).
+                let Some(pause) = self.pauses.take(seq) else {
+                    tracing::debug!(seq, "pause overtaken by a newer one: no speculation");
+                    return Ok(());
+                };
+                tracing::debug!(pause.last_voiced_ms, at_ms = self.clock.now_ms() as u64, "pause");
+                if st.active.is_none() && self.cfg.turn.speculative && !self.heard_since(st, false) {
+                    let audio = match &st.resumed {
+                        Some(q) => q.join(&pause.audio, self.audio_start_ms(st.utterance_start_ms)),
+                        None => pause.audio,
+                    };
+                    if let Err(e) = self.speculate(st, seq, pause.last_voiced_ms, &audio) {
                         tracing::warn!("speculative ASR/opener failed: {e:#}");
                         st.spec.clear();
                     }
@@ -186,7 +213,14 @@ impl Conversation<'_> {
             }
             Inbox::Heard(Heard::Resume) => st.spec.clear(),
             Inbox::Heard(Heard::SpeechEnd { start_ms, last_voiced_ms, endpoint_ms, audio }) => {
+                self.utterances.release();
                 tracing::debug!(start_ms, last_voiced_ms, endpoint_ms, at_ms = self.clock.now_ms() as u64, "speech ended");
+                if self.heard_since(st, true) {
+                    // A newer utterance already ended while this loop was busy: the newer
+                    // question wins, and this one is not worth a Whisper run.
+                    tracing::info!(start_ms = start_ms as u64, "utterance overtaken by a newer one before its turn began");
+                    return Ok(());
+                }
                 if st.active.is_some() {
                     // Speech over a turn that is not replying yet: the newer question wins.
                     self.drive(st, Event::SpeechStarted { at_ms: start_ms })?;
@@ -194,6 +228,10 @@ impl Conversation<'_> {
                         self.abandon(st, t, "a newer utterance ended first");
                     }
                 }
+                let audio = match st.resumed.take() {
+                    Some(q) => q.join(&audio, self.audio_start_ms(start_ms)),
+                    None => audio,
+                };
                 self.start_turn(st, last_voiced_ms, endpoint_ms, audio)?;
             }
             Inbox::Cloud { request, at, event } => {
@@ -217,6 +255,26 @@ impl Conversation<'_> {
             Inbox::Listening => self.listening(st),
         }
         Ok(())
+    }
+
+    /// Where the listener's audio of an utterance whose speech began at `start_ms` begins:
+    /// `vad.pre_roll_ms` earlier (ms on the stream clock).
+    fn audio_start_ms(&self, start_ms: f64) -> f64 {
+        start_ms - f64::from(self.cfg.vad.pre_roll_ms)
+    }
+
+    /// Moves what waits in the inbox to the backlog and says whether the listener has moved
+    /// on since the message in hand: another ended utterance (`ended_only`), or any speech
+    /// event (speech start, resume, end).
+    fn heard_since(&self, st: &mut LoopState, ended_only: bool) -> bool {
+        while let Ok(m) = self.inbox.try_recv() {
+            st.backlog.push_back(m);
+        }
+        st.backlog.iter().any(|m| match m {
+            Inbox::Heard(Heard::SpeechEnd { .. }) => true,
+            Inbox::Heard(Heard::Resume | Heard::SpeechStart { .. }) => !ended_only,
+            _ => false,
+        })
     }
 
     /// Idle and tick events for the active turn, its wall-clock limit, counters, device health.
@@ -404,6 +462,10 @@ impl Conversation<'_> {
 
     fn transcribe(&mut self, audio: &[f32]) -> Result<String> {
         let t0 = Instant::now();
+        // Whisper's time grows with the audio (up to `vad.max_utterance_ms`): a long run is
+        // declared to the watchdog, so only a run past this budget counts as stuck.
+        let audio_s = audio.len() as f64 / audio::ASR_RATE_HZ as f64;
+        let _step = self.heartbeat.busy(Duration::from_secs_f64(ASR_BUSY_BASE_S + ASR_BUSY_PER_AUDIO_S * audio_s));
         let tr = self.models.asr.transcribe(audio).context("Whisper")?;
         Metrics::observe_ms(&self.metrics.asr, t0.elapsed().as_secs_f64() * 1000.0);
         Ok(tr.text)
@@ -487,7 +549,10 @@ impl Conversation<'_> {
         st.turns += 1;
         // The conversation keeps the question and the reply as heard (memory only).
         let now = self.clock.now_ms();
-        if t.end_phrase {
+        if t.merged_into_next {
+            // The next turn answers this question with its continuation: keeping both would
+            // put half a question and a cut-off reply in the history.
+        } else if t.end_phrase {
             st.history.clear();
             st.history.touch(now);
         } else {

@@ -1,7 +1,8 @@
 //! What the conversation loop hears about: the listener's utterance events, cloud events,
 //! the end of a simulated input, and shutdown signals — all on one channel, in order.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use cloud::client::CloudEvent;
@@ -31,10 +32,10 @@ pub enum Inbox {
 pub enum Heard {
     /// Speech confirmed: it began at `start_ms`; the VAD decided at `confirmed_ms`.
     SpeechStart { start_ms: f64, confirmed_ms: f64 },
-    /// A pause that may end the utterance: its audio so far (16 kHz, pre-roll included) for
+    /// A pause that may end the utterance; its audio so far waits in the [`PauseSlot`] for
     /// speculative work. `seq` numbers the pauses, so a [`PauseVerdict`] reaches only the
-    /// pause it was made for.
-    Pause { seq: u32, last_voiced_ms: f64, audio: Vec<f32> },
+    /// pause it was made for, and the slot's audio only the latest pause.
+    Pause { seq: u32 },
     /// Speech came back after a pause: speculative work is void.
     Resume,
     /// The utterance ended; `audio` (16 kHz) runs from its start to the endpoint.
@@ -60,9 +61,112 @@ impl PauseVerdict {
     }
 }
 
+/// The audio of a VAD pause for speculative work: 16 kHz, pre-roll included.
+#[derive(Debug)]
+pub struct PauseAudio {
+    pub seq: u32,
+    /// End of the last speech frame before the pause, in ms on the stream clock.
+    pub last_voiced_ms: f64,
+    pub audio: Vec<f32>,
+}
+
+/// The latest pause's audio, from the listener to the conversation loop. Speculation only
+/// ever helps for the latest pause, so a newer pause replaces an older one not yet taken:
+/// under continuous speech (a TV in the room) a busy conversation loop never accumulates
+/// copies of the utterance, whatever the number of pauses. The lock is held only to swap.
+#[derive(Debug, Default)]
+pub struct PauseSlot(Mutex<Option<PauseAudio>>);
+
+impl PauseSlot {
+    /// Stores `pause`, replacing (and dropping) any pause not yet taken.
+    pub fn put(&self, pause: PauseAudio) {
+        let old = self.0.lock().unwrap_or_else(|p| p.into_inner()).replace(pause);
+        drop(old); // freed outside the lock
+    }
+
+    /// Takes the audio of pause `seq`, if that is the latest pause; None when a newer pause
+    /// replaced it (its own `Pause` message is on the way) or it was taken already.
+    pub fn take(&self, seq: u32) -> Option<PauseAudio> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some(p) if p.seq == seq => slot.take(),
+            _ => None,
+        }
+    }
+}
+
+/// Ended utterances sent to the conversation loop and not yet taken from the inbox. The
+/// listener drops an utterance rather than queue more than `limit` (a stuck or far-behind
+/// loop), so the inbox's audio stays bounded: `limit` × `vad.max_utterance_ms`.
+#[derive(Debug)]
+pub struct UtteranceQueue {
+    queued: AtomicUsize,
+    limit: usize,
+}
+
+impl UtteranceQueue {
+    /// Allows `limit` ended utterances in flight.
+    pub fn new(limit: usize) -> Self {
+        Self { queued: AtomicUsize::new(0), limit }
+    }
+
+    /// Reserves a place for one more utterance; false when `limit` are already queued.
+    pub fn try_reserve(&self) -> bool {
+        self.queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.limit).then_some(n + 1)).is_ok()
+    }
+
+    /// One queued utterance was taken (or its send failed).
+    pub fn release(&self) {
+        let _ = self.queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Utterances queued now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pause(seq: u32, samples: usize) -> PauseAudio {
+        PauseAudio { seq, last_voiced_ms: f64::from(seq) * 100.0, audio: vec![0.5; samples] }
+    }
+
+    #[test]
+    fn only_the_latest_pause_keeps_its_audio() {
+        let slot = PauseSlot::default();
+        assert!(slot.take(1).is_none());
+        slot.put(pause(1, 16_000));
+        slot.put(pause(2, 32_000));
+        assert!(slot.take(1).is_none(), "pause 1 was replaced by pause 2");
+        let p = slot.take(2).expect("the latest pause");
+        assert_eq!((p.seq, p.audio.len(), p.last_voiced_ms), (2, 32_000, 200.0));
+        assert!(slot.take(2).is_none(), "taken once");
+        // However many pauses come while the loop is busy, one copy of the audio is held.
+        for seq in 3..1_000 {
+            slot.put(pause(seq, 1_000));
+        }
+        assert!(slot.take(998).is_none());
+        assert_eq!(slot.take(999).map(|p| p.seq), Some(999));
+    }
+
+    #[test]
+    fn the_utterance_queue_holds_at_most_its_limit() {
+        let q = UtteranceQueue::new(2);
+        assert!(q.try_reserve());
+        assert!(q.try_reserve());
+        assert!(!q.try_reserve(), "a third utterance waits for none");
+        assert_eq!(q.queued(), 2);
+        q.release();
+        assert!(q.try_reserve());
+        q.release();
+        q.release();
+        q.release(); // one too many: stays at 0, never wraps
+        assert_eq!(q.queued(), 0);
+        assert!(q.try_reserve());
+    }
 
     #[test]
     fn a_verdict_reaches_only_its_own_pause() {

@@ -23,7 +23,7 @@ use audio::vad::{Vad, VadEvent};
 use audio::wakeword::WakeSpotter;
 
 use super::clock::Heartbeat;
-use super::inbox::{Heard, Inbox, PauseVerdict};
+use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQueue};
 use super::mic::Mic;
 use super::ptt::KeySource;
 use crate::activation::{Activation, Verdict};
@@ -88,6 +88,10 @@ pub struct ListenerParts {
     pub pre_roll_samples: u64,
     /// Semantic endpointing's hangover for the current pause, posted by the conversation loop.
     pub verdict: Arc<PauseVerdict>,
+    /// The latest pause's audio (a newer pause replaces it).
+    pub pauses: Arc<PauseSlot>,
+    /// Ended utterances not yet taken by the conversation loop (bounded).
+    pub utterances: Arc<UtteranceQueue>,
     /// Wake word / push-to-talk; None = every utterance is passed on (`mode = "always"`).
     pub gate: Option<Gate>,
 }
@@ -157,7 +161,9 @@ impl State {
                 let start = self.open.unwrap_or(at_sample).saturating_sub(self.pre_roll).max(self.cut_from);
                 self.pause_seq = self.pause_seq.wrapping_add(1).max(1);
                 let seq = self.pause_seq;
-                self.send(Heard::Pause { seq, last_voiced_ms: ms(last_voiced_sample), audio: self.hist.slice(start, at_sample) })
+                let audio = self.hist.slice(start, at_sample);
+                self.parts.pauses.put(PauseAudio { seq, last_voiced_ms: ms(last_voiced_sample), audio });
+                self.send(Heard::Pause { seq })
             }
             VadEvent::Resume { .. } => !self.forwarded || self.send(Heard::Resume),
             VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
@@ -194,12 +200,26 @@ impl State {
     fn send_end(&mut self, end: PendingEnd, from: Option<u64>) -> bool {
         let skip = from.map_or(0, |f| f.saturating_sub(end.audio_start).min(end.audio.len() as u64) as usize);
         self.forwarded = false;
-        self.send(Heard::SpeechEnd {
+        if !self.parts.utterances.try_reserve() {
+            tracing::warn!(
+                start_ms = ms(end.start) as u64,
+                queued = self.parts.utterances.queued(),
+                "the conversation loop is behind: utterance dropped"
+            );
+            return true;
+        }
+        let mut audio = end.audio;
+        audio.drain(..skip);
+        let sent = self.send(Heard::SpeechEnd {
             start_ms: ms(end.start),
             last_voiced_ms: ms(end.last_voiced),
             endpoint_ms: ms(end.endpoint),
-            audio: end.audio[skip..].to_vec(),
-        })
+            audio,
+        });
+        if !sent {
+            self.parts.utterances.release();
+        }
+        sent
     }
 
     /// Decides the ended utterance waiting for the spotter, once it has caught up (or `now`).

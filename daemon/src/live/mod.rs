@@ -37,6 +37,11 @@ use conversation::{Conversation, Ending};
 use listener::{Listener, ListenerParts};
 use speaker::Speaker;
 
+/// Ended utterances that may wait for the conversation loop; more are dropped (see
+/// [`inbox::UtteranceQueue`]). With `vad.max_utterance_ms` at most 60 s, the inbox then holds
+/// at most 4 × 60 s of 16 kHz audio (15 MB).
+const MAX_QUEUED_UTTERANCES: usize = 4;
+
 /// `firstword run` options from the command line (they override `[audio]`).
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -100,6 +105,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     let speaker = Speaker::new(opened.queue, clock);
     let replying = Arc::new(AtomicBool::new(false));
     let verdict = Arc::new(inbox::PauseVerdict::default());
+    let pauses = Arc::new(inbox::PauseSlot::default());
+    let utterances = Arc::new(inbox::UtteranceQueue::new(MAX_QUEUED_UTTERANCES));
     let mut listener = Listener::spawn(ListenerParts {
         reader: mic,
         vad,
@@ -109,6 +116,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         heartbeat: heartbeat.clone(),
         pre_roll_samples: audio::vad::Vad::pre_roll_samples(&cfg.vad),
         verdict: verdict.clone(),
+        pauses: pauses.clone(),
+        utterances: utterances.clone(),
         gate,
     })?;
     let watchdog = service::Watchdog::start(heartbeat.clone());
@@ -137,6 +146,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         heartbeat,
         replying,
         verdict,
+        pauses,
+        utterances,
         keep_running: opts.keep_running,
     };
     let ending = conversation.run();

@@ -51,9 +51,47 @@ impl Speculation {
     }
 }
 
+/// The question so far when the user resumed right after its endpoint
+/// (`endpoint.resume_merge_ms`): its audio, to be joined with the next utterance's.
+#[derive(Debug, Clone)]
+pub struct ResumedQuestion {
+    /// 16 kHz samples up to `end_ms`.
+    pub audio: Vec<f32>,
+    /// Where `audio` ends, in ms on the stream clock.
+    pub end_ms: f64,
+}
+
+impl ResumedQuestion {
+    /// The earlier part followed by `next` (16 kHz audio that begins at `next_start_ms` on
+    /// the stream clock), without the stretch both cover (pre-roll reaching back before the
+    /// earlier part's end).
+    pub fn join(&self, next: &[f32], next_start_ms: f64) -> Vec<f32> {
+        let overlap_ms = (self.end_ms - next_start_ms).max(0.0);
+        let skip = ((overlap_ms * audio::ASR_RATE_HZ as f64 / 1000.0) as usize).min(next.len());
+        let mut out = Vec::with_capacity(self.audio.len() + next.len() - skip);
+        out.extend_from_slice(&self.audio);
+        out.extend_from_slice(&next[skip..]);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_question_joins_without_repeating_audio() {
+        // The first part ends at 2,000 ms; the next audio starts 200 ms earlier (pre-roll).
+        let q = ResumedQuestion { audio: vec![1.0; 16_000], end_ms: 2_000.0 };
+        let next: Vec<f32> = (0..8_000).map(|i| if i < 3_200 { 1.0 } else { 2.0 }).collect();
+        let joined = q.join(&next, 1_800.0);
+        assert_eq!(joined.len(), 16_000 + 8_000 - 3_200);
+        assert!(joined[..16_000].iter().all(|&v| v == 1.0) && joined[16_000..].iter().all(|&v| v == 2.0));
+        // A gap between the parts: nothing is skipped.
+        assert_eq!(q.join(&next, 2_500.0).len(), 24_000);
+        // Overlap longer than the next part: only the earlier part.
+        assert_eq!(q.join(&next, 0.0), vec![1.0; 16_000]);
+    }
 
     #[test]
     fn results_only_serve_the_utterance_they_were_made_for() {

@@ -204,12 +204,25 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
     let mut estimate = LatencyEstimate::new(0.5);
     let mut turns: Vec<TurnTimeline> = Vec::new();
     let mut conversation = Conversation::new();
+    // The span of the previous turn's question (several utterances when they were merged).
+    let mut prev_span: Option<Utterance> = None;
     for (i, u) in utts.iter().enumerate() {
+        // The user resumed right after the previous question's endpoint: one question.
+        let merged = prev_span.is_some_and(|p| crate::endpoint::continues_previous(p.last_voiced_ms, u.start_ms, &cfg.endpoint));
         // Barge-in: this utterance began while the previous reply was still playing.
         if let Some(prev) = turns.last_mut() {
             prev.barge_in_at(u.confirmed_ms);
-            remember(&mut conversation, prev);
+            if merged {
+                prev.merged_into_next = true;
+            } else {
+                remember(&mut conversation, prev);
+            }
         }
+        let span = match prev_span {
+            Some(p) if merged => Utterance { start_ms: p.start_ms, ..*u },
+            _ => *u,
+        };
+        prev_span = Some(span);
         let idle_end = conversation.end_if_idle(u.start_ms, cfg.turn.conversation_idle_s * 1000.0);
         conversation.touch(u.start_ms);
         if opts.realtime {
@@ -220,9 +233,12 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
             }
         }
         let words = next_opener_words(cfg, &estimate);
-        let audio = utterance_audio(&input, u, cfg.vad.pre_roll_ms);
-        let ctx = turn_loop::TurnContext { cfg, utterance: *u, audio, words, index: i, stop_at_handoff: false, history: &conversation };
+        let audio = utterance_audio(&input, &span, cfg.vad.pre_roll_ms);
+        let ctx = turn_loop::TurnContext { cfg, utterance: span, audio, words, index: i, stop_at_handoff: false, history: &conversation };
         let mut t = turn_loop::run_turn(&rt, &link, &mut models, &ctx)?;
+        if merged {
+            t.merged_from = Some(i - 1);
+        }
         if idle_end && t.conversation_end.is_none() {
             t.conversation_end = Some("idle");
         }

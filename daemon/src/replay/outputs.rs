@@ -46,6 +46,14 @@ pub struct TurnTimeline {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored_events: Vec<String>,
     pub barged_in: bool,
+    /// The user resumed within `endpoint.resume_merge_ms` of this question's last word: its
+    /// reply stopped, and the next turn answers both parts as one question.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merged_into_next: bool,
+    /// This turn's question continues the one of turn `merged_from` (its audio and
+    /// transcript cover both parts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<usize>,
     pub speculative: bool,
     pub opener_words: usize,
     pub speech_start_ms: f64,
@@ -91,6 +99,8 @@ impl TurnTimeline {
             cloud_failure: None,
             ignored_events: Vec::new(),
             barged_in: false,
+            merged_into_next: false,
+            merged_from: None,
             speculative,
             opener_words,
             speech_start_ms: u.start_ms,
