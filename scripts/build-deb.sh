@@ -63,8 +63,13 @@ rm -rf "$STAGE"; mkdir -p "$STAGE"
 cp -r "$DATA" "$STAGE/espeak-ng-data"
 
 mkdir -p "$ROOT/target/debian"
-OUT="$(cargo deb -p daemon --no-build --locked --profile "$PROFILE" "${TARGET_ARGS[@]}" \
-  --output "$ROOT/target/debian/" 2>&1 | tee /dev/stderr | tail -1)"
+# cargo-deb prints the package's path last. Its output goes to our stderr through a log file
+# (tee to /dev/stderr would reopen, and truncate, a log file that stderr points to).
+LOG="$ROOT/target/debian/cargo-deb.log"
+cargo deb -p daemon --no-build --locked --profile "$PROFILE" "${TARGET_ARGS[@]}" \
+  --output "$ROOT/target/debian/" >"$LOG" 2>&1 || { cat "$LOG" >&2; die "cargo deb failed"; }
+cat "$LOG" >&2
+OUT="$(tail -1 "$LOG")"
 [ -f "$OUT" ] || die "cargo deb wrote no package (last line: $OUT)"
 say "built $(dpkg-deb -f "$OUT" Package Version Architecture | tr '\n' ' ')"
 echo "$OUT"

@@ -1,10 +1,19 @@
 # Shell helpers shared by the build scripts (sourced, not run).
 
 # host_espeak_data ROOT: the compiled espeak-ng-data/ of a host build of espeak-rs-sys (its
-# dictionaries do not depend on the CPU), or nothing when no build has one.
+# dictionaries do not depend on the CPU), or nothing when no build has one. Always succeeds
+# (callers run under `set -euo pipefail`: a pipeline over a missing target/release would end
+# them silently).
 host_espeak_data() {
-  ls -d "$1"/target/{release,debug}/build/espeak-rs-sys-*/out/share/espeak-ng-data 2>/dev/null \
-    | while read -r d; do [ -s "$d/en_dict" ] && echo "$d"; done | head -1
+  local d
+  for d in "$1"/target/release/build/espeak-rs-sys-*/out/share/espeak-ng-data \
+           "$1"/target/debug/build/espeak-rs-sys-*/out/share/espeak-ng-data; do
+    if [ -s "$d/en_dict" ]; then
+      echo "$d"
+      return 0
+    fi
+  done
+  return 0
 }
 
 # apt_install_missing WHO PKG...: installs the Debian packages of PKG... that are not

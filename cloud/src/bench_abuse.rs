@@ -315,7 +315,8 @@ pub async fn gateway_abuse(spec: AbuseSpec) -> Result<AbuseReport, CloudError> {
     while settle.elapsed() < Duration::from_secs(10) && gw.stats().sessions_active > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // …and give it one trim period to return the freed heap (gateway/memory.rs).
+    tokio::time::sleep(crate::gateway::memory::TRIM_INTERVAL + Duration::from_millis(1_500)).await;
     let gateway = gw.stats();
     let after = resources();
     gw.shutdown().await;

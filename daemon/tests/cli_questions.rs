@@ -96,7 +96,18 @@ fn bench_pipeline_measures_the_mulm_and_the_cloud_only_baseline() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let out = firstword(&["bench", "pipeline", "--limit", "2", "--latencies-ms", "400", "--cloud-tokens-per-s", "200", "--json"]);
+    let out = firstword(&[
+        "bench",
+        "pipeline",
+        "--limit",
+        "2",
+        "--latencies-ms",
+        "400",
+        "--cloud-tokens-per-s",
+        "200",
+        "--skip-paused",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v["rows"].as_array().unwrap();

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = cloud::gateway::config::GatewayConfig::from_toml_str(text);
+    let _ = cloud::gateway::GatewayConfig::from_toml_str(text);
     if let Ok(vad) = toml::from_str::<audio::vad::VadConfig>(text) {
         if vad.validate().is_ok() {
             let _ = audio::vad::Vad::pre_roll_samples(&vad);

@@ -8,6 +8,7 @@
 mod config;
 mod guard;
 mod latency;
+pub(crate) mod memory;
 mod request;
 mod session;
 mod stats;
@@ -139,10 +140,16 @@ pub async fn spawn_with_backend(config: GatewayConfig, backend: Arc<dyn Backend>
     let task = tokio::spawn(async move {
         // Sessions live in this set so that shutdown drops them all at once.
         let mut sessions = JoinSet::new();
+        let mut memory = memory::Trimmer::default();
+        let mut trim_tick = tokio::time::interval(memory::TRIM_INTERVAL);
+        trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop_rx.changed() => break,
-                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => memory.connection_ended(),
+                _ = trim_tick.tick() => {
+                    memory.tick();
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         // Everything until a valid hello shares this one deadline.

@@ -4,6 +4,7 @@ mod cloud;
 mod echo;
 mod gateway_abuse;
 mod lm;
+mod paused;
 mod pipeline;
 mod speech;
 pub mod stats;

@@ -56,6 +56,13 @@ pub struct PipelineBenchArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Fixtures with a pause mid-sentence (`voices.toml`: entries with `pause_after`), replayed
+    /// for the share of paused utterances answered as one sentence.
+    #[arg(long, default_value = "fixtures/voices/voices.toml")]
+    pub paused_fixtures: PathBuf,
+    /// Leave out the paused-utterance measure.
+    #[arg(long)]
+    pub skip_paused: bool,
 }
 
 /// One `[[question]]` of the fixture list.
@@ -193,6 +200,8 @@ pub struct Goals {
     pub speedup_at_2s_ge_5x: bool,
     /// Handoff gap p50 ≤ 150 ms (turns where the cloud beat the opener's end), every latency.
     pub handoff_gap_p50_le_150ms: bool,
+    /// Paused utterances answered as one sentence ≥ 90 % (None: not measured).
+    pub paused_kept_whole_ge_90pct: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -205,6 +214,8 @@ struct Report {
     pause_ms: u32,
     speculative: bool,
     rows: Vec<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused: Option<super::paused::PausedSummary>,
     goals: Goals,
 }
 
@@ -266,7 +277,7 @@ fn run_row(
     })
 }
 
-fn goals(rows: &[Row]) -> Goals {
+fn goals(rows: &[Row], paused: Option<&super::paused::PausedSummary>) -> Goals {
     let p50 = |r: &Row| r.voice_to_voice_ms.as_ref().map(|s| s.p50);
     let mulm: Vec<&Row> = rows.iter().filter(|r| r.mode == "mulm").collect();
     let at = |mode: &str, l: f64| rows.iter().find(|r| r.mode == mode && (r.cloud_latency_ms - l).abs() < 1.0).and_then(p50);
@@ -279,6 +290,7 @@ fn goals(rows: &[Row]) -> Goals {
         speedup_at_2s: speedup,
         speedup_at_2s_ge_5x: speedup.is_some_and(|s| s >= 5.0),
         handoff_gap_p50_le_150ms: mulm.iter().all(|r| r.handoff_gap_ms.as_ref().is_none_or(|s| s.p50 <= 150.0)),
+        paused_kept_whole_ge_90pct: paused.filter(|p| p.fixtures > 0).map(|p| p.share >= 0.9),
     }
 }
 
@@ -312,6 +324,15 @@ pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
             rows.push(row);
         }
     }
+    let paused = if args.skip_paused {
+        None
+    } else {
+        let p = super::paused::run(cfg, &args.paused_fixtures)?;
+        if !args.json {
+            println!("paused utterances answered as one sentence: {}/{}", p.kept_whole, p.fixtures);
+        }
+        Some(p)
+    };
     let report = Report {
         bench: "pipeline",
         cloud: args.cloud,
@@ -320,8 +341,9 @@ pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
         hangover_ms: cfg.vad.hangover_ms,
         pause_ms: cfg.vad.pause_ms,
         speculative: cfg.turn.speculative,
-        goals: goals(&rows),
+        goals: goals(&rows, paused.as_ref()),
         rows,
+        paused,
     };
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(p) = &args.out {
