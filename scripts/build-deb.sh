@@ -40,8 +40,10 @@ fi
 case "$ARCH" in
   amd64)
     if [ "$PROFILE" = release ]; then
-      cargo build --release --locked -p daemon --bin firstword
+      cargo build --release --locked -p daemon --bin firstword "${DEVICE_FEATURES[@]}"
     else
+      # Other profiles (test-deb.sh: dev) package the binary the tests built, with the
+      # default features (a superset of the device build) rather than rebuilding it.
       cargo build --profile "$PROFILE" --locked -p daemon --bin firstword
     fi
     TARGET_ARGS=()

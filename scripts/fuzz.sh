@@ -53,7 +53,7 @@ cp configs/*.toml fuzz/corpus/config/
 awk '/^\[vad\]/{f=1;next} /^\[/{f=0} f' configs/firstword.toml > fuzz/corpus/config/vad_table.toml
 awk '/^\[tts\]/{f=1;next} /^\[/{f=0} f' configs/firstword.toml > fuzz/corpus/config/tts_table.toml
 seed gguf_header
-for f in models/mulm/model.gguf models/mulm-candidate/model.gguf; do
+for f in models/mulm/model.gguf; do
   [ -f "$f" ] && head -c 65536 "$f" > "fuzz/corpus/gguf_header/$(basename "$(dirname "$f")").gguf"
 done
 seed tts_normalize

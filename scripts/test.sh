@@ -35,6 +35,9 @@ echo "== rust formatting (rustfmt.toml; fix with: cargo fmt --all)"
 cargo fmt --all --check
 echo "== clippy (every target, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== clippy: the device build (no lab: daemon --no-default-features --features bench)"
+. scripts/lib.sh
+cargo clippy -p daemon --all-targets --locked "${DEVICE_FEATURES[@]}" -- -D warnings
 
 echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1

@@ -3,6 +3,7 @@
 PyTorch model, so training can continue from a shipped checkpoint that exists only as GGUF.
 
     training/.venv/bin/python training/ggufload.py models/mulm/model.gguf --out ckpt.pt
+    training/.venv/bin/python training/ggufload.py models/mulm/model.gguf --parity models/mulm/parity.json
 
 The layout (lm/SCHEMA.md, lm/src/gguf_export.rs): GGUF v3, `general.architecture = "llama"`,
 llama.cpp tensor names (`token_embd`, `blk.{i}.attn_q|attn_k|attn_v|attn_output|attn_norm|
@@ -190,11 +191,37 @@ def write_init_checkpoint(gguf_path, out) -> dict:
     return ck
 
 
+def write_gguf_parity(gguf_path, tokenizer_path, out) -> dict:
+    """parity.json for a checkpoint that exists only as GGUF: PyTorch f32 logits of the
+    dequantized weights (exact, see above) on export.py's parity chats, so
+    lm/tests/shipped_checkpoint.rs checks the Rust runtime against PyTorch on the very weights
+    it runs (only the activation rounding of the Q8_0 kernels differs)."""
+    from tokenizers import Tokenizer
+
+    from export import write_parity
+    from model import ChatFormat
+
+    model, mulm = load_gguf_model(gguf_path)
+    fmt = ChatFormat(mulm, Tokenizer.from_file(str(tokenizer_path)))
+    extra = {"source_checkpoint": f"{gguf_path} (Q8_0 dequantized by training/ggufload.py)", "step": None}
+    return write_parity(model, fmt, Path(out), mulm["preset"], extra)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("gguf")
-    ap.add_argument("--out", required=True, help="checkpoint (.pt) for train.py --init-from")
+    ap.add_argument("--out", help="checkpoint (.pt) for train.py --init-from")
+    ap.add_argument("--parity", help="write parity.json (PyTorch logits of the GGUF's weights) here")
+    ap.add_argument("--tokenizer", help="tokenizer.json for --parity (default: beside the GGUF)")
     a = ap.parse_args(argv)
+    if not a.out and not a.parity:
+        ap.error("give --out, --parity or both")
+    if a.parity:
+        tok = a.tokenizer or str(Path(a.gguf).with_name("tokenizer.json"))
+        doc = write_gguf_parity(a.gguf, tok, a.parity)
+        print(json.dumps({"parity": a.parity, "cases": len(doc["cases"])}))
+    if not a.out:
+        return
     ck = write_init_checkpoint(a.gguf, a.out)
     n = sum(int(v.numel()) for v in ck["model"].values())
     print(json.dumps({"out": a.out, "preset": ck["preset"], "params": n}))

@@ -41,9 +41,13 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, A
         pos += n;
     }
     // Flush: the tail, then zeros until the delayed output is complete.
+    // An empty tail (the input was a whole number of chunks) must go in as `None`: rubato
+    // rejects an empty input buffer ("Insufficient buffer size 0").
     let tail = &samples[pos..];
-    let res = rs.process_partial(Some(&[tail]), None).map_err(|e| err(e.to_string()))?;
-    out.extend_from_slice(&res[0]);
+    if !tail.is_empty() {
+        let res = rs.process_partial(Some(&[tail]), None).map_err(|e| err(e.to_string()))?;
+        out.extend_from_slice(&res[0]);
+    }
     while out.len() < want + delay {
         let res = rs.process_partial::<&[f32]>(None, None).map_err(|e| err(e.to_string()))?;
         if res[0].is_empty() {
@@ -67,6 +71,20 @@ mod tests {
     fn est_freq(x: &[f32], rate: u32) -> f32 {
         let crossings = x.windows(2).filter(|w| w[0] <= 0.0 && w[1] > 0.0).count();
         crossings as f32 * rate as f32 / x.len() as f32
+    }
+
+    #[test]
+    fn whole_chunks_of_input_resample_too() {
+        // A phrase of exactly 2 × 1024 samples once made the flush fail (a live turn was
+        // abandoned: "Insufficient buffer size 0 for input channel 0, expected 1024").
+        for n in [1024, 2048, 4096] {
+            let x = sine(440.0, 22_050, n as f32 / 22_050.0);
+            assert_eq!(x.len(), n);
+            let y = resample(&x, 22_050, 48_000).unwrap();
+            // n · 48000 / 22050 samples, rounded to the nearest.
+            assert_eq!(y.len(), ((n as u64 * 48_000 + 11_025) / 22_050) as usize, "{n}");
+            assert!((est_freq(&y, 48_000) - 440.0).abs() < 60.0, "{n}: still a 440 Hz tone");
+        }
     }
 
     #[test]

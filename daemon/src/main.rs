@@ -1,10 +1,12 @@
 //! `firstword`: the voice daemon's command line.
 //!
 //! Subcommands: `run` (the live daemon), `asr` (transcribe a WAV), `say` (speak text to a
-//! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `bench` (JSON benchmarks),
+//! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `bench` (JSON benchmarks, cargo
+//! feature `bench`), `eval` (the paper's measures, feature `eval`: the lab's dependencies),
 //! `check-config` (validate a TOML config), `setup` (fetch the model files), `wakeword record | build` (wake-word references).
 
 mod activation;
+#[cfg(feature = "bench")]
 mod bench;
 mod cloud_link;
 mod cmd_asr;
@@ -14,13 +16,17 @@ mod cmd_wakeword;
 mod config;
 mod conversation;
 mod endpoint;
+#[cfg(feature = "eval")]
 mod eval;
 mod gate;
 mod live;
 mod logging;
 mod metrics;
 mod mulm;
+#[cfg(any(feature = "bench", feature = "eval"))]
+mod provenance;
 mod replay;
+#[cfg(feature = "bench")]
 mod rss;
 mod turn;
 mod turn_shared;
@@ -76,6 +82,7 @@ enum Cmd {
         pad_ms: u32,
     },
     /// Run a benchmark and print its report.
+    #[cfg(feature = "bench")]
     Bench {
         #[command(subcommand)]
         which: bench::Which,
@@ -100,6 +107,7 @@ enum Cmd {
     },
     /// Evaluation: the paper's measures on firstword's models (JSON with --json; reports
     /// under docs/results).
+    #[cfg(feature = "eval")]
     Eval {
         #[command(subcommand)]
         which: eval::EvalCmd,
@@ -184,7 +192,9 @@ fn main() -> Result<()> {
                     println!("wrote {}", opts.out_dir.display());
                     Ok(())
                 }
+                #[cfg(feature = "bench")]
                 Cmd::Bench { which } => bench::run(&cfg, which),
+                #[cfg(feature = "eval")]
                 Cmd::Eval { which } => eval::run(&cfg, which),
                 Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
                 Cmd::Lm { which } => cmd_opener::run_lm(which),

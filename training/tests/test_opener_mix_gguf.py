@@ -351,6 +351,25 @@ class GgufLoader(unittest.TestCase):
                 ref = gguf.quants.dequantize(t.data, t.tensor_type).reshape(mine[t.name].shape)
                 self.assertTrue(np.array_equal(ref, mine[t.name]), t.name)
 
+    def test_parity_from_a_gguf_is_pytorch_on_its_dequantized_weights(self):
+        with tempfile.TemporaryDirectory() as d:
+            p, tokp = Path(d) / "m.gguf", Path(d) / "tokenizer.json"
+            write_test_gguf(p, self.model, self.mulm, q8=True)
+            parity.tiny_tokenizer(512).save(str(tokp))
+            ggufload.main([str(p), "--parity", str(Path(d) / "parity.json")])
+            doc = json.loads((Path(d) / "parity.json").read_text())
+            self.assertIn("Q8_0 dequantized", doc["source_checkpoint"])
+            self.assertGreaterEqual(len(doc["cases"]), 3)
+            m2, _ = ggufload.load_gguf_model(p)
+            for c in doc["cases"]:
+                with torch.no_grad():
+                    got = m2(torch.tensor([c["ids"]]))[0, -1].numpy()
+                self.assertTrue(np.allclose(got, np.array(c["logits_last"], np.float32), atol=1e-5), c["name"])
+            # the f32 model's logits differ by the quantization error: the fixture is the GGUF's
+            with torch.no_grad():
+                f32 = self.model(torch.tensor([doc["cases"][0]["ids"]]))[0, -1].numpy()
+            self.assertGreater(float(np.abs(f32 - np.array(doc["cases"][0]["logits_last"], np.float32)).max()), 1e-4)
+
     def test_shipped_model_reproduces_parity_json(self):
         gg, pj = ROOT / "models" / "mulm" / "model.gguf", ROOT / "models" / "mulm" / "parity.json"
         if not (gg.exists() and pj.exists()):

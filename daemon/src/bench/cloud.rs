@@ -27,7 +27,7 @@ pub fn run(sessions: usize, json: bool) -> Result<()> {
     let goal_p99_ms = cloud::bench::TARGET_P99_MS;
     let report = Report { bench: "cloud", spread, burst, goal_met, goal_p99_ms };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", crate::provenance::report_json(&report)?);
     } else {
         for (name, r) in [("spread", &report.spread), ("burst", &report.burst)] {
             println!(

@@ -188,26 +188,6 @@ fn onset(x: &[f32]) -> usize {
     x.chunks(160).position(|c| 10.0 * (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).max(1e-12).log10() > -40.0).unwrap_or(0) * 160
 }
 
-fn today_and_machine() -> (String, String) {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    (format!("{y:04}-{m:02}-{d:02}"), format!("{cpu}, {cores} cores"))
-}
-
 pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
     let t_start = Instant::now();
     let mut voice = tts::Tts::load(&cfg.tts).context("loading the Piper voice")?;
@@ -341,11 +321,11 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
     }
 
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (date, machine) = today_and_machine();
+    let provenance = crate::provenance::Provenance::now();
     let report = Report {
         bench: "echo",
-        date,
-        machine,
+        date: provenance.date.clone(),
+        machine: provenance.machine(),
         aec: "aec3 0.4.0 (WebRTC AEC3 in Rust): high-pass + AEC3, 16 kHz, no delay hint",
         vad: vad.detector_name().to_string(),
         erle: ErleReport {
@@ -380,7 +360,7 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         aec_rtf: cost.0 / cost.1.max(1e-9),
         wall_s: t_start.elapsed().as_secs_f64(),
     };
-    let text = serde_json::to_string_pretty(&report)?;
+    let text = crate::provenance::report_json(&report)?;
     if let Some(p) = &args.out {
         std::fs::write(p, format!("{text}\n")).with_context(|| format!("writing {}", p.display()))?;
     }

@@ -42,7 +42,7 @@ pub fn run(a: &AbuseArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = rt.block_on(cloud::bench_abuse::gateway_abuse(spec)).context("gateway abuse bench")?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", crate::provenance::report_json(&report)?);
     } else {
         println!(
             "{} well-behaved requests, {} errors; overhead p50 {:.2} ms, p99 {:.2} ms (goal ≤ {} ms)",

@@ -231,8 +231,8 @@ fn rss_now_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn load_avg() -> Option<String> {
-    std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+fn load_avg() -> Option<[f64; 3]> {
+    crate::provenance::Provenance::now().load_average
 }
 
 fn default_python() -> PathBuf {
@@ -387,7 +387,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         "peak_rss_mib": crate::rss::peak_rss_mib(),
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", crate::provenance::report_json(&report)?);
     } else {
         print_table(&entries);
     }

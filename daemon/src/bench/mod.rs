@@ -8,6 +8,7 @@ mod paused;
 mod pipeline;
 mod speech;
 pub mod stats;
+mod wakeword;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -49,7 +50,7 @@ pub enum Which {
     Echo(echo::EchoBenchArgs),
     /// Wake word: detection rate on voices the reference was not built from, false
     /// activations per hour of speech without the phrase (sets from scripts/make_wakeword.sh).
-    Wakeword(crate::cmd_wakeword::BenchArgs),
+    Wakeword(wakeword::BenchArgs),
 }
 
 pub fn run(cfg: &Config, which: Which) -> Result<()> {
@@ -60,6 +61,6 @@ pub fn run(cfg: &Config, which: Which) -> Result<()> {
         Which::Lm(args) => lm::run(cfg, &args),
         Which::Pipeline(args) => pipeline::run(cfg, &args),
         Which::Echo(args) => echo::run(cfg, &args),
-        Which::Wakeword(args) => crate::cmd_wakeword::bench(cfg, &args),
+        Which::Wakeword(args) => wakeword::run(cfg, &args),
     }
 }

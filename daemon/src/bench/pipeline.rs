@@ -19,7 +19,7 @@ use super::stats::{summarize, Summary};
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::replay::turn_loop::{run_turn, TurnContext};
-use crate::replay::{find_utterances, next_opener_words, utterance_audio, Models, TurnTimeline};
+use crate::replay::{find_utterances, next_opener_words, utterance_audio, Models, Segment, TurnTimeline};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::Part;
 
@@ -150,10 +150,30 @@ pub struct TurnSample {
     pub cloud_first_delta_ms_after_speech: Option<f64>,
     pub filler: bool,
     pub fallback: bool,
+    /// The longest silence inside a sentence of the reply beyond its designed seam gap
+    /// ([`longest_stall_ms`]); None when the reply had no mid-sentence seam after the handoff
+    /// (or the row stopped at the handoff).
+    pub longest_stall_ms: Option<f64>,
+}
+
+/// The longest stall inside a reply, in ms: over consecutive pieces of speech after the
+/// handoff (continuation, local finish, fallback), the silence between them beyond the seam
+/// gap the player means to leave (`gap_ms(previous text)`: the word, clause or sentence gap of
+/// [`crate::turn_shared::seam_gap_ms`]), where the previous piece does not end a sentence. A
+/// pause at a sentence end sounds natural, and the opener → continuation seam is the handoff
+/// gap, reported on its own (issue 13 ask 4). None when no such seam exists; never negative.
+pub fn longest_stall_ms(segments: &[Segment], gap_ms: impl Fn(&str) -> f64) -> Option<f64> {
+    let after_handoff = |s: &Segment| matches!(s.part, Part::Continuation | Part::LocalFinish | Part::Fallback);
+    segments
+        .windows(2)
+        .filter(|w| after_handoff(&w[0]) && after_handoff(&w[1]))
+        .filter(|w| !w[0].text.trim_end().ends_with(['.', '!', '?']))
+        .map(|w| (w[1].start_ms - w[0].end_ms - gap_ms(&w[0].text)).max(0.0))
+        .reduce(f64::max)
 }
 
 impl TurnSample {
-    fn from_timeline(q: &Question, t: &TurnTimeline) -> Self {
+    fn from_timeline(cfg: &Config, q: &Question, t: &TurnTimeline) -> Self {
         let rel = |x: Option<f64>| x.map(|v| v - t.speech_end_ms);
         let opener_end = t.segments.iter().filter(|s| s.part == Part::Opener).map(|s| s.end_ms).reduce(f64::max);
         let cloud_before_opener_end = matches!((t.cloud_first_delta_ms, opener_end), (Some(c), Some(o)) if c < o);
@@ -172,6 +192,7 @@ impl TurnSample {
             cloud_first_delta_ms_after_speech: rel(t.cloud_first_delta_ms),
             filler: t.filler,
             fallback: t.fallback,
+            longest_stall_ms: longest_stall_ms(&t.segments, |prev| crate::turn_shared::seam_gap_ms(cfg, prev)),
         }
     }
 }
@@ -187,6 +208,9 @@ pub struct Row {
     pub handoff_gap_ms: Option<Summary>,
     /// Over all turns with both an opener and a continuation.
     pub handoff_gap_all_ms: Option<Summary>,
+    /// Per turn, the longest stall inside a sentence after the handoff (μLM rows, which play
+    /// the whole reply; the cloud-only baseline stops at its first audio).
+    pub longest_stall_ms: Option<Summary>,
     pub turns: Vec<TurnSample>,
 }
 
@@ -202,6 +226,10 @@ pub struct Goals {
     pub handoff_gap_p50_le_150ms: bool,
     /// Paused utterances answered as one sentence ≥ 90 % (None: not measured).
     pub paused_kept_whole_ge_90pct: Option<bool>,
+    /// The longest stall inside a reply, over every μLM turn at every latency (ms).
+    pub longest_stall_ms: Option<f64>,
+    /// That stall ≤ 80 ms (issue 13; None: no reply had a mid-sentence seam to measure).
+    pub longest_stall_le_80ms: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -251,7 +279,9 @@ fn run_row(
             audio: utterance_audio(input, u, cfg.vad.pre_roll_ms),
             words: next_opener_words(&cfg, &estimate),
             index: i,
-            stop_at_handoff: true,
+            // The μLM rows play the whole reply, for the stalls inside it; the baseline's
+            // measure ends at its first audio.
+            stop_at_handoff: !local_opener,
             // Each question stands alone: the benchmark measures timing, not context.
             history: &crate::conversation::Conversation::new(),
         };
@@ -260,19 +290,21 @@ fn run_row(
             estimate.observe(d - o);
         }
         if i > 0 {
-            turns.push(TurnSample::from_timeline(q, &t));
+            turns.push(TurnSample::from_timeline(&cfg, q, &t));
         }
     }
     rt.block_on(link.shutdown());
     let v2v: Vec<f64> = turns.iter().filter_map(|t| t.voice_to_voice_ms).collect();
     let gap: Vec<f64> = turns.iter().filter(|t| t.cloud_before_opener_end).filter_map(|t| t.handoff_gap_ms).collect();
     let gap_all: Vec<f64> = turns.iter().filter_map(|t| t.handoff_gap_ms).collect();
+    let stalls: Vec<f64> = turns.iter().filter_map(|t| t.longest_stall_ms).collect();
     Ok(Row {
         cloud_latency_ms: latency_ms,
         mode: if local_opener { "mulm" } else { "cloud_only" },
         voice_to_voice_ms: summarize(&v2v),
         handoff_gap_ms: summarize(&gap),
         handoff_gap_all_ms: summarize(&gap_all),
+        longest_stall_ms: summarize(&stalls),
         turns,
     })
 }
@@ -285,7 +317,10 @@ fn goals(rows: &[Row], paused: Option<&super::paused::PausedSummary>) -> Goals {
         (Some(c), Some(m)) if m > 0.0 => Some(c / m),
         _ => None,
     };
+    let stall = mulm.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.longest_stall_ms)).reduce(f64::max);
     Goals {
+        longest_stall_ms: stall,
+        longest_stall_le_80ms: stall.map(|s| s <= 80.0),
         voice_to_voice_p50_le_350ms: !mulm.is_empty() && mulm.iter().all(|r| p50(r).is_some_and(|v| v <= 350.0)),
         speedup_at_2s: speedup,
         speedup_at_2s_ge_5x: speedup.is_some_and(|s| s >= 5.0),
@@ -345,7 +380,7 @@ pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
         rows,
         paused,
     };
-    let json = serde_json::to_string_pretty(&report)?;
+    let json = crate::provenance::report_json(&report)?;
     if let Some(p) = &args.out {
         std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -360,10 +395,68 @@ pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
 fn print_row(r: &Row) {
     let f = |s: &Option<Summary>| s.as_ref().map_or("-".to_string(), |s| format!("p50 {:>6.0} p95 {:>6.0} (n {})", s.p50, s.p95, s.n));
     println!(
-        "cloud {:>5.0} ms  {:<10}  voice-to-voice {}  handoff gap {}",
+        "cloud {:>5.0} ms  {:<10}  voice-to-voice {}  handoff gap {}  longest stall {}",
         r.cloud_latency_ms,
         r.mode,
         f(&r.voice_to_voice_ms),
-        f(&r.handoff_gap_ms)
+        f(&r.handoff_gap_ms),
+        f(&r.longest_stall_ms)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(part: Part, text: &str, start_ms: f64, end_ms: f64) -> Segment {
+        Segment { part, text: text.into(), start_ms, end_ms, ready_ms: start_ms, samples: Vec::new() }
+    }
+
+    /// The seam gaps of the default `[tts]` settings (sentence 250, clause 120, word 40 ms).
+    fn gap(prev: &str) -> f64 {
+        crate::turn_shared::seam_gap_ms(&Config::default(), prev)
+    }
+
+    #[test]
+    fn a_late_chunk_inside_a_sentence_is_a_stall_beyond_its_word_gap() {
+        // The issue's demo: the next chunk of one sentence came 333 ms after the previous ended.
+        let s = [
+            seg(Part::Opener, "Sure, the sky", 0.0, 900.0),
+            seg(Part::Continuation, "looks blue because air", 940.0, 2000.0),
+            seg(Part::Continuation, "scatters blue light the most.", 2333.0, 3500.0),
+        ];
+        let stall = longest_stall_ms(&s, gap).unwrap();
+        assert!((stall - (333.0 - 40.0)).abs() < 1e-9, "{stall}");
+    }
+
+    #[test]
+    fn designed_pauses_sentence_ends_and_the_handoff_are_not_stalls() {
+        let s = [
+            // The handoff gap (opener → continuation) is measured on its own.
+            seg(Part::Opener, "Well, it", 0.0, 800.0),
+            seg(Part::Continuation, "depends,", 1500.0, 2000.0),
+            // A clause gap of exactly 120 ms is the player's design.
+            seg(Part::Continuation, "mostly on the weather.", 2120.0, 3000.0),
+            // After a sentence end any pause sounds natural.
+            seg(Part::Continuation, "Pack a coat", 3900.0, 4500.0),
+            // Early is clamped: never negative.
+            seg(Part::LocalFinish, "and boots.", 4510.0, 5000.0),
+        ];
+        assert_eq!(longest_stall_ms(&s, gap), Some(0.0));
+    }
+
+    #[test]
+    fn the_longest_of_several_stalls_and_none_without_a_seam() {
+        let s = [
+            seg(Part::Continuation, "one two", 0.0, 500.0),
+            seg(Part::Continuation, "three,", 640.0, 900.0),
+            seg(Part::Continuation, "four five", 1200.0, 1500.0),
+            seg(Part::Fallback, "six.", 1550.0, 1800.0),
+        ];
+        // 640-500-40 = 100; 1200-900-120 = 180; 1550-1500-40 = 10.
+        assert_eq!(longest_stall_ms(&s, gap), Some(180.0));
+        let lone = [seg(Part::Opener, "Sure.", 0.0, 500.0), seg(Part::Continuation, "Yes, it is.", 800.0, 1500.0)];
+        assert_eq!(longest_stall_ms(&lone, gap), None);
+        assert_eq!(longest_stall_ms(&[], gap), None);
+    }
 }

@@ -139,7 +139,7 @@ pub fn run(cfg: &Config, json: bool, runs: usize) -> Result<()> {
         peak_rss_mib: crate::rss::peak_rss_mib(),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", crate::provenance::report_json(&report)?);
     } else {
         let a = &report.asr_question;
         println!(

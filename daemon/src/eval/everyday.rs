@@ -151,7 +151,7 @@ pub fn run(cfg: &Config, args: &EverydayArgs) -> Result<()> {
     }
     let report = summarize(RunMeta::new(&m, &dir), args.set.display().to_string(), args.words, min_score, items);
     let path = rep::write_file(&args.common.out_dir, &format!("{}.md", args.name), &markdown(&report))?;
-    rep::write_file(&args.common.out_dir, &format!("{}.json", args.name), &serde_json::to_string_pretty(&report)?)?;
+    rep::write_file(&args.common.out_dir, &format!("{}.json", args.name), &crate::provenance::report_json(&report)?)?;
     rep::emit(&report, args.common.json, &path)
 }
 

@@ -207,7 +207,7 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
         items: results,
     };
     let path = rep::write_file(&args.common.out_dir, "eval_followup.md", &markdown(&report))?;
-    rep::write_file(&args.common.out_dir, "eval_followup.json", &serde_json::to_string_pretty(&report)?)?;
+    rep::write_file(&args.common.out_dir, "eval_followup.json", &crate::provenance::report_json(&report)?)?;
     rep::emit(&report, args.common.json, &path)
 }
 

@@ -148,7 +148,7 @@ pub fn run(cfg: &Config, args: &HandoffArgs) -> Result<()> {
         turns,
     };
     let path = rep::write_file(&args.common.out_dir, "eval_handoff.md", &markdown(&report))?;
-    rep::write_file(&args.common.out_dir, "eval_handoff.json", &serde_json::to_string_pretty(&report)?)?;
+    rep::write_file(&args.common.out_dir, "eval_handoff.json", &crate::provenance::report_json(&report)?)?;
     let series: Vec<(String, Vec<f64>)> = report
         .summaries
         .iter()

@@ -78,8 +78,8 @@ pub fn run(cfg: &Config, args: McArgs) -> Result<()> {
         runs.push(run_model(&mut g, info, &data, Some(gl))?);
     }
     let report = McReport {
-        date: super::report_md::utc_now(),
-        commit: super::report_md::git_commit(),
+        date: crate::provenance::utc_now(),
+        commit: crate::provenance::git_commit(),
         wheel,
         contamination: args.contamination.clone(),
         runs,
@@ -88,7 +88,7 @@ pub fn run(cfg: &Config, args: McArgs) -> Result<()> {
     let (md, png) = write_files(&report, &args.common.out_dir)?;
     eprintln!("eval mc: wrote {} and {}", md.display(), png.display());
     if args.common.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", crate::provenance::report_json(&report)?);
     } else {
         print_summary(&report);
     }

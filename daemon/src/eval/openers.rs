@@ -217,7 +217,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     };
     let md = markdown(&report);
     let path = rep::write_file(&args.common.out_dir, "eval_openers.md", &md)?;
-    rep::write_file(&args.common.out_dir, "eval_openers.json", &serde_json::to_string_pretty(&report)?)?;
+    rep::write_file(&args.common.out_dir, "eval_openers.json", &crate::provenance::report_json(&report)?)?;
     plot(&report, &args.common.out_dir)?;
     rep::emit(&report, args.common.json, &path)
 }

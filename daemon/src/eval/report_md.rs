@@ -10,6 +10,7 @@ use plotters::style::RGBColor;
 
 use super::mc_plot::{draw_bars, Series};
 use crate::cmd_opener::LoadedLm;
+use crate::provenance::{git_commit, utc_now};
 
 /// Identity of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -55,48 +56,6 @@ impl RunMeta {
     }
 }
 
-/// Short commit of the working tree (`+dirty` with uncommitted changes), for report headers.
-pub fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "--short", "HEAD"]) {
-        Some(h) => match run(&["status", "--porcelain", "--untracked-files=no"]) {
-            Some(s) if !s.is_empty() => format!("{h}+dirty"),
-            _ => h,
-        },
-        None => "unknown".into(),
-    }
-}
-
-/// Current UTC time as `YYYY-MM-DD HH:MM UTC` (civil-from-days, no time-zone crate).
-pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    format_utc(secs)
-}
-
-/// Formats Unix seconds as `YYYY-MM-DD HH:MM UTC`.
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
-}
-
 /// Writes `text` to `dir/name` (creating `dir`) and returns the path.
 pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -108,7 +67,7 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
 /// Prints `report` as JSON on stdout when `json`, and says where the markdown went on stderr.
 pub fn emit<T: Serialize>(report: &T, json: bool, md_path: &Path) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report).context("serializing the report")?);
+        println!("{}", crate::provenance::report_json(report)?);
     }
     eprintln!("wrote {}", md_path.display());
     Ok(())
@@ -151,13 +110,6 @@ pub fn png_bars(dir: &Path, name: &str, title: &str, groups: &[&str], series: &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(format_utc(1_795_349_100), "2026-11-22 12:05 UTC");
-    }
 
     #[test]
     fn png_plot_and_cells() {

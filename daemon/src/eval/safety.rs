@@ -141,7 +141,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let mut report = build(RunMeta::new(&m, &dir), excluded, cloud_desc, judge.as_ref().map(Judge::describe), items);
     report.gate_min_score = gate_min_score;
     let path = rep::write_file(&args.common.out_dir, "eval_safety.md", &markdown(&report))?;
-    rep::write_file(&args.common.out_dir, "eval_safety.json", &serde_json::to_string_pretty(&report)?)?;
+    rep::write_file(&args.common.out_dir, "eval_safety.json", &crate::provenance::report_json(&report)?)?;
     // Risk areas by their first word ("discrimination", "human", …) so labels fit under the bars.
     let groups: Vec<&str> = report.per_category.keys().map(|k| k.split('_').next().unwrap_or(k)).collect();
     let rates: Vec<f64> = report.per_category.values().map(|(n, r)| tc::rate(*r, *n)).collect();

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::conversation::Conversation;
 use crate::endpoint::{judge, pause_hangover_ms, Completeness};
 use crate::turn::budget::{opener_words, LatencyEstimate};
-pub use outputs::TurnTimeline;
+pub use outputs::{Segment, TurnTimeline};
 
 /// Replay options from the command line.
 pub struct ReplayOptions {
