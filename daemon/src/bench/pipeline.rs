@@ -214,16 +214,20 @@ pub struct Row {
     pub turns: Vec<TurnSample>,
 }
 
-/// The goals of the issue, checked on the rows.
+/// The goals of the issues, checked on the rows. Each verdict is `None` ("not measured")
+/// when no row has a qualifying measurement: a goal is never met by default (issue 17 §6).
 #[derive(Debug, Serialize)]
 pub struct Goals {
     /// p50 voice-to-voice ≤ 350 ms at every latency (μLM mode).
-    pub voice_to_voice_p50_le_350ms: bool,
+    pub voice_to_voice_p50_le_350ms: Option<bool>,
+    /// p50 voice-to-voice ≤ 200 ms at every latency (μLM mode; issue 13).
+    pub voice_to_voice_p50_le_200ms: Option<bool>,
     /// Cloud-only p50 / μLM p50 at 2 s (goal ≥ 5).
     pub speedup_at_2s: Option<f64>,
-    pub speedup_at_2s_ge_5x: bool,
-    /// Handoff gap p50 ≤ 150 ms (turns where the cloud beat the opener's end), every latency.
-    pub handoff_gap_p50_le_150ms: bool,
+    pub speedup_at_2s_ge_5x: Option<bool>,
+    /// Handoff gap p50 ≤ 150 ms (turns where the cloud beat the opener's end), at every
+    /// latency that has such turns.
+    pub handoff_gap_p50_le_150ms: Option<bool>,
     /// Paused utterances answered as one sentence ≥ 90 % (None: not measured).
     pub paused_kept_whole_ge_90pct: Option<bool>,
     /// The longest stall inside a reply, over every μLM turn at every latency (ms).
@@ -318,13 +322,20 @@ fn goals(rows: &[Row], paused: Option<&super::paused::PausedSummary>) -> Goals {
         _ => None,
     };
     let stall = mulm.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.longest_stall_ms)).reduce(f64::max);
+    // Every μLM row must have a measurement, else the verdict is "not measured".
+    let v2v_le = |limit: f64| -> Option<bool> {
+        let all: Option<Vec<f64>> = mulm.iter().map(|r| p50(r)).collect();
+        all.filter(|v| !v.is_empty()).map(|v| v.iter().all(|&x| x <= limit))
+    };
+    let gaps: Vec<f64> = mulm.iter().filter_map(|r| r.handoff_gap_ms.as_ref().map(|s| s.p50)).collect();
     Goals {
         longest_stall_ms: stall,
         longest_stall_le_80ms: stall.map(|s| s <= 80.0),
-        voice_to_voice_p50_le_350ms: !mulm.is_empty() && mulm.iter().all(|r| p50(r).is_some_and(|v| v <= 350.0)),
+        voice_to_voice_p50_le_350ms: v2v_le(350.0),
+        voice_to_voice_p50_le_200ms: v2v_le(200.0),
         speedup_at_2s: speedup,
-        speedup_at_2s_ge_5x: speedup.is_some_and(|s| s >= 5.0),
-        handoff_gap_p50_le_150ms: mulm.iter().all(|r| r.handoff_gap_ms.as_ref().is_none_or(|s| s.p50 <= 150.0)),
+        speedup_at_2s_ge_5x: speedup.map(|s| s >= 5.0),
+        handoff_gap_p50_le_150ms: (!gaps.is_empty()).then(|| gaps.iter().all(|&g| g <= 150.0)),
         paused_kept_whole_ge_90pct: paused.filter(|p| p.fixtures > 0).map(|p| p.share >= 0.9),
     }
 }
@@ -407,6 +418,57 @@ fn print_row(r: &Row) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary(v: f64) -> Option<Summary> {
+        summarize(&[v])
+    }
+
+    fn row(latency_ms: f64, mode: &'static str, v2v: Option<f64>, gap: Option<f64>) -> Row {
+        Row {
+            cloud_latency_ms: latency_ms,
+            mode,
+            voice_to_voice_ms: v2v.and_then(summary),
+            handoff_gap_ms: gap.and_then(summary),
+            handoff_gap_all_ms: gap.and_then(summary),
+            longest_stall_ms: None,
+            turns: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn goals_without_qualifying_measurements_read_not_measured() {
+        // No rows at all, and rows without the measure: never "met".
+        let g = goals(&[], None);
+        assert_eq!(
+            (g.voice_to_voice_p50_le_350ms, g.speedup_at_2s_ge_5x, g.handoff_gap_p50_le_150ms, g.longest_stall_le_80ms),
+            (None, None, None, None)
+        );
+        assert_eq!(g.paused_kept_whole_ge_90pct, None);
+        // A μLM row with no handoff turn (the cloud always later than the opener) and no 2 s row.
+        let g = goals(&[row(3000.0, "mulm", Some(180.0), None), row(3000.0, "cloud_only", Some(3300.0), None)], None);
+        assert_eq!(g.handoff_gap_p50_le_150ms, None);
+        assert_eq!((g.speedup_at_2s, g.speedup_at_2s_ge_5x), (None, None));
+        assert_eq!((g.voice_to_voice_p50_le_350ms, g.voice_to_voice_p50_le_200ms), (Some(true), Some(true)));
+        // One μLM row without a voice-to-voice figure makes that goal unmeasured, not met.
+        let g = goals(&[row(500.0, "mulm", Some(150.0), Some(40.0)), row(1000.0, "mulm", None, None)], None);
+        assert_eq!(g.voice_to_voice_p50_le_350ms, None);
+        assert_eq!(g.handoff_gap_p50_le_150ms, Some(true));
+    }
+
+    #[test]
+    fn goals_are_checked_on_every_measured_row() {
+        let rows = [
+            row(500.0, "mulm", Some(190.0), Some(250.0)),
+            row(2000.0, "mulm", Some(210.0), Some(40.0)),
+            row(2000.0, "cloud_only", Some(2310.0), None),
+        ];
+        let g = goals(&rows, None);
+        assert_eq!(g.voice_to_voice_p50_le_350ms, Some(true));
+        assert_eq!(g.voice_to_voice_p50_le_200ms, Some(false), "210 ms at 2 s");
+        assert_eq!(g.handoff_gap_p50_le_150ms, Some(false), "250 ms at 0.5 s");
+        assert!((g.speedup_at_2s.unwrap() - 11.0).abs() < 1e-9);
+        assert_eq!(g.speedup_at_2s_ge_5x, Some(true));
+    }
 
     fn seg(part: Part, text: &str, start_ms: f64, end_ms: f64) -> Segment {
         Segment { part, text: text.into(), start_ms, end_ms, ready_ms: start_ms, samples: Vec::new() }
