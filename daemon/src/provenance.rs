@@ -31,7 +31,7 @@ impl Provenance {
             date: utc_now(),
             cpu_model: std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| cpu_model(&s)).unwrap_or_else(|| "unknown".into()),
             cpu_threads: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            load_average: std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| load_average(&s)),
+            load_average: load_average_now(),
         }
     }
 
@@ -73,6 +73,12 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
         .filter(|v| !v.is_empty())
+}
+
+/// The 1-, 5- and 15-minute load averages now (/proc/loadavg), without the rest of
+/// [`Provenance::now`] (which runs git); `None` where /proc cannot be read.
+pub fn load_average_now() -> Option<[f64; 3]> {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| load_average(&s))
 }
 
 /// The three load averages of a /proc/loadavg text (`0.15 0.04 0.01 1/123 4567`).

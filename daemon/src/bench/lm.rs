@@ -231,10 +231,6 @@ fn rss_now_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn load_avg() -> Option<[f64; 3]> {
-    crate::provenance::Provenance::now().load_average
-}
-
 fn default_python() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/firstword/bench-venv/bin/python")
@@ -304,7 +300,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         bail!("--presets is empty (e.g. 512-8,256-8)");
     }
     let model_dir = args.model.clone().unwrap_or_else(|| cfg.lm.model_dir.clone());
-    let load_at_start = load_avg();
+    let load_at_start = crate::provenance::load_average_now();
     let t_start = Instant::now();
     let mut entries = Vec::new();
     let mut prompts = Vec::new();
@@ -379,7 +375,7 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
         "q8_0_kernel": ::lm::q8::Q8Kernel::selected().map(|k| format!("lm::q8 {}", k.name())).unwrap_or_else(|| "candle".into()),
         "ratio_convention": "below 1.0 = firstword faster: ttft/time_to_4_words ratios = ours/theirs (ms); generation/prompt ratios = theirs/ours (tok/s)",
         "load_avg_start": load_at_start,
-        "load_avg_end": load_avg(),
+        "load_avg_end": crate::provenance::load_average_now(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "wall_s": t_start.elapsed().as_secs_f64(),
         "prompts": prompts,

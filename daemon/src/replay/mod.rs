@@ -21,7 +21,9 @@ use crate::config::Config;
 use crate::conversation::Conversation;
 use crate::endpoint::{judge, pause_hangover_ms, Completeness};
 use crate::turn::budget::{opener_words, LatencyEstimate};
-pub use outputs::{Segment, TurnTimeline};
+#[cfg(feature = "bench")] // the pipeline benchmark measures stalls between segments
+pub use outputs::Segment;
+pub use outputs::TurnTimeline;
 
 /// Replay options from the command line.
 pub struct ReplayOptions {
