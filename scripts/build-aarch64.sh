@@ -105,7 +105,7 @@ eval "$(cross_env)"
 
 cd "$ROOT"
 say "building firstword (release) for $TARGET with $(/usr/bin/rustc --version)"
-/usr/bin/cargo build --release --locked --target $TARGET -p daemon --bin firstword "${DEVICE_FEATURES[@]}"
+/usr/bin/cargo build --release --locked --target $TARGET -p daemon --bin firstword
 BIN="$TDIR/$TARGET/release/firstword"
 [ -x "$BIN" ] || die "no binary at $BIN"
 file "$BIN" 2>/dev/null | grep -q "ARM aarch64" || die "$BIN is not an aarch64 executable: $(file "$BIN" 2>/dev/null)"

@@ -39,13 +39,8 @@ fi
 
 case "$ARCH" in
   amd64)
-    if [ "$PROFILE" = release ]; then
-      cargo build --release --locked -p daemon --bin firstword "${DEVICE_FEATURES[@]}"
-    else
-      # Other profiles (test-deb.sh: dev) package the binary the tests built, with the
-      # default features (a superset of the device build) rather than rebuilding it.
-      cargo build --profile "$PROFILE" --locked -p daemon --bin firstword
-    fi
+    # The device binary: the daemon package alone, never the lab (lab/, `firstword-lab`).
+    cargo build --profile "$PROFILE" --locked -p daemon --bin firstword
     TARGET_ARGS=()
     ;;
   arm64)

@@ -1,10 +1,5 @@
 # Shell helpers shared by the build scripts (sourced, not run).
 
-# The device build's cargo features: the runtime and `firstword bench`, without the lab's
-# `eval` and its dependencies (daemon/Cargo.toml [features]; issue 17 §1).
-# shellcheck disable=SC2034
-DEVICE_FEATURES=(--no-default-features --features bench)
-
 # host_espeak_data ROOT: the compiled espeak-ng-data/ of a host build of espeak-rs-sys (its
 # dictionaries do not depend on the CPU), or nothing when no build has one. Always succeeds
 # (callers run under `set -euo pipefail`: a pipeline over a missing target/release would end

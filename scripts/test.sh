@@ -26,6 +26,9 @@ if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors, 
   rm -rf "$ROOT/target/pip-tmp"
 fi
 "$TVENV/bin/python" -m unittest discover -s training/tests
+echo "== README tables against their reports (scripts/readme_tables.py; regenerate: python3 scripts/readme_tables.py)"
+python3 -m unittest discover -s scripts/tests
+python3 scripts/readme_tables.py --check
 if [ "${FIRSTWORD_CI:-0}" = 1 ]; then
   # CI only: torch's ~5 GB go before the Rust build needs its own few GB of disk.
   rm -rf "$TVENV"
@@ -35,9 +38,12 @@ echo "== rust formatting (rustfmt.toml; fix with: cargo fmt --all)"
 cargo fmt --all --check
 echo "== clippy (every target, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== clippy: the device build (no lab: daemon --no-default-features --features bench)"
-. scripts/lib.sh
-cargo clippy -p daemon --all-targets --locked "${DEVICE_FEATURES[@]}" -- -D warnings
+echo "== the device build links no lab dependency (lab/ is firstword-lab, beside it)"
+LAB_ONLY='^(lab|plotters|font8x8) '
+if cargo tree -p daemon -e normal,build --locked --prefix none | grep -E "$LAB_ONLY"; then
+  echo "the daemon package depends on the lab's crates above" >&2
+  exit 1
+fi
 
 echo "== rust workspace tests"
 export FIRSTWORD_REQUIRE_MODELS=1

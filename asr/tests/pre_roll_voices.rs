@@ -8,10 +8,7 @@ use std::path::PathBuf;
 
 use asr::{wer::wer, Asr, AsrConfig};
 use audio::vad::{utterance_span, Vad, VadConfig, VadEvent};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use testkit::root;
 
 /// Single-utterance fixtures of fixtures/voices/voices.toml (the ones without a pause).
 const FIXTURES: [(&str, &str); 10] = [
@@ -27,17 +24,18 @@ const FIXTURES: [(&str, &str); 10] = [
     ("bread", "Which flour is best for baking bread?"),
 ];
 
+/// Whisper and the VAD's config, or `None` when a model file is missing, under testkit's rule
+/// (skip with a message, or fail when models are required).
 fn models() -> Option<(PathBuf, VadConfig)> {
-    let whisper = root().join("models/whisper/ggml-tiny.en.bin");
-    let silero = root().join("models/silero/silero_vad.onnx");
+    const WHISPER: &str = "models/whisper/ggml-tiny.en.bin";
+    const SILERO: &str = "models/silero/silero_vad.onnx";
     // ORT_DYLIB_PATH (onnxruntime's own variable) wins: the aarch64 library under qemu-user.
     let ort =
         std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| root().join("models/onnxruntime/libonnxruntime.so.1.24.2"));
-    if !(whisper.is_file() && silero.is_file() && ort.is_file()) {
-        assert!(std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_none(), "models missing: run scripts/setup.sh");
-        eprintln!("SKIP: models missing (run scripts/setup.sh)");
+    if !testkit::present(&[WHISPER, SILERO, &ort.to_string_lossy()]) {
         return None;
     }
+    let (whisper, silero) = (root().join(WHISPER), root().join(SILERO));
     Some((whisper, VadConfig { model: silero, onnxruntime_lib: Some(ort), ..VadConfig::default() }))
 }
 

@@ -5,20 +5,11 @@ use std::sync::Mutex;
 
 use asr::{wer::wer, Asr, AsrConfig, AsrError};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
+/// Path of a fetched fixture or model (relative to the repository root); `None` when it is
+/// missing, under testkit's rule: the test skips with a message, or fails when models are
+/// required (`testkit::models_required`, as in CI).
 fn asset(rel: &str) -> Option<PathBuf> {
-    let p = root().join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("{} is missing: run scripts/setup.sh", p.display());
-    }
-    eprintln!("SKIP: {} missing (run scripts/setup.sh)", p.display());
-    None
+    testkit::require(rel)
 }
 
 /// One model for all tests in this binary (loading is the slow part; tests run in parallel).

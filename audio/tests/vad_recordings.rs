@@ -4,22 +4,11 @@ use std::path::PathBuf;
 
 use audio::vad::{EnergyDetector, Vad, VadConfig, VadEvent, FRAME_SAMPLES};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Path of a fetched fixture or model; None (test skipped with a message) when it is missing
-/// and FIRSTWORD_REQUIRE_MODELS is unset. CI sets it, so CI fails instead of skipping.
+/// Path of a fetched fixture or model (relative to the repository root); `None` when it is
+/// missing, under testkit's rule: the test skips with a message, or fails when models are
+/// required (`testkit::models_required`, as in CI).
 fn asset(rel: &str) -> Option<PathBuf> {
-    let p = root().join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("{} is missing: run scripts/setup.sh", p.display());
-    }
-    eprintln!("SKIP: {} missing (run scripts/setup.sh)", p.display());
-    None
+    testkit::require(rel)
 }
 
 fn silero_cfg() -> Option<VadConfig> {

@@ -3,13 +3,8 @@
 //! scripts/make_wakeword_fixtures.sh): the phrase is found, alone and before a question, with
 //! its end placed where the question starts; a question with "first" and "word" in it is not.
 
-use std::path::PathBuf;
-
 use audio::wakeword::{spot_all, WakeSettings};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use testkit::root;
 
 fn spot(name: &str) -> Vec<audio::wakeword::WakeDetection> {
     let reference = std::fs::read(root().join("configs/wakeword/hey_firstword.rpw")).unwrap();

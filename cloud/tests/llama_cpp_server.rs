@@ -11,7 +11,7 @@
 //!
 //! Needs ~/.cache/firstword/bench-venv (or $FIRSTWORD_BENCH_VENV) with xllamacpp and
 //! models/gemma/gemma-3-270m-q4_k_m.gguf. Missing either skips with a note, or fails
-//! when FIRSTWORD_REQUIRE_MODELS is set (scripts/test.sh sets it).
+//! when models are required (testkit's rule; scripts/test.sh requires them).
 
 mod common;
 
@@ -36,9 +36,8 @@ const MODEL_NAME: &str = "gemma-3-270m";
 /// Kept small so the test stays quick on a shared CPU.
 const MAX_TOKENS: u32 = 24;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+/// The model the server serves, relative to the repository root.
+const MODEL: &str = "models/gemma/gemma-3-270m-q4_k_m.gguf";
 
 fn venv_python() -> PathBuf {
     let venv = std::env::var_os("FIRSTWORD_BENCH_VENV").map(PathBuf::from).unwrap_or_else(|| {
@@ -48,11 +47,10 @@ fn venv_python() -> PathBuf {
     venv.join("bin/python")
 }
 
-/// The venv's python and the model, or `None` (skip) with a note; panics instead of
-/// skipping when FIRSTWORD_REQUIRE_MODELS is set.
+/// The venv's python and the model, or `None` under testkit's rule: skip with a note, or
+/// panic when models are required.
 fn prerequisites() -> Option<(PathBuf, PathBuf)> {
     let python = venv_python();
-    let model = repo().join("models/gemma/gemma-3-270m-q4_k_m.gguf");
     let mut missing = Vec::new();
     if !python.is_file() {
         missing.push(format!("llama.cpp venv python {} not found (run scripts/bench-setup.sh)", python.display()));
@@ -67,17 +65,11 @@ fn prerequisites() -> Option<(PathBuf, PathBuf)> {
             missing.push(format!("{} cannot import xllamacpp (run scripts/bench-setup.sh)", python.display()));
         }
     }
-    if !model.is_file() {
-        missing.push(format!("model {} not found (run scripts/setup.sh)", model.display()));
-    }
+    missing.extend(testkit::missing(&[MODEL]).iter().map(|m| format!("model {} not found", m.display())));
     if missing.is_empty() {
-        return Some((python, model));
+        return Some((python, testkit::root().join(MODEL)));
     }
-    let why = missing.join("; ");
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("FIRSTWORD_REQUIRE_MODELS is set but the llama.cpp server test cannot run: {why}");
-    }
-    eprintln!("SKIP: {why} (set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)");
+    testkit::skip_or_fail(&format!("the llama.cpp server test cannot run: {}", missing.join("; ")));
     None
 }
 
@@ -96,7 +88,7 @@ impl LlamaServer {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("llama-server.log");
         let child = Command::new(python)
-            .arg(repo().join("scripts/llama_server.py"))
+            .arg(testkit::root().join("scripts/llama_server.py"))
             .arg("--model")
             .arg(model)
             .args(["--port", "0", "--threads", "2", "--n-ctx", "2048"])

@@ -1,6 +1,6 @@
 //! The local Gemma 3 270M backend with the real model: tokenizer round trips and
 //! an end-to-end continuation through the gateway. Skips (with a message) only
-//! when the model file is missing and FIRSTWORD_REQUIRE_MODELS is unset.
+//! when the model file is missing and models are not required (testkit's rule).
 
 mod common;
 
@@ -17,15 +17,7 @@ use cloud::protocol::*;
 use futures_util::StreamExt;
 
 fn model_path() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma/gemma-3-270m-q4_k_m.gguf");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("model {} missing and FIRSTWORD_REQUIRE_MODELS is set", p.display());
-    }
-    eprintln!("SKIP: {} not found (set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)", p.display());
-    None
+    testkit::require("models/gemma/gemma-3-270m-q4_k_m.gguf")
 }
 
 /// One model instance shared by the tests of this file (loading takes ~1 s).

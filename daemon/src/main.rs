@@ -1,36 +1,16 @@
 //! `firstword`: the voice daemon's command line.
 //!
 //! Subcommands: `run` (the live daemon), `asr` (transcribe a WAV), `say` (speak text to a
-//! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `bench` (JSON benchmarks, cargo
-//! feature `bench`), `eval` (the paper's measures, feature `eval`: the lab's dependencies),
-//! `check-config` (validate a TOML config), `setup` (fetch the model files), `wakeword record | build` (wake-word references).
+//! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `check-config` (validate a TOML
+//! config), `setup` (fetch the model files), `wakeword record | build` (wake-word references),
+//! `cloud serve` (the gateway). `bench` and `eval` belong to the lab: they run `firstword-lab`
+//! from beside this binary (`lab_forward`); the device builds do not carry it.
 
-mod activation;
-#[cfg(feature = "bench")]
-mod bench;
-mod cloud_link;
-mod cmd_asr;
-mod cmd_opener;
-mod cmd_say;
-mod cmd_wakeword;
-mod config;
-mod conversation;
-mod endpoint;
-#[cfg(feature = "eval")]
-mod eval;
-mod gate;
-mod live;
-mod logging;
-mod metrics;
-mod mulm;
-#[cfg(any(feature = "bench", feature = "eval"))]
-mod provenance;
-mod replay;
-#[cfg(feature = "bench")]
-mod rss;
-mod turn;
-mod turn_shared;
+use daemon::{cmd_asr, cmd_opener, cmd_say, cmd_wakeword, config, live, logging, replay};
 
+mod lab_forward;
+
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -81,11 +61,11 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         pad_ms: u32,
     },
-    /// Run a benchmark and print its report.
-    #[cfg(feature = "bench")]
+    /// Run a benchmark and print its report (the lab's binary, `firstword-lab bench …`).
+    #[command(disable_help_flag = true)]
     Bench {
-        #[command(subcommand)]
-        which: bench::Which,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// Replay a recorded WAV through the whole pipeline; writes reply.wav, timeline.json and
     /// timeline.svg into --out.
@@ -105,12 +85,12 @@ enum Cmd {
         #[command(subcommand)]
         which: CloudCmd,
     },
-    /// Evaluation: the paper's measures on firstword's models (JSON with --json; reports
-    /// under docs/results).
-    #[cfg(feature = "eval")]
+    /// Evaluation: the paper's measures on firstword's models (the lab's binary,
+    /// `firstword-lab eval …`; JSON with --json, reports under docs/results).
+    #[command(disable_help_flag = true)]
     Eval {
-        #[command(subcommand)]
-        which: eval::EvalCmd,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// Validate a config file; errors name the offending key.
     CheckConfig { file: PathBuf },
@@ -147,6 +127,8 @@ fn main() -> Result<()> {
     // The daemon logs its own lifecycle at info (not its libraries'); one-shot commands warn.
     logging::init(if matches!(cli.cmd, Cmd::Run { .. }) { "warn,firstword=info,cloud=info" } else { "warn" });
     match cli.cmd {
+        Cmd::Bench { args } => lab_forward::exec("bench", cli.config.as_deref(), &args),
+        Cmd::Eval { args } => lab_forward::exec("eval", cli.config.as_deref(), &args),
         Cmd::Cloud { which: CloudCmd::Serve } => {
             let path = cli.config.unwrap_or_else(|| PathBuf::from("configs/cloud.toml"));
             let gcfg =
@@ -192,14 +174,12 @@ fn main() -> Result<()> {
                     println!("wrote {}", opts.out_dir.display());
                     Ok(())
                 }
-                #[cfg(feature = "bench")]
-                Cmd::Bench { which } => bench::run(&cfg, which),
-                #[cfg(feature = "eval")]
-                Cmd::Eval { which } => eval::run(&cfg, which),
                 Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
                 Cmd::Lm { which } => cmd_opener::run_lm(which),
                 Cmd::Wakeword { which } => cmd_wakeword::run(&cfg, which),
-                Cmd::CheckConfig { .. } | Cmd::Cloud { .. } | Cmd::Setup(_) => unreachable!("handled above"),
+                Cmd::CheckConfig { .. } | Cmd::Cloud { .. } | Cmd::Setup(_) | Cmd::Bench { .. } | Cmd::Eval { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

@@ -132,12 +132,10 @@ mod tests {
     /// budget; every prompt stays within its bound, holds whole turns only, and nothing fails.
     #[test]
     fn a_hundred_turn_conversation_keeps_both_prompts_bounded() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mulm");
-        if !dir.join("model.gguf").is_file() {
-            assert!(std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_none(), "models/mulm missing");
-            eprintln!("SKIP: models/mulm missing");
+        if !testkit::present(&["models/mulm/model.gguf"]) {
             return;
         }
+        let dir = testkit::root().join("models/mulm");
         let mulm = Mulm::load(&dir).unwrap();
         for cap in [256usize, 4_096] {
             let mut cfg = Config::default();

@@ -3,23 +3,16 @@
 //! moves logits by a few hundredths, so the check is the decision that matters for greedy
 //! openers — the same top token — plus a bound on the drift, on every parity case.
 //!
-//! Runs when `models/mulm/parity.json` exists (it fails under FIRSTWORD_REQUIRE_MODELS=1 if not).
+//! Runs when `models/mulm/parity.json` and `model.gguf` exist; otherwise testkit's rule
+//! (skip with a message, or fail when models are required).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lm::{ChatMessage, ChatTokenizer, Role};
 use serde_json::Value;
 
 fn shipped_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mulm");
-    if dir.join("parity.json").is_file() && dir.join("model.gguf").is_file() {
-        return Some(dir);
-    }
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("{}: no shipped model.gguf + parity.json", dir.display());
-    }
-    eprintln!("SKIP: no shipped checkpoint with parity.json in {}", dir.display());
-    None
+    testkit::present(&["models/mulm/parity.json", "models/mulm/model.gguf"]).then(|| testkit::root().join("models/mulm"))
 }
 
 fn argmax(v: &[f32]) -> usize {

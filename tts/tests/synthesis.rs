@@ -1,5 +1,5 @@
 //! Synthesis with the real joe voice. Skips (with a printed reason) only when
-//! the model files are absent and FIRSTWORD_REQUIRE_MODELS is unset.
+//! the model files are absent and models are not required (testkit's rule).
 
 mod common;
 

@@ -21,7 +21,6 @@ use crate::config::Config;
 use crate::conversation::Conversation;
 use crate::endpoint::{judge, pause_hangover_ms, Completeness};
 use crate::turn::budget::{opener_words, LatencyEstimate};
-#[cfg(feature = "bench")] // the pipeline benchmark measures stalls between segments
 pub use outputs::Segment;
 pub use outputs::TurnTimeline;
 

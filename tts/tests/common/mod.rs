@@ -1,46 +1,35 @@
 //! Shared helpers for the model tests: where the models are, and whether a
-//! test may skip when they are absent.
+//! test may skip when they are absent (testkit's rule).
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use tts::{Tts, TtsConfig};
 
-/// The models directory: `$FIRSTWORD_MODELS`, else `<repo>/models` (the
-/// repository root is this crate's parent directory).
+/// The models directory: `$FIRSTWORD_MODELS` (relative to the working directory,
+/// made absolute), else `<repo>/models`.
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("FIRSTWORD_MODELS") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models"),
+        Some(d) if !d.is_empty() => std::path::absolute(d).expect("FIRSTWORD_MODELS as an absolute path"),
+        _ => testkit::root().join("models"),
     }
 }
 
-/// Config for the real joe voice, or `None` (after printing why) when the
-/// model files are absent and `FIRSTWORD_REQUIRE_MODELS` is unset. With the
-/// variable set (CI), absent models fail the test.
+/// Config for the real joe voice, or `None` when a model file is absent, under
+/// testkit's rule: the test skips with a printed reason, or fails when models are
+/// required (`testkit::models_required`, as in CI).
 pub fn config() -> Option<TtsConfig> {
     let dir = models_dir();
     let mut cfg = TtsConfig::for_voice(dir.join("piper/en_US-joe-medium.onnx"));
     // ORT_DYLIB_PATH (onnxruntime's own variable) wins: the aarch64 library under qemu-user.
-    cfg.onnxruntime_lib =
-        Some(std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| dir.join("onnxruntime/libonnxruntime.so.1.24.2")));
-    let needed = [cfg.voice_onnx.clone(), cfg.voice_json.clone(), cfg.onnxruntime_lib.clone().unwrap_or_default()];
-    let missing: Vec<_> = needed.iter().filter(|p| !p.is_file()).collect();
-    if missing.is_empty() {
-        return Some(cfg);
+    let ort = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| dir.join("onnxruntime/libonnxruntime.so.1.24.2"));
+    let needed = [&cfg.voice_onnx, &cfg.voice_json, &ort].map(|p| p.to_string_lossy());
+    if !testkit::present(&needed.each_ref().map(|p| &**p)) {
+        return None;
     }
-    if std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_some() {
-        panic!("FIRSTWORD_REQUIRE_MODELS is set but model files are missing: {missing:?}");
-    }
-    // Written to the stderr handle, not with eprintln!: libtest captures the
-    // print macros of passing tests, and a skip must be visible.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: model files missing {missing:?} (run the setup script; set FIRSTWORD_REQUIRE_MODELS=1 to make this a failure)"
-    );
-    None
+    cfg.onnxruntime_lib = Some(ort);
+    Some(cfg)
 }
 
 /// One voice shared by the tests of a binary: loading is the slow part, and

@@ -440,12 +440,9 @@ mod tests {
     /// the quadratic definition on a long, varied prompt.
     #[test]
     fn heap_merge_equals_the_definition_on_gemma_vocabulary() {
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma/gemma-3-270m-q4_k_m.gguf");
-        if !p.exists() {
-            assert!(std::env::var_os("FIRSTWORD_REQUIRE_MODELS").is_none(), "{} missing", p.display());
-            eprintln!("SKIP: {} not found", p.display());
+        let Some(p) = testkit::require("models/gemma/gemma-3-270m-q4_k_m.gguf") else {
             return;
-        }
+        };
         let mut f = std::fs::File::open(&p).unwrap();
         let ct = gguf_file::Content::read(&mut f).unwrap();
         let t = GemmaTokenizer::from_gguf(&ct).unwrap();

@@ -1,0 +1,51 @@
+//! The μLM options of the opener, handoff and safety evals, and the runtime they share.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use daemon::cmd_opener::{load_checkpoint, LoadedLm};
+use daemon::config::Config;
+
+/// Which μLM checkpoint to evaluate.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// μLM checkpoint directory (default: config lm.model_dir).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// Loads the checkpoint (config lm.quant and lm.threads apply); returns it and its directory.
+    pub fn load(&self, cfg: &Config) -> Result<(LoadedLm, PathBuf)> {
+        let dir = self.model.clone().unwrap_or_else(|| cfg.lm.model_dir.clone());
+        let m = load_checkpoint(&dir, cfg.lm.quant, cfg.lm.threads)?;
+        Ok((m, dir))
+    }
+}
+
+/// A small tokio runtime for the judge's HTTP calls and the cloud continuations.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().context("tokio runtime")
+}
+
+/// The greedy opener for `query` at `words` words. A query too long for the μLM's context is
+/// answered with mulm.json's generic fallback opener (what the runtime does above
+/// `max_query_tokens`), not an error, so one long prompt does not stop an eval.
+pub fn opener(engine: &mut lm::OpenerEngine<'_>, query: &str, words: usize) -> Result<lm::Opener> {
+    match engine.opener(lm::OpenerInput::Query(query), Some(words), |_, _| {}) {
+        Err(lm::LmError::PromptTooLong { tokens, .. }) => {
+            let text = engine.settings.fallback_opener.trim().to_string();
+            Ok(lm::Opener {
+                words: text.split_whitespace().map(str::to_string).collect(),
+                text,
+                tokens: Vec::new(),
+                token_logprobs: Vec::new(),
+                prompt_tokens: tokens,
+                stop: lm::StopReason::Fallback,
+                timings: Default::default(),
+            })
+        }
+        r => r.context("μLM opener"),
+    }
+}
