@@ -36,6 +36,17 @@ pub enum AudioError {
     Vad(String),
     #[error("wake word: {0}")]
     WakeWord(String),
+    /// A config value out of range or inconsistent: `key` is its TOML key (`vad.threshold`),
+    /// and the message reads `{key}{problem}` (`vad.threshold = 2 (must be in 0..1)`).
+    #[error("{key}{problem}")]
+    InvalidConfig { key: String, problem: String },
     #[error("frame of {got} samples, expected {expected}")]
     FrameSize { expected: usize, got: usize },
+}
+
+impl AudioError {
+    /// [`AudioError::InvalidConfig`]: `key` refused because of `problem` (the message's rest).
+    pub fn invalid_config(key: &str, problem: String) -> Self {
+        Self::InvalidConfig { key: key.to_owned(), problem }
+    }
 }

@@ -87,7 +87,10 @@ async fn first_delta_timeout_is_reported_and_the_request_continues() {
     let mut c = client.continue_(ContinueParams::new("capital of France?", "The capital of France is"));
     match next(&mut c.events).await {
         Some(CloudEvent::FirstDeltaTimeout { waited_ms }) => {
-            assert!((140..450).contains(&waited_ms), "{waited_ms}")
+            // The watchdog never fires early; how late it fires depends on the host's load,
+            // so no upper bound here (issue 17 §5): that it comes before the 500 ms delta is
+            // the behaviour under test.
+            assert!(waited_ms >= 150, "{waited_ms}")
         }
         other => panic!("expected FirstDeltaTimeout first, got {other:?}"),
     }

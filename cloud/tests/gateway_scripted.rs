@@ -42,7 +42,6 @@ async fn several_requests_in_flight_on_one_connection() {
     };
     let (gw, _) = gateway(config("127.0.0.1:0"), scripted).await;
     let mut ws = session(&gw.url()).await;
-    let t0 = Instant::now();
     for (id, q) in [(1, "one"), (2, "two"), (3, "three")] {
         send_frame(&mut ws, &request(id, q, "Say")).await;
     }
@@ -63,15 +62,14 @@ async fn several_requests_in_flight_on_one_connection() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    let elapsed = t0.elapsed();
     assert_eq!(texts[&1], " alpha beta gamma delta epsilon.");
     assert_eq!(texts[&2], " uno dos tres cuatro cinco.");
     assert_eq!(texts[&3], " eins zwei drei vier fünf.");
     // Interleaved: the ids alternate rather than arriving in three blocks.
     let switches = order.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(switches >= 4, "streams did not interleave: {order:?}");
-    // Concurrent: three 5-delta streams at 40 ms take ~0.2 s, not ~0.6 s.
-    assert!(elapsed < Duration::from_millis(500), "took {elapsed:?}");
+    // Concurrent, not queued: the interleaving above shows it on any host; a wall-clock bound
+    // (three 5-delta streams at 40 ms take ~0.2 s, not ~0.6 s) would fail on a busy one.
 }
 
 #[tokio::test]
@@ -251,7 +249,9 @@ async fn injected_latency_delays_the_first_delta() {
     let total = t0.elapsed();
     let t = out[&1].timings.unwrap();
     let first = t.first_delta_ms.unwrap();
-    assert!((250.0..600.0).contains(&first), "first delta at {first} ms");
+    // The injected delay is drawn from 300 ± 50 ms; the delta cannot come earlier. No upper
+    // bound: a busy host adds to wall time (issue 17 §5), and the injection is checked below.
+    assert!(first >= 250.0, "first delta at {first} ms");
     // 6 deltas at 50/s after the first: ≥ 100 ms more.
     assert!(t.total_ms >= first + 90.0, "{t:?}");
     assert!(t.injected_ms >= 240.0, "{t:?}");

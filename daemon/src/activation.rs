@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
 /// `[activation] mode`.
@@ -87,44 +87,71 @@ impl Default for ActivationConfig {
 
 impl ActivationConfig {
     /// Range checks; messages name the key.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         if !(0.05..=0.99).contains(&self.wake_threshold) {
-            bail!("activation.wake_threshold = {} (must be in 0.05..=0.99)", self.wake_threshold);
+            return Err(crate::config::ConfigError::invalid(
+                "activation.wake_threshold",
+                format!(" = {} (must be in 0.05..=0.99)", self.wake_threshold),
+            ));
         }
         if !(1..=100).contains(&self.wake_min_scores) {
-            bail!("activation.wake_min_scores = {} (must be in 1..=100)", self.wake_min_scores);
+            return Err(crate::config::ConfigError::invalid(
+                "activation.wake_min_scores",
+                format!(" = {} (must be in 1..=100)", self.wake_min_scores),
+            ));
         }
         if !(0.0..=1_000.0).contains(&self.wake_margin_ms) {
-            bail!("activation.wake_margin_ms = {} (must be in 0..=1000)", self.wake_margin_ms);
+            return Err(crate::config::ConfigError::invalid(
+                "activation.wake_margin_ms",
+                format!(" = {} (must be in 0..=1000)", self.wake_margin_ms),
+            ));
         }
         if !(0.0..=5_000.0).contains(&self.min_question_ms) {
-            bail!("activation.min_question_ms = {} (must be in 0..=5000)", self.min_question_ms);
+            return Err(crate::config::ConfigError::invalid(
+                "activation.min_question_ms",
+                format!(" = {} (must be in 0..=5000)", self.min_question_ms),
+            ));
         }
         if !(0.5..=600.0).contains(&self.listen_s) {
-            bail!("activation.listen_s = {} (must be in 0.5..=600)", self.listen_s);
+            return Err(crate::config::ConfigError::invalid("activation.listen_s", format!(" = {} (must be in 0.5..=600)", self.listen_s)));
         }
         if !(0.0..=5_000.0).contains(&self.ptt_grace_ms) {
-            bail!("activation.ptt_grace_ms = {} (must be in 0..=5000)", self.ptt_grace_ms);
+            return Err(crate::config::ConfigError::invalid(
+                "activation.ptt_grace_ms",
+                format!(" = {} (must be in 0..=5000)", self.ptt_grace_ms),
+            ));
         }
         if self.ptt_key.trim().is_empty() {
-            bail!("activation.ptt_key is empty (e.g. \"KEY_PLAYPAUSE\")");
+            return Err(crate::config::ConfigError::invalid("activation.ptt_key", " is empty (e.g. \"KEY_PLAYPAUSE\")".into()));
         }
         if self.ptt_simulated.len() > 10_000 {
-            bail!("activation.ptt_simulated has {} presses (at most 10000)", self.ptt_simulated.len());
+            return Err(crate::config::ConfigError::invalid(
+                "activation.ptt_simulated",
+                format!(" has {} presses (at most 10000)", self.ptt_simulated.len()),
+            ));
         }
         for (i, [p, r]) in self.ptt_simulated.iter().enumerate() {
             if !(p.is_finite() && r.is_finite() && *p >= 0.0 && r > p) {
-                bail!("activation.ptt_simulated[{i}] = [{p}, {r}] (need 0 <= press_ms < release_ms)");
+                return Err(crate::config::ConfigError::invalid(
+                    "activation.ptt_simulated",
+                    format!("[{i}] = [{p}, {r}] (need 0 <= press_ms < release_ms)"),
+                ));
             }
         }
         if self.listening_command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-            bail!("activation.listening_command is empty (leave it out for none)");
+            return Err(crate::config::ConfigError::invalid("activation.listening_command", " is empty (leave it out for none)".into()));
         }
         if self.mode == Mode::WakeWord && self.wake_word.as_os_str().is_empty() {
-            bail!("activation.wake_word is empty (mode = \"wake_word\" needs a reference)");
+            return Err(crate::config::ConfigError::invalid(
+                "activation.wake_word",
+                " is empty (mode = \"wake_word\" needs a reference)".into(),
+            ));
         }
         if self.mode == Mode::PushToTalk && self.ptt_device.is_none() && self.ptt_simulated.is_empty() {
-            bail!("activation.ptt_device is not set (mode = \"push_to_talk\" needs a key: ptt_device, or ptt_simulated with --input-wav)");
+            return Err(crate::config::ConfigError::invalid(
+                "activation.ptt_device",
+                " is not set (mode = \"push_to_talk\" needs a key: ptt_device, or ptt_simulated with --input-wav)".into(),
+            ));
         }
         Ok(())
     }

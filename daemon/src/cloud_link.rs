@@ -53,31 +53,43 @@ impl Default for CloudSection {
 
 impl CloudSection {
     /// Range checks; messages name the key.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         if let Some(u) = &self.url {
             if !(u.starts_with("ws://") || u.starts_with("wss://")) {
-                bail!("cloud.url = {u:?} (must start with ws:// or wss://)");
+                return Err(crate::config::ConfigError::invalid("cloud.url", format!(" = {u:?} (must start with ws:// or wss://)")));
             }
         }
         if self.token.is_empty() {
-            bail!("cloud.token must not be empty");
+            return Err(crate::config::ConfigError::invalid("cloud.token", " must not be empty".into()));
         }
         if !(100..=120_000).contains(&self.first_delta_timeout_ms) {
-            bail!("cloud.first_delta_timeout_ms = {} (must be 100..120000)", self.first_delta_timeout_ms);
+            return Err(crate::config::ConfigError::invalid(
+                "cloud.first_delta_timeout_ms",
+                format!(" = {} (must be 100..120000)", self.first_delta_timeout_ms),
+            ));
         }
         if !(1..=4096).contains(&self.max_tokens) {
-            bail!("cloud.max_tokens = {} (must be 1..4096)", self.max_tokens);
+            return Err(crate::config::ConfigError::invalid("cloud.max_tokens", format!(" = {} (must be 1..4096)", self.max_tokens)));
         }
         // `contains` is false for NaN, so non-finite values fail here too.
         if !(0.0..=60_000.0).contains(&self.local_latency_ms) {
-            bail!("cloud.local_latency_ms = {} (must be a finite number in 0..60000)", self.local_latency_ms);
+            return Err(crate::config::ConfigError::invalid(
+                "cloud.local_latency_ms",
+                format!(" = {} (must be a finite number in 0..60000)", self.local_latency_ms),
+            ));
         }
         if !(0.0..=60_000.0).contains(&self.local_latency_jitter_ms) {
-            bail!("cloud.local_latency_jitter_ms = {} (must be a finite number in 0..60000)", self.local_latency_jitter_ms);
+            return Err(crate::config::ConfigError::invalid(
+                "cloud.local_latency_jitter_ms",
+                format!(" = {} (must be a finite number in 0..60000)", self.local_latency_jitter_ms),
+            ));
         }
         if let Some(u) = &self.url {
             if u.starts_with("ws://") && !self.allow_insecure && !cloud::client::is_loopback_url(u) {
-                bail!("cloud.url = {u:?} sends the token in clear to a non-loopback host: use wss:// (or cloud.allow_insecure = true)");
+                return Err(crate::config::ConfigError::invalid(
+                    "cloud.url",
+                    format!(" = {u:?} sends the token in clear to a non-loopback host: use wss:// (or cloud.allow_insecure = true)"),
+                ));
             }
         }
         Ok(())

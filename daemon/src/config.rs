@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+pub use crate::config_error::ConfigError;
 use serde::Deserialize;
 
 /// Path used when `--config` is not given and the file exists.
@@ -55,29 +57,29 @@ impl Config {
     }
 
     /// Range checks that the types cannot express; messages name the key.
-    pub fn validate(&self) -> Result<()> {
-        self.vad.validate().map_err(anyhow::Error::msg)?;
-        self.endpoint.validate().map_err(anyhow::Error::msg)?;
-        self.gate.validate().map_err(anyhow::Error::msg)?;
-        self.turn.validate().map_err(anyhow::Error::msg)?;
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.vad.validate()?;
+        self.endpoint.validate()?;
+        self.gate.validate()?;
+        self.turn.validate()?;
         self.cloud.validate()?;
         if self.asr.threads > 256 {
-            bail!("asr.threads = {} (at most 256)", self.asr.threads);
+            return Err(ConfigError::invalid("asr.threads", format!(" = {} (at most 256)", self.asr.threads)));
         }
         if !(0.25..=4.0).contains(&self.tts.length_scale) {
-            bail!("tts.length_scale = {} (must be in 0.25..4.0)", self.tts.length_scale);
+            return Err(ConfigError::invalid("tts.length_scale", format!(" = {} (must be in 0.25..4.0)", self.tts.length_scale)));
         }
         // Each gap is allocated as samples: keep a typo from asking for hours of silence.
         for (key, ms) in [("tts.clause_silence_ms", self.tts.clause_silence_ms), ("tts.sentence_silence_ms", self.tts.sentence_silence_ms)]
         {
             if ms > MAX_TTS_SILENCE_MS {
-                bail!("{key} = {ms} (at most {MAX_TTS_SILENCE_MS})");
+                return Err(ConfigError::invalid(key, format!(" = {ms} (at most {MAX_TTS_SILENCE_MS})")));
             }
         }
         for (key, v) in [("tts.noise_scale", self.tts.noise_scale), ("tts.noise_w", self.tts.noise_w)] {
             if let Some(v) = v {
                 if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
-                    bail!("{key} = {v} (must be a finite number in 0..10)");
+                    return Err(ConfigError::invalid(key, format!(" = {v} (must be a finite number in 0..10)")));
                 }
             }
         }
@@ -120,12 +122,12 @@ impl Default for LmSection {
 
 impl LmSection {
     /// Range checks; messages name the key.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.model_dir.as_os_str().is_empty() {
-            bail!("lm.model_dir is empty (default \"models/mulm\")");
+            return Err(ConfigError::invalid("lm.model_dir", " is empty (default \"models/mulm\")".into()));
         }
         if !(1..=64).contains(&self.threads) {
-            bail!("lm.threads = {} (must be in 1..=64)", self.threads);
+            return Err(ConfigError::invalid("lm.threads", format!(" = {} (must be in 1..=64)", self.threads)));
         }
         Ok(())
     }

@@ -57,21 +57,36 @@ impl Default for EndpointConfig {
 
 impl EndpointConfig {
     /// Range checks; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         if self.complete_hangover_ms > 10_000 {
-            return Err(format!("endpoint.complete_hangover_ms = {} (must be 0..10000)", self.complete_hangover_ms));
+            return Err(crate::config::ConfigError::invalid(
+                "endpoint.complete_hangover_ms",
+                format!(" = {} (must be 0..10000)", self.complete_hangover_ms),
+            ));
         }
         if self.unfinished_hangover_ms > 10_000 {
-            return Err(format!("endpoint.unfinished_hangover_ms = {} (must be 0..10000)", self.unfinished_hangover_ms));
+            return Err(crate::config::ConfigError::invalid(
+                "endpoint.unfinished_hangover_ms",
+                format!(" = {} (must be 0..10000)", self.unfinished_hangover_ms),
+            ));
         }
         if self.unsure_hangover_ms > 10_000 {
-            return Err(format!("endpoint.unsure_hangover_ms = {} (must be 0..10000)", self.unsure_hangover_ms));
+            return Err(crate::config::ConfigError::invalid(
+                "endpoint.unsure_hangover_ms",
+                format!(" = {} (must be 0..10000)", self.unsure_hangover_ms),
+            ));
         }
         if self.resume_merge_ms > MAX_RESUME_MERGE_MS {
-            return Err(format!("endpoint.resume_merge_ms = {} (must be 0..={MAX_RESUME_MERGE_MS})", self.resume_merge_ms));
+            return Err(crate::config::ConfigError::invalid(
+                "endpoint.resume_merge_ms",
+                format!(" = {} (must be 0..={MAX_RESUME_MERGE_MS})", self.resume_merge_ms),
+            ));
         }
         if !(0.0..=1.0).contains(&self.end_of_turn_prob) {
-            return Err(format!("endpoint.end_of_turn_prob = {} (must be a number in 0..1)", self.end_of_turn_prob));
+            return Err(crate::config::ConfigError::invalid(
+                "endpoint.end_of_turn_prob",
+                format!(" = {} (must be a number in 0..1)", self.end_of_turn_prob),
+            ));
         }
         Ok(())
     }
@@ -214,11 +229,11 @@ mod tests {
     #[test]
     fn validation_names_the_key() {
         let bad = EndpointConfig { end_of_turn_prob: f32::NAN, ..EndpointConfig::default() };
-        assert!(bad.validate().unwrap_err().contains("endpoint.end_of_turn_prob"));
+        assert!(bad.validate().unwrap_err().key() == Some("endpoint.end_of_turn_prob"));
         let bad = EndpointConfig { unfinished_hangover_ms: 20_000, ..EndpointConfig::default() };
-        assert!(bad.validate().unwrap_err().contains("endpoint.unfinished_hangover_ms"));
+        assert!(bad.validate().unwrap_err().key() == Some("endpoint.unfinished_hangover_ms"));
         let bad = EndpointConfig { resume_merge_ms: MAX_RESUME_MERGE_MS + 1, ..EndpointConfig::default() };
-        assert!(bad.validate().unwrap_err().contains("endpoint.resume_merge_ms"));
+        assert!(bad.validate().unwrap_err().key() == Some("endpoint.resume_merge_ms"));
         assert!(EndpointConfig::default().validate().is_ok());
     }
 }

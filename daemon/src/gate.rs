@@ -47,14 +47,20 @@ impl Default for GateConfig {
 
 impl GateConfig {
     /// Range checks; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         if let Some(m) = self.min_score {
             if !m.is_finite() {
-                return Err(format!("gate.min_score = {m} (must be a finite number of nats per token)"));
+                return Err(crate::config::ConfigError::invalid(
+                    "gate.min_score",
+                    format!(" = {m} (must be a finite number of nats per token)"),
+                ));
             }
         }
         if self.enabled && (self.bridges.is_empty() || self.bridges.iter().any(|b| b.trim().is_empty() || b.len() > 80)) {
-            return Err("gate.bridges must hold at least one non-empty phrase of at most 80 bytes".into());
+            return Err(crate::config::ConfigError::invalid(
+                "gate.bridges",
+                " must hold at least one non-empty phrase of at most 80 bytes".into(),
+            ));
         }
         Ok(())
     }
@@ -207,8 +213,8 @@ mod tests {
         assert_eq!(bridge(&c.bridges, 0), "Good question.");
         assert_eq!(bridge(&c.bridges, 5), "Let me think.");
         let bad = GateConfig { min_score: Some(f32::NAN), ..GateConfig::default() };
-        assert!(bad.validate().unwrap_err().contains("gate.min_score"));
+        assert!(bad.validate().unwrap_err().key() == Some("gate.min_score"));
         let bad = GateConfig { bridges: vec![" ".into()], ..GateConfig::default() };
-        assert!(bad.validate().unwrap_err().contains("gate.bridges"));
+        assert!(bad.validate().unwrap_err().key() == Some("gate.bridges"));
     }
 }

@@ -11,6 +11,7 @@ pub mod cmd_opener;
 pub mod cmd_say;
 pub mod cmd_wakeword;
 pub mod config;
+mod config_error;
 pub mod conversation;
 pub mod endpoint;
 pub mod gate;

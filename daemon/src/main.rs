@@ -79,6 +79,10 @@ enum Cmd {
         /// Pace the input at real time, like a microphone.
         #[arg(long)]
         realtime: bool,
+        /// Timeline of the device's work: `wall` (as long as it took on this machine) or
+        /// `modeled` (a fixed cost per step, independent of the machine: for tests).
+        #[arg(long, value_enum, default_value_t = replay::clock::ClockMode::Wall)]
+        clock: replay::clock::ClockMode,
     },
     /// The cloud continuator gateway.
     Cloud {
@@ -125,7 +129,7 @@ fn main() -> Result<()> {
     lm::configure_candle_threads(1);
     let cli = Cli::parse();
     // The daemon logs its own lifecycle at info (not its libraries'); one-shot commands warn.
-    logging::init(if matches!(cli.cmd, Cmd::Run { .. }) { "warn,firstword=info,cloud=info" } else { "warn" });
+    logging::init(if matches!(cli.cmd, Cmd::Run { .. }) { "warn,firstword=info,daemon=info,cloud=info" } else { "warn" });
     match cli.cmd {
         Cmd::Bench { args } => lab_forward::exec("bench", cli.config.as_deref(), &args),
         Cmd::Eval { args } => lab_forward::exec("eval", cli.config.as_deref(), &args),
@@ -155,8 +159,8 @@ fn main() -> Result<()> {
                 Cmd::Say { text, out, rate, pad_ms } => {
                     cmd_say::run(&cfg, &cmd_say::SayOptions { text: &text, out: &out, rate_hz: rate, pad_ms })
                 }
-                Cmd::Replay { input, out, cloud_latency_ms, realtime } => {
-                    let opts = replay::ReplayOptions { input, out_dir: out, cloud_latency_ms, realtime };
+                Cmd::Replay { input, out, cloud_latency_ms, realtime, clock } => {
+                    let opts = replay::ReplayOptions { input, out_dir: out, cloud_latency_ms, realtime, clock };
                     let turns = replay::run(&cfg, &opts)?;
                     for t in &turns {
                         println!(

@@ -106,7 +106,16 @@ fn follow_ups_carry_the_conversation_as_heard() {
     std::fs::write(&cfg, format!("[cloud]\nurl = {:?}\ntoken = \"t\"\nmax_tokens = 60\n[turn]\nconversation_idle_s = 9\n", gateway.url()))
         .unwrap();
     let out_dir = dir.path().join("out");
-    let out = firstword(&["replay", wav.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    let out = firstword(&[
+        "replay",
+        wav.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--clock",
+        "modeled",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "replay failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     rt.block_on(gateway.shutdown());

@@ -25,7 +25,16 @@ fn replay(input: &[f32], extra_config: &str) -> serde_json::Value {
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, format!("{extra_config}\n[cloud]\nmax_tokens = 8\nlocal_latency_ms = 200\n")).unwrap();
     let out_dir = dir.path().join("out");
-    let out = firstword(&["replay", wav.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    let out = firstword(&[
+        "replay",
+        wav.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--clock",
+        "modeled",
+    ]);
     assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap()
 }

@@ -50,7 +50,16 @@ fn three_spoken_questions_give_three_turns_each_answered_by_opener_then_cloud() 
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[cloud]\nmax_tokens = 16\nlocal_latency_ms = 200\n").unwrap();
     let out_dir = dir.path().join("out");
-    let out = firstword(&["replay", wav.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    let out = firstword(&[
+        "replay",
+        wav.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--clock",
+        "modeled",
+    ]);
     assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap();
     let turns = v["turns"].as_array().unwrap();

@@ -36,10 +36,20 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
     let input = dir.path().join("two.wav");
     audio::write_wav(&input, &two, 16_000).unwrap();
     let out_dir = dir.path().join("out");
-    let out = firstword(&["replay", input.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    let out = firstword(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--clock",
+        "modeled",
+    ]);
     assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
 
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap();
+    assert_eq!(v["clock"], "modeled");
     let turns = v["turns"].as_array().unwrap();
     // The pauses between the recording's sentences are shorter than this test's 480 ms
     // hangover: one turn per copy.
@@ -53,6 +63,12 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
         let (end, endpoint) = (f("speech_end_ms").unwrap(), f("endpoint_ms").unwrap());
         assert!(endpoint >= end, "{t}");
         assert!(f("asr_done_ms").unwrap() > f("speech_start_ms").unwrap(), "{t}");
+        // `--clock modeled`: Whisper took its modeled cost (replay::clock::CostModel: 60 ms +
+        // 0.05 × the audio, which runs from ≤ 500 ms of pre-roll before the speech start to
+        // the endpoint), not what it took on this host.
+        let asr_ms = f("asr_done_ms").unwrap() - f("work_start_ms").unwrap();
+        let speech_ms = endpoint - f("speech_start_ms").unwrap();
+        assert!((60.0 + 0.05 * speech_ms - 1.0..=60.0 + 0.05 * (speech_ms + 500.0) + 5.0).contains(&asr_ms), "ASR took {asr_ms} ms: {t}");
         // The reply never starts before the endpoint, and the cloud request follows the opener.
         if let Some(first) = f("first_audio_ms") {
             assert!(first >= endpoint, "audio before the endpoint: {t}");

@@ -39,21 +39,27 @@ const REFLECTIONS: usize = 24;
 
 impl EchoPathConfig {
     /// Range checks; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::AudioError> {
         if !(0.0..=500.0).contains(&self.delay_ms) {
-            return Err(format!("simulated_echo.delay_ms = {} (must be 0..=500)", self.delay_ms));
+            return Err(crate::AudioError::invalid_config("simulated_echo.delay_ms", format!(" = {} (must be 0..=500)", self.delay_ms)));
         }
         if !(-60.0..=12.0).contains(&self.gain_db) {
-            return Err(format!("simulated_echo.gain_db = {} (must be -60..=12)", self.gain_db));
+            return Err(crate::AudioError::invalid_config("simulated_echo.gain_db", format!(" = {} (must be -60..=12)", self.gain_db)));
         }
         if !(0.0..=500.0).contains(&self.room_ms) {
-            return Err(format!("simulated_echo.room_ms = {} (must be 0..=500)", self.room_ms));
+            return Err(crate::AudioError::invalid_config("simulated_echo.room_ms", format!(" = {} (must be 0..=500)", self.room_ms)));
         }
         if !(-60.0..=0.0).contains(&self.reflections_db) {
-            return Err(format!("simulated_echo.reflections_db = {} (must be -60..=0)", self.reflections_db));
+            return Err(crate::AudioError::invalid_config(
+                "simulated_echo.reflections_db",
+                format!(" = {} (must be -60..=0)", self.reflections_db),
+            ));
         }
         if !(-200.0..=-10.0).contains(&self.noise_dbfs) {
-            return Err(format!("simulated_echo.noise_dbfs = {} (must be -200..=-10)", self.noise_dbfs));
+            return Err(crate::AudioError::invalid_config(
+                "simulated_echo.noise_dbfs",
+                format!(" = {} (must be -200..=-10)", self.noise_dbfs),
+            ));
         }
         Ok(())
     }
@@ -196,7 +202,9 @@ mod tests {
     #[test]
     fn validation_names_the_key() {
         let bad = EchoPathConfig { gain_db: 30.0, ..Default::default() };
-        assert!(bad.validate().unwrap_err().contains("gain_db"));
+        let e = bad.validate().unwrap_err();
+        assert!(matches!(&e, crate::AudioError::InvalidConfig { key, .. } if key == "simulated_echo.gain_db"), "{e}");
+        assert_eq!(e.to_string(), "simulated_echo.gain_db = 30 (must be -60..=12)");
         assert!(EchoPathConfig::default().validate().is_ok());
     }
 }

@@ -93,27 +93,33 @@ impl Default for VadConfig {
 
 impl VadConfig {
     /// Checks value ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), AudioError> {
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(format!("vad.threshold = {} (must be in 0..1)", self.threshold));
+            return Err(AudioError::invalid_config("vad.threshold", format!(" = {} (must be in 0..1)", self.threshold)));
         }
         if !(0.0..=self.threshold).contains(&self.neg_threshold) {
-            return Err(format!("vad.neg_threshold = {} (must be in 0..threshold)", self.neg_threshold));
+            return Err(AudioError::invalid_config("vad.neg_threshold", format!(" = {} (must be in 0..threshold)", self.neg_threshold)));
         }
         if self.hangover_ms < FRAME_MS as u32 || self.hangover_ms > 10_000 {
-            return Err(format!("vad.hangover_ms = {} (must be 32..10000)", self.hangover_ms));
+            return Err(AudioError::invalid_config("vad.hangover_ms", format!(" = {} (must be 32..10000)", self.hangover_ms)));
         }
         if self.pause_ms > self.hangover_ms {
-            return Err(format!("vad.pause_ms = {} (must not exceed hangover_ms)", self.pause_ms));
+            return Err(AudioError::invalid_config("vad.pause_ms", format!(" = {} (must not exceed hangover_ms)", self.pause_ms)));
         }
         if !self.energy_threshold_db.is_finite() {
-            return Err(format!("vad.energy_threshold_db = {} (must be a finite dBFS level)", self.energy_threshold_db));
+            return Err(AudioError::invalid_config(
+                "vad.energy_threshold_db",
+                format!(" = {} (must be a finite dBFS level)", self.energy_threshold_db),
+            ));
         }
         if !(MIN_UTTERANCE_CAP_MS..=MAX_UTTERANCE_MS).contains(&self.max_utterance_ms) {
-            return Err(format!("vad.max_utterance_ms = {} (must be {MIN_UTTERANCE_CAP_MS}..={MAX_UTTERANCE_MS})", self.max_utterance_ms));
+            return Err(AudioError::invalid_config(
+                "vad.max_utterance_ms",
+                format!(" = {} (must be {MIN_UTTERANCE_CAP_MS}..={MAX_UTTERANCE_MS})", self.max_utterance_ms),
+            ));
         }
         if self.pre_roll_ms > MAX_PRE_ROLL_MS {
-            return Err(format!("vad.pre_roll_ms = {} (must be 0..={MAX_PRE_ROLL_MS})", self.pre_roll_ms));
+            return Err(AudioError::invalid_config("vad.pre_roll_ms", format!(" = {} (must be 0..={MAX_PRE_ROLL_MS})", self.pre_roll_ms)));
         }
         Ok(())
     }
@@ -251,7 +257,7 @@ mod tests {
         assert_eq!(Vad::pre_roll_samples(&c), 4_000);
         c.pre_roll_ms = MAX_PRE_ROLL_MS + 1;
         let e = c.validate().unwrap_err();
-        assert!(e.contains("vad.pre_roll_ms"), "{e}");
+        assert!(matches!(&e, AudioError::InvalidConfig { key, .. } if key == "vad.pre_roll_ms"), "{e}");
     }
 
     #[test]
@@ -259,7 +265,7 @@ mod tests {
         for bad in [0, MIN_UTTERANCE_CAP_MS - 1, MAX_UTTERANCE_MS + 1, u32::MAX] {
             let c = VadConfig { max_utterance_ms: bad, ..VadConfig::default() };
             let e = c.validate().unwrap_err();
-            assert!(e.contains("vad.max_utterance_ms"), "{e}");
+            assert!(matches!(&e, AudioError::InvalidConfig { key, .. } if key == "vad.max_utterance_ms"), "{e}");
         }
         for ok in [MIN_UTTERANCE_CAP_MS, 30_000, MAX_UTTERANCE_MS] {
             assert!(VadConfig { max_utterance_ms: ok, ..VadConfig::default() }.validate().is_ok());
@@ -271,7 +277,7 @@ mod tests {
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let c = VadConfig { energy_threshold_db: bad, ..VadConfig::default() };
             let e = c.validate().unwrap_err();
-            assert!(e.contains("vad.energy_threshold_db"), "{e}");
+            assert!(matches!(&e, AudioError::InvalidConfig { key, .. } if key == "vad.energy_threshold_db"), "{e}");
         }
     }
 }

@@ -115,7 +115,7 @@ pub(crate) fn check_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), cra
     if v.is_finite() && (lo..=hi).contains(&v) {
         Ok(())
     } else {
-        Err(crate::error::CloudError::Config(format!("{key} = {v} (must be a finite number in {lo}..={hi})")))
+        Err(crate::error::CloudError::invalid_config(key, format!(" = {v} (must be a finite number in {lo}..={hi})")))
     }
 }
 

@@ -78,8 +78,9 @@ impl OpenAiConfig {
             super::check_range("backend.temperature", t as f64, 0.0, 100.0)?;
         }
         if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 || self.idle_timeout_ms == 0 {
-            return Err(crate::error::CloudError::Config(
-                "backend.connect_timeout_ms, request_timeout_ms and idle_timeout_ms must be > 0".into(),
+            return Err(crate::error::CloudError::invalid_config(
+                "backend.connect_timeout_ms",
+                ", request_timeout_ms and idle_timeout_ms must be > 0".into(),
             ));
         }
         Ok(())

@@ -88,7 +88,7 @@ impl CloudClient {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(CloudError::Client(format!("URL must start with ws:// or wss://, got {url:?}")));
         }
-        opts.validate().map_err(CloudError::Config)?;
+        opts.validate()?;
         if url.starts_with("ws://") && !opts.allow_insecure && !is_loopback_url(url) {
             return Err(CloudError::Config(format!(
                 "{url}: ws:// would send the token in clear to a non-loopback host; use wss:// \

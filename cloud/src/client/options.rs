@@ -47,15 +47,18 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Values the client cannot work with; errors name the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::error::CloudError> {
         if !(self.backoff_jitter.is_finite() && (0.0..=1.0).contains(&self.backoff_jitter)) {
-            return Err(format!("backoff_jitter = {} (must be a finite number in 0..=1)", self.backoff_jitter));
+            return Err(crate::error::CloudError::invalid_config(
+                "backoff_jitter",
+                format!(" = {} (must be a finite number in 0..=1)", self.backoff_jitter),
+            ));
         }
         if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
-            return Err("backoff_initial_ms must be > 0 and <= backoff_max_ms".into());
+            return Err(crate::error::CloudError::invalid_config("backoff_initial_ms", " must be > 0 and <= backoff_max_ms".into()));
         }
         if self.ping_interval_ms == 0 || self.connect_timeout_ms == 0 {
-            return Err("ping_interval_ms and connect_timeout_ms must be > 0".into());
+            return Err(crate::error::CloudError::invalid_config("ping_interval_ms", " and connect_timeout_ms must be > 0".into()));
         }
         Ok(())
     }

@@ -163,7 +163,7 @@ fn non_negative(key: &str, v: f64) -> Result<(), CloudError> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(CloudError::Config(format!("{key} = {v} (must be a finite number >= 0)")))
+        Err(CloudError::invalid_config(key, format!(" = {v} (must be a finite number >= 0)")))
     }
 }
 
@@ -224,62 +224,70 @@ impl GatewayConfig {
     /// Reject settings that cannot work (the TLS files themselves are read when the
     /// gateway starts).
     pub fn validate(&self) -> Result<(), CloudError> {
-        let bad = |m: String| Err(CloudError::Config(m));
         if self.token.is_empty() {
-            return bad("token must not be empty".into());
+            return Err(CloudError::invalid_config("token", " must not be empty".into()));
         }
         if !is_loopback_listen(&self.listen) {
             if WELL_KNOWN_TOKENS.contains(&self.token.as_str()) {
-                return bad(format!(
-                    "token {:?} is a well-known example token; listen = {:?} is not loopback: set a secret token",
-                    self.token, self.listen
+                return Err(CloudError::invalid_config(
+                    "token",
+                    format!(
+                        " {:?} is a well-known example token; listen = {:?} is not loopback: set a secret token",
+                        self.token, self.listen
+                    ),
                 ));
             }
             if self.token.len() < MIN_PUBLIC_TOKEN_LEN {
-                return bad(format!(
-                    "token is {} bytes; listen = {:?} is not loopback: use at least {MIN_PUBLIC_TOKEN_LEN}",
-                    self.token.len(),
-                    self.listen
+                return Err(CloudError::invalid_config(
+                    "token",
+                    format!(
+                        " is {} bytes; listen = {:?} is not loopback: use at least {MIN_PUBLIC_TOKEN_LEN}",
+                        self.token.len(),
+                        self.listen
+                    ),
                 ));
             }
         }
         if self.max_frame_bytes < 256 {
-            return bad("max_frame_bytes must be at least 256".into());
+            return Err(CloudError::invalid_config("max_frame_bytes", " must be at least 256".into()));
         }
         if self.max_sessions == 0 || self.max_requests_per_session == 0 {
-            return bad("max_sessions and max_requests_per_session must be > 0".into());
+            return Err(CloudError::invalid_config("max_sessions", " and max_requests_per_session must be > 0".into()));
         }
         if self.hello_timeout_ms == 0 {
-            return bad("hello_timeout_ms must be > 0".into());
+            return Err(CloudError::invalid_config("hello_timeout_ms", " must be > 0".into()));
         }
         if self.ping_interval_ms == 0 || self.pong_timeout_ms == 0 {
-            return bad("ping_interval_ms and pong_timeout_ms must be > 0".into());
+            return Err(CloudError::invalid_config("ping_interval_ms", " and pong_timeout_ms must be > 0".into()));
         }
         if self.send_queue_frames == 0 || self.write_timeout_ms == 0 {
-            return bad("send_queue_frames and write_timeout_ms must be > 0".into());
+            return Err(CloudError::invalid_config("send_queue_frames", " and write_timeout_ms must be > 0".into()));
         }
         if self.max_tokens_cap == 0 {
-            return bad("max_tokens_cap must be > 0".into());
+            return Err(CloudError::invalid_config("max_tokens_cap", " must be > 0".into()));
         }
         if !(self.requests_per_s.is_finite() && self.requests_per_s > 0.0) {
-            return bad(format!("requests_per_s = {} (must be a finite number > 0)", self.requests_per_s));
+            return Err(CloudError::invalid_config("requests_per_s", format!(" = {} (must be a finite number > 0)", self.requests_per_s)));
         }
         if self.request_burst == 0 {
-            return bad("request_burst must be > 0".into());
+            return Err(CloudError::invalid_config("request_burst", " must be > 0".into()));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return bad("tls_cert and tls_key must be set together".into());
+            return Err(CloudError::invalid_config("tls_cert", " and tls_key must be set together".into()));
         }
         if let Some(l) = &self.latency {
             non_negative("latency.first_delta_ms", l.first_delta_ms)?;
             non_negative("latency.first_delta_jitter_ms", l.first_delta_jitter_ms)?;
             // Durations are built from these: keep them far from Duration's limits.
             if l.first_delta_ms > MAX_LATENCY_MS || l.first_delta_jitter_ms > MAX_LATENCY_MS {
-                return bad(format!("latency.first_delta_ms / first_delta_jitter_ms must be at most {MAX_LATENCY_MS}"));
+                return Err(CloudError::invalid_config(
+                    "latency.first_delta_ms",
+                    format!(" / first_delta_jitter_ms must be at most {MAX_LATENCY_MS}"),
+                ));
             }
             if let Some(r) = l.tokens_per_s {
                 if !(r.is_finite() && r >= 0.001) {
-                    return bad(format!("latency.tokens_per_s = {r} (must be a finite number >= 0.001)"));
+                    return Err(CloudError::invalid_config("latency.tokens_per_s", format!(" = {r} (must be a finite number >= 0.001)")));
                 }
             }
         }

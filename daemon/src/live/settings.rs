@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use crate::config::ConfigError;
 use serde::Deserialize;
 
 /// `[audio]`: the live microphone and speaker.
@@ -73,41 +73,58 @@ impl Default for AudioSection {
 
 impl AudioSection {
     /// Range checks; messages name the key.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.input_device.trim().is_empty() {
-            bail!("audio.input_device is empty (\"default\" for the system default)");
+            return Err(ConfigError::invalid("audio.input_device", " is empty (\"default\" for the system default)".into()));
         }
         if self.output_device.trim().is_empty() {
-            bail!("audio.output_device is empty (\"default\" for the system default)");
+            return Err(ConfigError::invalid("audio.output_device", " is empty (\"default\" for the system default)".into()));
         }
         if self.buffer_frames != 0 && !(16..=16_384).contains(&self.buffer_frames) {
-            bail!("audio.buffer_frames = {} (0 for the device default, or 16..=16384)", self.buffer_frames);
+            return Err(ConfigError::invalid(
+                "audio.buffer_frames",
+                format!(" = {} (0 for the device default, or 16..=16384)", self.buffer_frames),
+            ));
         }
         if !(500..=120_000).contains(&self.capture_buffer_ms) {
-            bail!("audio.capture_buffer_ms = {} (must be 500..=120000)", self.capture_buffer_ms);
+            return Err(ConfigError::invalid("audio.capture_buffer_ms", format!(" = {} (must be 500..=120000)", self.capture_buffer_ms)));
         }
         if !(1_000..=600_000).contains(&self.playback_buffer_ms) {
-            bail!("audio.playback_buffer_ms = {} (must be 1000..=600000)", self.playback_buffer_ms);
+            return Err(ConfigError::invalid(
+                "audio.playback_buffer_ms",
+                format!(" = {} (must be 1000..=600000)", self.playback_buffer_ms),
+            ));
         }
         if !(8_000..=192_000).contains(&self.sim_rate_hz) {
-            bail!("audio.sim_rate_hz = {} (must be 8000..=192000)", self.sim_rate_hz);
+            return Err(ConfigError::invalid("audio.sim_rate_hz", format!(" = {} (must be 8000..=192000)", self.sim_rate_hz)));
         }
         if let Some(e) = &self.simulated_echo {
-            if let Err(m) = e.validate() {
-                bail!("audio.{m}");
-            }
+            // The echo path's keys sit under `[audio]` in this config.
+            e.validate().map_err(|e| match e {
+                audio::AudioError::InvalidConfig { key, problem } => ConfigError::invalid(&format!("audio.{key}"), problem),
+                other => other.into(),
+            })?;
         }
         if !(-60.0..=0.0).contains(&self.half_duplex_onset_dbfs) {
-            bail!("audio.half_duplex_onset_dbfs = {} (must be -60..=0)", self.half_duplex_onset_dbfs);
+            return Err(ConfigError::invalid(
+                "audio.half_duplex_onset_dbfs",
+                format!(" = {} (must be -60..=0)", self.half_duplex_onset_dbfs),
+            ));
         }
         if !(20..=1_000).contains(&self.half_duplex_onset_ms) {
-            bail!("audio.half_duplex_onset_ms = {} (must be 20..=1000)", self.half_duplex_onset_ms);
+            return Err(ConfigError::invalid(
+                "audio.half_duplex_onset_ms",
+                format!(" = {} (must be 20..=1000)", self.half_duplex_onset_ms),
+            ));
         }
         if let Some([a, b]) = self.sim_mic_outages.iter().find(|[a, b]| !(a.is_finite() && b.is_finite() && *a >= 0.0 && a < b)) {
-            bail!("audio.sim_mic_outages: [{a}, {b}] (need 0 <= from < to, in seconds)");
+            return Err(ConfigError::invalid("audio.sim_mic_outages", format!(": [{a}, {b}] (need 0 <= from < to, in seconds)")));
         }
         if self.output_wav.is_some() && self.input_wav.is_none() {
-            bail!("audio.output_wav is set but audio.input_wav is not (the simulated speaker needs the simulated microphone)");
+            return Err(ConfigError::invalid(
+                "audio.output_wav",
+                " is set but audio.input_wav is not (the simulated speaker needs the simulated microphone)".into(),
+            ));
         }
         Ok(())
     }
@@ -124,18 +141,21 @@ pub struct MetricsSection {
 
 impl MetricsSection {
     /// The address to listen on, if metrics are on.
-    pub fn addr(&self) -> Result<Option<SocketAddr>> {
+    pub fn addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
         match self.listen.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
             Some(s) => match s.parse::<SocketAddr>() {
                 Ok(a) => Ok(Some(a)),
-                Err(_) => bail!("metrics.listen = {s:?} (need HOST:PORT with a numeric host, e.g. \"127.0.0.1:9464\", or \"\" for off)"),
+                Err(_) => Err(ConfigError::invalid(
+                    "metrics.listen",
+                    format!(" = {s:?} (need HOST:PORT with a numeric host, e.g. \"127.0.0.1:9464\", or \"\" for off)"),
+                )),
             },
         }
     }
 
     /// Range checks; messages name the key.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.addr().map(|_| ())
     }
 }

@@ -6,8 +6,10 @@
 //! the VAD pause that the endpoint confirmed); every later event is placed there plus the
 //! real wall-clock time the work took, so the timeline is what a live device would have
 //! shown on this machine. Cloud latency is real too (the gateway sleeps). `--realtime` also
-//! paces the input at real time, as a microphone would.
+//! paces the input at real time, as a microphone would. `--clock modeled` gives the work a
+//! fixed cost instead (tests: a busy host cannot change a turn's timeline; [`clock`]).
 
+pub mod clock;
 mod outputs;
 pub mod turn_loop;
 
@@ -30,6 +32,9 @@ pub struct ReplayOptions {
     pub out_dir: PathBuf,
     pub cloud_latency_ms: Option<f64>,
     pub realtime: bool,
+    /// How the device's work is placed on the timeline (wall: as it took here; modeled: a
+    /// fixed cost per piece of work, for tests).
+    pub clock: clock::ClockMode,
 }
 
 /// One utterance found by the VAD, in ms on the input clock.
@@ -235,7 +240,16 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
         }
         let words = next_opener_words(cfg, &estimate);
         let audio = utterance_audio(&input, &span, cfg.vad.pre_roll_ms);
-        let ctx = turn_loop::TurnContext { cfg, utterance: span, audio, words, index: i, stop_at_handoff: false, history: &conversation };
+        let ctx = turn_loop::TurnContext {
+            cfg,
+            utterance: span,
+            audio,
+            words,
+            index: i,
+            stop_at_handoff: false,
+            history: &conversation,
+            clock: opts.clock,
+        };
         let mut t = turn_loop::run_turn(&rt, &link, &mut models, &ctx)?;
         if merged {
             t.merged_from = Some(i - 1);
@@ -252,7 +266,7 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
         remember(&mut conversation, last);
     }
     rt.block_on(link.shutdown());
-    outputs::write_all(&opts.out_dir, &input, &turns, models.voice.sample_rate_hz())?;
+    outputs::write_all(&opts.out_dir, &input, &turns, models.voice.sample_rate_hz(), opts.clock)?;
     Ok(turns)
 }
 

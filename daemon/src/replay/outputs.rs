@@ -62,6 +62,9 @@ pub struct TurnTimeline {
     /// Semantic endpointing's judgement of the pause that ended the turn (`complete`:
     /// ended early; `unfinished`: waited longer), None when the VAD's hangover decided.
     pub endpoint_judged: Option<crate::endpoint::Completeness>,
+    /// When the turn's work started: the endpoint, or the VAD pause that it confirmed when
+    /// the work was speculative (ms on the input clock).
+    pub work_start_ms: f64,
     pub asr_done_ms: Option<f64>,
     pub opener_ready_ms: Option<f64>,
     pub first_audio_ms: Option<f64>,
@@ -107,6 +110,7 @@ impl TurnTimeline {
             speech_end_ms: u.last_voiced_ms,
             endpoint_ms: u.endpoint_ms,
             endpoint_judged: u.judged,
+            work_start_ms: if speculative { u.pause_ms.unwrap_or(u.endpoint_ms) } else { u.endpoint_ms },
             asr_done_ms: None,
             opener_ready_ms: None,
             first_audio_ms: None,
@@ -188,14 +192,16 @@ impl TurnTimeline {
 #[derive(Serialize)]
 struct TimelineFile<'a> {
     input_ms: f64,
+    /// How the device's work was placed on the timeline (`wall` or `modeled`).
+    clock: super::clock::ClockMode,
     turns: &'a [TurnTimeline],
 }
 
 /// Writes reply.wav, timeline.json and timeline.svg into `dir`.
-pub fn write_all(dir: &Path, input: &[f32], turns: &[TurnTimeline], tts_rate: u32) -> Result<()> {
+pub fn write_all(dir: &Path, input: &[f32], turns: &[TurnTimeline], tts_rate: u32, clock: super::clock::ClockMode) -> Result<()> {
     let [wav, json, svg] = super::output_paths(dir);
     let input_ms = input.len() as f64 / 16.0;
-    let file = TimelineFile { input_ms, turns };
+    let file = TimelineFile { input_ms, clock, turns };
     std::fs::write(&json, serde_json::to_string_pretty(&file)?).with_context(|| format!("writing {}", json.display()))?;
     let end_ms = turns.iter().filter_map(|t| t.turn_end_ms).fold(input_ms, f64::max) + 300.0;
     let mut mix = vec![0.0f32; (end_ms * 16.0) as usize];

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cloud::client::CloudEvent;
 
+use super::clock::{ClockMode, CostModel, TurnClock, Work};
 use super::outputs::{Segment, TurnTimeline};
 use super::Models;
 use super::Utterance;
@@ -34,6 +35,8 @@ pub struct TurnContext<'a> {
     /// The conversation before this turn (sent to the cloud and the μLM). An end phrase in
     /// this turn's transcript sets `conversation_end` and the turn goes without it.
     pub history: &'a Conversation,
+    /// How the device's work is placed on the timeline: as it took here, or modeled (tests).
+    pub clock: ClockMode,
 }
 
 /// One replayed turn through the state machine; its timeline on the input's clock.
@@ -46,12 +49,9 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
     let speculative = cfg.turn.speculative && u.pause_ms.is_some();
     // Speculation: the work starts at the pause the endpoint later confirmed (the audio after
     // it is silence, so the result is the same); audio still cannot play before the endpoint.
-    let anchor = if speculative { u.pause_ms.unwrap_or(u.endpoint_ms) } else { u.endpoint_ms };
-    let wall0 = Instant::now();
-    let vnow = || anchor + wall0.elapsed().as_secs_f64() * 1000.0;
-
     let mut turn = Turn::new(cfg.turn.clone(), ctx.words).with_gate(gate_policy(cfg, mulm, ctx.index)).with_deadlines(deadlines(cfg));
     let mut tl = TurnTimeline::new(ctx.index, &u, speculative, ctx.words);
+    let mut clock = TurnClock::new(ctx.clock, CostModel::default(), tl.work_start_ms, Instant::now());
     let mut queue: VecDeque<Action> = turn.on(Event::SpeechEnded { last_voiced_ms: u.last_voiced_ms, endpoint_ms: u.endpoint_ms }).into();
     let mut cursor = u.endpoint_ms;
     let mut cloud_rx: Option<mpsc::Receiver<(Instant, CloudEvent)>> = None;
@@ -66,19 +66,23 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Transcribe => {
+                    let t0 = Instant::now();
                     let t = asr.transcribe(ctx.audio).with_context(|| format!("turn {}: ASR", ctx.index))?;
+                    clock.worked(Work::Asr { audio_ms: ctx.audio.len() as f64 * 1000.0 / f64::from(audio::ASR_RATE_HZ) }, t0.elapsed());
                     if is_end_phrase(&t.text, &cfg.turn.conversation_end_phrases) {
                         tl.conversation_end = Some("phrase");
                         history = &fresh;
                     }
-                    queue.extend(turn.on(Event::Transcript { text: t.text, at_ms: vnow() }));
+                    queue.extend(turn.on(Event::Transcript { text: t.text, at_ms: clock.now() }));
                 }
                 Action::WriteOpener { transcript, words } => {
+                    let t0 = Instant::now();
                     let (turns, k) = mulm_history(cfg, mulm, history, &transcript)?;
                     let (o, score) = mulm.scored_opener_in(&turns, &transcript, words)?;
+                    clock.worked(Work::Mulm, t0.elapsed());
                     tl.context.mulm_context_turns = k;
                     tl.context.mulm_prompt_tokens = o.prompt_tokens;
-                    queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: vnow(), score: Some(score) }));
+                    queue.extend(turn.on(Event::Opener { text: o.text, complete: o.complete, at_ms: clock.now(), score: Some(score) }));
                 }
                 Action::SendContinue { transcript, opener, opener_complete } => {
                     let (messages, k) = cloud_history(cfg, history, &transcript);
@@ -105,20 +109,24 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
                     if spoken.trim().is_empty() {
                         continue;
                     }
+                    let t0 = Instant::now();
                     let pcm = voice.synthesize(&spoken).with_context(|| format!("turn {}: TTS", ctx.index))?;
-                    let ready = vnow();
+                    let dur = pcm.samples.len() as f64 * 1000.0 / rate as f64;
+                    clock.worked(Work::Tts { audio_ms: dur }, t0.elapsed());
+                    let ready = clock.now();
                     let gap = tl.segments.last().map(|s| seam_gap_ms(cfg, &s.text)).unwrap_or(0.0);
                     let start = ready.max(cursor + gap);
-                    let dur = pcm.samples.len() as f64 * 1000.0 / rate as f64;
                     tl.segments.push(Segment { part, text, start_ms: start, end_ms: start + dur, ready_ms: ready, samples: pcm.samples });
                     cursor = start + dur;
                     idle_notified = false;
                     handed_off |= part == Part::Continuation;
                 }
                 Action::FinishLocally { transcript, prefix } => {
+                    let t0 = Instant::now();
                     let (turns, _) = mulm_history(cfg, mulm, history, &transcript)?;
                     let text = mulm.finish_sentence(&turns, &prefix, LOCAL_FINISH_TOKENS)?;
-                    queue.extend(turn.on(Event::LocalFinish { text, at_ms: vnow() }));
+                    clock.worked(Work::Mulm, t0.elapsed());
+                    queue.extend(turn.on(Event::LocalFinish { text, at_ms: clock.now() }));
                 }
                 Action::CancelCloud => {
                     if let Some(id) = cloud_id {
@@ -138,7 +146,7 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
             break;
         }
         // Wait for a cloud event, the playback queue draining, or the next tick.
-        let now = vnow();
+        let now = clock.now();
         let wait_ms = if !idle_notified && cursor > now { (cursor - now).clamp(1.0, 50.0) } else { 50.0 };
         let wait = Duration::from_secs_f64(wait_ms / 1000.0);
         let received = match &cloud_rx {
@@ -156,10 +164,10 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
             }
         };
         if let Some((t, e)) = received {
-            let at_ms = anchor + t.saturating_duration_since(wall0).as_secs_f64() * 1000.0;
+            let at_ms = clock.at(t);
             queue.extend(turn.on(cloud_event(e, at_ms)));
         }
-        let now = vnow();
+        let now = clock.now();
         if queue.is_empty() && !idle_notified && now >= cursor {
             idle_notified = true;
             queue.extend(turn.on(Event::PlaybackIdle { at_ms: cursor }));

@@ -74,7 +74,13 @@ pub fn run(cfg: &Config, voices_toml: &Path) -> Result<PausedSummary> {
         };
         // Replay writes its timeline and audio; only the turns returned are read.
         let out_dir = std::env::temp_dir().join(format!("firstword-bench-paused-{}-{}", std::process::id(), f.id));
-        let opts = ReplayOptions { input: dir.join(format!("{}.wav", f.id)), out_dir, cloud_latency_ms: Some(500.0), realtime: false };
+        let opts = ReplayOptions {
+            input: dir.join(format!("{}.wav", f.id)),
+            out_dir,
+            cloud_latency_ms: Some(500.0),
+            realtime: false,
+            clock: Default::default(),
+        };
         let turns = replay::run(&cfg, &opts).with_context(|| format!("paused fixture {}", f.id));
         let _ = std::fs::remove_dir_all(&opts.out_dir);
         let turns = turns?;

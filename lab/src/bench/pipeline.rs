@@ -288,6 +288,8 @@ fn run_row(
             stop_at_handoff: !local_opener,
             // Each question stands alone: the benchmark measures timing, not context.
             history: &daemon::conversation::Conversation::new(),
+            // A benchmark measures this machine: the work takes the time it takes.
+            clock: daemon::replay::clock::ClockMode::Wall,
         };
         let t = run_turn(&rt, &link, models, &ctx).with_context(|| format!("question {}", q.id))?;
         if let (Some(d), Some(o)) = (t.cloud_first_delta_ms, t.opener_ready_ms) {

@@ -89,12 +89,11 @@ impl LocalConfig {
         check_range("backend.temperature", self.temperature, 0.0, 100.0)?;
         check_range("backend.top_p", self.top_p, 0.0, 1.0)?;
         check_range("backend.repeat_penalty", self.repeat_penalty as f64, 0.01, 100.0)?;
-        let bad = |m: &str| Err(crate::error::CloudError::Config(m.into()));
         if !(16..=131_072).contains(&self.max_context) {
-            return bad("backend.max_context must be in 16..=131072");
+            return Err(crate::error::CloudError::invalid_config("backend.max_context", " must be in 16..=131072".into()));
         }
         if self.queue_depth == 0 || self.queue_depth > 4096 {
-            return bad("backend.queue_depth must be in 1..=4096");
+            return Err(crate::error::CloudError::invalid_config("backend.queue_depth", " must be in 1..=4096".into()));
         }
         Ok(())
     }
