@@ -83,10 +83,10 @@ fn first_continuation_chunk_is_spoken_after_five_words_without_waiting_for_a_com
     t.on(Event::Opener { text: "A simple way to fall asleep".into(), complete: false, at_ms: 2_615.0, score: None });
     let early: Vec<_> = deltas[..4].iter().flat_map(|d| speaks(&t.on(Event::CloudDelta { text: d.to_string(), at_ms: 3_000.0 }))).collect();
     assert!(early.is_empty(), "{early:?}");
-    assert!(TurnConfig { continuation_first_words: 65, ..TurnConfig::default() }
-        .validate()
-        .unwrap_err()
-        .key() == Some("turn.continuation_first_words"));
+    assert!(
+        TurnConfig { continuation_first_words: 65, ..TurnConfig::default() }.validate().unwrap_err().key()
+            == Some("turn.continuation_first_words")
+    );
 }
 
 #[test]
