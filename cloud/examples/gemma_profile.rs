@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
-use cloud::backend::local::gemma3::Gemma3;
+use lm::gemma3::Gemma3;
 
 fn main() -> candle_core::Result<()> {
     let mut f = std::fs::File::open("models/gemma/gemma-3-270m-q4_k_m.gguf")?;

@@ -1,4 +1,5 @@
-//! Local backend: Gemma 3 270M *base* (GGUF, Q4_K_M) on the CPU with candle.
+//! Local backend: Gemma 3 270M *base* (GGUF, Q4_K_M) on the CPU with candle
+//! ([`lm::gemma3`]).
 //!
 //! It stands in for a cloud LLM on machines without network. Being a base model,
 //! it gets a plain-text transcript (few-shot examples, then the conversation,
@@ -11,7 +12,6 @@
 //! KV cache is computed once and reused (prefix caching), which keeps the
 //! time-to-first-token proportional to the conversation, not the prompt.
 
-pub mod gemma3;
 pub mod tokenizer;
 
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use super::{receiver_stream, Backend, BackendError, BackendEvent, BackendRequest, CancelToken, DeltaStream, STREAM_CHANNEL};
 use crate::continuation::{base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES};
 use crate::protocol::{ContinueRequest, FinishReason, RecoveryMode, Usage};
-use gemma3::Gemma3;
+use lm::gemma3::Gemma3;
 use tokenizer::{GemmaTokenizer, StreamDecoder};
 
 /// Default location of the model inside the workspace.

@@ -1,7 +1,8 @@
-//! Gemma 3 decoder over GGUF quantized weights, on candle (CPU).
+//! Gemma 3 decoder over GGUF quantized weights, on candle (CPU): the model behind the cloud
+//! crate's local backend (`cloud::backend::local`) and the lab's `eval mc` Gemma scorer.
 //!
-//! Adapted from candle-transformers 0.11.1 `models::quantized_gemma3` (same GGUF
-//! tensor names and metadata keys) with three fixes that matter for output quality
+//! A fork of candle-transformers 0.11.1 `models::quantized_gemma3` (same GGUF
+//! tensor names and metadata keys) with fixes that matter for output quality
 //! and memory on a small machine:
 //! * the MLP gate uses GELU (tanh approximation, Gemma's `gelu_pytorch_tanh`);
 //!   upstream hardcodes SiLU (candle issue #3745), which quietly degrades text;
@@ -16,8 +17,7 @@
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
-use candle_nn::Embedding;
-use candle_transformers::quantized_nn::RmsNorm;
+use candle_nn::{Embedding, RmsNorm};
 
 /// Every 6th layer is global; the others use sliding-window attention (Gemma 3).
 const DEFAULT_SLIDING_WINDOW_TYPE: usize = 6;
@@ -36,6 +36,22 @@ fn fast_qmatmul(w: QTensor) -> Result<QMatMul> {
         _ => w,
     };
     QMatMul::from_qtensor(w)
+}
+
+/// An RMSNorm whose weight (already `1 + w`, as llama.cpp's converter stores Gemma's) is a
+/// GGUF tensor.
+fn rms_norm(w: QTensor, eps: f64, device: &Device) -> Result<RmsNorm> {
+    Ok(RmsNorm::new(w.dequantize(device)?, eps))
+}
+
+/// `[b, n_kv_head, seq, d]` → `[b, n_kv_head * n_rep, seq, d]`, each KV head repeated for its
+/// query heads (candle-transformers' `utils::repeat_kv`).
+fn repeat_kv(xs: Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(xs);
+    }
+    let (b, n_kv_head, seq_len, head_dim) = xs.dims4()?;
+    Tensor::cat(&vec![&xs; n_rep], 2)?.reshape((b, n_kv_head * n_rep, seq_len, head_dim))
 }
 
 #[derive(Debug, Clone)]
@@ -120,8 +136,8 @@ impl Layer {
         };
         self.kv_cache = Some((k.clone(), v.clone()));
         let rep = self.n_head / self.n_kv_head;
-        let k = candle_transformers::utils::repeat_kv(k, rep)?;
-        let v = candle_transformers::utils::repeat_kv(v, rep)?;
+        let k = repeat_kv(k, rep)?;
+        let v = repeat_kv(v, rep)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let mut w = (q.matmul(&k.t()?)? * scale)?;
         if let Some(mask) = attention_mask(seq_len, index_pos, self.sliding_window, x.device())? {
@@ -185,7 +201,7 @@ impl Gemma3 {
         let rope_local = Rope::new(head_dim, base_local, max_context, device)?;
         let qt = |name: &str, r: &mut R| -> Result<QTensor> { ct.tensor(r, name, device) };
         let embed = qt("token_embd.weight", reader)?.dequantize(device)?;
-        let norm = RmsNorm::from_qtensor(qt("output_norm.weight", reader)?, eps)?;
+        let norm = rms_norm(qt("output_norm.weight", reader)?, eps, device)?;
         let output = match ct.tensor(reader, "output.weight", device) {
             Ok(t) => t,
             // Tied embeddings: the LM head is the embedding table.
@@ -195,7 +211,7 @@ impl Gemma3 {
         for i in 0..n_layer {
             let p = format!("blk.{i}");
             let mm = |n: &str, r: &mut R| -> Result<QMatMul> { fast_qmatmul(qt(&format!("{p}.{n}.weight"), r)?) };
-            let nm = |n: &str, r: &mut R| -> Result<RmsNorm> { RmsNorm::from_qtensor(qt(&format!("{p}.{n}.weight"), r)?, eps) };
+            let nm = |n: &str, r: &mut R| -> Result<RmsNorm> { rms_norm(qt(&format!("{p}.{n}.weight"), r)?, eps, device) };
             let sliding = (i + 1) % window_type > 0;
             layers.push(Layer {
                 wq: mm("attn_q", reader)?,
