@@ -184,12 +184,12 @@ impl LogProbModel for GemmaScorer {
     fn continuation_log_likelihoods(&mut self, context: &[u32], conts: &[Vec<u32>]) -> Result<Vec<f64>> {
         let input = Tensor::new(context, &Device::Cpu)?.unsqueeze(0)?;
         let last: Vec<f32> = self.model.forward(&input, 0).context("Gemma forward")?.squeeze(0)?.to_vec1()?;
-        let snapshot = self.model.kv_snapshot();
         let mut out = Vec::with_capacity(conts.len());
         for cont in conts {
             let mut ll = log_softmax_at(&last, cont[0]);
             if cont.len() > 1 {
-                self.model.restore_kv(&snapshot);
+                // Continuing at `context.len()` discards the previous choice's positions: the
+                // context's KV cache is reused without a snapshot.
                 let input = Tensor::new(&cont[..cont.len() - 1], &Device::Cpu)?.unsqueeze(0)?;
                 let rows: Vec<Vec<f32>> = self.model.forward_all(&input, context.len()).context("Gemma forward")?.to_vec2()?;
                 ll += rows.iter().zip(&cont[1..]).map(|(row, &t)| log_softmax_at(row, t)).sum::<f64>();

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use super::{receiver_stream, Backend, BackendError, BackendEvent, BackendRequest, CancelToken, DeltaStream, STREAM_CHANNEL};
 use crate::continuation::{base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES};
 use crate::protocol::{ContinueRequest, FinishReason, RecoveryMode, Usage};
-use lm::gemma3::Gemma3;
+use lm::gemma3::{Gemma3, KvSnapshot};
 use tokenizer::{GemmaTokenizer, StreamDecoder};
 
 /// Default location of the model inside the workspace.
@@ -260,7 +260,7 @@ impl Backend for LocalBackend {
 /// Cached model state after a mode's few-shot prefix.
 struct PrefixState {
     tokens: Vec<u32>,
-    kv: Vec<Option<(Tensor, Tensor)>>,
+    kv: KvSnapshot,
 }
 
 struct Worker {
@@ -301,7 +301,7 @@ impl Worker {
             let tokens = self.tokenizer.encode(&base_model_prompt_prefix(mode), true);
             let t = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
             self.model.forward(&t, 0)?;
-            self.prefix_cache.insert(mode, PrefixState { tokens, kv: self.model.kv_snapshot() });
+            self.prefix_cache.insert(mode, PrefixState { tokens, kv: self.model.kv_snapshot()? });
         }
         Ok(())
     }
@@ -313,7 +313,7 @@ impl Worker {
             if let Some(p) = self.prefix_cache.get(&mode) {
                 // Reuse only if the full prompt tokenizes to prefix + rest.
                 if full.len() > p.tokens.len() && full.starts_with(&p.tokens) {
-                    self.model.restore_kv(&p.kv);
+                    self.model.restore_kv(&p.kv)?;
                     let rest = Tensor::new(&full[p.tokens.len()..], &Device::Cpu)?.unsqueeze(0)?;
                     return self.model.forward(&rest, p.tokens.len());
                 }
