@@ -14,6 +14,8 @@
 //! - [`opener`]: word-budgeted, word-boundary-exact openers with streaming callbacks.
 //! - [`bench`]: the paper's fixed-window latency/throughput benchmark.
 //! - [`dev`]: tiny tokenizer + random checkpoint for development without trained weights.
+//! - [`gemma3`]: Gemma 3 (GGUF) on candle, the cloud crate's local backend and the lab's
+//!   `eval mc` reference model (not the μLM; here so that neither reaches into the other).
 
 // `%` instead of `is_multiple_of` keeps older toolchains happy; `!(x >= 0.0)` rejects NaN on purpose.
 #![allow(clippy::manual_is_multiple_of, clippy::neg_cmp_op_on_partial_ord, clippy::nonminimal_bool)]
@@ -24,6 +26,7 @@ pub mod config;
 pub mod decode;
 pub mod dev;
 pub mod error;
+pub mod gemma3;
 pub mod gguf_check;
 pub mod gguf_export;
 pub mod linear;

@@ -1,6 +1,6 @@
 //! The models `eval mc` scores, behind [`LogProbModel`]: the μLM (lm crate) and Gemma 3 270M
-//! base (the cloud crate's candle implementation), each computing the context once and
-//! reusing its KV cache for every choice.
+//! base ([`lm::gemma3`], tokenized by the cloud crate's Gemma tokenizer), each computing the
+//! context once and reusing its KV cache for every choice.
 //!
 //! Both get a BOS token before the context. lm-eval-harness adds none for most Hugging Face
 //! models, but it does for Gemma (`add_bos_token` is forced on: Gemma breaks without it), and
@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use cloud::backend::local::gemma3::Gemma3;
 use cloud::backend::local::tokenizer::GemmaTokenizer;
+use lm::gemma3::Gemma3;
 
 use super::mc_score::{log_softmax_at, LogProbModel};
 
@@ -123,7 +123,7 @@ impl LogProbModel for MulmScorer {
     }
 }
 
-/// Gemma 3 (GGUF) as a [`LogProbModel`], through `cloud::backend::local`.
+/// Gemma 3 (GGUF) as a [`LogProbModel`], on [`lm::gemma3::Gemma3`].
 pub struct GemmaScorer {
     model: Gemma3,
     tok: GemmaTokenizer,
@@ -161,7 +161,7 @@ impl GemmaScorer {
         &self.info
     }
 
-    /// Whole-sequence log-probs straight from the cloud crate's API (for tests).
+    /// Whole-sequence log-probs straight from [`Gemma3::token_log_probs`] (for tests).
     #[cfg(test)]
     pub fn token_log_probs(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         Ok(self.model.token_log_probs(tokens)?)
@@ -184,12 +184,12 @@ impl LogProbModel for GemmaScorer {
     fn continuation_log_likelihoods(&mut self, context: &[u32], conts: &[Vec<u32>]) -> Result<Vec<f64>> {
         let input = Tensor::new(context, &Device::Cpu)?.unsqueeze(0)?;
         let last: Vec<f32> = self.model.forward(&input, 0).context("Gemma forward")?.squeeze(0)?.to_vec1()?;
-        let snapshot = self.model.kv_snapshot();
         let mut out = Vec::with_capacity(conts.len());
         for cont in conts {
             let mut ll = log_softmax_at(&last, cont[0]);
             if cont.len() > 1 {
-                self.model.restore_kv(&snapshot);
+                // Continuing at `context.len()` discards the previous choice's positions: the
+                // context's KV cache is reused without a snapshot.
                 let input = Tensor::new(&cont[..cont.len() - 1], &Device::Cpu)?.unsqueeze(0)?;
                 let rows: Vec<Vec<f32>> = self.model.forward_all(&input, context.len()).context("Gemma forward")?.to_vec2()?;
                 ll += rows.iter().zip(&cont[1..]).map(|(row, &t)| log_softmax_at(row, t)).sum::<f64>();

@@ -1,4 +1,5 @@
-//! Local backend: Gemma 3 270M *base* (GGUF, Q4_K_M) on the CPU with candle.
+//! Local backend: Gemma 3 270M *base* (GGUF, Q4_K_M) on the CPU with candle
+//! ([`lm::gemma3`]).
 //!
 //! It stands in for a cloud LLM on machines without network. Being a base model,
 //! it gets a plain-text transcript (few-shot examples, then the conversation,
@@ -11,7 +12,6 @@
 //! KV cache is computed once and reused (prefix caching), which keeps the
 //! time-to-first-token proportional to the conversation, not the prompt.
 
-pub mod gemma3;
 pub mod tokenizer;
 
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use super::{receiver_stream, Backend, BackendError, BackendEvent, BackendRequest, CancelToken, DeltaStream, STREAM_CHANNEL};
 use crate::continuation::{base_model_prompt_prefix, base_model_prompt_tail, STOP_SEQUENCES};
 use crate::protocol::{ContinueRequest, FinishReason, RecoveryMode, Usage};
-use gemma3::Gemma3;
+use lm::gemma3::{Gemma3, KvSnapshot};
 use tokenizer::{GemmaTokenizer, StreamDecoder};
 
 /// Default location of the model inside the workspace.
@@ -259,7 +259,7 @@ impl Backend for LocalBackend {
 /// Cached model state after a mode's few-shot prefix.
 struct PrefixState {
     tokens: Vec<u32>,
-    kv: Vec<Option<(Tensor, Tensor)>>,
+    kv: KvSnapshot,
 }
 
 struct Worker {
@@ -300,7 +300,7 @@ impl Worker {
             let tokens = self.tokenizer.encode(&base_model_prompt_prefix(mode), true);
             let t = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
             self.model.forward(&t, 0)?;
-            self.prefix_cache.insert(mode, PrefixState { tokens, kv: self.model.kv_snapshot() });
+            self.prefix_cache.insert(mode, PrefixState { tokens, kv: self.model.kv_snapshot()? });
         }
         Ok(())
     }
@@ -312,7 +312,7 @@ impl Worker {
             if let Some(p) = self.prefix_cache.get(&mode) {
                 // Reuse only if the full prompt tokenizes to prefix + rest.
                 if full.len() > p.tokens.len() && full.starts_with(&p.tokens) {
-                    self.model.restore_kv(&p.kv);
+                    self.model.restore_kv(&p.kv)?;
                     let rest = Tensor::new(&full[p.tokens.len()..], &Device::Cpu)?.unsqueeze(0)?;
                     return self.model.forward(&rest, p.tokens.len());
                 }
