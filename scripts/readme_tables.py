@@ -397,6 +397,43 @@ def cloud_table(reports, rels):
     return md_table(header, rows)
 
 
+def echo_table(reports, rels):
+    """`firstword bench echo`: issue 16's goals on the simulated echo path."""
+    (rel,) = rels
+    r = reports.get(rel)
+    si, it, erle = field(r, "self_interruption", rel=rel), field(r, "interruptions", rel=rel), field(r, "erle", rel=rel)
+    replies, selfs = si.get("replies"), si.get("self_interruptions_aec")
+    trials, fast, share = it.get("trials"), it.get("detected_within_150ms"), it.get("within_150ms_share")
+    lat = it.get("latency_ms") or {}
+    conv = erle.get("converged_db") or {}
+    noisy = erle.get("with_noise_db") or {}
+    rows = [
+        [
+            f"replies that stop themselves, echo at {trim(num(si.get('gain_db'), 1))} dB",
+            f"{num(selfs)} of {num(replies)} ({num(si.get('self_interruptions_no_aec'))} of {num(replies)} without cancellation)",
+            "0: " + goal(selfs == 0 if selfs is not None else None, bool(replies)),
+        ],
+        [
+            f"user interruptions during a reply, echo at {trim(num(it.get('gain_db'), 1))} dB",
+            f"{num(it.get('detected'))} of {num(trials)} detected, {num(fast)} within 150 ms ({pct(share)}); "
+            f"latency p50 {ms(lat.get('p50'))}, p95 {ms(lat.get('p95'))}",
+            "≥ 95 % within 150 ms: " + goal(share >= 0.95 if share is not None else None, bool(trials)),
+        ],
+        [
+            "ERLE on the daemon's own speech",
+            f"p50 {num(conv.get('p50'), 1)} dB (min {num(conv.get('min'), 1)}; {num(noisy.get('p50'), 1)} dB with noise)",
+            "≥ 25 dB: " + goal(conv.get("p50") >= 25.0 if conv.get("p50") is not None else None, bool(conv.get("n"))),
+        ],
+        [
+            "double-talk WER",
+            f"{num(it.get('double_talk_linear_wer'), 2)} on Whisper's stream (linear output), "
+            f"{num(it.get('double_talk_wer'), 2)} on the suppressed one; {num(it.get('clean_wer'), 2)} with no echo",
+            "reported",
+        ],
+    ]
+    return md_table(["measure (simulated echo)", "figure", "goal"], rows)
+
+
 def handoff_table(reports, rels):
     (rel,) = rels
     rows = []
@@ -450,6 +487,7 @@ TABLES = {
     "bench_lm": (["docs/results/bench_lm.json", "docs/results/bench_lm_2threads.json"], lm_table),
     "bench_lm_q8_kernels": (["docs/results/bench_lm_q8_kernels.json"], q8_kernels_table),
     "bench_cloud": (["docs/results/bench_cloud.json"], cloud_table),
+    "bench_echo": (["docs/results/bench_echo.json"], echo_table),
     "eval_handoff": (["docs/results/eval_handoff.json"], handoff_table),
     "eval_followup": (["docs/results/eval_followup.json"], followup_table),
 }

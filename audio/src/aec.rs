@@ -8,8 +8,11 @@
 //! the same algorithm (linear filter, delay estimator, residual echo suppressor) in Rust,
 //! compiles with the workspace, and runs on the listener thread at a fraction of real time.
 //!
-//! Only the high-pass filter and AEC3 run: noise suppression and automatic gain control
-//! would change the levels the VAD's thresholds and Whisper were tuned on.
+//! Only AEC3 runs: noise suppression and automatic gain control would change the levels the
+//! VAD's thresholds and Whisper were tuned on, and the high-pass filter changed clean speech
+//! enough to flip Whisper's transcripts (correlation with the input 0.92; without it the
+//! linear output equals the input while nothing plays, and the ERLE is unchanged:
+//! `firstword bench echo`, 2026-12-03).
 
 use aec3::nodes::audio::AudioFormat;
 use aec3::pipelines::linear::{self, LinearPipeline};
@@ -18,6 +21,14 @@ use aec3::pipelines::linear::{self, LinearPipeline};
 pub const AEC_RATE_HZ: u32 = crate::ASR_RATE_HZ;
 /// Samples per canceller frame (10 ms at 16 kHz).
 pub const AEC_FRAME: usize = (AEC_RATE_HZ / 100) as usize;
+
+/// Delay of [`EchoCanceller::linear_into`]'s output behind the microphone, in samples
+/// (AEC3's 64-sample block framing): sample `n` of the linear output is microphone sample
+/// `n - LINEAR_LATENCY_SAMPLES` minus its echo.
+pub const LINEAR_LATENCY_SAMPLES: usize = 64;
+/// Delay of [`EchoCanceller::process`]'s output behind the microphone, in samples (block
+/// framing plus the suppressor's frequency-domain analysis).
+pub const OUTPUT_LATENCY_SAMPLES: usize = 128;
 
 /// Why the canceller failed (a frame the wrong size, or an internal error of `aec3`).
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +39,9 @@ pub struct AecError(String);
 /// frame and the reference frame played at the same instant.
 pub struct EchoCanceller {
     pipeline: LinearPipeline,
+    /// The last frame's linear output (valid when `has_linear`); preallocated.
+    linear: Vec<f32>,
+    has_linear: bool,
 }
 
 impl EchoCanceller {
@@ -37,15 +51,16 @@ impl EchoCanceller {
     pub fn new(delay_hint_ms: Option<u32>) -> Result<Self, AecError> {
         let format = AudioFormat::ten_ms(AEC_RATE_HZ, 1);
         let mut b = linear::builder(format, format)
-            .enable_high_pass_filter(true)
+            .enable_high_pass_filter(false)
             .enable_noise_suppression(false)
             .enable_gain_controller2(false)
-            .enable_post_filter(false);
+            .enable_post_filter(false)
+            .export_linear_output(true);
         if let Some(ms) = delay_hint_ms {
             b = b.initial_delay_ms(ms.min(500) as i32);
         }
         let pipeline = b.build().map_err(|e| AecError(format!("{e:?}")))?;
-        Ok(Self { pipeline })
+        Ok(Self { pipeline, linear: vec![0.0; AEC_FRAME], has_linear: false })
     }
 
     /// Cancels the echo of `reference` (what the speaker played, [`AEC_FRAME`] samples) in
@@ -62,7 +77,28 @@ impl EchoCanceller {
         }
         self.pipeline.handle_render_frame(reference).map_err(|e| AecError(format!("{e:?}")))?;
         self.pipeline.process_capture_frame(mic, out).map_err(|e| AecError(format!("{e:?}")))?;
+        // Drained every frame so that the export's queue never fills.
+        self.has_linear = false;
+        if let Some(p) = self.pipeline.try_pull_linear_output().map_err(|e| AecError(format!("{e:?}")))? {
+            let lin = p.payload().samples();
+            if lin.len() == AEC_FRAME {
+                self.linear.copy_from_slice(lin);
+                self.has_linear = true;
+            }
+        }
         Ok(())
+    }
+
+    /// Copies the linear filter's output of the last [`EchoCanceller::process`] call
+    /// ([`AEC_FRAME`] samples: the microphone minus the estimated echo, before the residual
+    /// echo suppressor) into `out`; false (and `out` untouched) when AEC3 produced none.
+    /// The suppressor also attenuates a user talking over the reply (double-talk), so
+    /// speech recognition hears this output better (`firstword bench echo`).
+    pub fn linear_into(&self, out: &mut [f32]) -> bool {
+        if self.has_linear && out.len() == AEC_FRAME {
+            out.copy_from_slice(&self.linear);
+        }
+        self.has_linear && out.len() == AEC_FRAME
     }
 }
 
@@ -112,6 +148,17 @@ impl Pairing {
     /// microphone has asked for (read at most this many from the reference ring).
     pub fn reference_room(&self) -> usize {
         (self.mic.len() + self.max_wait).saturating_sub(self.reference.len())
+    }
+
+    /// The speaker is gone: no reference will come for the microphone samples held so far,
+    /// so silence stands in for it at once (not after `max_wait`). Without this the
+    /// reference would resume `max_wait` too early against the microphone once the speaker
+    /// is back, and the canceller could not find the echo (it would come before its
+    /// reference).
+    pub fn fill_reference(&mut self) {
+        let fill = self.mic.len().saturating_sub(self.reference.len());
+        self.filled += fill as u64;
+        self.reference.resize(self.reference.len() + fill, 0.0);
     }
 
     /// Moves the microphone samples still waiting for their reference to `out` (the end
@@ -192,6 +239,49 @@ mod tests {
         }
         let loss = erle_db(&near[8_000..], &out[8_000..]).unwrap();
         assert!(loss.abs() < 3.0, "near-end speech changed by {loss:.1} dB");
+    }
+
+    #[test]
+    fn with_nothing_playing_both_outputs_are_the_microphone_delayed_by_their_latency() {
+        let near = babble(16_000, 5);
+        let mut aec = EchoCanceller::new(None).unwrap();
+        let (mut out, mut lin) = (vec![0.0f32; near.len()], vec![0.0f32; near.len()]);
+        let silent = [0.0f32; AEC_FRAME];
+        for k in 0..near.len() / AEC_FRAME {
+            let r = k * AEC_FRAME..(k + 1) * AEC_FRAME;
+            aec.process(&near[r.clone()], &silent, &mut out[r.clone()]).unwrap();
+            assert!(aec.linear_into(&mut lin[r]), "a linear output every frame");
+        }
+        let worst = |x: &[f32], lag: usize| x[lag..].iter().zip(&near).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst(&lin, LINEAR_LATENCY_SAMPLES) < 1e-4, "linear: {}", worst(&lin, LINEAR_LATENCY_SAMPLES));
+        // The suppressor passes speech with nothing playing, up to rounding of its gains.
+        let corr = |x: &[f32], lag: usize| {
+            let (a, b) = (&x[lag..], &near[..near.len() - lag]);
+            let d: f32 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+            d / (a.iter().map(|p| p * p).sum::<f32>() * b.iter().map(|q| q * q).sum::<f32>()).sqrt()
+        };
+        assert!(corr(&out, OUTPUT_LATENCY_SAMPLES) > 0.99, "output: {}", corr(&out, OUTPUT_LATENCY_SAMPLES));
+    }
+
+    #[test]
+    fn a_lost_speaker_keeps_the_reference_aligned_when_it_comes_back() {
+        let mut p = Pairing::new(3_200);
+        let mut pairs = Vec::new();
+        // 100 ms paired, then the speaker is gone for 500 ms while the microphone goes on.
+        p.push_mic(&[1.0; 1_600]);
+        p.push_reference(&[1.0; 1_600]);
+        p.push_mic(&[2.0; 8_000]);
+        p.fill_reference();
+        // Back: new reference samples pair with the microphone samples of the same moment.
+        p.push_mic(&[3.0; 1_600]);
+        p.push_reference(&[3.0; 1_600]);
+        p.drain_frames(|m, r| {
+            pairs.push((m[0], r[0]));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(pairs.len(), 70);
+        assert!(pairs.iter().all(|&(m, r)| r == 0.0 && m == 2.0 || r == m), "{pairs:?}");
     }
 
     #[test]

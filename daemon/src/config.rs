@@ -168,6 +168,7 @@ mod tests {
         assert!(err("[audio]\nsim_rate_hz = 100\n").contains("audio.sim_rate_hz"));
         assert!(err("[audio.simulated_echo]\ngain_db = 40\n").contains("audio.simulated_echo.gain_db"));
         assert!(err("[audio]\nsim_mic_outages = [[8.0, 3.0]]\n").contains("audio.sim_mic_outages"));
+        assert!(err("[audio]\nsim_speaker_outages = [[-1.0, 3.0]]\n").contains("audio.sim_speaker_outages"));
         assert!(err("[audio]\nhalf_duplex_onset_ms = 5\n").contains("audio.half_duplex_onset_ms"));
         assert!(err("[audio]\ninput_devise = \"hw:0\"\n").contains("input_devise"));
         assert!(err("[metrics]\nlisten = \"localhost\"\n").contains("metrics.listen"));

@@ -242,6 +242,26 @@ class RenderTest(unittest.TestCase):
         self.assertIn("handoff gap p50 ≤ 150 ms: not met", text)
         self.assertIn("paused utterances answered as one sentence ≥ 90 %: not met (2 of 3)", text)
 
+    def test_echo_goals_follow_the_measurements(self):
+        def report(share, selfs, trials=78):
+            return {
+                "self_interruption": {"replies": 100, "gain_db": -6.0, "self_interruptions_aec": selfs, "self_interruptions_no_aec": 100},
+                "interruptions": {"trials": trials, "gain_db": 0.0, "detected": trials, "detected_within_150ms": round((share or 0) * trials),
+                                  "within_150ms_share": share, "latency_ms": {"p50": 90.0, "p95": 150.0}},
+                "erle": {"converged_db": {"n": 96, "p50": 65.8, "min": 62.4}, "with_noise_db": {"p50": 30.9}},
+            }
+
+        def table(r):
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d) / "e.json").write_text(json.dumps(r), encoding="utf-8")
+                return rt.echo_table(rt.Reports(d), ["e.json"])
+
+        self.assertIn("≥ 95 % within 150 ms: met", table(report(75 / 78, 0)))
+        text = table(report(70 / 78, 2))
+        self.assertIn("≥ 95 % within 150 ms: not met", text)
+        self.assertIn("0: not met", text)
+        self.assertIn("≥ 95 % within 150 ms: not measured", table(report(None, 0, trials=0)))
+
     def test_a_missing_report_is_an_error(self):
         with self.assertRaises(rt.TableError):
             rt.Reports(self.repo.root).get("docs/results/absent.json")

@@ -1,12 +1,12 @@
 //! The real microphone and speaker through cpal (ALSA on Linux). Each stream's callback is
 //! one of the ring ends of [`super::ring`]; dropping [`Capture`] / [`Playback`] stops it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{BufferSize, ErrorKind, SampleFormat, StreamConfig};
 
-use super::ring::{capture_ring, playback_ring, ring_samples, AudioCounters, CaptureReader, PlaybackQueue};
+use super::ring::{capture_ring, playback_ring, ring_samples, AudioCounters, CaptureReader, PlaybackDrain, PlaybackQueue};
 use super::{DeviceError, Direction};
 
 /// How to open a device.
@@ -31,10 +31,18 @@ pub struct Capture {
 
 /// A running playback stream (the speaker). Dropping it stops the stream.
 pub struct Playback {
-    stream: cpal::Stream,
+    /// None between a failed reopen and the next attempt.
+    stream: Option<cpal::Stream>,
     name: String,
     rate_hz: u32,
     channels: u16,
+    opts: DeviceOptions,
+    counters: Arc<AudioCounters>,
+    /// The ring's callback end, shared by the stream of the moment: a reopened stream plays
+    /// the same ring, so the worker's queue, stop control and echo reference stay valid.
+    /// The callback only `try_lock`s it (never waits): the lock is contended only while a
+    /// dead stream is replaced, and then the callback plays silence.
+    drain: Arc<Mutex<PlaybackDrain>>,
 }
 
 fn find_device(host: &cpal::Host, name: &str, dir: Direction) -> Result<cpal::Device, DeviceError> {
@@ -100,11 +108,14 @@ fn on_stream_error(counters: Arc<AudioCounters>, name: String, dir: Direction) -
     move |e: cpal::Error| {
         let kind = e.kind();
         let fatal = matches!(kind, ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated | ErrorKind::HostUnavailable);
-        // A microphone that goes away is reopened by its reader (see the daemon's `mic`):
-        // it marks the capture side lost instead of failing the daemon.
-        counters.count_stream_error(fatal && dir == Direction::Output);
-        if fatal && dir == Direction::Input {
-            counters.set_capture_lost(true);
+        // A device that goes away is reopened (the microphone by its reader, the speaker by
+        // the conversation loop): it is marked lost instead of failing the daemon; only the
+        // audio host itself going away is fatal.
+        counters.count_stream_error(kind == ErrorKind::HostUnavailable);
+        match (fatal, dir) {
+            (true, Direction::Input) => counters.set_capture_lost(true),
+            (true, Direction::Output) => counters.set_playback_lost(true),
+            _ => {}
         }
         match (kind, dir) {
             (ErrorKind::Xrun, Direction::Input) => counters.count_overrun(),
@@ -165,18 +176,39 @@ impl Playback {
         let device = find_device(&host, &name, dir)?;
         let (cfg, format) = stream_config(&device, &name, dir, opts.buffer_frames)?;
         let (rate_hz, channels) = (cfg.sample_rate, cfg.channels);
-        let (queue, mut drain) = playback_ring(rate_hz, channels, ring_samples(rate_hz, opts.ring_ms), counters.clone());
-        let err = on_stream_error(counters, name.clone(), dir);
-        let built = match format {
-            SampleFormat::F32 => device.build_output_stream::<f32, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
-            SampleFormat::I16 => device.build_output_stream::<i16, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
-            SampleFormat::I32 => device.build_output_stream::<i32, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
-            SampleFormat::U16 => device.build_output_stream::<u16, _, _>(cfg, move |d, _| drain.fill_interleaved(d), err, None),
-            other => return Err(DeviceError::UnsupportedFormat { name, direction: dir, format: other.to_string() }),
-        };
-        let stream = built.map_err(|e| DeviceError::Open { name: name.clone(), direction: dir, message: e.to_string() })?;
-        stream.play().map_err(|e| DeviceError::Start { name: name.clone(), direction: dir, message: e.to_string() })?;
-        Ok((Playback { stream, name, rate_hz, channels }, queue))
+        let (queue, drain) = playback_ring(rate_hz, channels, ring_samples(rate_hz, opts.ring_ms), counters.clone());
+        let drain = Arc::new(Mutex::new(drain));
+        let stream = start_output(&device, cfg, format, &name, drain.clone(), counters.clone())?;
+        let playback = Playback { stream: Some(stream), name, rate_hz, channels, opts: opts.clone(), counters, drain };
+        Ok((playback, queue))
+    }
+
+    /// Opens the output device again after it went away (unplugged, Bluetooth dropout, a
+    /// PipeWire restart), playing the same ring; clears
+    /// [`AudioCounters::playback_lost`] on success. Errors: the device is still missing or
+    /// will not start, or it came back at another sample rate than the ring's
+    /// ([`DeviceError::Config`]).
+    pub fn reopen(&mut self) -> Result<(), DeviceError> {
+        let dir = Direction::Output;
+        // The dead stream goes first: its callback holds the other handle on the drain.
+        drop(self.stream.take());
+        let host = cpal::default_host();
+        let device = find_device(&host, &self.name, dir)?;
+        let (cfg, format) = stream_config(&device, &self.name, dir, self.opts.buffer_frames)?;
+        if cfg.sample_rate != self.rate_hz {
+            return Err(DeviceError::Config {
+                name: self.name.clone(),
+                direction: dir,
+                message: format!("came back at {} Hz; the playback ring plays at {} Hz", cfg.sample_rate, self.rate_hz),
+            });
+        }
+        if let Ok(mut d) = self.drain.lock() {
+            d.set_channels(cfg.channels);
+        }
+        self.channels = cfg.channels;
+        self.stream = Some(start_output(&device, cfg, format, &self.name, self.drain.clone(), self.counters.clone())?);
+        self.counters.set_playback_lost(false);
+        Ok(())
     }
 
     /// The device's name as configured.
@@ -192,6 +224,38 @@ impl Playback {
 
 impl Drop for Playback {
     fn drop(&mut self) {
-        let _ = self.stream.pause();
+        if let Some(s) = &self.stream {
+            let _ = s.pause();
+        }
     }
+}
+
+/// Builds and starts an output stream whose callback plays `drain`.
+fn start_output(
+    device: &cpal::Device,
+    cfg: StreamConfig,
+    format: SampleFormat,
+    name: &str,
+    drain: Arc<Mutex<PlaybackDrain>>,
+    counters: Arc<AudioCounters>,
+) -> Result<cpal::Stream, DeviceError> {
+    let dir = Direction::Output;
+    let err = on_stream_error(counters, name.to_string(), dir);
+    fn play<T: cpal::SizedSample + cpal::FromSample<f32>>(drain: &Mutex<PlaybackDrain>, out: &mut [T]) {
+        match drain.try_lock() {
+            Ok(mut d) => d.fill_interleaved(out),
+            // Only while a dead stream is being replaced.
+            Err(_) => out.fill(T::EQUILIBRIUM),
+        }
+    }
+    let built = match format {
+        SampleFormat::F32 => device.build_output_stream::<f32, _, _>(cfg, move |d, _| play(&drain, d), err, None),
+        SampleFormat::I16 => device.build_output_stream::<i16, _, _>(cfg, move |d, _| play(&drain, d), err, None),
+        SampleFormat::I32 => device.build_output_stream::<i32, _, _>(cfg, move |d, _| play(&drain, d), err, None),
+        SampleFormat::U16 => device.build_output_stream::<u16, _, _>(cfg, move |d, _| play(&drain, d), err, None),
+        other => return Err(DeviceError::UnsupportedFormat { name: name.to_string(), direction: dir, format: other.to_string() }),
+    };
+    let stream = built.map_err(|e| DeviceError::Open { name: name.to_string(), direction: dir, message: e.to_string() })?;
+    stream.play().map_err(|e| DeviceError::Start { name: name.to_string(), direction: dir, message: e.to_string() })?;
+    Ok(stream)
 }

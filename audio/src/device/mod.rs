@@ -18,7 +18,7 @@ pub use ring::{
     capture_ring, playback_ring, ring_samples, AudioCounters, CaptureFeed, CaptureReader, PlaybackControl, PlaybackDrain, PlaybackQueue,
     PushOutcome, ReferenceReader, REFERENCE_RING_S,
 };
-pub use sim::{load_sim_input, SimDuplex, SimOptions, SIM_MAX_RECORD_S, SIM_PERIOD_MS};
+pub use sim::{load_sim_input, SimDuplex, SimOptions, SimSpeaker, SIM_MAX_RECORD_S, SIM_PERIOD_MS};
 
 use crate::AudioError;
 

@@ -25,8 +25,12 @@ pub struct AudioCounters {
     failed: AtomicBool,
     /// The microphone is gone right now (unplugged, dropout); cleared when it is back.
     capture_lost: AtomicBool,
+    /// The speaker is gone right now; cleared when it is reopened.
+    playback_lost: AtomicBool,
     /// Times a device went away (each loss counted once).
     device_losses: AtomicU64,
+    /// Of those, the microphone's.
+    capture_losses: AtomicU64,
 }
 
 impl AudioCounters {
@@ -52,7 +56,9 @@ impl AudioCounters {
         self.stream_errors.load(Ordering::Relaxed)
     }
 
-    /// True once a stream reported an error it cannot recover from (device gone).
+    /// True once a stream reported an error it cannot recover from (the audio host itself
+    /// went away; a lost device is [`AudioCounters::capture_lost`] /
+    /// [`AudioCounters::playback_lost`] instead, and is reopened).
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
@@ -60,6 +66,20 @@ impl AudioCounters {
     /// True while the microphone is gone (a loss reported by the device, not yet over).
     pub fn capture_lost(&self) -> bool {
         self.capture_lost.load(Ordering::Acquire)
+    }
+
+    /// True while the speaker is gone (a loss reported by the device or noticed as a
+    /// stall, not yet reopened).
+    pub fn playback_lost(&self) -> bool {
+        self.playback_lost.load(Ordering::Acquire)
+    }
+
+    /// Marks the speaker gone (counted once per loss) or back.
+    pub fn set_playback_lost(&self, lost: bool) {
+        let was = self.playback_lost.swap(lost, Ordering::AcqRel);
+        if lost && !was {
+            self.device_losses.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Times a device went away since start (monotonic, for metrics).
@@ -72,7 +92,14 @@ impl AudioCounters {
         let was = self.capture_lost.swap(lost, Ordering::AcqRel);
         if lost && !was {
             self.device_losses.fetch_add(1, Ordering::Relaxed);
+            self.capture_losses.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Times the microphone went away since start (monotonic; a loss that is already over
+    /// still counts, so a poller never misses one).
+    pub fn capture_losses(&self) -> u64 {
+        self.capture_losses.load(Ordering::Relaxed)
     }
 
     pub(crate) fn count_overrun(&self) {
@@ -214,6 +241,7 @@ struct PlaybackShared {
 /// Callback end of the playback ring.
 pub struct PlaybackDrain {
     cons: HeapCons<f32>,
+    /// Output channels of the device it feeds (a reopened device may have other ones).
     channels: usize,
     seen_gen: u64,
     shared: Arc<PlaybackShared>,
@@ -308,6 +336,11 @@ pub fn playback_ring(rate_hz: u32, channels: u16, capacity: usize, counters: Arc
 }
 
 impl PlaybackDrain {
+    /// The device it feeds now has `channels` output channels (a reopened device).
+    pub fn set_channels(&mut self, channels: u16) {
+        self.channels = channels.max(1) as usize;
+    }
+
     /// The playback callback: honours a pending stop (drops everything queued), pops mono
     /// samples into every channel of `out` and zero-fills what the ring cannot supply.
     /// Running dry while the worker flags the reply as streaming counts one underrun.

@@ -22,11 +22,53 @@ pub struct SimOptions {
     /// `[from_s, to_s)` windows (seconds since start) in which the microphone is gone: no
     /// samples reach the capture ring, the counters mark it lost, the input moves on.
     pub mic_outages: Vec<(f64, f64)>,
+    /// `[from_s, to_s)` windows (seconds since start) in which the speaker is gone: it stops
+    /// taking audio and the counters mark it lost; after the window it plays again only
+    /// once reopened ([`SimSpeaker::reopen`]), the way a real device must be.
+    pub speaker_outages: Vec<(f64, f64)>,
 }
 
 impl SimOptions {
     fn mic_gone(&self, t_s: f64) -> bool {
         self.mic_outages.iter().any(|&(a, b)| t_s >= a && t_s < b)
+    }
+
+    fn speaker_gone(&self, t_s: f64) -> bool {
+        self.speaker_outages.iter().any(|&(a, b)| t_s >= a && t_s < b)
+    }
+}
+
+/// State the simulated speaker shares with its [`SimSpeaker`] handles.
+struct SpeakerShared {
+    opts: SimOptions,
+    /// Periods elapsed on the hardware thread.
+    ticks: std::sync::atomic::AtomicU64,
+    /// A reopen succeeded: the hardware thread plays again.
+    reopened: AtomicBool,
+    counters: Arc<AudioCounters>,
+}
+
+/// Reopens the simulated speaker after an outage (what `Playback::reopen` is for a real one).
+#[derive(Clone)]
+pub struct SimSpeaker {
+    shared: Arc<SpeakerShared>,
+}
+
+impl SimSpeaker {
+    /// Succeeds once the outage window is over (clearing
+    /// [`AudioCounters::playback_lost`]); errors while the speaker is still "unplugged".
+    pub fn reopen(&self) -> Result<(), DeviceError> {
+        let t_s = self.shared.ticks.load(Ordering::Acquire) as f64 * SIM_PERIOD_MS as f64 / 1000.0;
+        if self.shared.opts.speaker_gone(t_s) {
+            return Err(DeviceError::Open {
+                name: "simulated speaker".into(),
+                direction: super::Direction::Output,
+                message: "unplugged".into(),
+            });
+        }
+        self.shared.reopened.store(true, Ordering::Release);
+        self.shared.counters.set_playback_lost(false);
+        Ok(())
     }
 }
 
@@ -41,6 +83,7 @@ pub struct SimDuplex {
     stop: Arc<AtomicBool>,
     input_done: Arc<AtomicBool>,
     rate_hz: u32,
+    speaker: SimSpeaker,
 }
 
 /// Reads `path` (any rate, 1-8 channels), downmixes and resamples it to `rate_hz`.
@@ -77,7 +120,16 @@ impl SimDuplex {
         opts: SimOptions,
     ) -> Result<(SimDuplex, CaptureReader, PlaybackQueue), DeviceError> {
         let (mut feed, reader) = capture_ring(rate_hz, 1, ring_samples(rate_hz, capture_ring_ms), counters.clone());
-        let (queue, mut drain) = playback_ring(rate_hz, 1, ring_samples(rate_hz, playback_ring_ms), counters);
+        let (queue, mut drain) = playback_ring(rate_hz, 1, ring_samples(rate_hz, playback_ring_ms), counters.clone());
+        let speaker = SimSpeaker {
+            shared: Arc::new(SpeakerShared {
+                opts: opts.clone(),
+                ticks: std::sync::atomic::AtomicU64::new(0),
+                reopened: AtomicBool::new(false),
+                counters,
+            }),
+        };
+        let speaker2 = speaker.shared.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let input_done = Arc::new(AtomicBool::new(false));
         let period = (rate_hz * SIM_PERIOD_MS / 1000).max(1) as usize;
@@ -91,12 +143,25 @@ impl SimDuplex {
                 let mut mic = vec![0.0f32; period];
                 let mut echo = opts.echo.as_ref().map(|c| EchoPath::new(c, rate_hz));
                 let mut gone = false;
+                let mut speaker_down = false;
                 let t0 = Instant::now();
                 let mut pos = 0usize;
                 let mut tick: u64 = 0;
                 while !stop2.load(Ordering::Acquire) {
                     // One period: the speaker consumes, the microphone delivers (hearing it).
-                    drain.fill_interleaved(&mut out);
+                    let t_s = tick as f64 * SIM_PERIOD_MS as f64 / 1000.0;
+                    if opts.speaker_gone(t_s) && !speaker_down {
+                        speaker_down = true;
+                        speaker2.reopened.store(false, Ordering::Release);
+                        speaker2.counters.set_playback_lost(true);
+                    } else if speaker_down && speaker2.reopened.load(Ordering::Acquire) {
+                        speaker_down = false;
+                    }
+                    if speaker_down {
+                        out.fill(0.0);
+                    } else {
+                        drain.fill_interleaved(&mut out);
+                    }
                     if recorded.len() < max_record {
                         recorded.extend_from_slice(&out);
                     }
@@ -127,6 +192,7 @@ impl SimDuplex {
                         }
                     }
                     tick += 1;
+                    speaker2.ticks.store(tick, Ordering::Release);
                     // Real-time pace on an absolute schedule (a late period is caught up).
                     let due = t0 + Duration::from_micros(tick * SIM_PERIOD_MS as u64 * 1000);
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -139,7 +205,12 @@ impl SimDuplex {
                 recorded
             })
             .map_err(|e| DeviceError::SimThread(e.to_string()))?;
-        Ok((SimDuplex { thread: Some(thread), stop, input_done, rate_hz }, reader, queue))
+        Ok((SimDuplex { thread: Some(thread), stop, input_done, rate_hz, speaker }, reader, queue))
+    }
+
+    /// The handle that reopens the simulated speaker after an outage.
+    pub fn speaker(&self) -> SimSpeaker {
+        self.speaker.clone()
     }
 
     /// True once every input sample has been delivered to the capture ring.
@@ -209,7 +280,7 @@ mod tests {
     fn the_microphone_hears_the_speaker_through_the_echo_path() {
         let rate = 8_000;
         let echo = EchoPathConfig { delay_ms: 20.0, gain_db: 0.0, room_ms: 0.0, noise_dbfs: -200.0, ..Default::default() };
-        let opts = SimOptions { echo: Some(echo), mic_outages: vec![] };
+        let opts = SimOptions { echo: Some(echo), ..Default::default() };
         let (sim, mut reader, mut queue) = SimDuplex::start_with(vec![0.0; 1_600], rate, 1_000, 1_000, AudioCounters::new(), opts).unwrap();
         let mut reference = queue.take_reference().unwrap();
         queue.push(&[0.5; 80]);
@@ -230,7 +301,7 @@ mod tests {
     fn an_outage_loses_the_input_and_marks_the_microphone_lost_until_it_returns() {
         let rate = 8_000;
         let counters = AudioCounters::new();
-        let opts = SimOptions { echo: None, mic_outages: vec![(0.05, 0.1)] };
+        let opts = SimOptions { mic_outages: vec![(0.05, 0.1)], ..Default::default() };
         let input = vec![0.25f32; 1_600]; // 200 ms
         let (sim, mut reader, _queue) = SimDuplex::start_with(input, rate, 1_000, 1_000, counters.clone(), opts).unwrap();
         let mut saw_lost = false;
@@ -248,5 +319,30 @@ mod tests {
         assert_eq!(counters.device_losses(), 1);
         assert_eq!(reader.lost_samples(), 400, "50 ms at 8 kHz");
         assert_eq!(got.len(), 1_200);
+    }
+
+    #[test]
+    fn a_lost_speaker_plays_nothing_until_it_is_reopened_after_its_outage() {
+        let rate = 8_000;
+        let counters = AudioCounters::new();
+        let opts = SimOptions { speaker_outages: vec![(0.0, 0.1)], ..Default::default() };
+        let (sim, _reader, mut queue) = SimDuplex::start_with(vec![0.0; 4_000], rate, 1_000, 1_000, counters.clone(), opts).unwrap();
+        let speaker = sim.speaker();
+        while !counters.playback_lost() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(speaker.reopen().is_err(), "still unplugged");
+        queue.push(&[0.5; 80]);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(counters.playback_lost(), "a device that came back stays lost until reopened");
+        assert_eq!(queue.queued(), 80, "nothing was played while lost");
+        speaker.reopen().unwrap();
+        assert!(!counters.playback_lost());
+        while queue.queued() > 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let rec = sim.stop();
+        assert_eq!(rec.iter().filter(|&&v| v == 0.5).count(), 80, "played once it was back");
+        assert_eq!(counters.device_losses(), 1);
     }
 }

@@ -43,6 +43,12 @@ pub struct Endpointer {
     threshold: f32,
     neg_threshold: f32,
     min_speech_frames: u32,
+    /// Onset criteria while a reply plays ([`Endpointer::set_barge_in`]): a lower threshold
+    /// and a shorter minimum speech, so that a user talking over the echo-cancelled reply is
+    /// confirmed sooner.
+    barge_in_threshold: f32,
+    barge_in_min_speech_frames: u32,
+    barge_in: bool,
     hangover_samples: u64,
     pause_samples: u64,
     /// Longest utterance, in samples: speech that never pauses long enough (a TV in the
@@ -63,6 +69,9 @@ impl Endpointer {
             threshold: cfg.threshold,
             neg_threshold: cfg.neg_threshold,
             min_speech_frames: frames(cfg.min_speech_ms),
+            barge_in_threshold: cfg.barge_in_threshold,
+            barge_in_min_speech_frames: frames(cfg.barge_in_min_speech_ms),
+            barge_in: false,
             hangover_samples: samples(cfg.hangover_ms),
             pause_samples: samples(cfg.pause_ms),
             max_utterance_samples: samples(cfg.max_utterance_ms),
@@ -75,6 +84,23 @@ impl Endpointer {
     /// True while inside a confirmed utterance.
     pub fn in_speech(&self) -> bool {
         matches!(self.state, State::Speech { .. })
+    }
+
+    /// Barge-in onset profile on or off: while on (a reply is playing), a new utterance
+    /// starts at `vad.barge_in_threshold` and is confirmed after
+    /// `vad.barge_in_min_speech_ms`; an utterance already under way is not affected, and
+    /// it ends by the usual `neg_threshold` and hangover.
+    pub fn set_barge_in(&mut self, on: bool) {
+        self.barge_in = on;
+    }
+
+    /// (speech threshold, silence threshold, minimum frames) for an onset now.
+    fn onset_criteria(&self) -> (f32, f32, u32) {
+        if self.barge_in {
+            (self.barge_in_threshold, self.neg_threshold.min(self.barge_in_threshold), self.barge_in_min_speech_frames)
+        } else {
+            (self.threshold, self.neg_threshold, self.min_speech_frames)
+        }
     }
 
     /// Forgets the current utterance and restarts the frame count at 0.
@@ -109,21 +135,21 @@ impl Endpointer {
         let start = self.frame * FRAME_SAMPLES as u64;
         let end = start + FRAME_SAMPLES as u64;
         self.frame += 1;
-        let speech = prob >= self.threshold;
         let silence = prob < self.neg_threshold;
+        let (onset_threshold, onset_silence, _) = self.onset_criteria();
         match self.state {
             State::Silence => {
-                if speech {
+                if prob >= onset_threshold {
                     self.state = State::Onset { start, voiced: 1 };
                     return self.confirm(end);
                 }
                 None
             }
             State::Onset { start: s, voiced } => {
-                if speech {
+                if prob >= onset_threshold {
                     self.state = State::Onset { start: s, voiced: voiced + 1 };
                     self.confirm(end)
-                } else if silence {
+                } else if prob < onset_silence {
                     self.state = State::Silence;
                     None
                 } else {
@@ -160,7 +186,7 @@ impl Endpointer {
 
     fn confirm(&mut self, end: u64) -> Option<VadEvent> {
         if let State::Onset { start, voiced } = self.state {
-            if voiced >= self.min_speech_frames {
+            if voiced >= self.onset_criteria().2 {
                 self.state = State::Speech { start, last_voiced_end: end, silence_since: None, paused: false };
                 return Some(VadEvent::SpeechStart { sample: start });
             }
@@ -328,6 +354,40 @@ mod tests {
         }
         assert_eq!(ev.last(), Some(&VadEvent::SpeechEnd { last_voiced_sample: 30 * 512, endpoint_sample: 32 * 512 }));
         assert!(!e.in_speech());
+    }
+
+    #[test]
+    fn while_a_reply_plays_a_softer_shorter_onset_is_confirmed() {
+        // Defaults of the barge-in profile: threshold 0.3, one 32 ms frame.
+        let c = VadConfig { barge_in_threshold: 0.3, barge_in_min_speech_ms: 32, ..cfg() };
+        let probs = [0.0, 0.0, 0.4, 0.45, 0.4, 0.45, 0.0];
+        let mut quiet = Endpointer::new(&c);
+        assert!(probs.iter().all(|&p| quiet.push_prob(p).is_none()), "0.4 is below the usual 0.5");
+        let mut e = Endpointer::new(&c);
+        e.set_barge_in(true);
+        let ev: Vec<(usize, VadEvent)> = probs.iter().enumerate().filter_map(|(i, &p)| e.push_prob(p).map(|x| (i, x))).collect();
+        assert_eq!(ev, vec![(2, VadEvent::SpeechStart { sample: 2 * 512 })]);
+        // At the usual threshold it takes the usual two frames (64 ms), not one.
+        let mut e = Endpointer::new(&c);
+        let ev: Vec<usize> = [0.0, 0.9, 0.9, 0.9].iter().enumerate().filter_map(|(i, &p)| e.push_prob(p).map(|_| i)).collect();
+        assert_eq!(ev, vec![2]);
+    }
+
+    #[test]
+    fn the_barge_in_profile_does_not_change_an_utterance_under_way() {
+        let c = VadConfig { barge_in_threshold: 0.3, barge_in_min_speech_ms: 32, ..cfg() };
+        let mut p = vec![0.9; 4];
+        p.extend([0.0; 11]);
+        let plain: Vec<VadEvent> = {
+            let mut e = Endpointer::new(&c);
+            p.iter().filter_map(|&x| e.push_prob(x)).collect()
+        };
+        let mut e = Endpointer::new(&c);
+        let mut with: Vec<VadEvent> = p[..2].iter().filter_map(|&x| e.push_prob(x)).collect();
+        e.set_barge_in(true);
+        with.extend(p[2..].iter().filter_map(|&x| e.push_prob(x)));
+        assert_eq!(with, plain);
+        assert!(matches!(plain.last(), Some(VadEvent::SpeechEnd { .. })));
     }
 
     #[test]

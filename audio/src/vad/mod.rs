@@ -49,6 +49,13 @@ pub struct VadConfig {
     pub neg_threshold: f32,
     /// Speech must last this long (ms) before a speech-start event is emitted.
     pub min_speech_ms: u32,
+    /// While a reply plays (echo-cancelled), the probability at or above which a frame
+    /// starts an utterance (0 < it ≤ `threshold`): a user talking over the reply is heard
+    /// through the canceller's double-talk suppression, which lowers Silero's probability.
+    /// `firstword bench echo` measures it (README, "Open-ear audio").
+    pub barge_in_threshold: f32,
+    /// While a reply plays, speech must last this long (ms, ≤ `min_speech_ms`) to count.
+    pub barge_in_min_speech_ms: u32,
     /// Silence after speech that ends the utterance (the endpointing hangover), in ms.
     pub hangover_ms: u32,
     /// Silence after speech that raises a `Pause` event (speculative work may start), in ms.
@@ -82,6 +89,8 @@ impl Default for VadConfig {
             threshold: 0.5,
             neg_threshold: 0.35,
             min_speech_ms: 96,
+            barge_in_threshold: 0.3,
+            barge_in_min_speech_ms: 32,
             hangover_ms: 300,
             pause_ms: 64,
             energy_threshold_db: -38.0,
@@ -99,6 +108,18 @@ impl VadConfig {
         }
         if !(0.0..=self.threshold).contains(&self.neg_threshold) {
             return Err(AudioError::invalid_config("vad.neg_threshold", format!(" = {} (must be in 0..threshold)", self.neg_threshold)));
+        }
+        if !(self.barge_in_threshold > 0.0 && self.barge_in_threshold <= self.threshold) {
+            return Err(AudioError::invalid_config(
+                "vad.barge_in_threshold",
+                format!(" = {} (must be in (0, threshold])", self.barge_in_threshold),
+            ));
+        }
+        if self.barge_in_min_speech_ms > self.min_speech_ms {
+            return Err(AudioError::invalid_config(
+                "vad.barge_in_min_speech_ms",
+                format!(" = {} (must not exceed min_speech_ms = {})", self.barge_in_min_speech_ms, self.min_speech_ms),
+            ));
         }
         if self.hangover_ms < FRAME_MS as u32 || self.hangover_ms > 10_000 {
             return Err(AudioError::invalid_config("vad.hangover_ms", format!(" = {} (must be 32..10000)", self.hangover_ms)));
@@ -203,6 +224,11 @@ impl Vad {
         self.endpointer.set_pause_hangover(u64::from(ms) * crate::ASR_RATE_HZ as u64 / 1000)
     }
 
+    /// Barge-in onset profile on while a reply plays (see [`Endpointer::set_barge_in`]).
+    pub fn set_barge_in(&mut self, on: bool) {
+        self.endpointer.set_barge_in(on);
+    }
+
     /// Ends the stream: an open utterance ends at its last voiced frame.
     pub fn finish(&mut self) -> Vec<VadEvent> {
         self.endpointer.finish().into_iter().collect()
@@ -270,6 +296,18 @@ mod tests {
         for ok in [MIN_UTTERANCE_CAP_MS, 30_000, MAX_UTTERANCE_MS] {
             assert!(VadConfig { max_utterance_ms: ok, ..VadConfig::default() }.validate().is_ok());
         }
+    }
+
+    #[test]
+    fn barge_in_settings_are_validated_by_name() {
+        for bad in [0.0, -0.1, 0.6, f32::NAN] {
+            let c = VadConfig { barge_in_threshold: bad, ..VadConfig::default() };
+            let e = c.validate().unwrap_err();
+            assert!(matches!(&e, AudioError::InvalidConfig { key, .. } if key == "vad.barge_in_threshold"), "{e}");
+        }
+        let c = VadConfig { barge_in_min_speech_ms: 128, ..VadConfig::default() };
+        let e = c.validate().unwrap_err();
+        assert!(matches!(&e, AudioError::InvalidConfig { key, .. } if key == "vad.barge_in_min_speech_ms"), "{e}");
     }
 
     #[test]

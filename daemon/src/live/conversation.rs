@@ -18,6 +18,7 @@ use audio::device::AudioCounters;
 use super::active_turn::{action_name, ActiveTurn};
 use super::clock::{Clock, Heartbeat};
 use super::inbox::{Heard, Inbox, PauseSlot, PauseVerdict, UtteranceQueue};
+use super::mic::{Backoff, REOPEN_FIRST, REOPEN_MAX};
 use super::service;
 use super::speaker::{PlaybackStalled, Speaker};
 use super::speculation::{ResumedQuestion, Speculation, SpeculativeOpener};
@@ -68,6 +69,8 @@ pub struct Conversation<'a> {
     pub utterances: Arc<UtteranceQueue>,
     /// After the simulated input ends, keep running until a signal.
     pub keep_running: bool,
+    /// Reopens a lost speaker (see `device_health`).
+    pub reopen_speaker: super::devices::ReopenSpeaker,
 }
 
 /// How the loop ended.
@@ -97,8 +100,10 @@ struct LoopState {
     spec_mulm: (usize, usize),
     /// The microphone is gone (handled once per loss: see `device_health`).
     mic_lost: bool,
-    /// Device losses already handled.
+    /// Microphone losses already handled.
     mic_losses_seen: u64,
+    /// The speaker is gone: since when, and the backoff of its reopen attempts.
+    speaker_lost: Option<(Instant, Backoff)>,
     /// Where the open utterance's speech began (ms on the stream clock).
     utterance_start_ms: f64,
     /// The open utterance continues the question of the turn it interrupted.
@@ -124,6 +129,7 @@ impl Conversation<'_> {
             spec_mulm: (0, 0),
             mic_lost: false,
             mic_losses_seen: 0,
+            speaker_lost: None,
             utterance_start_ms: 0.0,
             resumed: None,
         };
@@ -232,6 +238,10 @@ impl Conversation<'_> {
                     Some(q) => q.join(&audio, self.audio_start_ms(start_ms)),
                     None => audio,
                 };
+                if st.speaker_lost.is_some() {
+                    tracing::warn!(start_ms = start_ms as u64, "speaker gone: utterance not answered");
+                    return Ok(());
+                }
                 self.start_turn(st, last_voiced_ms, endpoint_ms, audio)?;
             }
             Inbox::Cloud { request, at, event } => {
@@ -280,7 +290,7 @@ impl Conversation<'_> {
     /// Idle and tick events for the active turn, its wall-clock limit, counters, device health.
     fn housekeeping(&mut self, st: &mut LoopState) -> Result<()> {
         if self.counters.failed() {
-            bail!("an audio device failed (see the log above)");
+            bail!("the audio host went away (see the log above)");
         }
         self.device_health(st);
         if st.last_sync.elapsed() >= COUNTER_SYNC {
@@ -315,7 +325,8 @@ impl Conversation<'_> {
     /// loss count is latched, so a loss that came and went while this loop was busy (Whisper,
     /// the μLM) is still handled.
     fn device_health(&mut self, st: &mut LoopState) {
-        let losses = self.counters.device_losses();
+        self.speaker_health(st);
+        let losses = self.counters.capture_losses();
         if losses > st.mic_losses_seen {
             st.mic_losses_seen = losses;
             st.mic_lost = true;
@@ -329,6 +340,43 @@ impl Conversation<'_> {
         if st.mic_lost && !self.counters.capture_lost() {
             st.mic_lost = false;
             tracing::info!("microphone back: listening again");
+        }
+    }
+
+    /// A lost speaker (unplugged, Bluetooth dropout, PipeWire restart, or a ring that stopped
+    /// moving): the turn in progress ends, utterances are not answered while it is gone, and
+    /// it is reopened with backoff (0.25 s doubling to 4 s); the loop, and so the watchdog's
+    /// pings, go on meanwhile.
+    fn speaker_health(&mut self, st: &mut LoopState) {
+        if !self.counters.playback_lost() {
+            return;
+        }
+        let now = Instant::now();
+        if st.speaker_lost.is_none() {
+            tracing::warn!("speaker gone: ending the turn in progress, reopening it");
+            self.sync_counters();
+            st.spec.clear();
+            if let Some(t) = st.active.take() {
+                self.abandon(st, t, "the speaker went away");
+            }
+            st.speaker_lost = Some((now, Backoff::new(REOPEN_FIRST, REOPEN_MAX)));
+        }
+        let Some((since, backoff)) = st.speaker_lost.as_mut() else {
+            return;
+        };
+        if !backoff.due(now) {
+            return;
+        }
+        match (self.reopen_speaker)() {
+            Ok(()) => {
+                tracing::info!("speaker back after {:.1} s: answering again", since.elapsed().as_secs_f64());
+                self.counters.set_playback_lost(false);
+                st.speaker_lost = None;
+            }
+            Err(e) => {
+                backoff.failed(now);
+                tracing::warn!("speaker still gone: {e}");
+            }
         }
     }
 
@@ -370,7 +418,8 @@ impl Conversation<'_> {
             Err(e) => {
                 self.abandon(st, t, &format!("{e:#}"));
                 if e.chain().any(|c| c.is::<PlaybackStalled>()) {
-                    return Err(e);
+                    // A device that stopped taking audio without an error: reopen it.
+                    self.counters.set_playback_lost(true);
                 }
             }
         }

@@ -19,9 +19,13 @@ pub enum Plan {
     Sim { input: Vec<f32>, rate_hz: u32, output_wav: Option<PathBuf>, capture_ms: u32, playback_ms: u32, opts: SimOptions },
 }
 
+/// Opens the speaker again after it went away, playing the same ring (see
+/// `audio::device::Playback::reopen`); it holds the live output stream.
+pub type ReopenSpeaker = Box<dyn FnMut() -> Result<(), audio::device::DeviceError> + Send>;
+
 /// Running devices. [`Running::close`] stops them (and writes the simulated speaker's WAV).
 pub enum Running {
-    Real { _capture: Capture, _playback: Playback },
+    Real { _capture: Capture },
     Sim { sim: SimDuplex, output_wav: Option<PathBuf> },
 }
 
@@ -32,6 +36,8 @@ pub struct Opened {
     /// Real devices: reopens the microphone after it went away (the listener calls it).
     pub reopen_capture: Option<super::mic::Reopen>,
     pub queue: PlaybackQueue,
+    /// Reopens the speaker (the conversation loop calls it when the speaker is lost).
+    pub reopen_speaker: ReopenSpeaker,
     /// How the devices were opened, for the log.
     pub description: String,
 }
@@ -47,7 +53,11 @@ impl Plan {
                 output_wav: a.output_wav.clone(),
                 capture_ms: a.capture_buffer_ms,
                 playback_ms: a.playback_buffer_ms,
-                opts: SimOptions { echo: a.simulated_echo.clone(), mic_outages: a.sim_mic_outages.iter().map(|[f, t]| (*f, *t)).collect() },
+                opts: SimOptions {
+                    echo: a.simulated_echo.clone(),
+                    mic_outages: a.sim_mic_outages.iter().map(|[f, t]| (*f, *t)).collect(),
+                    speaker_outages: a.sim_speaker_outages.iter().map(|[f, t]| (*f, *t)).collect(),
+                },
             });
         }
         // Fail on a wrong device name now, not after the models have loaded.
@@ -78,11 +88,13 @@ impl Plan {
                     current.replace(c);
                     Ok(r)
                 });
+                let mut playback: Playback = playback;
                 Ok(Opened {
-                    running: Running::Real { _capture: capture, _playback: playback },
+                    running: Running::Real { _capture: capture },
                     reader,
                     reopen_capture: Some(reopen_capture),
                     queue,
+                    reopen_speaker: Box::new(move || playback.reopen()),
                     description,
                 })
             }
@@ -94,8 +106,17 @@ impl Plan {
                 };
                 let (sim, reader, queue) = SimDuplex::start_with(input, rate_hz, capture_ms, playback_ms, counters, opts)?;
                 let description = format!("simulated microphone ({secs:.1} s of input) and speaker at {rate_hz} Hz{echo}");
-                // The simulated microphone comes back by itself (its outage schedule).
-                Ok(Opened { running: Running::Sim { sim, output_wav }, reader, reopen_capture: None, queue, description })
+                // The simulated microphone comes back by itself (its outage schedule); the
+                // speaker once reopened after its outage.
+                let speaker = sim.speaker();
+                Ok(Opened {
+                    running: Running::Sim { sim, output_wav },
+                    reader,
+                    reopen_capture: None,
+                    queue,
+                    reopen_speaker: Box::new(move || speaker.reopen()),
+                    description,
+                })
             }
         }
     }

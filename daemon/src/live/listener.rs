@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use audio::device::PlaybackControl;
-use audio::resample_stream::StreamResampler;
 use audio::vad::{Vad, VadEvent};
 use audio::wakeword::WakeSpotter;
 
@@ -82,6 +81,10 @@ pub struct ListenerParts {
     pub playback: PlaybackControl,
     /// Mirrors `Turn::is_replying` of the active turn.
     pub replying: Arc<AtomicBool>,
+    /// The VAD's barge-in onset profile (`vad.barge_in_threshold`, `barge_in_min_speech_ms`)
+    /// applies while `replying`: true when the microphone is echo-cancelled, so that the
+    /// reply's residual echo is too weak to trip it (`firstword bench echo`).
+    pub barge_in_profile: bool,
     pub tx: Sender<Inbox>,
     pub heartbeat: Arc<Heartbeat>,
     /// `vad.pre_roll_ms` in 16 kHz samples ([`audio::vad::Vad::pre_roll_samples`]).
@@ -315,9 +318,10 @@ impl State {
 }
 
 fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
-    let mut rs = StreamResampler::new(st.parts.reader.rate_hz(), audio::ASR_RATE_HZ).context("capture resampler")?;
-    let mut raw = vec![0.0f32; 4096];
-    let mut s16 = Vec::with_capacity(4096);
+    // The microphone hands out 16 kHz already (resampled before echo cancellation).
+    anyhow::ensure!(st.parts.reader.rate_hz() == audio::ASR_RATE_HZ, "the microphone stream is not at 16 kHz");
+    let mut s16 = vec![0.0f32; 4096];
+    let mut asr = vec![0.0f32; 4096];
     while !stop.load(Ordering::Acquire) {
         st.parts.heartbeat.listener();
         // Semantic endpointing: the conversation loop judged the current pause.
@@ -328,7 +332,7 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
                 }
             }
         }
-        let n = st.parts.reader.read(&mut raw);
+        let n = st.parts.reader.read(&mut s16, &mut asr);
         if n == 0 {
             if st.parts.reader.is_ended() {
                 for ev in st.parts.vad.finish() {
@@ -346,15 +350,16 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
             std::thread::sleep(Duration::from_millis(IDLE_SLEEP_MS));
             continue;
         }
-        s16.clear();
-        rs.process(&raw[..n], &mut s16).context("resampling the microphone")?;
-        st.hist.buf.extend_from_slice(&s16);
-        for ev in st.parts.vad.push(&s16).context("VAD")? {
+        // Whisper's stream is kept; the VAD hears the suppressed one (see `mic`).
+        st.hist.buf.extend_from_slice(&asr[..n]);
+        let barge_in = st.parts.barge_in_profile && st.parts.replying.load(Ordering::Acquire);
+        st.parts.vad.set_barge_in(barge_in);
+        for ev in st.parts.vad.push(&s16[..n]).context("VAD")? {
             if !st.on_event(ev) {
                 return Ok(()); // the conversation loop is gone
             }
         }
-        if !st.activate(&s16) {
+        if !st.activate(&s16[..n]) {
             return Ok(());
         }
         st.trim();

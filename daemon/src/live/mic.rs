@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use audio::aec::{EchoCanceller, Pairing, AEC_FRAME, AEC_RATE_HZ};
+use audio::aec::{EchoCanceller, Pairing, AEC_FRAME, AEC_RATE_HZ, LINEAR_LATENCY_SAMPLES, OUTPUT_LATENCY_SAMPLES};
 use audio::device::{CaptureReader, DeviceError, ReferenceReader};
 use audio::resample_stream::StreamResampler;
 
@@ -26,16 +26,19 @@ thread_local! {
     static CANCELLER: RefCell<Option<EchoCanceller>> = const { RefCell::new(None) };
 }
 
-/// Cancels one frame with this thread's canceller (built at the first call).
-fn cancel_frame(mic: &[f32], reference: &[f32], out: &mut [f32]) -> Result<(), audio::aec::AecError> {
+/// Cancels one frame with this thread's canceller (built at the first call): the full
+/// output into `out`, the linear filter's into `linear`; false when AEC3 gave no linear
+/// output for this frame (`linear` untouched).
+fn cancel_frame(mic: &[f32], reference: &[f32], out: &mut [f32], linear: &mut [f32]) -> Result<bool, audio::aec::AecError> {
     CANCELLER.with_borrow_mut(|slot| {
         if slot.is_none() {
             *slot = Some(EchoCanceller::new(None)?);
         }
-        match slot.as_mut() {
-            Some(c) => c.process(mic, reference, out),
-            None => Ok(()),
-        }
+        let Some(c) = slot.as_mut() else {
+            return Ok(false);
+        };
+        c.process(mic, reference, out)?;
+        Ok(c.linear_into(linear))
     })
 }
 
@@ -46,9 +49,9 @@ const MAX_REFERENCE_WAIT_MS: usize = 200;
 const GAP_CHUNK: usize = 4_800;
 
 /// First wait before reopening a lost microphone; it doubles up to [`REOPEN_MAX`].
-const REOPEN_FIRST: Duration = Duration::from_millis(250);
+pub(super) const REOPEN_FIRST: Duration = Duration::from_millis(250);
 /// Longest wait between reopen attempts.
-const REOPEN_MAX: Duration = Duration::from_secs(4);
+pub(super) const REOPEN_MAX: Duration = Duration::from_secs(4);
 
 /// Opens the microphone again (drops the old stream first); returns its new ring.
 pub type Reopen = Box<dyn FnMut() -> Result<CaptureReader, DeviceError> + Send>;
@@ -108,7 +111,7 @@ pub struct Mic {
     raw: Vec<f32>,
     s16: Vec<f32>,
     /// Processed 16 kHz samples not yet handed out.
-    ready: Vec<f32>,
+    ready: Ready,
     /// Lost samples already filled with silence.
     gap_filled: u64,
 }
@@ -121,7 +124,36 @@ struct Processing {
     aec: bool,
     gate: Option<HalfDuplexGate>,
     cancelled: Vec<f32>,
+    /// The canceller's linear output of the current frame (Whisper's stream).
+    linear: Vec<f32>,
     aec_failed: bool,
+    /// Samples still to drop from the start of the VAD's and Whisper's streams: the
+    /// canceller's latencies, so that both stay on the capture clock (positions are shared
+    /// with the push-to-talk key and the stream's timeline; Whisper-tiny's transcript of
+    /// an utterance changes with a 4 ms shift of its boundaries).
+    skip: (usize, usize),
+}
+
+/// Drops up to `n` samples of `buf` from position `from` on; returns how many it dropped.
+fn drop_from(buf: &mut Vec<f32>, from: usize, n: usize) -> usize {
+    let k = n.min(buf.len() - from);
+    buf.drain(from..from + k);
+    k
+}
+
+/// Processed 16 kHz audio waiting to be read: the VAD's stream and Whisper's, same length.
+#[derive(Default)]
+struct Ready {
+    vad: Vec<f32>,
+    asr: Vec<f32>,
+}
+
+impl Ready {
+    /// The same samples for both streams.
+    fn both(&mut self, s: &[f32]) {
+        self.vad.extend_from_slice(s);
+        self.asr.extend_from_slice(s);
+    }
 }
 
 impl Mic {
@@ -148,7 +180,14 @@ impl Mic {
                     aec,
                     gate,
                     cancelled: vec![0.0; AEC_FRAME],
+                    linear: vec![0.0; AEC_FRAME],
                     aec_failed: false,
+                    skip: match (aec, a.half_duplex) {
+                        (false, _) => (0, 0),
+                        // Half-duplex gates the suppressed output and hands it to both.
+                        (true, true) => (OUTPUT_LATENCY_SAMPLES, OUTPUT_LATENCY_SAMPLES),
+                        (true, false) => (OUTPUT_LATENCY_SAMPLES, LINEAR_LATENCY_SAMPLES),
+                    },
                 })
             }
             _ => None,
@@ -162,7 +201,7 @@ impl Mic {
             capture_rs,
             raw: vec![0.0; 4096],
             s16: Vec::with_capacity(4096),
-            ready: Vec::with_capacity(8192),
+            ready: Ready { vad: Vec::with_capacity(8192), asr: Vec::with_capacity(8192) },
             gap_filled: 0,
         })
     }
@@ -174,20 +213,24 @@ impl Mic {
 
     /// True when the capture source ended and everything was handed out.
     pub fn is_ended(&self) -> bool {
-        self.reader.is_ended() && self.ready.is_empty()
+        self.reader.is_ended() && self.ready.vad.is_empty()
     }
 
-    /// Moves up to `out.len()` processed 16 kHz samples into `out`; returns how many.
-    /// Never blocks. A canceller failure is logged once and the microphone passes through.
-    pub fn read(&mut self, out: &mut [f32]) -> usize {
-        if self.ready.is_empty() {
+    /// Moves up to `vad.len()` processed 16 kHz samples into `vad` (the VAD's stream) and
+    /// the same span of Whisper's stream into `asr` (at least as long as `vad`); returns
+    /// how many. Never blocks. A canceller failure is logged once and the microphone passes
+    /// through.
+    pub fn read(&mut self, vad: &mut [f32], asr: &mut [f32]) -> usize {
+        if self.ready.vad.is_empty() {
             if let Err(e) = self.pull() {
                 tracing::error!("microphone processing: {e:#}");
             }
         }
-        let n = out.len().min(self.ready.len());
-        out[..n].copy_from_slice(&self.ready[..n]);
-        self.ready.drain(..n);
+        let n = vad.len().min(asr.len()).min(self.ready.vad.len()).min(self.ready.asr.len());
+        vad[..n].copy_from_slice(&self.ready.vad[..n]);
+        asr[..n].copy_from_slice(&self.ready.asr[..n]);
+        self.ready.vad.drain(..n);
+        self.ready.asr.drain(..n);
         n
     }
 
@@ -256,7 +299,7 @@ impl Mic {
             self.capture_rs.process(&self.raw[..n], &mut self.s16).context("resampling the microphone")?;
         }
         let Some(p) = self.processing.as_mut() else {
-            self.ready.extend_from_slice(&self.s16);
+            self.ready.both(&self.s16);
             return Ok(());
         };
         p.pairing.push_mic(&self.s16);
@@ -269,12 +312,20 @@ impl Mic {
             p.reference_rs.process(&self.raw[..got], &mut self.s16).context("resampling the reference")?;
         }
         p.pairing.push_reference(&self.s16);
+        if self.reader.counters().playback_lost() {
+            p.pairing.fill_reference();
+        }
         let ready = &mut self.ready;
         let (aec, gate, cancelled, aec_failed) = (&p.aec, &mut p.gate, &mut p.cancelled, &mut p.aec_failed);
+        let (linear_buf, skip) = (&mut p.linear, &mut p.skip);
         p.pairing.drain_frames(|mic, reference| {
+            let mut linear: Option<&[f32]> = None;
             let heard: &[f32] = if *aec && !*aec_failed {
-                match cancel_frame(mic, reference, &mut cancelled[..]) {
-                    Ok(()) => &cancelled[..],
+                match cancel_frame(mic, reference, &mut cancelled[..], linear_buf) {
+                    Ok(has_linear) => {
+                        linear = has_linear.then_some(&linear_buf[..]);
+                        &cancelled[..]
+                    }
                     Err(e) => {
                         tracing::error!("echo cancellation off from now on: {e}");
                         *aec_failed = true;
@@ -284,17 +335,28 @@ impl Mic {
             } else {
                 mic
             };
+            let (vad_from, asr_from) = (ready.vad.len(), ready.asr.len());
             match gate.as_mut() {
-                Some(g) => g.push(heard, reference, ready),
-                None => ready.extend_from_slice(heard),
+                // Half-duplex holds back and drops audio: both streams get its output.
+                Some(g) => {
+                    g.push(heard, reference, &mut ready.vad);
+                    let (v, a) = (&ready.vad, &mut ready.asr);
+                    a.extend_from_slice(&v[vad_from..]);
+                }
+                None => {
+                    ready.vad.extend_from_slice(heard);
+                    ready.asr.extend_from_slice(linear.unwrap_or(heard));
+                }
             }
+            skip.0 -= drop_from(&mut ready.vad, vad_from, skip.0);
+            skip.1 -= drop_from(&mut ready.asr, asr_from, skip.1);
             anyhow::Ok(())
         })?;
         // The input ended: what waits for a reference that will not come is let through.
-        if self.reader.is_ended() && self.ready.is_empty() {
+        if self.reader.is_ended() && self.ready.vad.is_empty() {
             let mut rest = Vec::new();
             p.pairing.flush_mic(&mut rest);
-            self.ready.extend_from_slice(&rest);
+            self.ready.both(&rest);
         }
         Ok(())
     }
@@ -359,13 +421,14 @@ mod tests {
         let mut mic = Mic::new(reader, None, Some(reopen), &plain()).unwrap();
         mic.reopening.as_mut().unwrap().backoff = Backoff::new(Duration::ZERO, Duration::ZERO);
         counters.set_capture_lost(true);
-        let mut out = vec![0.0f32; 64_000];
-        assert_eq!(mic.read(&mut out), 0, "first attempt fails");
+        let (mut out, mut asr) = (vec![0.0f32; 64_000], vec![0.0f32; 64_000]);
+        assert_eq!(mic.read(&mut out, &mut asr), 0, "first attempt fails");
         assert!(counters.capture_lost());
         std::thread::sleep(Duration::from_millis(20));
         let mut got = Vec::new();
         for _ in 0..50 {
-            let n = mic.read(&mut out);
+            let n = mic.read(&mut out, &mut asr);
+            assert_eq!(out[..n], asr[..n], "without echo cancellation both streams are the microphone");
             got.extend_from_slice(&out[..n]);
         }
         assert_eq!(*attempts.lock().unwrap(), 2);

@@ -112,6 +112,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         vad,
         playback: speaker.control(),
         replying: replying.clone(),
+        barge_in_profile: audio_cfg.echo_cancellation,
         tx: tx.clone(),
         heartbeat: heartbeat.clone(),
         pre_roll_samples: audio::vad::Vad::pre_roll_samples(&cfg.vad),
@@ -149,6 +150,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         pauses,
         utterances,
         keep_running: opts.keep_running,
+        reopen_speaker: opened.reopen_speaker,
     };
     let ending = conversation.run();
     service::notify_stopping();

@@ -30,8 +30,9 @@ pub struct AudioSection {
     /// real sound card does).
     pub sim_rate_hz: u32,
     /// Cancel the speaker's echo in the microphone signal (AEC3 on the listener thread, with
-    /// what the speaker played as the reference). Off by default for now (it garbled clean
-    /// speech in a test); open-ear devices need it on.
+    /// what the speaker played as the reference). On by default: open-ear devices need it,
+    /// and Whisper hears the canceller's linear output, so speech over the earcon or a reply
+    /// stays intelligible (`live::mic`).
     pub echo_cancellation: bool,
     /// Half-duplex fallback for hardware where cancellation cannot keep up: while the reply
     /// plays the microphone is ignored, except for a loud, sustained onset (barge-in).
@@ -46,6 +47,9 @@ pub struct AudioSection {
     /// Simulated devices: `[from_s, to_s]` windows (seconds of input) in which the
     /// microphone is gone, e.g. `[[3.0, 8.0]]`.
     pub sim_mic_outages: Vec<[f64; 2]>,
+    /// Simulated devices: `[from_s, to_s]` windows (seconds since start) in which the
+    /// speaker is gone; after one it plays again once the daemon reopens it.
+    pub sim_speaker_outages: Vec<[f64; 2]>,
 }
 
 impl Default for AudioSection {
@@ -59,14 +63,13 @@ impl Default for AudioSection {
             input_wav: None,
             output_wav: None,
             sim_rate_hz: 48_000,
-            // Off until AEC3 on clean speech stops garbling transcripts (cli_activation
-            // fails with it on: "what is the capital and friends?"); see configs/firstword.toml.
-            echo_cancellation: false,
+            echo_cancellation: true,
             half_duplex: false,
             half_duplex_onset_dbfs: -20.0,
             half_duplex_onset_ms: 200,
             simulated_echo: None,
             sim_mic_outages: Vec::new(),
+            sim_speaker_outages: Vec::new(),
         }
     }
 }
@@ -117,8 +120,10 @@ impl AudioSection {
                 format!(" = {} (must be 20..=1000)", self.half_duplex_onset_ms),
             ));
         }
-        if let Some([a, b]) = self.sim_mic_outages.iter().find(|[a, b]| !(a.is_finite() && b.is_finite() && *a >= 0.0 && a < b)) {
-            return Err(ConfigError::invalid("audio.sim_mic_outages", format!(": [{a}, {b}] (need 0 <= from < to, in seconds)")));
+        for (key, windows) in [("audio.sim_mic_outages", &self.sim_mic_outages), ("audio.sim_speaker_outages", &self.sim_speaker_outages)] {
+            if let Some([a, b]) = windows.iter().find(|[a, b]| !(a.is_finite() && b.is_finite() && *a >= 0.0 && a < b)) {
+                return Err(ConfigError::invalid(key, format!(": [{a}, {b}] (need 0 <= from < to, in seconds)")));
+            }
         }
         if self.output_wav.is_some() && self.input_wav.is_none() {
             return Err(ConfigError::invalid(

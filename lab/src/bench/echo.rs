@@ -117,7 +117,7 @@ struct InterruptReport {
     /// confirmation, ms (the listener stops playback at that moment).
     latency_ms: Option<Summary>,
     /// The same users without any echo or canceller (the VAD's own onset latency: Silero's
-    /// frames and `vad.min_speech_ms`), for comparison.
+    /// frames and the barge-in profile's minimum speech), for comparison.
     no_echo_latency_ms: Option<Summary>,
     no_echo_within_150ms: usize,
     /// Trials where the reply's echo started an utterance before the user spoke.
@@ -126,6 +126,13 @@ struct InterruptReport {
     double_talk_wer: f64,
     /// Whisper on the same words without any echo (the voices' own difficulty).
     clean_wer: f64,
+    /// Whisper on the same words through the canceller while nothing plays (silent
+    /// reference): what echo cancellation costs a user who does not talk over a reply.
+    clean_through_aec_wer: f64,
+    /// Whisper on the canceller's linear output (before residual echo suppression) during
+    /// double-talk, and on clean speech while nothing plays.
+    double_talk_linear_wer: f64,
+    clean_through_linear_wer: f64,
 }
 
 #[derive(Serialize)]
@@ -145,23 +152,34 @@ struct Report {
 
 /// Runs the canceller over a whole stream: `mic` heard while `reference` played.
 fn cancel(mic: &[f32], reference: &[f32], aec: &mut EchoCanceller, cost: &mut (f64, f64)) -> Result<Vec<f32>> {
+    Ok(cancel_both(mic, reference, aec, cost)?.0)
+}
+
+/// [`cancel`], also returning the linear filter's output (before residual suppression).
+fn cancel_both(mic: &[f32], reference: &[f32], aec: &mut EchoCanceller, cost: &mut (f64, f64)) -> Result<(Vec<f32>, Vec<f32>)> {
     let t0 = Instant::now();
     let mut out = vec![0.0f32; mic.len()];
+    let mut lin = vec![0.0f32; mic.len()];
     let frames = mic.len().min(reference.len()) / AEC_FRAME;
     for k in 0..frames {
         let r = k * AEC_FRAME..(k + 1) * AEC_FRAME;
-        aec.process(&mic[r.clone()], &reference[r.clone()], &mut out[r])?;
+        aec.process(&mic[r.clone()], &reference[r.clone()], &mut out[r.clone()])?;
+        aec.linear_into(&mut lin[r]);
     }
     cost.0 += t0.elapsed().as_secs_f64();
     cost.1 += mic.len() as f64 / RATE as f64;
-    Ok(out)
+    Ok((out, lin))
 }
 
-/// Speech starts the VAD confirms in `x`: (VAD start sample, confirmation sample).
-fn speech_starts(vad: &mut Vad, x: &[f32]) -> Result<Vec<(u64, u64)>> {
+/// Speech starts the VAD confirms in `x`: (VAD start sample, confirmation sample). Inside
+/// `replying` (sample ranges where a reply plays) the VAD's barge-in onset profile is on, as
+/// the live listener turns it on while a reply plays.
+fn speech_starts(vad: &mut Vad, x: &[f32], replying: &[(usize, usize)]) -> Result<Vec<(u64, u64)>> {
     vad.reset();
     let mut starts = Vec::new();
     for (i, f) in x.chunks(FRAME_SAMPLES).enumerate() {
+        let at = i * FRAME_SAMPLES;
+        vad.set_barge_in(replying.iter().any(|&(a, b)| (a..b).contains(&at)));
         for ev in vad.push(f)? {
             if let VadEvent::SpeechStart { sample } = ev {
                 starts.push((sample, (i * FRAME_SAMPLES + f.len()) as u64));
@@ -245,8 +263,8 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         let hits = |starts: &[(u64, u64)]| {
             spans.iter().filter(|&&(a, b)| starts.iter().any(|&(_, c)| c as usize >= a && (c as usize) < b + tail)).count()
         };
-        self_aec += hits(&speech_starts(&mut vad, &noisy_out)?);
-        self_raw += hits(&speech_starts(&mut vad, &noisy_mic)?);
+        self_aec += hits(&speech_starts(&mut vad, &noisy_out, &spans)?);
+        self_raw += hits(&speech_starts(&mut vad, &noisy_mic, &spans)?);
         eprintln!("echo {delay_ms} ms: {n} replies, self-interruptions {self_aec} (AEC) / {self_raw} (none) so far");
     }
 
@@ -256,12 +274,19 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         toml::from_str(&std::fs::read_to_string(&args.voices).with_context(|| format!("reading {}", args.voices.display()))?)
             .with_context(|| format!("parsing {}", args.voices.display()))?;
     let (mut trials, mut detected, mut fast, mut self_before) = (0usize, 0usize, 0usize, 0usize);
-    let (mut lat, mut wers, mut clean_wers) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lat, mut wers, mut clean_wers, mut aec_clean_wers) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut lin_wers, mut lin_clean_wers) = (Vec::new(), Vec::new());
     let (mut base_lat, mut base_fast) = (Vec::new(), 0usize);
     for (vi, fx) in vf.fixture.iter().enumerate() {
         let user = audio::load_wav_16k_mono(voices_dir.join(format!("{}.wav", fx.id)))?;
         let user_onset = onset(&user);
         clean_wers.push(asr::wer::wer(&fx.text, &asr.transcribe(&user)?.text).wer);
+        let mut padded = silence(0.5);
+        padded.extend_from_slice(&user);
+        padded.extend(silence(0.5));
+        let (through, through_lin) = cancel_both(&padded, &vec![0.0; padded.len()], &mut EchoCanceller::new(None)?, &mut cost)?;
+        aec_clean_wers.push(asr::wer::wer(&fx.text, &asr.transcribe(&through)?.text).wer);
+        lin_clean_wers.push(asr::wer::wer(&fx.text, &asr.transcribe(&through_lin)?.text).wer);
         for t in 0..args.trials_per_voice {
             let warm = &replies[(vi + 3) % replies.len()];
             let reply = &replies[(vi * 3 + t) % replies.len()];
@@ -287,16 +312,18 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             for (m, u) in mic[user_at..end].iter_mut().zip(&user) {
                 *m += u;
             }
-            let out = cancel(&mic, &stream, &mut EchoCanceller::new(None)?, &mut cost)?;
-            let starts = speech_starts(&mut vad, &out)?;
+            let (out, lin) = cancel_both(&mic, &stream, &mut EchoCanceller::new(None)?, &mut cost)?;
+            let replying = [(0, warm.len()), (reply_at, reply_at + reply.len())];
+            let starts = speech_starts(&mut vad, &out, &replying)?;
             let speech_at = user_at + user_onset;
             // Baseline: the user alone (no reply playing).
             let mut alone = vec![0.0f32; mic.len()];
             for (m, u) in alone[user_at..end].iter_mut().zip(&user) {
                 *m += u;
             }
-            if let Some(&(_, c)) =
-                speech_starts(&mut vad, &alone)?.iter().find(|&&(_, c)| c as usize >= speech_at && (c as usize) < speech_at + RATE)
+            if let Some(&(_, c)) = speech_starts(&mut vad, &alone, &replying)?
+                .iter()
+                .find(|&&(_, c)| c as usize >= speech_at && (c as usize) < speech_at + RATE)
             {
                 let ms = (c as usize - speech_at) as f64 * 1000.0 / RATE as f64;
                 base_fast += usize::from(ms <= 150.0);
@@ -316,6 +343,8 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             }
             let span = &out[speech_at.saturating_sub(RATE / 5)..(user_at + user.len() + RATE / 5).min(out.len())];
             wers.push(asr::wer::wer(&fx.text, &asr.transcribe(span)?.text).wer);
+            let lin_span = &lin[speech_at.saturating_sub(RATE / 5)..(user_at + user.len() + RATE / 5).min(lin.len())];
+            lin_wers.push(asr::wer::wer(&fx.text, &asr.transcribe(lin_span)?.text).wer);
         }
         eprintln!("voice {}: {trials} trials, {detected} detected", fx.id);
     }
@@ -327,7 +356,12 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         date: provenance.date.clone(),
         machine: provenance.machine(),
         aec: "aec3 0.4.0 (WebRTC AEC3 in Rust): high-pass + AEC3, 16 kHz, no delay hint",
-        vad: vad.detector_name().to_string(),
+        vad: format!(
+            "{}; while a reply plays: threshold {}, min speech {} ms (vad.barge_in_*)",
+            vad.detector_name(),
+            cfg.vad.barge_in_threshold,
+            cfg.vad.barge_in_min_speech_ms
+        ),
         erle: ErleReport {
             converged_db: summarize(&erle_conv).context("no converged replies (need 2 per delay)")?,
             first_reply_db: summarize(&erle_first).context("no replies")?,
@@ -356,6 +390,9 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             self_triggers_before_onset: self_before,
             double_talk_wer: mean(&wers),
             clean_wer: mean(&clean_wers),
+            clean_through_aec_wer: mean(&aec_clean_wers),
+            double_talk_linear_wer: mean(&lin_wers),
+            clean_through_linear_wer: mean(&lin_clean_wers),
         },
         aec_rtf: cost.0 / cost.1.max(1e-9),
         wall_s: t_start.elapsed().as_secs_f64(),
@@ -377,7 +414,7 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             s.gain_db, s.self_interruptions_aec, s.replies, s.self_interruptions_no_aec
         );
         println!(
-            "interruptions at 0 dB: {}/{} detected, {} within 150 ms, latency p50 {:.0} ms (no echo: p50 {:.0} ms, {} within 150 ms); double-talk WER {:.2} (clean {:.2})",
+            "interruptions at 0 dB: {}/{} detected, {} within 150 ms, latency p50 {:.0} ms (no echo: p50 {:.0} ms, {} within 150 ms); double-talk WER {:.2} (clean {:.2}, clean through the canceller {:.2})",
             i.detected,
             i.trials,
             i.detected_within_150ms,
@@ -385,8 +422,10 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             i.no_echo_latency_ms.as_ref().map(|l| l.p50).unwrap_or(f64::NAN),
             i.no_echo_within_150ms,
             i.double_talk_wer,
-            i.clean_wer
+            i.clean_wer,
+            i.clean_through_aec_wer
         );
+        println!("linear output: double-talk WER {:.2}, clean through it {:.2}", i.double_talk_linear_wer, i.clean_through_linear_wer);
         println!("AEC real-time factor {:.3}; wall {:.0} s", report.aec_rtf, report.wall_s);
     }
     Ok(())
