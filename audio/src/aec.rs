@@ -30,6 +30,34 @@ pub const LINEAR_LATENCY_SAMPLES: usize = 64;
 /// framing plus the suppressor's frequency-domain analysis).
 pub const OUTPUT_LATENCY_SAMPLES: usize = 128;
 
+/// Seconds of audible reference (frames above [`AUDIBLE_REFERENCE_DBFS`]) after which a
+/// fresh canceller counts as converged: its first reply's ERLE is 20–25 dB lower than the
+/// rest (`firstword bench echo`), so the VAD's sensitive barge-in onset waits for this.
+pub const CONVERGED_AFTER_S: f64 = 2.0;
+/// A reference frame quieter than this (dBFS RMS) teaches the canceller nothing.
+pub const AUDIBLE_REFERENCE_DBFS: f32 = -50.0;
+
+/// Counts how much audible reference a canceller has seen (pure: frames in, a verdict out).
+#[derive(Debug, Clone, Default)]
+pub struct Convergence {
+    audible_samples: u64,
+}
+
+impl Convergence {
+    /// A reference frame (16 kHz) went through the canceller.
+    pub fn push_reference(&mut self, frame: &[f32]) {
+        let energy = frame.iter().map(|v| v * v).sum::<f32>() / frame.len().max(1) as f32;
+        if 10.0 * energy.max(1e-12).log10() > AUDIBLE_REFERENCE_DBFS {
+            self.audible_samples += frame.len() as u64;
+        }
+    }
+
+    /// True once [`CONVERGED_AFTER_S`] of audible reference went through.
+    pub fn converged(&self) -> bool {
+        self.audible_samples as f64 >= CONVERGED_AFTER_S * AEC_RATE_HZ as f64
+    }
+}
+
 /// Why the canceller failed (a frame the wrong size, or an internal error of `aec3`).
 #[derive(Debug, thiserror::Error)]
 #[error("echo canceller: {0}")]
@@ -282,6 +310,23 @@ mod tests {
         .unwrap();
         assert_eq!(pairs.len(), 70);
         assert!(pairs.iter().all(|&(m, r)| r == 0.0 && m == 2.0 || r == m), "{pairs:?}");
+    }
+
+    #[test]
+    fn convergence_counts_only_audible_reference() {
+        let mut c = Convergence::default();
+        let quiet = [1e-4f32; AEC_FRAME];
+        let loud = [0.1f32; AEC_FRAME];
+        for _ in 0..1_000 {
+            c.push_reference(&quiet);
+        }
+        assert!(!c.converged(), "10 s of silence teach nothing");
+        for _ in 0..199 {
+            c.push_reference(&loud);
+        }
+        assert!(!c.converged());
+        c.push_reference(&loud);
+        assert!(c.converged(), "2 s of audible reference");
     }
 
     #[test]

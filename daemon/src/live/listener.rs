@@ -83,7 +83,8 @@ pub struct ListenerParts {
     pub replying: Arc<AtomicBool>,
     /// The VAD's barge-in onset profile (`vad.barge_in_threshold`, `barge_in_min_speech_ms`)
     /// applies while `replying`: true when the microphone is echo-cancelled, so that the
-    /// reply's residual echo is too weak to trip it (`firstword bench echo`).
+    /// reply's residual echo is too weak to trip it (`firstword bench echo`); and only once
+    /// the canceller has converged ([`Mic::echo_converged`]).
     pub barge_in_profile: bool,
     pub tx: Sender<Inbox>,
     pub heartbeat: Arc<Heartbeat>,
@@ -352,7 +353,7 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
         }
         // Whisper's stream is kept; the VAD hears the suppressed one (see `mic`).
         st.hist.buf.extend_from_slice(&asr[..n]);
-        let barge_in = st.parts.barge_in_profile && st.parts.replying.load(Ordering::Acquire);
+        let barge_in = st.parts.barge_in_profile && st.parts.replying.load(Ordering::Acquire) && st.parts.reader.echo_converged();
         st.parts.vad.set_barge_in(barge_in);
         for ev in st.parts.vad.push(&s16[..n]).context("VAD")? {
             if !st.on_event(ev) {

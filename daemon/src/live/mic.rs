@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use audio::aec::{EchoCanceller, Pairing, AEC_FRAME, AEC_RATE_HZ, LINEAR_LATENCY_SAMPLES, OUTPUT_LATENCY_SAMPLES};
+use audio::aec::{Convergence, EchoCanceller, Pairing, AEC_FRAME, AEC_RATE_HZ, LINEAR_LATENCY_SAMPLES, OUTPUT_LATENCY_SAMPLES};
 use audio::device::{CaptureReader, DeviceError, ReferenceReader};
 use audio::resample_stream::StreamResampler;
 
@@ -126,6 +126,8 @@ struct Processing {
     cancelled: Vec<f32>,
     /// The canceller's linear output of the current frame (Whisper's stream).
     linear: Vec<f32>,
+    /// How much audible reference the canceller has seen.
+    convergence: Convergence,
     aec_failed: bool,
     /// Samples still to drop from the start of the VAD's and Whisper's streams: the
     /// canceller's latencies, so that both stay on the capture clock (positions are shared
@@ -181,6 +183,7 @@ impl Mic {
                     gate,
                     cancelled: vec![0.0; AEC_FRAME],
                     linear: vec![0.0; AEC_FRAME],
+                    convergence: Convergence::default(),
                     aec_failed: false,
                     skip: match (aec, a.half_duplex) {
                         (false, _) => (0, 0),
@@ -204,6 +207,13 @@ impl Mic {
             ready: Ready { vad: Vec::with_capacity(8192), asr: Vec::with_capacity(8192) },
             gap_filled: 0,
         })
+    }
+
+    /// True when the microphone is echo-cancelled and the canceller has converged (seen
+    /// [`audio::aec::CONVERGED_AFTER_S`] of audible reference): the VAD's barge-in onset
+    /// profile is safe from the reply's residual echo only then.
+    pub fn echo_converged(&self) -> bool {
+        self.processing.as_ref().is_some_and(|p| p.aec && !p.aec_failed && p.convergence.converged())
     }
 
     /// Sample rate of what [`Mic::read`] returns, in Hz (16 kHz).
@@ -317,9 +327,10 @@ impl Mic {
         }
         let ready = &mut self.ready;
         let (aec, gate, cancelled, aec_failed) = (&p.aec, &mut p.gate, &mut p.cancelled, &mut p.aec_failed);
-        let (linear_buf, skip) = (&mut p.linear, &mut p.skip);
+        let (linear_buf, skip, convergence) = (&mut p.linear, &mut p.skip, &mut p.convergence);
         p.pairing.drain_frames(|mic, reference| {
             let mut linear: Option<&[f32]> = None;
+            convergence.push_reference(reference);
             let heard: &[f32] = if *aec && !*aec_failed {
                 match cancel_frame(mic, reference, &mut cancelled[..], linear_buf) {
                     Ok(has_linear) => {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use audio::aec::{erle_db, EchoCanceller, AEC_FRAME};
+use audio::aec::{erle_db, Convergence, EchoCanceller, AEC_FRAME};
 use audio::device::{EchoPath, EchoPathConfig};
 use audio::vad::{Vad, VadEvent, FRAME_SAMPLES};
 use serde::{Deserialize, Serialize};
@@ -190,6 +190,24 @@ fn speech_starts(vad: &mut Vad, x: &[f32], replying: &[(usize, usize)]) -> Resul
     Ok(starts)
 }
 
+/// Where a fresh canceller fed `reference` has converged ([`Convergence`]): the live
+/// listener turns the barge-in onset profile on only from there.
+fn converged_at(reference: &[f32]) -> usize {
+    let mut c = Convergence::default();
+    for (k, f) in reference.chunks(AEC_FRAME).enumerate() {
+        c.push_reference(f);
+        if c.converged() {
+            return (k + 1) * AEC_FRAME;
+        }
+    }
+    reference.len()
+}
+
+/// The parts of `spans` (where a reply plays) from `from` on.
+fn from_sample(spans: &[(usize, usize)], from: usize) -> Vec<(usize, usize)> {
+    spans.iter().map(|&(a, b)| (a.max(from), b)).filter(|&(a, b)| a < b).collect()
+}
+
 fn echo_of(stream: &[f32], cfg: &EchoPathConfig) -> Vec<f32> {
     let mut path = EchoPath::new(cfg, RATE as u32);
     let mut mic = vec![0.0f32; stream.len()];
@@ -263,8 +281,9 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         let hits = |starts: &[(u64, u64)]| {
             spans.iter().filter(|&&(a, b)| starts.iter().any(|&(_, c)| c as usize >= a && (c as usize) < b + tail)).count()
         };
-        self_aec += hits(&speech_starts(&mut vad, &noisy_out, &spans)?);
-        self_raw += hits(&speech_starts(&mut vad, &noisy_mic, &spans)?);
+        let barge_in = from_sample(&spans, converged_at(&stream));
+        self_aec += hits(&speech_starts(&mut vad, &noisy_out, &barge_in)?);
+        self_raw += hits(&speech_starts(&mut vad, &noisy_mic, &barge_in)?);
         eprintln!("echo {delay_ms} ms: {n} replies, self-interruptions {self_aec} (AEC) / {self_raw} (none) so far");
     }
 
@@ -313,7 +332,7 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
                 *m += u;
             }
             let (out, lin) = cancel_both(&mic, &stream, &mut EchoCanceller::new(None)?, &mut cost)?;
-            let replying = [(0, warm.len()), (reply_at, reply_at + reply.len())];
+            let replying = from_sample(&[(0, warm.len()), (reply_at, reply_at + reply.len())], converged_at(&stream));
             let starts = speech_starts(&mut vad, &out, &replying)?;
             let speech_at = user_at + user_onset;
             // Baseline: the user alone (no reply playing).
@@ -357,7 +376,7 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         machine: provenance.machine(),
         aec: "aec3 0.4.0 (WebRTC AEC3 in Rust): high-pass + AEC3, 16 kHz, no delay hint",
         vad: format!(
-            "{}; while a reply plays: threshold {}, min speech {} ms (vad.barge_in_*)",
+            "{}; while a reply plays, once the canceller has converged: threshold {}, min speech {} ms (vad.barge_in_*)",
             vad.detector_name(),
             cfg.vad.barge_in_threshold,
             cfg.vad.barge_in_min_speech_ms
