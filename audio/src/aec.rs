@@ -123,10 +123,11 @@ impl EchoCanceller {
     /// The suppressor also attenuates a user talking over the reply (double-talk), so
     /// speech recognition hears this output better (`firstword bench echo`).
     pub fn linear_into(&self, out: &mut [f32]) -> bool {
-        if self.has_linear && out.len() == AEC_FRAME {
+        let ok = self.has_linear && out.len() == AEC_FRAME;
+        if ok {
             out.copy_from_slice(&self.linear);
         }
-        self.has_linear && out.len() == AEC_FRAME
+        ok
     }
 }
 

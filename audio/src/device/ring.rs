@@ -76,10 +76,17 @@ impl AudioCounters {
 
     /// Marks the speaker gone (counted once per loss) or back.
     pub fn set_playback_lost(&self, lost: bool) {
-        let was = self.playback_lost.swap(lost, Ordering::AcqRel);
-        if lost && !was {
+        self.mark_lost(&self.playback_lost, lost);
+    }
+
+    /// Sets a device's lost flag; true (and one more device loss) when it was not lost.
+    fn mark_lost(&self, flag: &AtomicBool, lost: bool) -> bool {
+        let was = flag.swap(lost, Ordering::AcqRel);
+        let newly = lost && !was;
+        if newly {
             self.device_losses.fetch_add(1, Ordering::Relaxed);
         }
+        newly
     }
 
     /// Times a device went away since start (monotonic, for metrics).
@@ -89,9 +96,7 @@ impl AudioCounters {
 
     /// Marks the microphone gone (counted once per loss) or back.
     pub fn set_capture_lost(&self, lost: bool) {
-        let was = self.capture_lost.swap(lost, Ordering::AcqRel);
-        if lost && !was {
-            self.device_losses.fetch_add(1, Ordering::Relaxed);
+        if self.mark_lost(&self.capture_lost, lost) {
             self.capture_losses.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -369,8 +369,8 @@ impl Conversation<'_> {
         }
         match (self.reopen_speaker)() {
             Ok(()) => {
+                // The reopen cleared `playback_lost` (cpal's and the simulated speaker's alike).
                 tracing::info!("speaker back after {:.1} s: answering again", since.elapsed().as_secs_f64());
-                self.counters.set_playback_lost(false);
                 st.speaker_lost = None;
             }
             Err(e) => {
