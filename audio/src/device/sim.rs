@@ -26,6 +26,10 @@ pub struct SimOptions {
     /// taking audio and the counters mark it lost; after the window it plays again only
     /// once reopened ([`SimSpeaker::reopen`]), the way a real device must be.
     pub speaker_outages: Vec<(f64, f64)>,
+    /// Keep none of the speaker's audio (nobody asked for an output WAV): without it the
+    /// recording grows by one second per second, up to [`SIM_MAX_RECORD_S`], and a long
+    /// run's memory with it. [`SimDuplex::stop`] then returns an empty vector.
+    pub discard_playback: bool,
 }
 
 impl SimOptions {
@@ -138,7 +142,10 @@ impl SimDuplex {
         let thread = std::thread::Builder::new()
             .name("sim-audio".into())
             .spawn(move || {
-                let mut recorded = Vec::with_capacity(input.len() + rate_hz as usize * 30);
+                let mut recorded = match opts.discard_playback {
+                    true => Vec::new(),
+                    false => Vec::with_capacity(input.len() + rate_hz as usize * 30),
+                };
                 let mut out = vec![0.0f32; period];
                 let mut mic = vec![0.0f32; period];
                 let mut echo = opts.echo.as_ref().map(|c| EchoPath::new(c, rate_hz));
@@ -162,7 +169,7 @@ impl SimDuplex {
                     } else {
                         drain.fill_interleaved(&mut out);
                     }
-                    if recorded.len() < max_record {
+                    if !opts.discard_playback && recorded.len() < max_record {
                         recorded.extend_from_slice(&out);
                     }
                     if pos < input.len() {
@@ -263,6 +270,18 @@ mod tests {
         let rec = sim.stop();
         assert!(rec.len() >= input.len(), "recorded {} samples", rec.len());
         assert_eq!(rec.iter().filter(|&&v| v == 0.5).count(), 80, "the queued audio is played exactly once");
+    }
+
+    #[test]
+    fn discarded_playback_is_still_played_and_heard_but_not_kept() {
+        let rate = 8_000;
+        let echo = EchoPathConfig { delay_ms: 0.0, gain_db: 0.0, room_ms: 0.0, noise_dbfs: -200.0, ..Default::default() };
+        let opts = SimOptions { echo: Some(echo), discard_playback: true, ..Default::default() };
+        let (sim, mut reader, mut queue) = SimDuplex::start_with(vec![0.0; 1_600], rate, 1_000, 1_000, AudioCounters::new(), opts).unwrap();
+        queue.push(&[0.5; 80]);
+        let got = read_all(&mut reader);
+        assert_eq!(got.iter().filter(|&&v| v == 0.5).count(), 80, "the speaker still plays into the echo path");
+        assert!(sim.stop().is_empty(), "nothing recorded");
     }
 
     fn read_all(reader: &mut CaptureReader) -> Vec<f32> {

@@ -57,6 +57,7 @@ impl Plan {
                     echo: a.simulated_echo.clone(),
                     mic_outages: a.sim_mic_outages.iter().map(|[f, t]| (*f, *t)).collect(),
                     speaker_outages: a.sim_speaker_outages.iter().map(|[f, t]| (*f, *t)).collect(),
+                    discard_playback: a.output_wav.is_none(),
                 },
             });
         }
