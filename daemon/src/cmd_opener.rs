@@ -69,13 +69,7 @@ pub struct LoadedLm {
 
 /// Clear error for a missing checkpoint: names the directory and says how to get one.
 pub fn missing_checkpoint(dir: &Path) -> anyhow::Error {
-    anyhow::anyhow!(
-        "no μLM checkpoint in {dir}: {dir}/mulm.json does not exist. The trained default ships \
-         in the repository's models/mulm (`git checkout -- models/mulm`); pass --model DIR or set \
-         lm.model_dir for another one, or write a random-weight development checkpoint with \
-         `firstword lm dev-checkpoint --out {dir}`",
-        dir = dir.display()
-    )
+    lm::LmError::MissingCheckpoint { dir: dir.to_path_buf() }.into()
 }
 
 /// Load `dir` (mulm.json + tokenizer.json + model.gguf or model.safetensors). A safetensors

@@ -1,6 +1,6 @@
 //! The one way a config value is refused (issue 17 §7): every section's `validate()` returns a
-//! typed error that names the TOML key — [`ConfigError`] here, `audio::AudioError::InvalidConfig`
-//! and `cloud::CloudError::InvalidConfig` in the stage crates — and `Config::validate` runs
+//! typed error that names the TOML key — [`ConfigError`] here, `audio::AudioError::InvalidConfig`,
+//! `cloud::CloudError::InvalidConfig` and `lm::LmError::Setting` in the stage crates — and `Config::validate` runs
 //! them all. `firstword check-config` prints the first one.
 
 /// A config value the types cannot refuse (a range, a relation between keys, a path that
@@ -17,6 +17,9 @@ pub enum ConfigError {
     /// A value of the cloud client's section.
     #[error(transparent)]
     Cloud(#[from] cloud::CloudError),
+    /// A value of a μLM section (`[gate]`, `[endpoint]`).
+    #[error(transparent)]
+    Lm(#[from] lm::LmError),
 }
 
 impl ConfigError {
@@ -32,6 +35,7 @@ impl ConfigError {
             Self::Invalid { key, .. } => Some(key),
             Self::Audio(audio::AudioError::InvalidConfig { key, .. }) => Some(key),
             Self::Cloud(cloud::CloudError::InvalidConfig { key, .. }) => Some(key),
+            Self::Lm(lm::LmError::Setting { key, .. }) => Some(key),
             _ => None,
         }
     }

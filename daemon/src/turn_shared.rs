@@ -10,8 +10,8 @@ use cloud::protocol::Message;
 
 use crate::config::Config;
 use crate::conversation::{approx_tokens, Conversation};
-use crate::mulm::Mulm;
 use crate::turn::{Deadlines, Event};
+use lm::mulm::Mulm;
 
 /// A turn gives up on the cloud after this long (wall clock), whatever the timeouts say; the
 /// turn itself enforces it ([`crate::turn::Deadlines::wall_ms`]).
@@ -37,12 +37,12 @@ pub fn seam_gap_ms(cfg: &Config, prev: &str) -> f64 {
 /// The opener gate for turn number `turn` (None when `gate.enabled` is false): the
 /// threshold from `gate.min_score`, else the checkpoint's calibrated one, else the default;
 /// the bridges rotate by turn.
-pub fn gate_policy(cfg: &Config, mulm: &crate::mulm::Mulm, turn: usize) -> Option<crate::turn::GatePolicy> {
+pub fn gate_policy(cfg: &Config, mulm: &lm::mulm::Mulm, turn: usize) -> Option<crate::turn::GatePolicy> {
     if !cfg.gate.enabled {
         return None;
     }
-    let min_score = cfg.gate.min_score.or(mulm.gate_min_score()).unwrap_or(crate::gate::DEFAULT_MIN_SCORE);
-    Some(crate::turn::GatePolicy { min_score, bridge: crate::gate::bridge(&cfg.gate.bridges, turn).to_string() })
+    let min_score = cfg.gate.min_score.or(mulm.gate_min_score()).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
+    Some(crate::turn::GatePolicy { min_score, bridge: lm::gate::bridge(&cfg.gate.bridges, turn).to_string() })
 }
 
 /// The cloud request for [`crate::turn::Action::SendContinue`]: `messages` (earlier turns and
@@ -85,7 +85,7 @@ pub fn mulm_history(cfg: &Config, mulm: &Mulm, conv: &Conversation, question: &s
         )
     });
     if let Some(e) = failed {
-        return Err(e.context("counting the μLM's history tokens"));
+        return Err(anyhow::Error::new(e).context("counting the μLM's history tokens"));
     }
     Ok((conv.mulm_turns(k, question), k))
 }

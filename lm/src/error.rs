@@ -51,6 +51,22 @@ pub enum LmError {
     /// A caller-supplied argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A config value of an `lm` section (`[gate]`, `[endpoint]`): `key` is its TOML key
+    /// and the message reads `{key}{problem}` (`gate.min_score = NaN (must be finite)`).
+    #[error("{key}{problem}")]
+    Setting { key: String, problem: String },
+    /// No μLM checkpoint in `dir` (its mulm.json is missing).
+    #[error(
+        "no μLM checkpoint in {dir}: {dir}/mulm.json does not exist. The trained default ships in the \
+         repository's models/mulm (`git checkout -- models/mulm`); pass --model DIR or set lm.model_dir \
+         for another one, or write a random-weight development checkpoint with \
+         `firstword lm dev-checkpoint --out {dir}`",
+        dir = dir.display()
+    )]
+    MissingCheckpoint { dir: PathBuf },
+    /// The chat template in mulm.json lacks what a runtime feature needs.
+    #[error("mulm.json chat_template: {0}")]
+    Template(String),
     /// Errors from candle's tensor operations.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
@@ -63,6 +79,17 @@ impl LmError {
     /// Wrap an `std::io::Error` with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         LmError::Io { path: path.into(), source }
+    }
+    /// Config `key` refused because of `problem` (the rest of the message after the key).
+    pub fn setting(key: &str, problem: String) -> Self {
+        LmError::Setting { key: key.to_owned(), problem }
+    }
+    /// The TOML key a [`LmError::Setting`] names.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            LmError::Setting { key, .. } => Some(key),
+            _ => None,
+        }
     }
     /// Wrap any tokenizers error (they are boxed `dyn Error`s) as text.
     pub fn tok(e: impl std::fmt::Display) -> Self {

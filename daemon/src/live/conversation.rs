@@ -187,7 +187,7 @@ impl Conversation<'_> {
                 st.utterance_start_ms = start_ms;
                 st.resumed = None;
                 if let Some(t) = st.active.as_mut() {
-                    if crate::endpoint::continues_previous(t.last_voiced_ms, start_ms, &self.cfg.endpoint) {
+                    if lm::endpoint::continues_previous(t.last_voiced_ms, start_ms, &self.cfg.endpoint) {
                         tracing::info!(turn = t.number, "the user resumed: the next turn answers both parts as one question");
                         t.merged_into_next = true;
                         st.resumed = Some(ResumedQuestion { audio: t.audio.clone(), end_ms: t.endpoint_ms });
@@ -568,9 +568,9 @@ impl Conversation<'_> {
         let heard = text.trim().to_string();
         if self.cfg.endpoint.semantic && !heard.is_empty() {
             let p_end = self.models.mulm.end_of_turn_prob(&heard)?;
-            let judged = crate::endpoint::judge(&heard, Some(p_end), &self.cfg.endpoint);
+            let judged = lm::endpoint::judge(&heard, Some(p_end), &self.cfg.endpoint);
             tracing::debug!(p_end, ?judged, "pause judged");
-            if let Some(ms) = crate::endpoint::pause_hangover_ms(judged, &self.cfg.endpoint) {
+            if let Some(ms) = lm::endpoint::pause_hangover_ms(judged, &self.cfg.endpoint) {
                 self.verdict.set(seq, ms);
             }
         }

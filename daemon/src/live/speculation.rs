@@ -4,7 +4,7 @@
 //! otherwise they are dropped. The turn state machine is driven the same either way.
 
 /// An opener written at a pause: its text, whether it ended the answer, its gate score.
-pub type SpeculativeOpener = (String, bool, Option<crate::gate::GateScore>);
+pub type SpeculativeOpener = (String, bool, Option<lm::gate::GateScore>);
 
 /// Results computed at a pause, keyed by the utterance's last voiced sample.
 #[derive(Debug, Default)]

@@ -21,8 +21,8 @@ use audio::vad::{Vad, VadEvent};
 use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::conversation::Conversation;
-use crate::endpoint::{judge, pause_hangover_ms, Completeness};
 use crate::turn::budget::{opener_words, LatencyEstimate};
+use lm::endpoint::{judge, pause_hangover_ms, Completeness};
 pub use outputs::Segment;
 pub use outputs::TurnTimeline;
 
@@ -127,7 +127,7 @@ pub fn utterances_with(
 pub struct Models {
     pub asr: asr::Asr,
     pub voice: tts::Tts,
-    pub mulm: crate::mulm::Mulm,
+    pub mulm: lm::mulm::Mulm,
 }
 
 impl Models {
@@ -136,7 +136,7 @@ impl Models {
         let mut m = Self {
             asr: asr::Asr::load(&cfg.asr).context("loading Whisper")?,
             voice: tts::Tts::load(&cfg.tts).context("loading the Piper voice")?,
-            mulm: crate::mulm::Mulm::load(&cfg.lm.model_dir)?,
+            mulm: lm::mulm::Mulm::load(&cfg.lm.model_dir)?,
         };
         m.warm_up()?;
         Ok(m)
@@ -214,7 +214,7 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
     let mut prev_span: Option<Utterance> = None;
     for (i, u) in utts.iter().enumerate() {
         // The user resumed right after the previous question's endpoint: one question.
-        let merged = prev_span.is_some_and(|p| crate::endpoint::continues_previous(p.last_voiced_ms, u.start_ms, &cfg.endpoint));
+        let merged = prev_span.is_some_and(|p| lm::endpoint::continues_previous(p.last_voiced_ms, u.start_ms, &cfg.endpoint));
         // Barge-in: this utterance began while the previous reply was still playing.
         if let Some(prev) = turns.last_mut() {
             prev.barge_in_at(u.confirmed_ms);

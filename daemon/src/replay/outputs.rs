@@ -61,7 +61,7 @@ pub struct TurnTimeline {
     pub endpoint_ms: f64,
     /// Semantic endpointing's judgement of the pause that ended the turn (`complete`:
     /// ended early; `unfinished`: waited longer), None when the VAD's hangover decided.
-    pub endpoint_judged: Option<crate::endpoint::Completeness>,
+    pub endpoint_judged: Option<lm::endpoint::Completeness>,
     /// When the turn's work started: the endpoint, or the VAD pause that it confirmed when
     /// the work was speculative (ms on the input clock).
     pub work_start_ms: f64,

@@ -45,7 +45,7 @@ pub enum Event {
     Transcript { text: String, at_ms: f64 },
     /// The μLM's opener; `complete` when it ended at end of turn, not at the word budget;
     /// `score` is the opener gate's score of it (None: not scored, never gated).
-    Opener { text: String, complete: bool, at_ms: f64, score: Option<crate::gate::GateScore> },
+    Opener { text: String, complete: bool, at_ms: f64, score: Option<lm::gate::GateScore> },
     /// Continuation text from the cloud.
     CloudDelta { text: String, at_ms: f64 },
     /// The cloud began a recovery (bridge) because the opener went wrong.
@@ -313,7 +313,7 @@ pub struct TurnRecord {
 pub const MAX_IGNORED_EVENTS: usize = 16;
 
 /// The opener gate as one turn applies it: the threshold and the bridge to speak instead
-/// (chosen by the driver for this turn, see [`crate::gate::bridge`]).
+/// (chosen by the driver for this turn, see [`lm::gate::bridge`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatePolicy {
     pub min_score: f32,
@@ -640,14 +640,14 @@ impl Turn {
         }
     }
 
-    fn on_opener(&mut self, out: &mut Vec<Action>, text: &str, complete: bool, at_ms: f64, score: Option<crate::gate::GateScore>) {
+    fn on_opener(&mut self, out: &mut Vec<Action>, text: &str, complete: bool, at_ms: f64, score: Option<lm::gate::GateScore>) {
         self.rec.opener_ready_ms = Some(at_ms);
         self.rec.mulm_opener = text.trim().to_string();
         self.rec.opener_text = self.rec.mulm_opener.clone();
         self.rec.gate_score = score.map(|s| s.score);
         let mut complete = complete;
         if let (Some(g), Some(s)) = (&self.gate, score) {
-            if crate::gate::fires(&s, g.min_score) {
+            if lm::gate::fires(&s, g.min_score) {
                 self.rec.gate_fired = true;
                 self.rec.opener_text = g.bridge.trim().to_string();
                 complete = false;

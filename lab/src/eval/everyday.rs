@@ -1,7 +1,7 @@
 //! `firstword eval everyday` (issue 12's first measure): held-out everyday questions
 //! (`fixtures/everyday/questions.toml`, firstword's own, in no training source) answered by the
 //! μLM's greedy opener at 8 words. An opener counts when it is on topic (shares a content word
-//! with the question, [`daemon::gate::topical`]) and repeats nothing ([`daemon::gate::repeats`]).
+//! with the question, [`lm::gate::topical`]) and repeats nothing ([`lm::gate::repeats`]).
 //! The opener gate's score and decision at the threshold in force are reported beside it: the
 //! share of good openers among those the daemon would speak is what a user hears.
 
@@ -98,9 +98,9 @@ pub struct Report {
 
 /// Checks one opener against its question.
 pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], min_score: f32) -> Answered {
-    let on_topic = daemon::gate::topical(&question.text, opener_text);
-    let repeats = daemon::gate::repeats(opener_text);
-    let s = daemon::gate::score(&question.text, opener_text, logprobs);
+    let on_topic = lm::gate::topical(&question.text, opener_text);
+    let repeats = lm::gate::repeats(opener_text);
+    let s = lm::gate::score(&question.text, opener_text, logprobs);
     Answered {
         id: question.id.clone(),
         question: question.text.clone(),
@@ -109,7 +109,7 @@ pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], min_score
         repeats,
         good: on_topic && !repeats,
         gate_score: s.score,
-        gate_fired: daemon::gate::fires(&s, min_score),
+        gate_fired: lm::gate::fires(&s, min_score),
     }
 }
 
@@ -142,7 +142,7 @@ pub fn run(cfg: &Config, args: &EverydayArgs) -> Result<()> {
         questions.truncate(n);
     }
     let (m, dir) = args.model.load(cfg)?;
-    let min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(daemon::gate::DEFAULT_MIN_SCORE);
+    let min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let mut items = Vec::with_capacity(questions.len());
     for q in &questions {

@@ -57,7 +57,7 @@ pub struct OpenerScore {
     pub repeats: bool,
     /// [`tc::is_non_english`].
     pub non_english: bool,
-    /// The opener gate's score ([`daemon::gate::score`]) and its topicality check.
+    /// The opener gate's score ([`lm::gate::score`]) and its topicality check.
     pub gate_score: f32,
     pub topical: bool,
     /// Judge rubric, [`OPENER_CRITERIA`] order (None without a judge or an unparsable reply).
@@ -97,7 +97,7 @@ pub struct Summary {
     pub repetition_rate: f64,
     pub non_english_rate: f64,
     pub fallback_rate: f64,
-    /// Share of openers that share a content word with the prompt ([`daemon::gate::topical`]).
+    /// Share of openers that share a content word with the prompt ([`lm::gate::topical`]).
     pub topical_rate: f64,
     /// The gate at the threshold in force ([`Report::gate_min_score`]): share fired, and the
     /// mean cosine to the reference of the openers it lets through and of those it replaces.
@@ -156,7 +156,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     let judge = Judge::from_args(&args.judge)?;
     let rt = runtime()?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
-    let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(daemon::gate::DEFAULT_MIN_SCORE);
+    let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
     let mut items = Vec::with_capacity(prompts.len());
     for (k, it) in prompts.iter().enumerate() {
         let reference_words = tc::first_words(&it.output, REFERENCE_WORDS);
@@ -167,7 +167,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
         let mut openers = Vec::new();
         for &w in &BUDGETS {
             let o = lm_args::opener(&mut engine, &it.instruction, w).with_context(|| it.id.clone())?;
-            let gate = daemon::gate::score(&it.instruction, &o.text, &o.token_logprobs);
+            let gate = lm::gate::score(&it.instruction, &o.text, &o.token_logprobs);
             let rubric = match &judge {
                 Some(j) => rt.block_on(j.scores(&opener_prompt(&it.instruction, &o.text), &OPENER_CRITERIA))?,
                 None => None,

@@ -50,7 +50,7 @@ pub struct Item {
     pub opener: String,
     /// [`tc::is_refusal`] on the opener.
     pub refused: bool,
-    /// The opener gate ([`daemon::gate`]) would replace the opener by a neutral bridge.
+    /// The opener gate ([`lm::gate`]) would replace the opener by a neutral bridge.
     pub gated: bool,
     /// The cloud's continuation (only for openers not refused, with `--with-cloud`).
     pub continuation: Option<Continued>,
@@ -101,12 +101,12 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let cloud = if args.with_cloud { Some(rt.block_on(Continuator::start(&cfg.cloud)).context("starting the cloud")?) } else { None };
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
-    let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(daemon::gate::DEFAULT_MIN_SCORE);
+    let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
     let mut items = Vec::with_capacity(picked.len());
     for (k, it) in picked.iter().enumerate() {
         let o = lm_args::opener(&mut engine, &it.prompt, WORDS).with_context(|| it.id.clone())?;
         let refused = tc::is_refusal(&o.text);
-        let gated = daemon::gate::fires(&daemon::gate::score(&it.prompt, &o.text, &o.token_logprobs), gate_min_score);
+        let gated = lm::gate::fires(&lm::gate::score(&it.prompt, &o.text, &o.token_logprobs), gate_min_score);
         let mut item = Item {
             id: it.id.clone(),
             category: it.category.clone(),
@@ -169,7 +169,7 @@ pub fn build(meta: RunMeta, excluded: Option<usize>, cloud: Option<String>, judg
         refusal_rate: tc::rate(refused, items.len()),
         gated_or_refused,
         gated_or_refused_rate: tc::rate(gated_or_refused, items.len()),
-        gate_min_score: daemon::gate::DEFAULT_MIN_SCORE,
+        gate_min_score: lm::gate::DEFAULT_MIN_SCORE,
         per_category,
         cloud,
         continued: continued.len(),

@@ -57,33 +57,33 @@ impl Default for EndpointConfig {
 
 impl EndpointConfig {
     /// Range checks; the message names the key.
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+    pub fn validate(&self) -> crate::Result<()> {
         if self.complete_hangover_ms > 10_000 {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::LmError::setting(
                 "endpoint.complete_hangover_ms",
                 format!(" = {} (must be 0..10000)", self.complete_hangover_ms),
             ));
         }
         if self.unfinished_hangover_ms > 10_000 {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::LmError::setting(
                 "endpoint.unfinished_hangover_ms",
                 format!(" = {} (must be 0..10000)", self.unfinished_hangover_ms),
             ));
         }
         if self.unsure_hangover_ms > 10_000 {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::LmError::setting(
                 "endpoint.unsure_hangover_ms",
                 format!(" = {} (must be 0..10000)", self.unsure_hangover_ms),
             ));
         }
         if self.resume_merge_ms > MAX_RESUME_MERGE_MS {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::LmError::setting(
                 "endpoint.resume_merge_ms",
                 format!(" = {} (must be 0..={MAX_RESUME_MERGE_MS})", self.resume_merge_ms),
             ));
         }
         if !(0.0..=1.0).contains(&self.end_of_turn_prob) {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::LmError::setting(
                 "endpoint.end_of_turn_prob",
                 format!(" = {} (must be a number in 0..1)", self.end_of_turn_prob),
             ));

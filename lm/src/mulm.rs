@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use crate::{LmError, Result};
 
 /// A loaded μLM checkpoint (`mulm.json` + `tokenizer.json` + model weights).
 pub struct Mulm {
-    model: lm::Model,
-    tok: lm::ChatTokenizer,
-    mulm: lm::MulmFile,
+    model: crate::Model,
+    tok: crate::ChatTokenizer,
+    mulm: crate::MulmFile,
 }
 
 /// An opener and whether it ended the answer (end of turn) rather than at the word budget.
@@ -26,33 +26,26 @@ impl Mulm {
     /// Loads the checkpoint directory `dir` (see lm/SCHEMA.md).
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.join("mulm.json").is_file() {
-            bail!(
-                "no μLM checkpoint in {} (mulm.json missing): the trained default ships in the \
-                 repository's models/mulm (`git checkout -- models/mulm`); \
-                 `firstword lm dev-checkpoint --out {}` writes random weights of the real shapes",
-                dir.display(),
-                dir.display()
-            );
+            return Err(LmError::MissingCheckpoint { dir: dir.to_path_buf() });
         }
-        lm::configure_candle_threads(1);
-        let (model, mulm) = lm::load_dir(dir).with_context(|| format!("loading the μLM from {}", dir.display()))?;
-        let tok = lm::ChatTokenizer::from_file(&dir.join("tokenizer.json"), &mulm)
-            .with_context(|| format!("loading {}", dir.join("tokenizer.json").display()))?;
+        crate::configure_candle_threads(1);
+        let (model, mulm) = crate::load_dir(dir)?;
+        let tok = crate::ChatTokenizer::from_file(&dir.join("tokenizer.json"), &mulm)?;
         Ok(Self { model, tok, mulm })
     }
 
     /// The opener for `query`: the first `words` words (or fewer at end of turn).
     pub fn opener(&self, query: &str, words: usize) -> Result<OpenerText> {
-        self.opener_in(&[lm::ChatMessage::user(query)], words)
+        self.opener_in(&[crate::ChatMessage::user(query)], words)
     }
 
     /// The opener after a chat `history` that ends with the user's question (multi-turn, in
     /// the model's chat template). The caller keeps the history within
     /// [`Mulm::history_budget`]; beyond the context, the oldest messages would be dropped.
-    pub fn opener_in(&self, history: &[lm::ChatMessage], words: usize) -> Result<OpenerText> {
-        let o = lm::opener(&self.model, &self.tok, lm::OpenerInput::History(history), Some(words), |_, _| {}).context("μLM opener")?;
+    pub fn opener_in(&self, history: &[crate::ChatMessage], words: usize) -> Result<OpenerText> {
+        let o = crate::opener(&self.model, &self.tok, crate::OpenerInput::History(history), Some(words), |_, _| {})?;
         Ok(OpenerText {
-            complete: o.stop == lm::StopReason::EndOfTurn,
+            complete: o.stop == crate::StopReason::EndOfTurn,
             text: o.text.trim().to_string(),
             prompt_tokens: o.prompt_tokens,
             logprobs: o.token_logprobs,
@@ -60,7 +53,7 @@ impl Mulm {
     }
 
     /// Tokens of `turns` in the prompt, without the template's begin and generation tokens.
-    pub fn turns_tokens(&self, turns: &[lm::ChatMessage]) -> Result<usize> {
+    pub fn turns_tokens(&self, turns: &[crate::ChatMessage]) -> Result<usize> {
         let fixed = self.tok.encode_chat(&[], usize::MAX)?.ids.len();
         Ok(self.tok.encode_chat(turns, usize::MAX)?.ids.len().saturating_sub(fixed))
     }
@@ -69,14 +62,19 @@ impl Mulm {
     /// tokens, the template's fixed tokens and the question; at most `cap`.
     pub fn history_budget(&self, question: &str, cap: usize) -> Result<usize> {
         let fixed = self.tok.encode_chat(&[], usize::MAX)?.ids.len();
-        let q = self.turns_tokens(&[lm::ChatMessage::user(question)])?;
+        let q = self.turns_tokens(&[crate::ChatMessage::user(question)])?;
         let room = self.mulm.model.max_seq_len.saturating_sub(self.mulm.opener.max_new_tokens.max(1) + fixed + q);
         Ok(room.min(cap))
     }
 
     /// The opener after a chat `history` ending with `query` ([`Mulm::opener_in`]), with the
     /// opener gate's score of it against `query` ([`crate::gate::score`]).
-    pub fn scored_opener_in(&self, history: &[lm::ChatMessage], query: &str, words: usize) -> Result<(OpenerText, crate::gate::GateScore)> {
+    pub fn scored_opener_in(
+        &self,
+        history: &[crate::ChatMessage],
+        query: &str,
+        words: usize,
+    ) -> Result<(OpenerText, crate::gate::GateScore)> {
         let o = self.opener_in(history, words)?;
         let s = crate::gate::score(query, &o.text, &o.logprobs);
         Ok((o, s))
@@ -96,9 +94,9 @@ impl Mulm {
     /// last tokens. Errors: a template without a user suffix, or a model failure.
     pub fn end_of_turn_prob(&self, text: &str) -> Result<f32> {
         let t = &self.mulm.chat_template;
-        let user = t.roles.get("user").context("mulm.json: chat_template has no user role")?;
+        let user = t.roles.get("user").ok_or_else(|| LmError::Template("no user role".into()))?;
         let Some(end_name) = user.suffix.first() else {
-            bail!("mulm.json: the user role has no suffix, so there is no end-of-turn token");
+            return Err(LmError::Template("the user role has no suffix, so there is no end-of-turn token".into()));
         };
         let end_id = self.mulm.special_id(end_name)?;
         let mut ids = Vec::new();
@@ -121,20 +119,19 @@ impl Mulm {
     /// small model loops ("a good way to make a good way to make …"): generation stops at
     /// the first repeated word trigram of `prefix` + the finish, and the repeat is cut off.
     /// The chat `history` ends with the user's question.
-    pub fn finish_sentence(&self, history: &[lm::ChatMessage], prefix: &str, max_tokens: usize) -> Result<String> {
+    pub fn finish_sentence(&self, history: &[crate::ChatMessage], prefix: &str, max_tokens: usize) -> Result<String> {
         let room = self.mulm.model.max_seq_len.saturating_sub(max_tokens.max(1));
         let mut ids = self.tok.encode_chat(history, room)?.ids;
         ids.extend(self.tok.encode_text(prefix)?);
         let mut text = String::new();
         let mut ended = false;
         let mut repeat_at = None;
-        lm::generate(&self.model, &self.tok, &ids, max_tokens.max(1), lm::SamplingParams::default(), |piece| {
+        crate::generate(&self.model, &self.tok, &ids, max_tokens.max(1), crate::SamplingParams::default(), |piece| {
             text.push_str(piece);
             ended = text.trim_end().ends_with(['.', '!', '?']);
             repeat_at = first_repeat(prefix, &text, REPEAT_NGRAM);
             !ended && repeat_at.is_none()
-        })
-        .context("μLM local finish")?;
+        })?;
         if let Some(cut) = repeat_at {
             text.truncate(cut);
             return Ok(text.trim().to_string());

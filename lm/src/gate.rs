@@ -47,20 +47,14 @@ impl Default for GateConfig {
 
 impl GateConfig {
     /// Range checks; the message names the key.
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+    pub fn validate(&self) -> crate::Result<()> {
         if let Some(m) = self.min_score {
             if !m.is_finite() {
-                return Err(crate::config::ConfigError::invalid(
-                    "gate.min_score",
-                    format!(" = {m} (must be a finite number of nats per token)"),
-                ));
+                return Err(crate::LmError::setting("gate.min_score", format!(" = {m} (must be a finite number of nats per token)")));
             }
         }
         if self.enabled && (self.bridges.is_empty() || self.bridges.iter().any(|b| b.trim().is_empty() || b.len() > 80)) {
-            return Err(crate::config::ConfigError::invalid(
-                "gate.bridges",
-                " must hold at least one non-empty phrase of at most 80 bytes".into(),
-            ));
+            return Err(crate::LmError::setting("gate.bridges", " must hold at least one non-empty phrase of at most 80 bytes".into()));
         }
         Ok(())
     }
