@@ -9,10 +9,14 @@
 
 pub mod aec;
 pub mod device;
+pub mod devices;
 pub mod error;
+pub mod half_duplex;
+pub mod mic;
 pub mod onnx;
 pub mod resample;
 pub mod resample_stream;
+pub mod settings;
 pub mod vad;
 pub mod wakeword;
 pub mod wav;

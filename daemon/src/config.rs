@@ -26,7 +26,7 @@ pub struct Config {
     pub turn: crate::turn::TurnConfig,
     pub cloud: crate::cloud_link::CloudSection,
     pub lm: LmSection,
-    pub audio: crate::live::settings::AudioSection,
+    pub audio: audio::settings::AudioSection,
     pub metrics: crate::live::settings::MetricsSection,
     pub log: crate::live::settings::LogSection,
     pub activation: crate::activation::ActivationConfig,

@@ -55,6 +55,18 @@ pub enum DeviceError {
     Start { name: String, direction: Direction, message: String },
     #[error("simulated audio devices: cannot start their thread: {0}")]
     SimThread(String),
+    #[error("simulated speaker output {path}: {source}")]
+    SimOutput { path: PathBuf, source: AudioError },
+    /// A device error about the device a config key names (`audio.input_device`).
+    #[error("{key}: {source}")]
+    AtKey { key: &'static str, source: Box<DeviceError> },
     #[error("simulated microphone input {path}: {source}")]
     SimInput { path: PathBuf, source: AudioError },
+}
+
+impl DeviceError {
+    /// This error, about the device that config `key` names (`audio.input_device`).
+    pub fn at_key(self, key: &'static str) -> Self {
+        DeviceError::AtKey { key, source: Box::new(self) }
+    }
 }

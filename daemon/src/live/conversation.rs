@@ -18,7 +18,6 @@ use audio::device::AudioCounters;
 use super::active_turn::{action_name, ActiveTurn};
 use super::clock::{Clock, Heartbeat};
 use super::inbox::{Heard, Inbox, PauseSlot, PauseVerdict, UtteranceQueue};
-use super::mic::{Backoff, REOPEN_FIRST, REOPEN_MAX};
 use super::service;
 use super::speaker::{PlaybackStalled, Speaker};
 use super::speculation::{ResumedQuestion, Speculation, SpeculativeOpener};
@@ -32,6 +31,7 @@ use crate::turn::{Action, Event, Turn};
 use crate::turn_shared::{
     cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS,
 };
+use audio::mic::{Backoff, REOPEN_FIRST, REOPEN_MAX};
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
 const TICK_MS: u64 = 20;
@@ -70,7 +70,7 @@ pub struct Conversation<'a> {
     /// After the simulated input ends, keep running until a signal.
     pub keep_running: bool,
     /// Reopens a lost speaker (see `device_health`).
-    pub reopen_speaker: super::devices::ReopenSpeaker,
+    pub reopen_speaker: audio::devices::ReopenSpeaker,
 }
 
 /// How the loop ended.

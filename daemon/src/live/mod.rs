@@ -10,11 +10,8 @@
 mod active_turn;
 mod clock;
 mod conversation;
-mod devices;
-mod half_duplex;
 mod inbox;
 mod listener;
-mod mic;
 mod ptt;
 mod service;
 pub mod settings;
@@ -83,7 +80,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         None => None,
     };
 
-    let plan = devices::Plan::from_config(&audio_cfg)?;
+    let plan = audio::devices::Plan::from_config(&audio_cfg)?;
     let gate = activation_gate(cfg, audio_cfg.input_wav.is_some())?;
     service::notify_status("loading models");
     let vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
@@ -97,7 +94,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     let counters = AudioCounters::new();
     let mut opened = plan.open(counters.clone())?;
     let reference = opened.queue.take_reference();
-    let mic = mic::Mic::new(opened.reader, reference, opened.reopen_capture.take(), &audio_cfg)?;
+    let mic = audio::mic::Mic::new(opened.reader, reference, opened.reopen_capture.take(), &audio_cfg)?;
     let clock = Clock::start();
     let heartbeat = Heartbeat::new(clock);
     heartbeat.conversation();
@@ -162,7 +159,9 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         task.abort();
     }
     let ending = ending?;
-    closed?;
+    if let Some((path, secs)) = closed.context("closing the audio devices")? {
+        println!("wrote {} ({secs:.1} s)", path.display());
+    }
     tracing::info!("stopped ({})", if ending == Ending::Signal { "signal" } else { "input finished" });
     Ok(())
 }

@@ -11,13 +11,13 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use audio::aec::{Convergence, EchoCanceller, Pairing, AEC_FRAME, AEC_RATE_HZ, LINEAR_LATENCY_SAMPLES, OUTPUT_LATENCY_SAMPLES};
-use audio::device::{CaptureReader, DeviceError, ReferenceReader};
-use audio::resample_stream::StreamResampler;
+use crate::aec::{Convergence, EchoCanceller, Pairing, AEC_FRAME, AEC_RATE_HZ, LINEAR_LATENCY_SAMPLES, OUTPUT_LATENCY_SAMPLES};
+use crate::device::{CaptureReader, DeviceError, ReferenceReader};
+use crate::resample_stream::StreamResampler;
 
-use super::half_duplex::HalfDuplexGate;
-use super::settings::AudioSection;
+use crate::half_duplex::HalfDuplexGate;
+use crate::settings::AudioSection;
+use crate::AudioError;
 
 thread_local! {
     /// The canceller of the thread that reads the microphone (the listener). It lives here
@@ -29,7 +29,7 @@ thread_local! {
 /// Cancels one frame with this thread's canceller (built at the first call): the full
 /// output into `out`, the linear filter's into `linear`; false when AEC3 gave no linear
 /// output for this frame (`linear` untouched).
-fn cancel_frame(mic: &[f32], reference: &[f32], out: &mut [f32], linear: &mut [f32]) -> Result<bool, audio::aec::AecError> {
+fn cancel_frame(mic: &[f32], reference: &[f32], out: &mut [f32], linear: &mut [f32]) -> Result<bool, crate::aec::AecError> {
     CANCELLER.with_borrow_mut(|slot| {
         if slot.is_none() {
             *slot = Some(EchoCanceller::new(None)?);
@@ -49,9 +49,9 @@ const MAX_REFERENCE_WAIT_MS: usize = 200;
 const GAP_CHUNK: usize = 4_800;
 
 /// First wait before reopening a lost microphone; it doubles up to [`REOPEN_MAX`].
-pub(super) const REOPEN_FIRST: Duration = Duration::from_millis(250);
+pub const REOPEN_FIRST: Duration = Duration::from_millis(250);
 /// Longest wait between reopen attempts.
-pub(super) const REOPEN_MAX: Duration = Duration::from_secs(4);
+pub const REOPEN_MAX: Duration = Duration::from_secs(4);
 
 /// Opens the microphone again (drops the old stream first); returns its new ring.
 pub type Reopen = Box<dyn FnMut() -> Result<CaptureReader, DeviceError> + Send>;
@@ -162,16 +162,21 @@ impl Mic {
     /// The microphone as `[audio]` asks: `reference` is the speaker's (needed when echo
     /// cancellation or half-duplex is on). Errors: resampler or canceller set-up.
     /// With `reopen`, a microphone whose stream fails is reopened with backoff.
-    pub fn new(reader: CaptureReader, reference: Option<ReferenceReader>, reopen: Option<Reopen>, a: &AudioSection) -> Result<Self> {
-        let capture_rs = StreamResampler::new(reader.rate_hz(), AEC_RATE_HZ).context("capture resampler")?;
+    pub fn new(
+        reader: CaptureReader,
+        reference: Option<ReferenceReader>,
+        reopen: Option<Reopen>,
+        a: &AudioSection,
+    ) -> Result<Self, AudioError> {
+        let capture_rs = StreamResampler::new(reader.rate_hz(), AEC_RATE_HZ)?;
         let processing = match reference {
             Some(reference) if a.echo_cancellation || a.half_duplex => {
-                let reference_rs = StreamResampler::new(reference.rate_hz(), AEC_RATE_HZ).context("reference resampler")?;
+                let reference_rs = StreamResampler::new(reference.rate_hz(), AEC_RATE_HZ)?;
                 // No delay hint, even for the simulated path whose delay is known: the daemon
                 // must find it the way it would on real hardware. Built once here to fail
                 // at start-up rather than on the listener thread.
                 if a.echo_cancellation {
-                    drop(EchoCanceller::new(None).context("echo canceller")?);
+                    drop(EchoCanceller::new(None).map_err(|e| AudioError::EchoCanceller(e.to_string()))?);
                 }
                 let aec = a.echo_cancellation;
                 let gate = a.half_duplex.then(|| HalfDuplexGate::new(a.half_duplex_onset_dbfs, a.half_duplex_onset_ms));
@@ -210,7 +215,7 @@ impl Mic {
     }
 
     /// True when the microphone is echo-cancelled and the canceller has converged (seen
-    /// [`audio::aec::CONVERGED_AFTER_S`] of audible reference): the VAD's barge-in onset
+    /// [`crate::aec::CONVERGED_AFTER_S`] of audible reference): the VAD's barge-in onset
     /// profile is safe from the reply's residual echo only then.
     pub fn echo_converged(&self) -> bool {
         self.processing.as_ref().is_some_and(|p| p.aec && !p.aec_failed && p.convergence.converged())
@@ -287,7 +292,7 @@ impl Mic {
     }
 
     /// Reads the device (and its lost-time gap), resamples, cancels, gates.
-    fn pull(&mut self) -> Result<()> {
+    fn pull(&mut self) -> Result<(), AudioError> {
         if self.reopen_if_lost() {
             return Ok(());
         }
@@ -306,7 +311,7 @@ impl Mic {
         };
         self.s16.clear();
         if n > 0 {
-            self.capture_rs.process(&self.raw[..n], &mut self.s16).context("resampling the microphone")?;
+            self.capture_rs.process(&self.raw[..n], &mut self.s16)?;
         }
         let Some(p) = self.processing.as_mut() else {
             self.ready.both(&self.s16);
@@ -319,7 +324,7 @@ impl Mic {
         let got = p.reference.read(&mut self.raw[..want]);
         self.s16.clear();
         if got > 0 {
-            p.reference_rs.process(&self.raw[..got], &mut self.s16).context("resampling the reference")?;
+            p.reference_rs.process(&self.raw[..got], &mut self.s16)?;
         }
         p.pairing.push_reference(&self.s16);
         if self.reader.counters().playback_lost() {
@@ -361,7 +366,7 @@ impl Mic {
             }
             skip.0 -= drop_from(&mut ready.vad, vad_from, skip.0);
             skip.1 -= drop_from(&mut ready.asr, asr_from, skip.1);
-            anyhow::Ok(())
+            Ok::<(), AudioError>(())
         })?;
         // The input ended: what waits for a reference that will not come is let through.
         if self.reader.is_ended() && self.ready.vad.is_empty() {
@@ -386,7 +391,7 @@ impl Drop for Mic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use audio::device::{capture_ring, AudioCounters};
+    use crate::device::{capture_ring, AudioCounters};
     use std::sync::{Arc, Mutex};
 
     #[test]

@@ -1,15 +1,16 @@
-//! Which devices `firstword run` uses: cpal's microphone and speaker, or the simulated pair
-//! when an input WAV is given (`--input-wav` / `[audio] input_wav`).
+//! Which devices `[audio]` asks for: cpal's microphone and speaker, or the simulated pair
+//! when an input WAV is given (`--input-wav` / `[audio] input_wav`). Errors are
+//! [`DeviceError`]s that name the device; a configured device's carry its TOML key.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use audio::device::{
-    check_device, AudioCounters, Capture, CaptureReader, DeviceOptions, Direction, Playback, PlaybackQueue, SimDuplex, SimOptions,
+use crate::device::{
+    check_device, AudioCounters, Capture, CaptureReader, DeviceError, DeviceOptions, Direction, Playback, PlaybackQueue, SimDuplex,
+    SimOptions,
 };
 
-use super::settings::AudioSection;
+use crate::settings::AudioSection;
 
 /// The devices to open, decided (and the simulated input loaded) before the models load.
 pub enum Plan {
@@ -20,8 +21,8 @@ pub enum Plan {
 }
 
 /// Opens the speaker again after it went away, playing the same ring (see
-/// `audio::device::Playback::reopen`); it holds the live output stream.
-pub type ReopenSpeaker = Box<dyn FnMut() -> Result<(), audio::device::DeviceError> + Send>;
+/// `crate::device::Playback::reopen`); it holds the live output stream.
+pub type ReopenSpeaker = Box<dyn FnMut() -> Result<(), DeviceError> + Send>;
 
 /// Running devices. [`Running::close`] stops them (and writes the simulated speaker's WAV).
 pub enum Running {
@@ -34,7 +35,7 @@ pub struct Opened {
     pub running: Running,
     pub reader: CaptureReader,
     /// Real devices: reopens the microphone after it went away (the listener calls it).
-    pub reopen_capture: Option<super::mic::Reopen>,
+    pub reopen_capture: Option<crate::mic::Reopen>,
     pub queue: PlaybackQueue,
     /// Reopens the speaker (the conversation loop calls it when the speaker is lost).
     pub reopen_speaker: ReopenSpeaker,
@@ -44,9 +45,9 @@ pub struct Opened {
 
 impl Plan {
     /// Reads `[audio]` (with the command line's input/output WAV already merged in).
-    pub fn from_config(a: &AudioSection) -> Result<Self> {
+    pub fn from_config(a: &AudioSection) -> Result<Self, DeviceError> {
         if let Some(path) = &a.input_wav {
-            let input = audio::device::load_sim_input(path, a.sim_rate_hz)?;
+            let input = crate::device::load_sim_input(path, a.sim_rate_hz)?;
             return Ok(Plan::Sim {
                 input,
                 rate_hz: a.sim_rate_hz,
@@ -62,8 +63,8 @@ impl Plan {
             });
         }
         // Fail on a wrong device name now, not after the models have loaded.
-        check_device(&a.input_device, Direction::Input).context("audio.input_device")?;
-        check_device(&a.output_device, Direction::Output).context("audio.output_device")?;
+        check_device(&a.input_device, Direction::Input).map_err(|e| e.at_key("audio.input_device"))?;
+        check_device(&a.output_device, Direction::Output).map_err(|e| e.at_key("audio.output_device"))?;
         let frames = (a.buffer_frames > 0).then_some(a.buffer_frames);
         Ok(Plan::Real {
             input: DeviceOptions { name: a.input_device.clone(), buffer_frames: frames, ring_ms: a.capture_buffer_ms },
@@ -72,18 +73,18 @@ impl Plan {
     }
 
     /// Opens and starts the devices.
-    pub fn open(self, counters: Arc<AudioCounters>) -> Result<Opened> {
+    pub fn open(self, counters: Arc<AudioCounters>) -> Result<Opened, DeviceError> {
         match self {
             Plan::Real { input, output } => {
-                let (capture, reader) = Capture::open(&input, counters.clone()).context("audio.input_device")?;
-                let (playback, queue) = Playback::open(&output, counters.clone()).context("audio.output_device")?;
+                let (capture, reader) = Capture::open(&input, counters.clone()).map_err(|e| e.at_key("audio.input_device"))?;
+                let (playback, queue) = Playback::open(&output, counters.clone()).map_err(|e| e.at_key("audio.output_device"))?;
                 let ((ir, ic), (or, oc)) = (capture.format(), playback.format());
                 let description =
                     format!("microphone {:?} ({ir} Hz, {ic} ch), speaker {:?} ({or} Hz, {oc} ch)", capture.name(), playback.name());
                 // The first stream stays in `Running` (dead streams are harmless); each
                 // reopened one lives in the closure until the next reopen replaces it.
                 let mut current: Option<Capture> = None;
-                let reopen_capture: super::mic::Reopen = Box::new(move || {
+                let reopen_capture: crate::mic::Reopen = Box::new(move || {
                     drop(current.take());
                     let (c, r) = Capture::open(&input, counters.clone())?;
                     current.replace(c);
@@ -125,18 +126,19 @@ impl Plan {
 
 impl Running {
     /// Stops the streams; the simulated speaker's recording goes to its output WAV.
-    pub fn close(self) -> Result<()> {
+    /// Returns that WAV's path and length in seconds, if one was written.
+    /// Errors: [`DeviceError::SimOutput`] when the WAV cannot be written.
+    pub fn close(self) -> Result<Option<(PathBuf, f64)>, DeviceError> {
         match self {
-            Running::Real { .. } => Ok(()),
+            Running::Real { .. } => Ok(None),
             Running::Sim { sim, output_wav } => {
                 let rate = sim.rate_hz();
                 let played = sim.stop();
-                if let Some(path) = output_wav {
-                    audio::write_wav(&path, &played, rate)
-                        .with_context(|| format!("writing the speaker's output to {}", path.display()))?;
-                    println!("wrote {} ({:.1} s)", path.display(), played.len() as f64 / rate as f64);
-                }
-                Ok(())
+                let Some(path) = output_wav else {
+                    return Ok(None);
+                };
+                crate::write_wav(&path, &played, rate).map_err(|source| DeviceError::SimOutput { path: path.clone(), source })?;
+                Ok(Some((path, played.len() as f64 / rate as f64)))
             }
         }
     }
