@@ -23,6 +23,7 @@ pub mod client;
 pub mod continuation;
 mod error;
 pub mod gateway;
+pub mod link;
 pub mod protocol;
 mod tls;
 

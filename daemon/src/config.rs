@@ -24,7 +24,7 @@ pub struct Config {
     pub endpoint: lm::endpoint::EndpointConfig,
     pub gate: lm::gate::GateConfig,
     pub turn: crate::turn::TurnConfig,
-    pub cloud: crate::cloud_link::CloudSection,
+    pub cloud: cloud::link::CloudSection,
     pub lm: LmSection,
     pub audio: audio::settings::AudioSection,
     pub metrics: crate::live::settings::MetricsSection,

@@ -5,7 +5,6 @@
 //! (`../lab`, `firstword-lab bench|eval`) measures it through this same API.
 
 pub mod activation;
-pub mod cloud_link;
 pub mod cmd_asr;
 pub mod cmd_opener;
 pub mod cmd_say;

@@ -21,7 +21,6 @@ use super::inbox::{Heard, Inbox, PauseSlot, PauseVerdict, UtteranceQueue};
 use super::service;
 use super::speaker::{PlaybackStalled, Speaker};
 use super::speculation::{ResumedQuestion, Speculation, SpeculativeOpener};
-use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::conversation::{is_end_phrase, remember};
 use crate::metrics::Metrics;
@@ -32,6 +31,7 @@ use crate::turn_shared::{
     cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS,
 };
 use audio::mic::{Backoff, REOPEN_FIRST, REOPEN_MAX};
+use cloud::link::CloudLink;
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
 const TICK_MS: u64 = 20;

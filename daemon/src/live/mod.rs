@@ -25,11 +25,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use audio::device::AudioCounters;
 
-use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::metrics::{http, Metrics};
 use crate::replay::Models;
 use clock::{Clock, Heartbeat};
+use cloud::link::CloudLink;
 use conversation::{Conversation, Ending};
 use listener::{Listener, ListenerParts};
 use speaker::Speaker;
@@ -86,7 +86,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     let vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
     let models = Models::load(cfg)?;
     service::notify_status("connecting to the cloud");
-    let link = rt.block_on(CloudLink::start(&cfg.cloud, None))?;
+    let link = rt.block_on(CloudLink::start(&cfg.cloud, None)).context("connecting to the cloud continuator")?;
     if !link.client.is_connected() {
         tracing::warn!("cloud not connected yet: turns fall back locally until it is");
     }

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use audio::vad::{Vad, VadEvent};
 
-use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::conversation::Conversation;
 use crate::turn::budget::{opener_words, LatencyEstimate};
+use cloud::link::CloudLink;
 use lm::endpoint::{judge, pause_hangover_ms, Completeness};
 pub use outputs::Segment;
 pub use outputs::TurnTimeline;
@@ -204,7 +204,7 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
         bail!("no speech found in {} (VAD: {})", opts.input.display(), vad.detector_name());
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let link = rt.block_on(CloudLink::start(&cfg.cloud, opts.cloud_latency_ms))?;
+    let link = rt.block_on(CloudLink::start(&cfg.cloud, opts.cloud_latency_ms)).context("connecting to the cloud continuator")?;
 
     let wall_start = std::time::Instant::now();
     let mut estimate = LatencyEstimate::new(0.5);

@@ -12,13 +12,13 @@ use super::clock::{ClockMode, CostModel, TurnClock, Work};
 use super::outputs::{Segment, TurnTimeline};
 use super::Models;
 use super::Utterance;
-use crate::cloud_link::CloudLink;
 use crate::config::Config;
 use crate::conversation::{is_end_phrase, Conversation};
 use crate::turn::{Action, Event, Part, Turn};
 use crate::turn_shared::{
     cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, seam_gap_ms, LOCAL_FINISH_TOKENS,
 };
+use cloud::link::CloudLink;
 
 /// What one replayed turn needs: config, the utterance (times in ms on the input clock), its
 /// audio and the opener word budget.

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::stats::{summarize, Summary};
-use daemon::cloud_link::CloudLink;
+use cloud::link::CloudLink;
 use daemon::config::Config;
 use daemon::replay::turn_loop::{run_turn, TurnContext};
 use daemon::replay::{find_utterances, next_opener_words, utterance_audio, Models, Segment, TurnTimeline};

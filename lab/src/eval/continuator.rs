@@ -15,7 +15,7 @@ use cloud::continuation::{ContinuationFilter, FilterEvent};
 use cloud::protocol::{ContinueRequest, Message, RecoveryMode};
 use futures_util::StreamExt;
 
-use daemon::cloud_link::{CloudLink, CloudSection};
+use cloud::link::{CloudLink, CloudSection};
 
 /// Where continuations come from.
 pub enum Continuator {
