@@ -40,6 +40,9 @@ pub enum AudioError {
     /// and the message reads `{key}{problem}` (`vad.threshold = 2 (must be in 0..1)`).
     #[error("{key}{problem}")]
     InvalidConfig { key: String, problem: String },
+    /// The push-to-talk key's input device could not be used.
+    #[error("push-to-talk: {0}")]
+    PushToTalk(String),
     /// The echo canceller (AEC3) refused its set-up or a frame.
     #[error("echo canceller: {0}")]
     EchoCanceller(String),

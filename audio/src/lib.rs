@@ -7,6 +7,7 @@
 //! Sample conventions everywhere: f32 in [-1, 1], mono unless a type says otherwise,
 //! positions and lengths in samples at the stated rate.
 
+pub mod activation;
 pub mod aec;
 pub mod device;
 pub mod devices;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod half_duplex;
 pub mod mic;
 pub mod onnx;
+pub mod ptt;
 pub mod resample;
 pub mod resample_stream;
 pub mod settings;

@@ -29,7 +29,7 @@ pub struct Config {
     pub audio: audio::settings::AudioSection,
     pub metrics: crate::live::settings::MetricsSection,
     pub log: crate::live::settings::LogSection,
-    pub activation: crate::activation::ActivationConfig,
+    pub activation: audio::activation::ActivationConfig,
 }
 
 impl Config {

@@ -4,7 +4,6 @@
 //! loader. The `firstword` binary (src/main.rs) is its command line; the lab
 //! (`../lab`, `firstword-lab bench|eval`) measures it through this same API.
 
-pub mod activation;
 pub mod cmd_asr;
 pub mod cmd_opener;
 pub mod cmd_say;

@@ -23,9 +23,9 @@ use audio::wakeword::WakeSpotter;
 
 use super::clock::Heartbeat;
 use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQueue};
-use super::ptt::KeySource;
-use crate::activation::{Activation, Verdict};
+use audio::activation::{Activation, Verdict};
 use audio::mic::Mic;
+use audio::ptt::KeySource;
 
 /// Audio kept before an utterance's confirmed start, in 16 kHz samples (2 s): the VAD
 /// reports where speech began, which precedes the confirmation, and `vad.pre_roll_ms`

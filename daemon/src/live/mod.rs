@@ -12,7 +12,6 @@ mod clock;
 mod conversation;
 mod inbox;
 mod listener;
-mod ptt;
 mod service;
 pub mod settings;
 mod speaker;
@@ -169,7 +168,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
 /// The listener's activation gate for `[activation] mode` (None for "always"): the wake-word
 /// spotter with its reference, or the push-to-talk key (simulated with `ptt_simulated`).
 fn activation_gate(cfg: &Config, simulated_input: bool) -> Result<Option<listener::Gate>> {
-    use crate::activation::{Activation, Mode, Timings};
+    use audio::activation::{Activation, Mode, Timings};
     let a = &cfg.activation;
     let activation = Activation::new(a.mode, Timings::new(a, cfg.turn.conversation_idle_s));
     match a.mode {
@@ -182,14 +181,14 @@ fn activation_gate(cfg: &Config, simulated_input: bool) -> Result<Option<listene
             Ok(Some(listener::Gate { activation, spotter: Some(spotter), key: None }))
         }
         Mode::PushToTalk => {
-            let key: Box<dyn ptt::KeySource> = if !a.ptt_simulated.is_empty() {
+            let key: Box<dyn audio::ptt::KeySource> = if !a.ptt_simulated.is_empty() {
                 if !simulated_input {
                     bail!("activation.ptt_simulated needs a simulated input (--input-wav); use ptt_device for a real key");
                 }
-                Box::new(ptt::SimulatedKey::new(a.ptt_simulated.clone()))
+                Box::new(audio::ptt::SimulatedKey::new(a.ptt_simulated.clone()))
             } else {
                 let dev = a.ptt_device.as_deref().context("activation.ptt_device is not set")?;
-                Box::new(ptt::EvdevKey::open(dev, &a.ptt_key)?)
+                Box::new(audio::ptt::EvdevKey::open(dev, &a.ptt_key)?)
             };
             tracing::info!("activation: push-to-talk");
             Ok(Some(listener::Gate { activation, spotter: None, key: Some(key) }))

@@ -17,7 +17,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
 use serde::Deserialize;
 
 /// `[activation] mode`.
@@ -87,68 +86,68 @@ impl Default for ActivationConfig {
 
 impl ActivationConfig {
     /// Range checks; messages name the key.
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+    pub fn validate(&self) -> Result<(), crate::AudioError> {
         if !(0.05..=0.99).contains(&self.wake_threshold) {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.wake_threshold",
                 format!(" = {} (must be in 0.05..=0.99)", self.wake_threshold),
             ));
         }
         if !(1..=100).contains(&self.wake_min_scores) {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.wake_min_scores",
                 format!(" = {} (must be in 1..=100)", self.wake_min_scores),
             ));
         }
         if !(0.0..=1_000.0).contains(&self.wake_margin_ms) {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.wake_margin_ms",
                 format!(" = {} (must be in 0..=1000)", self.wake_margin_ms),
             ));
         }
         if !(0.0..=5_000.0).contains(&self.min_question_ms) {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.min_question_ms",
                 format!(" = {} (must be in 0..=5000)", self.min_question_ms),
             ));
         }
         if !(0.5..=600.0).contains(&self.listen_s) {
-            return Err(crate::config::ConfigError::invalid("activation.listen_s", format!(" = {} (must be in 0.5..=600)", self.listen_s)));
+            return Err(crate::AudioError::invalid_config("activation.listen_s", format!(" = {} (must be in 0.5..=600)", self.listen_s)));
         }
         if !(0.0..=5_000.0).contains(&self.ptt_grace_ms) {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.ptt_grace_ms",
                 format!(" = {} (must be in 0..=5000)", self.ptt_grace_ms),
             ));
         }
         if self.ptt_key.trim().is_empty() {
-            return Err(crate::config::ConfigError::invalid("activation.ptt_key", " is empty (e.g. \"KEY_PLAYPAUSE\")".into()));
+            return Err(crate::AudioError::invalid_config("activation.ptt_key", " is empty (e.g. \"KEY_PLAYPAUSE\")".into()));
         }
         if self.ptt_simulated.len() > 10_000 {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.ptt_simulated",
                 format!(" has {} presses (at most 10000)", self.ptt_simulated.len()),
             ));
         }
         for (i, [p, r]) in self.ptt_simulated.iter().enumerate() {
             if !(p.is_finite() && r.is_finite() && *p >= 0.0 && r > p) {
-                return Err(crate::config::ConfigError::invalid(
+                return Err(crate::AudioError::invalid_config(
                     "activation.ptt_simulated",
                     format!("[{i}] = [{p}, {r}] (need 0 <= press_ms < release_ms)"),
                 ));
             }
         }
         if self.listening_command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-            return Err(crate::config::ConfigError::invalid("activation.listening_command", " is empty (leave it out for none)".into()));
+            return Err(crate::AudioError::invalid_config("activation.listening_command", " is empty (leave it out for none)".into()));
         }
         if self.mode == Mode::WakeWord && self.wake_word.as_os_str().is_empty() {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.wake_word",
                 " is empty (mode = \"wake_word\" needs a reference)".into(),
             ));
         }
         if self.mode == Mode::PushToTalk && self.ptt_device.is_none() && self.ptt_simulated.is_empty() {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(crate::AudioError::invalid_config(
                 "activation.ptt_device",
                 " is not set (mode = \"push_to_talk\" needs a key: ptt_device, or ptt_simulated with --input-wav)".into(),
             ));

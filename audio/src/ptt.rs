@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use crate::AudioError;
 
 /// A push-to-talk key.
 pub trait KeySource: Send {
@@ -52,13 +52,21 @@ pub struct EvdevKey {
 impl EvdevKey {
     /// Opens `device` and watches `key` ("KEY_PLAYPAUSE", "BTN_0", …). The reader thread ends
     /// with the process (or when the device goes away: the key then reads as released).
-    pub fn open(device: &Path, key: &str) -> Result<Self> {
-        let code = evdev::KeyCode::from_str(key.trim())
-            .map_err(|_| anyhow::anyhow!("activation.ptt_key = {key:?}: not an evdev key name (e.g. \"KEY_PLAYPAUSE\", \"BTN_0\")"))?;
-        let mut dev = evdev::Device::open(device)
-            .with_context(|| format!("activation.ptt_device: cannot open {} (is the user in the `input` group?)", device.display()))?;
+    pub fn open(device: &Path, key: &str) -> Result<Self, AudioError> {
+        let code = evdev::KeyCode::from_str(key.trim()).map_err(|_| {
+            AudioError::invalid_config(
+                "activation.ptt_key",
+                format!(" = {key:?}: not an evdev key name (e.g. \"KEY_PLAYPAUSE\", \"BTN_0\")"),
+            )
+        })?;
+        let mut dev = evdev::Device::open(device).map_err(|e| {
+            AudioError::PushToTalk(format!(
+                "activation.ptt_device: cannot open {}: {e} (is the user in the `input` group?)",
+                device.display()
+            ))
+        })?;
         if !dev.supported_keys().is_some_and(|k| k.contains(code)) {
-            anyhow::bail!("activation.ptt_key = {key:?}: {} has no such key", device.display());
+            return Err(AudioError::invalid_config("activation.ptt_key", format!(" = {key:?}: {} has no such key", device.display())));
         }
         let held = Arc::new(AtomicBool::new(false));
         let h = held.clone();
@@ -84,7 +92,7 @@ impl EvdevKey {
                     }
                 }
             })
-            .context("starting the push-to-talk thread")?;
+            .map_err(|e| AudioError::PushToTalk(format!("cannot start its thread: {e}")))?;
         Ok(Self { held, last: false })
     }
 }
