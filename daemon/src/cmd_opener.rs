@@ -1,14 +1,15 @@
 //! `firstword opener QUESTION` (the μLM's first words) and `firstword lm dev-checkpoint`
 //! (a random-weight checkpoint of the real shapes, for development until a trained one exists).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::config::{Config, LmQuant};
+use crate::config::Config;
+use lm::checkpoint::load_checkpoint;
 
 /// Arguments of `firstword opener`.
 #[derive(Args, Debug)]
@@ -56,48 +57,6 @@ pub enum LmCmd {
         #[arg(long, default_value = "q8_0")]
         r#type: String,
     },
-}
-
-/// A loaded μLM and what it is.
-pub struct LoadedLm {
-    pub model: lm::Model,
-    pub tok: lm::ChatTokenizer,
-    pub mulm: lm::MulmFile,
-    /// Wall time to load (ms).
-    pub load_ms: f64,
-}
-
-/// Clear error for a missing checkpoint: names the directory and says how to get one.
-pub fn missing_checkpoint(dir: &Path) -> anyhow::Error {
-    lm::LmError::MissingCheckpoint { dir: dir.to_path_buf() }.into()
-}
-
-/// Load `dir` (mulm.json + tokenizer.json + model.gguf or model.safetensors). A safetensors
-/// checkpoint is quantized in memory per `quant`; a GGUF keeps its own types.
-pub fn load_checkpoint(dir: &Path, quant: LmQuant, threads: usize) -> Result<LoadedLm> {
-    let t0 = Instant::now();
-    let mulm_path = dir.join(lm::mulm_file::MULM_JSON);
-    if !mulm_path.is_file() {
-        return Err(missing_checkpoint(dir));
-    }
-    let mulm = lm::MulmFile::load(&mulm_path).with_context(|| format!("loading {}", mulm_path.display()))?;
-    let gguf = dir.join(lm::load::GGUF_FILE);
-    let st = dir.join(lm::load::SAFETENSORS_FILE);
-    let mut model = if gguf.is_file() {
-        lm::load_gguf(&gguf, Some(&mulm)).with_context(|| format!("loading {}", gguf.display()))?.0
-    } else if st.is_file() {
-        let q = match quant {
-            LmQuant::Q8_0 => Some(lm::GgmlDType::Q8_0),
-            LmQuant::F32 => None,
-        };
-        lm::load_safetensors(&st, &mulm, q).with_context(|| format!("loading {}", st.display()))?
-    } else {
-        bail!("μLM checkpoint {} has mulm.json but neither model.gguf nor model.safetensors", dir.display());
-    };
-    model.set_threads(threads).context("setting lm.threads")?;
-    let tok_path = dir.join("tokenizer.json");
-    let tok = lm::ChatTokenizer::from_file(&tok_path, &mulm).with_context(|| format!("loading {}", tok_path.display()))?;
-    Ok(LoadedLm { model, tok, mulm, load_ms: t0.elapsed().as_secs_f64() * 1e3 })
 }
 
 /// What `opener --json` prints.
@@ -192,7 +151,7 @@ pub fn run_lm(cmd: LmCmd) -> Result<()> {
             };
             let mulm_path = model.join(lm::mulm_file::MULM_JSON);
             if !mulm_path.is_file() {
-                return Err(missing_checkpoint(&model));
+                return Err(lm::LmError::MissingCheckpoint { dir: model }.into());
             }
             let mulm = lm::MulmFile::load(&mulm_path).with_context(|| format!("loading {}", mulm_path.display()))?;
             let st = model.join(lm::load::SAFETENSORS_FILE);

@@ -1,7 +1,7 @@
 //! The daemon's configuration: one TOML file, one table per stage
 //! (documented key by key in configs/firstword.toml).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
@@ -25,7 +25,7 @@ pub struct Config {
     pub gate: lm::gate::GateConfig,
     pub turn: crate::turn::TurnConfig,
     pub cloud: cloud::link::CloudSection,
-    pub lm: LmSection,
+    pub lm: lm::checkpoint::LmSection,
     pub audio: audio::settings::AudioSection,
     pub metrics: crate::live::settings::MetricsSection,
     pub log: crate::live::settings::LogSection,
@@ -86,50 +86,7 @@ impl Config {
         self.audio.validate()?;
         self.metrics.validate()?;
         self.activation.validate()?;
-        self.lm.validate()
-    }
-}
-
-/// `[lm]`: the on-device micro LM that speaks the opener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LmSection {
-    /// Checkpoint directory: mulm.json, tokenizer.json, model.gguf or model.safetensors.
-    pub model_dir: PathBuf,
-    /// Threads for the μLM's forward pass (1 is fastest for decode on 2 shared cores).
-    pub threads: usize,
-    /// In-memory weight format for a safetensors checkpoint ("q8_0" or "f32"); a GGUF
-    /// checkpoint keeps the type it was exported with.
-    pub quant: LmQuant,
-}
-
-/// Weight format of the μLM's matrices in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(non_camel_case_types)] // Q8_0 is GGML's name for the format
-pub enum LmQuant {
-    /// 8-bit blocks of 32 (llama.cpp Q8_0): the fast decode format.
-    Q8_0,
-    /// Dense f32 (reference numerics).
-    F32,
-}
-
-impl Default for LmSection {
-    fn default() -> Self {
-        LmSection { model_dir: PathBuf::from("models/mulm"), threads: 1, quant: LmQuant::Q8_0 }
-    }
-}
-
-impl LmSection {
-    /// Range checks; messages name the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.model_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid("lm.model_dir", " is empty (default \"models/mulm\")".into()));
-        }
-        if !(1..=64).contains(&self.threads) {
-            return Err(ConfigError::invalid("lm.threads", format!(" = {} (must be in 1..=64)", self.threads)));
-        }
-        Ok(())
+        Ok(self.lm.validate()?)
     }
 }
 

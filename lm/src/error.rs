@@ -64,6 +64,12 @@ pub enum LmError {
         dir = dir.display()
     )]
     MissingCheckpoint { dir: PathBuf },
+    /// An error while loading the checkpoint file `path`.
+    #[error("loading {path}: {source}", path = path.display())]
+    Loading { path: PathBuf, source: Box<LmError> },
+    /// A checkpoint directory with mulm.json but no weights file.
+    #[error("μLM checkpoint {dir} has mulm.json but neither model.gguf nor model.safetensors", dir = dir.display())]
+    NoWeights { dir: PathBuf },
     /// The chat template in mulm.json lacks what a runtime feature needs.
     #[error("mulm.json chat_template: {0}")]
     Template(String),
@@ -79,6 +85,10 @@ impl LmError {
     /// Wrap an `std::io::Error` with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         LmError::Io { path: path.into(), source }
+    }
+    /// A closure that wraps an error as [`LmError::Loading`] of `path`.
+    pub fn loading(path: &std::path::Path) -> impl FnOnce(LmError) -> LmError + '_ {
+        move |e| LmError::Loading { path: path.to_path_buf(), source: Box::new(e) }
     }
     /// Config `key` refused because of `problem` (the rest of the message after the key).
     pub fn setting(key: &str, problem: String) -> Self {

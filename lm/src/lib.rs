@@ -22,6 +22,7 @@
 
 pub mod attention;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod dev;

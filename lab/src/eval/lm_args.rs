@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use daemon::cmd_opener::{load_checkpoint, LoadedLm};
 use daemon::config::Config;
+use lm::checkpoint::{load_checkpoint, LoadedLm};
 
 /// Which μLM checkpoint to evaluate.
 #[derive(Debug, Clone, clap::Args)]

@@ -10,7 +10,7 @@ use plotters::style::RGBColor;
 
 use super::mc_plot::{draw_bars, Series};
 use crate::provenance::{git_commit, utc_now};
-use daemon::cmd_opener::LoadedLm;
+use lm::checkpoint::LoadedLm;
 
 /// Identity of a run.
 #[derive(Debug, Clone, Serialize)]
