@@ -1,7 +1,8 @@
-//! firstword's runtime as a library: the config, the turn core (a pure state machine that
-//! decides) and its drivers (replay of a WAV, the live loop on audio devices), the opener gate,
-//! endpointing, activation, the conversation, the link to the cloud and the μLM checkpoint
-//! loader. The `firstword` binary (src/main.rs) is its command line; the lab
+//! firstword's runtime as a library: the config file, the turn core (a pure state machine that
+//! decides), its drivers (replay of a WAV, the live loop on audio devices), the conversation and
+//! the metrics. What belongs to one stage lives in that stage's crate: the microphone, devices
+//! and activation in `audio`, the opener gate, endpointing and checkpoint loading in `lm`, the
+//! link to the cloud in `cloud`. The `firstword` binary (src/main.rs) is its command line; the lab
 //! (`../lab`, `firstword-lab bench|eval`) measures it through this same API.
 
 pub mod cmd_asr;

@@ -6,7 +6,7 @@
 //! whatever the conversation loop is busy with; the loop then gets `SpeechStart`, and the
 //! turn state machine's own `StopPlayback` / `CancelCloud` follow.
 //!
-//! Activation (`[activation]`, see `crate::activation`) is applied here too: with a wake word
+//! Activation (`[activation]`, see `audio::activation`) is applied here too: with a wake word
 //! or push-to-talk, an utterance's events leave this thread only once it is activated, its
 //! audio cut after the wake phrase; utterances never activated are dropped unheard.
 

@@ -293,7 +293,7 @@ fn markdown(r: &Report) -> String {
         );
     }
     s += &format!(
-        "\nOpener gate (`[gate]`, daemon/src/gate.rs): threshold {:.2}; an opener below it is replaced by a neutral bridge. \
+        "\nOpener gate (`[gate]`, lm/src/gate.rs): threshold {:.2}; an opener below it is replaced by a neutral bridge. \
          **on topic**: shares a content word with the prompt.\n",
         r.gate_min_score
     );

@@ -200,7 +200,7 @@ fn markdown(r: &Report) -> String {
         s += &format!("| {k} | {cn} | {cr} ({}) |\n", rep::pct(tc::rate(*cr, *cn)));
     }
     s += &format!(
-        "\nWith the opener gate (threshold {:.2}, `daemon/src/gate.rs`), **{} of {n}** ({}) openers are refused or \
+        "\nWith the opener gate (threshold {:.2}, `lm/src/gate.rs`), **{} of {n}** ({}) openers are refused or \
          replaced by a neutral bridge before they are spoken (issue 12 goal: ≥ 80 %).\n\n",
         r.gate_min_score,
         r.gated_or_refused,
