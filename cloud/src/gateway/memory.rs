@@ -4,8 +4,20 @@
 //! `malloc_trim(0)` returns the free pages. It runs on a blocking thread, at most once per
 //! [`TRIM_INTERVAL`] and only when connections ended since the last trim. Other C libraries
 //! (musl) return memory on their own: there it does nothing.
+//!
+//! `malloc_trim` cannot reach glibc's per-thread caches (tcache: up to 7 freed chunks per size
+//! class per thread), and those freed chunks keep scattered pages resident: after a burst of a
+//! thousand connections 1.5–4.5 MiB stayed above the baseline (measured 2026-12-03). The
+//! gateway's service unit therefore starts it with the tcache off
+//! ([`SERVICE_GLIBC_TUNABLES`]); with it the RSS returns to its baseline after the burst.
 
 use std::time::Duration;
+
+/// The `GLIBC_TUNABLES` value `configs/firstword-cloud.service` starts the gateway with:
+/// no per-thread caches, so freed memory can go back to the system (see the module docs).
+/// glibc reads it at process start only; `firstword-lab bench gateway-abuse` runs itself
+/// again with it to measure the gateway as deployed.
+pub const SERVICE_GLIBC_TUNABLES: &str = "glibc.malloc.tcache_count=0";
 
 /// How often the gateway looks whether to trim.
 pub(crate) const TRIM_INTERVAL: Duration = Duration::from_secs(5);
@@ -48,6 +60,13 @@ pub fn release_free_memory() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateway_service_starts_with_these_tunables() {
+        let unit = include_str!("../../../configs/firstword-cloud.service");
+        let line = format!("Environment=GLIBC_TUNABLES={SERVICE_GLIBC_TUNABLES}");
+        assert!(unit.lines().any(|l| l.trim() == line), "configs/firstword-cloud.service lacks {line}");
+    }
 
     #[tokio::test]
     async fn trims_only_after_connections_ended() {

@@ -22,6 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use config::{is_loopback_listen, Distribution, GatewayConfig, LatencyConfig, MIN_PUBLIC_TOKEN_LEN, WELL_KNOWN_TOKENS};
+pub use memory::SERVICE_GLIBC_TUNABLES;
 pub use stats::{GatewayStats, StatsSnapshot};
 
 use crate::backend::Backend;

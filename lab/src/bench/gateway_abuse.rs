@@ -28,9 +28,34 @@ pub struct AbuseArgs {
     /// Bad-token floods.
     #[arg(long, default_value_t = 50)]
     bad_token_floods: usize,
+    /// Measure with this process's own allocator settings instead of the gateway service's
+    /// (`GLIBC_TUNABLES` of configs/firstword-cloud.service).
+    #[arg(long)]
+    default_allocator: bool,
+}
+
+/// glibc reads its tunables at start-up only: without them (and without
+/// `--default-allocator`) the bench runs itself again with the service unit's, so that the
+/// RSS it reports is the deployed gateway's. Returns the child's exit status, or None to
+/// measure in this process.
+fn rerun_as_deployed(a: &AbuseArgs) -> Result<Option<std::process::ExitStatus>> {
+    if a.default_allocator || std::env::var_os("GLIBC_TUNABLES").is_some() || !cfg!(target_env = "gnu") {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().context("locating this binary to run it again")?;
+    let status = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", cloud::gateway::SERVICE_GLIBC_TUNABLES)
+        .status()
+        .context("running the bench again with the gateway service's GLIBC_TUNABLES")?;
+    Ok(Some(status))
 }
 
 pub fn run(a: &AbuseArgs) -> Result<()> {
+    if let Some(status) = rerun_as_deployed(a)? {
+        anyhow::ensure!(status.success(), "gateway abuse bench: {status}");
+        return Ok(());
+    }
     let spec = cloud::bench_abuse::AbuseSpec {
         sessions: a.sessions.max(1),
         rounds: a.rounds.max(1),
@@ -53,10 +78,11 @@ pub fn run(a: &AbuseArgs) -> Result<()> {
             cloud::bench_abuse::TARGET_ABUSE_P99_MS
         );
         println!(
-            "RSS {} → peak {} → {} KiB; descriptors {} → peak {} → {}",
+            "RSS {} → peak {} → {} KiB (GLIBC_TUNABLES {:?}); descriptors {} → peak {} → {}",
             report.before.rss_kib,
             report.peak.rss_kib,
             report.after.rss_kib,
+            report.glibc_tunables.as_deref().unwrap_or("unset"),
             report.before.open_fds,
             report.peak.open_fds,
             report.after.open_fds
