@@ -52,8 +52,8 @@ pub struct Transcript {
 /// allocates nothing large).
 pub struct Asr {
     // `state` borrows nothing from `ctx` at the type level (whisper-rs keeps an Arc inside),
-    // but keep the context alive for as long as the state anyway.
-    _ctx: WhisperContext,
+    // but keep the context alive for as long as the state anyway; shared by [`Asr::fork`]s.
+    ctx: std::sync::Arc<WhisperContext>,
     state: WhisperState,
     cfg: AsrConfig,
 }
@@ -82,7 +82,17 @@ impl Asr {
         let path = cfg.model.to_str().ok_or_else(|| invalid("path is not UTF-8".into()))?;
         let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default()).map_err(|e| invalid(e.to_string()))?;
         let state = ctx.create_state().map_err(|e| invalid(e.to_string()))?;
-        Ok(Self { _ctx: ctx, state, cfg: cfg.clone() })
+        Ok(Self { ctx: std::sync::Arc::new(ctx), state, cfg: cfg.clone() })
+    }
+
+    /// A second recognizer on the same model weights, with its own decoding state (the
+    /// weights are not loaded twice): for another thread that transcribes beside this one,
+    /// such as the wake-word check on the listener thread.
+    ///
+    /// Errors: [`AsrError::ModelInvalid`] if whisper.cpp cannot allocate the state.
+    pub fn fork(&self) -> Result<Self, AsrError> {
+        let state = self.ctx.create_state().map_err(|e| AsrError::ModelInvalid { path: self.cfg.model.clone(), message: e.to_string() })?;
+        Ok(Self { ctx: self.ctx.clone(), state, cfg: self.cfg.clone() })
     }
 
     /// The configuration this recognizer was loaded with.

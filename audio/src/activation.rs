@@ -43,6 +43,9 @@ pub struct ActivationConfig {
     pub wake_threshold: f32,
     /// Windows over the threshold (10 ms apart) before a detection counts.
     pub wake_min_scores: usize,
+    /// Second stage: a detection counts only when Whisper hears the phrase (the reference's
+    /// name, up to a quarter of its letters wrong) in the audio before its estimated end.
+    pub wake_confirm: bool,
     /// Audio skipped after the phrase's estimated end before the question, in ms.
     pub wake_margin_ms: f64,
     /// Speech after the phrase shorter than this is "the phrase alone", in ms.
@@ -71,6 +74,7 @@ impl Default for ActivationConfig {
             wake_word: PathBuf::from("configs/wakeword/hey_firstword.rpw"),
             wake_threshold: 0.5,
             wake_min_scores: 5,
+            wake_confirm: true,
             wake_margin_ms: 60.0,
             min_question_ms: 300.0,
             listen_s: 8.0,

@@ -1,8 +1,9 @@
 //! Audio plumbing for firstword: WAV in and out, resampling to the 16 kHz mono f32 that
 //! Whisper and Silero expect, voice activity detection with endpointing, and the shared
 //! onnxruntime loader (Silero VAD here, Piper in the `tts` crate), and live device I/O
-//! (cpal microphone/speaker or a simulated pair, behind lock-free rings), and wake-word
-//! spotting (rustpotter).
+//! (cpal microphone/speaker or a simulated pair, behind lock-free rings, opened as
+//! `[audio]` says), the echo-cancelled microphone the listener reads, and activation: wake-word
+//! spotting (rustpotter), push-to-talk keys and the activation state machine.
 //!
 //! Sample conventions everywhere: f32 in [-1, 1], mono unless a type says otherwise,
 //! positions and lengths in samples at the stated rate.

@@ -54,6 +54,8 @@ pub struct WakeDetection {
 /// A rustpotter detector for one reference, fed 16 kHz mono f32.
 pub struct WakeSpotter {
     rp: Rustpotter,
+    /// The reference's name: its phrase ("hey firstword").
+    phrase: String,
     pending: Vec<f32>,
     /// Samples consumed so far (fed to rustpotter).
     pos: u64,
@@ -82,6 +84,7 @@ impl WakeSpotter {
     /// [`AudioError::WakeWord`] when the bytes are not a rustpotter reference.
     pub fn from_bytes(bytes: &[u8], settings: &WakeSettings) -> Result<Self, AudioError> {
         let wakeword = WakewordRef::load_from_buffer(bytes).map_err(err)?;
+        let phrase = wakeword.name.clone();
         let frames = wakeword.samples_features.values().map(Vec::len).max().unwrap_or(0) as u64;
         let mut config = RustpotterConfig::default();
         config.fmt.sample_rate = crate::ASR_RATE_HZ as usize;
@@ -95,7 +98,7 @@ impl WakeSpotter {
         }
         // The detection fires when no window has scored for half a template (rustpotter's
         // countdown), and the last scoring window ends about where the phrase does.
-        Ok(Self { rp, pending: Vec::with_capacity(FRAME), pos: 0, lag: frames / 2 * SHIFT })
+        Ok(Self { rp, phrase, pending: Vec::with_capacity(FRAME), pos: 0, lag: frames / 2 * SHIFT })
     }
 
     /// Feeds 16 kHz samples; returns the detections that fired in them (usually none).
@@ -115,6 +118,11 @@ impl WakeSpotter {
             }
         }
         found
+    }
+
+    /// The phrase the reference was built for (its name, as given to [`build_reference`]).
+    pub fn phrase(&self) -> &str {
+        &self.phrase
     }
 
     /// Samples fed so far.
@@ -184,9 +192,49 @@ pub fn build_reference(name: &str, recordings: &[(String, Vec<f32>)]) -> Result<
     r.save_to_buffer().map_err(err)
 }
 
+/// True when `transcript` (what ASR heard around a detection) holds the wake `phrase`, up to
+/// a quarter of its letters wrong: both are compared as lowercase letters only (so "Hey,
+/// First Word." holds "hey firstword"), and the phrase may start anywhere in the transcript
+/// (approximate substring match, Levenshtein distance ≤ letters / 4). The second stage of
+/// wake-word detection: the template spotter fires on many things that sound alike, ASR
+/// tells the phrase from them.
+pub fn confirms_phrase(transcript: &str, phrase: &str) -> bool {
+    let letters = |t: &str| t.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect::<Vec<char>>();
+    let (p, t) = (letters(phrase), letters(transcript));
+    if p.is_empty() {
+        return false;
+    }
+    let k = p.len() / 4;
+    // Sellers' algorithm: row j holds the distance of p[..i] to the best substring ending at t[j].
+    let mut prev: Vec<usize> = vec![0; t.len() + 1];
+    for (i, pc) in p.iter().enumerate() {
+        let mut cur = vec![i + 1; t.len() + 1];
+        for (j, tc) in t.iter().enumerate() {
+            let sub = prev[j] + usize::from(pc != tc);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev.iter().any(|&d| d <= k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_phrase_is_confirmed_through_asr_spellings_and_refused_otherwise() {
+        let p = "hey firstword";
+        for heard in
+            ["Hey, first word.", "Hey Firstword, what is the capital of France?", "A first word.", "Hey, fürst word!", "hey first world"]
+        {
+            assert!(confirms_phrase(heard, p), "{heard:?}");
+        }
+        for heard in ["", "What is the capital of France?", "Hey, how are you?", "The first one.", "forward", "thirsty"] {
+            assert!(!confirms_phrase(heard, p), "{heard:?}");
+        }
+        assert!(!confirms_phrase("anything", ""), "an empty phrase confirms nothing");
+    }
 
     #[test]
     fn trimming_keeps_the_loud_part_with_margins() {

@@ -14,6 +14,8 @@
 //! * [`gateway`] — the WebSocket server (`ws://`, or `wss://` with `tls_cert` /
 //!   `tls_key`): [`gateway::serve`] / [`gateway::spawn`].
 //! * [`client`] — the device-side [`client::CloudClient`].
+//! * [`link`] — the daemon's `[cloud]` table and its connected link (a remote gateway, or
+//!   the in-process local one).
 //! * [`bench`] — gateway overhead benchmark helper.
 
 pub mod backend;

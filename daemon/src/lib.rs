@@ -18,3 +18,4 @@ pub mod metrics;
 pub mod replay;
 pub mod turn;
 pub mod turn_shared;
+pub mod wake_check;

@@ -14,6 +14,10 @@
 //! - [`opener`]: word-budgeted, word-boundary-exact openers with streaming callbacks.
 //! - [`bench`]: the paper's fixed-window latency/throughput benchmark.
 //! - [`dev`]: tiny tokenizer + random checkpoint for development without trained weights.
+//! - [`checkpoint`]: the `[lm]` config table and the checkpoint directory loader.
+//! - [`mulm`]: the μLM as the daemon uses it: openers after a chat history, the local finish.
+//! - [`gate`]: the opener gate (is this opener likely right?); [`endpoint`]: semantic
+//!   endpointing from the μLM's end-of-turn probability.
 //! - [`gemma3`]: Gemma 3 (GGUF) on candle, the cloud crate's local backend and the lab's
 //!   `eval mc` reference model (not the μLM; here so that neither reaches into the other).
 

@@ -21,6 +21,8 @@ use audio::device::PlaybackControl;
 use audio::vad::{Vad, VadEvent};
 use audio::wakeword::WakeSpotter;
 
+use crate::wake_check::{WakeCheck, CHECK_WINDOW_MS};
+
 use super::clock::Heartbeat;
 use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQueue};
 use audio::activation::{Activation, Verdict};
@@ -104,6 +106,8 @@ pub struct ListenerParts {
 pub struct Gate {
     pub activation: Activation,
     pub spotter: Option<WakeSpotter>,
+    /// Confirms the spotter's detections with Whisper (`[activation] wake_confirm`).
+    pub check: Option<WakeCheck>,
     pub key: Option<Box<dyn KeySource>>,
 }
 
@@ -273,6 +277,18 @@ impl State {
         }
         if let Some(sp) = g.spotter.as_mut() {
             for d in sp.push(s16) {
+                if let Some(c) = g.check.as_mut() {
+                    let from = d.end_sample.saturating_sub(CHECK_WINDOW_MS * audio::ASR_RATE_HZ as u64 / 1000);
+                    match c.check(&self.hist.slice(from, d.end_sample)) {
+                        Ok(checked) if !checked.confirmed => {
+                            tracing::info!(end_ms = ms(d.end_sample) as u64, score = d.score, "wake word not confirmed by ASR");
+                            continue;
+                        }
+                        Ok(_) => {}
+                        // Fail open: a broken check must not lock the user out.
+                        Err(e) => tracing::warn!("{e:#}; the detection counts"),
+                    }
+                }
                 tracing::info!(end_ms = ms(d.end_sample) as u64, score = d.score, "wake word");
                 if g.activation.wake(ms(d.end_sample)) {
                     started.push("wake word");

@@ -27,6 +27,7 @@ use audio::device::AudioCounters;
 use crate::config::Config;
 use crate::metrics::{http, Metrics};
 use crate::replay::Models;
+use crate::wake_check::WakeCheck;
 use clock::{Clock, Heartbeat};
 use cloud::link::CloudLink;
 use conversation::{Conversation, Ending};
@@ -80,10 +81,16 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     };
 
     let plan = audio::devices::Plan::from_config(&audio_cfg)?;
-    let gate = activation_gate(cfg, audio_cfg.input_wav.is_some())?;
+    let mut gate = activation_gate(cfg, audio_cfg.input_wav.is_some())?;
     service::notify_status("loading models");
     let vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
     let models = Models::load(cfg)?;
+    if let Some(g) = gate.as_mut().filter(|_| cfg.activation.wake_confirm) {
+        if let Some(phrase) = g.spotter.as_ref().map(|s| s.phrase().to_owned()) {
+            g.check = Some(WakeCheck::new(models.asr.fork().context("the wake-word check's Whisper state")?, &phrase));
+            tracing::info!(%phrase, "activation: wake-word detections confirmed by ASR");
+        }
+    }
     service::notify_status("connecting to the cloud");
     let link = rt.block_on(CloudLink::start(&cfg.cloud, None)).context("connecting to the cloud continuator")?;
     if !link.client.is_connected() {
@@ -178,7 +185,7 @@ fn activation_gate(cfg: &Config, simulated_input: bool) -> Result<Option<listene
                 audio::wakeword::WakeSettings { threshold: a.wake_threshold, min_scores: a.wake_min_scores, ..Default::default() };
             let spotter = audio::wakeword::WakeSpotter::from_file(&a.wake_word, &settings).context("activation.wake_word")?;
             tracing::info!("activation: wake word {}", a.wake_word.display());
-            Ok(Some(listener::Gate { activation, spotter: Some(spotter), key: None }))
+            Ok(Some(listener::Gate { activation, spotter: Some(spotter), check: None, key: None }))
         }
         Mode::PushToTalk => {
             let key: Box<dyn audio::ptt::KeySource> = if !a.ptt_simulated.is_empty() {
@@ -191,7 +198,7 @@ fn activation_gate(cfg: &Config, simulated_input: bool) -> Result<Option<listene
                 Box::new(audio::ptt::EvdevKey::open(dev, &a.ptt_key)?)
             };
             tracing::info!("activation: push-to-talk");
-            Ok(Some(listener::Gate { activation, spotter: None, key: Some(key) }))
+            Ok(Some(listener::Gate { activation, spotter: None, check: None, key: Some(key) }))
         }
     }
 }

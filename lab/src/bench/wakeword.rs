@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use audio::wakeword::{spot_all, WakeSettings};
+use std::collections::HashMap;
+
+use audio::wakeword::{spot_all, WakeSettings, WakeSpotter};
+use daemon::wake_check::{WakeCheck, CHECK_WINDOW_MS};
 use serde::Serialize;
 
 use daemon::config::Config;
@@ -26,6 +29,10 @@ pub struct BenchArgs {
     /// Write the report here (JSON).
     #[arg(long, default_value = "docs/results/bench_wakeword.json")]
     out: PathBuf,
+    /// The spotter alone: no Whisper confirmation of its detections (default: as
+    /// `[activation] wake_confirm` says).
+    #[arg(long)]
+    no_confirm: bool,
 }
 
 /// One positive recording's outcome.
@@ -49,6 +56,10 @@ struct SetResult {
     negative_minutes: f64,
     false_activations: usize,
     false_activations_per_hour: f64,
+    /// Spotter detections in the speech without the phrase, before the Whisper check.
+    spotter_false_detections: usize,
+    /// Positives the spotter found but Whisper did not confirm.
+    refused_by_check: usize,
     end_error_ms_p50: Option<f64>,
     end_error_ms_p10: Option<f64>,
     end_error_ms_p90: Option<f64>,
@@ -94,14 +105,50 @@ fn load(dir: &Path) -> Result<Sets> {
     Ok(Sets { pos, neg })
 }
 
-fn measure(reference: &[u8], settings: &WakeSettings, sets: &Sets, with_negatives: bool) -> Result<SetResult> {
+/// Whisper's verdict on detections, memoized by (file, phrase end to 50 ms): a tuning sweep
+/// asks about the same stretches again and again.
+struct Confirmer {
+    check: WakeCheck,
+    seen: HashMap<(String, u64), bool>,
+}
+
+impl Confirmer {
+    /// Whether the detection ending at `end_sample` of `samples` (file `name`) is confirmed
+    /// (what the listener does: the window before the estimated end).
+    fn confirms(&mut self, name: &str, samples: &[f32], end_sample: u64) -> Result<bool> {
+        let key = (name.to_owned(), end_sample / 800);
+        if let Some(&v) = self.seen.get(&key) {
+            return Ok(v);
+        }
+        let to = (end_sample as usize).min(samples.len());
+        let from = to.saturating_sub(CHECK_WINDOW_MS as usize * 16);
+        let v = from < to && self.check.check(&samples[from..to])?.confirmed;
+        self.seen.insert(key, v);
+        Ok(v)
+    }
+}
+
+fn measure(
+    reference: &[u8],
+    settings: &WakeSettings,
+    sets: &Sets,
+    with_negatives: bool,
+    mut confirmer: Option<&mut Confirmer>,
+) -> Result<SetResult> {
     let t0 = Instant::now();
     let mut results = Vec::new();
+    let mut refused = 0;
     for (name, s, end_s) in &sets.pos {
         // A detection counts when it puts the phrase's end within 1 s of the truth (a
         // detection in the question is a false one, not a hit).
         let found = spot_all(reference, settings, s)?;
-        let hit = found.iter().map(|d| (d, d.end_sample as f64 / 16.0 - end_s * 1000.0)).find(|(_, e)| e.abs() <= 1_000.0);
+        let mut hit = found.iter().map(|d| (d, d.end_sample as f64 / 16.0 - end_s * 1000.0)).find(|(_, e)| e.abs() <= 1_000.0);
+        if let (Some((d, _)), Some(c)) = (hit, confirmer.as_deref_mut()) {
+            if !c.confirms(name, s, d.end_sample)? {
+                refused += 1;
+                hit = None;
+            }
+        }
         results.push(PositiveResult {
             file: name.clone(),
             detected: hit.is_some(),
@@ -110,11 +157,18 @@ fn measure(reference: &[u8], settings: &WakeSettings, sets: &Sets, with_negative
         });
     }
     let mut neg_s = 0.0;
-    let mut fa = 0;
+    let (mut fa, mut spotted) = (0, 0);
     if with_negatives {
-        for (_, s) in &sets.neg {
+        for (name, s) in &sets.neg {
             neg_s += s.len() as f64 / 16_000.0;
-            fa += spot_all(reference, settings, s)?.len();
+            for d in spot_all(reference, settings, s)? {
+                spotted += 1;
+                let confirmed = match confirmer.as_deref_mut() {
+                    Some(c) => c.confirms(name, s, d.end_sample)?,
+                    None => true,
+                };
+                fa += usize::from(confirmed);
+            }
         }
     }
     let audio_s = neg_s + sets.pos.iter().map(|(_, s, _)| s.len() as f64 / 16_000.0).sum::<f64>();
@@ -136,6 +190,8 @@ fn measure(reference: &[u8], settings: &WakeSettings, sets: &Sets, with_negative
         negative_minutes: neg_s / 60.0,
         false_activations: fa,
         false_activations_per_hour: if neg_s > 0.0 { fa as f64 * 3600.0 / neg_s } else { f64::NAN },
+        spotter_false_detections: spotted,
+        refused_by_check: refused,
         end_error_ms_p50: pct(0.5),
         end_error_ms_p10: pct(0.1),
         end_error_ms_p90: pct(0.9),
@@ -150,6 +206,16 @@ pub fn run(cfg: &Config, args: &BenchArgs) -> Result<()> {
     let reference = std::fs::read(&path).with_context(|| format!("reading the reference {}", path.display()))?;
     let base =
         WakeSettings { threshold: cfg.activation.wake_threshold, min_scores: cfg.activation.wake_min_scores, ..WakeSettings::default() };
+    let mut confirmer = match cfg.activation.wake_confirm && !args.no_confirm {
+        true => {
+            let phrase = WakeSpotter::from_bytes(&reference, &base)?.phrase().to_owned();
+            Some(Confirmer {
+                check: WakeCheck::new(asr::Asr::load(&cfg.asr).context("loading Whisper for the check")?, &phrase),
+                seen: HashMap::new(),
+            })
+        }
+        false => None,
+    };
     if args.tune {
         let sets = load(&args.data.join("tune"))?;
         println!(
@@ -157,20 +223,20 @@ pub fn run(cfg: &Config, args: &BenchArgs) -> Result<()> {
             sets.pos.len(),
             sets.neg.iter().map(|(_, s)| s.len()).sum::<usize>() as f64 / 16_000.0 / 60.0
         );
-        for min_scores in [3, 5, 8] {
-            for t in [0.40, 0.45, 0.50, 0.55, 0.60] {
+        for min_scores in [3, 5] {
+            for t in [0.35, 0.40, 0.45, 0.50, 0.55] {
                 let s = WakeSettings { threshold: t, min_scores, ..base };
-                let r = measure(&reference, &s, &sets, true)?;
+                let r = measure(&reference, &s, &sets, true, confirmer.as_mut())?;
                 println!(
-                    "threshold {t:.2} min_scores {min_scores}: detected {:.3} (alone {:.3}, question {:.3}), false/h {:.2} ({} in {:.1} min), end error p50 {:?} ms",
-                    r.detection_rate, r.alone_rate, r.with_question_rate, r.false_activations_per_hour, r.false_activations, r.negative_minutes, r.end_error_ms_p50
+                    "threshold {t:.2} min_scores {min_scores}: detected {:.3} (alone {:.3}, question {:.3}; {} refused by the check), false/h {:.2} ({} in {:.1} min; spotter alone {}), end error p50 {:?} ms",
+                    r.detection_rate, r.alone_rate, r.with_question_rate, r.refused_by_check, r.false_activations_per_hour, r.false_activations, r.negative_minutes, r.spotter_false_detections, r.end_error_ms_p50
                 );
             }
         }
         return Ok(());
     }
     let sets = load(&args.data.join("test"))?;
-    let r = measure(&reference, &base, &sets, true)?;
+    let r = measure(&reference, &base, &sets, true, confirmer.as_mut())?;
     let report = serde_json::json!({
         "bench": "wakeword",
         "date": crate::provenance::utc_now(),
@@ -179,6 +245,7 @@ pub fn run(cfg: &Config, args: &BenchArgs) -> Result<()> {
         "reference": path.display().to_string(),
         "threshold": base.threshold,
         "min_scores": base.min_scores,
+        "confirmed_by_asr": confirmer.is_some(),
         "goals": {"detection_rate": ">= 0.90", "false_activations_per_hour": "<= 1"},
         "test": r,
     });
