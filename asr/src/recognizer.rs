@@ -105,6 +105,14 @@ impl Asr {
     /// Errors: [`AsrError::BadInput`] for empty input or NaN/infinite samples,
     /// [`AsrError::Whisper`] if whisper.cpp fails.
     pub fn transcribe(&mut self, samples: &[f32]) -> Result<Transcript, AsrError> {
+        self.transcribe_prompted(samples, None)
+    }
+
+    /// [`Asr::transcribe`] with Whisper's initial prompt: text taken as what came before,
+    /// which biases the spelling of words it names (a wake phrase Whisper does not know).
+    ///
+    /// Errors: as [`Asr::transcribe`].
+    pub fn transcribe_prompted(&mut self, samples: &[f32], prompt: Option<&str>) -> Result<Transcript, AsrError> {
         if samples.is_empty() {
             return Err(AsrError::BadInput("no samples".into()));
         }
@@ -131,6 +139,9 @@ impl Asr {
         params.set_temperature_inc(0.0);
         if audio_ctx < CTX_FULL_FRAMES {
             params.set_audio_ctx(audio_ctx as i32);
+        }
+        if let Some(p) = prompt {
+            params.set_initial_prompt(p);
         }
         let t0 = Instant::now();
         self.state.full(params, samples).map_err(|e| AsrError::Whisper(e.to_string()))?;

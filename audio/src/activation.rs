@@ -73,7 +73,7 @@ impl Default for ActivationConfig {
             mode: Mode::Always,
             wake_word: PathBuf::from("configs/wakeword/hey_firstword.rpw"),
             wake_threshold: 0.5,
-            wake_min_scores: 5,
+            wake_min_scores: 3,
             wake_confirm: true,
             wake_margin_ms: 60.0,
             min_question_ms: 300.0,

@@ -199,7 +199,17 @@ pub fn build_reference(name: &str, recordings: &[(String, Vec<f32>)]) -> Result<
 /// wake-word detection: the template spotter fires on many things that sound alike, ASR
 /// tells the phrase from them.
 pub fn confirms_phrase(transcript: &str, phrase: &str) -> bool {
-    let letters = |t: &str| t.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect::<Vec<char>>();
+    // Whisper writes numbers as digits ("Hey 1st word", "First1"): spell them out first.
+    const DIGITS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+    let letters = |t: &str| {
+        let t = t.to_lowercase().replace("1st", "first");
+        t.chars()
+            .flat_map(|c| match c.to_digit(10) {
+                Some(d) => DIGITS[d as usize].chars().collect::<Vec<_>>(),
+                None => c.is_alphabetic().then_some(c).into_iter().collect(),
+            })
+            .collect::<Vec<char>>()
+    };
     let (p, t) = (letters(phrase), letters(transcript));
     if p.is_empty() {
         return false;

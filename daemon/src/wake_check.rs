@@ -8,13 +8,27 @@
 use anyhow::{Context, Result};
 
 /// Audio given to Whisper before a detection's estimated phrase end, in ms: the phrase
-/// (≈ 1 s) and the spotter's error in placing its end (≈ 0.6 s late, p50).
-pub const CHECK_WINDOW_MS: u64 = 1_800;
+/// (≈ 1 s) and the spotter's error in placing its end (0.2–0.95 s late on held-out voices).
+pub const CHECK_BEFORE_MS: u64 = 2_200;
+/// …and after it, in ms (as far as the stream has come when the detection fires: the
+/// spotter fires half a template after the end). Tuned on the tune set of
+/// scripts/make_wakeword.sh (2026-12-03): 1.8 s before and nothing after confirmed 12 of 16.
+pub const CHECK_AFTER_MS: u64 = 500;
+
+/// The window `[from, to)` (16 kHz samples) the check hears for a detection whose phrase
+/// ended at `end_sample`, when the stream has reached `available` samples.
+pub fn check_window(end_sample: u64, available: u64) -> (u64, u64) {
+    let per_ms = audio::ASR_RATE_HZ as u64 / 1000;
+    (end_sample.saturating_sub(CHECK_BEFORE_MS * per_ms), (end_sample + CHECK_AFTER_MS * per_ms).min(available))
+}
 
 /// Confirms wake-word detections with Whisper.
 pub struct WakeCheck {
     asr: asr::Asr,
     phrase: String,
+    /// Whisper's initial prompt: the phrase spelled as it should come out ("Hey Firstword."),
+    /// without which Whisper writes a word it does not know as "first one", "folks", "1st".
+    prompt: String,
 }
 
 /// What the check decided about one detection.
@@ -29,7 +43,14 @@ pub struct Checked {
 impl WakeCheck {
     /// Checks for `phrase` (the reference's name) with `asr` (a fork of the daemon's).
     pub fn new(asr: asr::Asr, phrase: &str) -> Self {
-        Self { asr, phrase: phrase.to_owned() }
+        let words: Vec<String> = phrase
+            .split_whitespace()
+            .map(|w| {
+                let mut c = w.chars();
+                c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+            })
+            .collect();
+        Self { asr, phrase: phrase.to_owned(), prompt: format!("{}.", words.join(" ")) }
     }
 
     /// The phrase it listens for.
@@ -37,10 +58,15 @@ impl WakeCheck {
         &self.phrase
     }
 
-    /// Whether `audio` (16 kHz mono: the [`CHECK_WINDOW_MS`] before the detection's
-    /// estimated end) holds the phrase. Errors: Whisper failed (bad samples, internal).
+    /// The initial prompt Whisper gets ("Hey Firstword.").
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    /// Whether `audio` (16 kHz mono: the [`check_window`] around the detection's estimated
+    /// end) holds the phrase. Errors: Whisper failed (bad samples, internal).
     pub fn check(&mut self, audio: &[f32]) -> Result<Checked> {
-        let t = self.asr.transcribe(audio).context("wake-word check")?;
+        let t = self.asr.transcribe_prompted(audio, Some(&self.prompt)).context("wake-word check")?;
         let confirmed = audio::wakeword::confirms_phrase(&t.text, &self.phrase);
         Ok(Checked { confirmed, transcript: t.text })
     }

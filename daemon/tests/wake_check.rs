@@ -3,7 +3,7 @@
 //! was said, and refused when it was not (`daemon::wake_check`, issue 18).
 
 use audio::wakeword::{spot_all, WakeSettings};
-use daemon::wake_check::{WakeCheck, CHECK_WINDOW_MS};
+use daemon::wake_check::{check_window, WakeCheck};
 
 const WHISPER: &str = "models/whisper/ggml-tiny.en.bin";
 const REFERENCE: &str = "configs/wakeword/hey_firstword.rpw";
@@ -15,10 +15,10 @@ fn check() -> Option<WakeCheck> {
     Some(WakeCheck::new(asr.fork().expect("a second decoding state"), "hey firstword"))
 }
 
-/// The window the listener gives the check: `CHECK_WINDOW_MS` before the estimated end.
-fn window(samples: &[f32], end_sample: u64) -> &[f32] {
-    let to = (end_sample as usize).min(samples.len());
-    &samples[to.saturating_sub(CHECK_WINDOW_MS as usize * 16)..to]
+/// The window the listener gives the check, as far as the stream had come at the detection.
+fn window<'a>(samples: &'a [f32], d: &audio::wakeword::WakeDetection) -> &'a [f32] {
+    let (from, to) = check_window(d.end_sample, d.detected_sample.min(samples.len() as u64));
+    &samples[from as usize..to as usize]
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn the_phrase_is_confirmed() {
     for wav in ["phrase_alone", "phrase_question"] {
         let x = audio::load_wav_16k_mono(testkit::root().join(format!("fixtures/wakeword/{wav}.wav"))).unwrap();
         let found = spot_all(&reference, &WakeSettings { threshold: 0.45, min_scores: 3, ..WakeSettings::default() }, &x).unwrap();
-        let confirmed = found.iter().filter(|d| c.check(window(&x, d.end_sample)).unwrap().confirmed).count();
+        let confirmed = found.iter().filter(|d| c.check(window(&x, d)).unwrap().confirmed).count();
         assert!(confirmed >= 1, "{wav}: the phrase was said but none of {} detections was confirmed", found.len());
     }
 }
@@ -51,7 +51,7 @@ fn lookalike_detections_in_speech_without_the_phrase_are_refused() {
         let x = audio::load_wav_16k_mono(&p).unwrap();
         for d in spot_all(&reference, &loose, &x).unwrap() {
             detections += 1;
-            let r = c.check(window(&x, d.end_sample)).unwrap();
+            let r = c.check(window(&x, &d)).unwrap();
             assert!(!r.confirmed, "{}: confirmed a wake phrase in {:?}", p.display(), r.transcript);
         }
     }
@@ -63,4 +63,5 @@ fn lookalike_detections_in_speech_without_the_phrase_are_refused() {
 fn the_checked_phrase_is_the_one_given() {
     let Some(c) = check() else { return };
     assert_eq!(c.phrase(), "hey firstword");
+    assert_eq!(c.prompt(), "Hey Firstword.");
 }

@@ -21,7 +21,7 @@ use audio::device::PlaybackControl;
 use audio::vad::{Vad, VadEvent};
 use audio::wakeword::WakeSpotter;
 
-use crate::wake_check::{WakeCheck, CHECK_WINDOW_MS};
+use crate::wake_check::{check_window, WakeCheck};
 
 use super::clock::Heartbeat;
 use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQueue};
@@ -278,8 +278,8 @@ impl State {
         if let Some(sp) = g.spotter.as_mut() {
             for d in sp.push(s16) {
                 if let Some(c) = g.check.as_mut() {
-                    let from = d.end_sample.saturating_sub(CHECK_WINDOW_MS * audio::ASR_RATE_HZ as u64 / 1000);
-                    match c.check(&self.hist.slice(from, d.end_sample)) {
+                    let (from, to) = check_window(d.end_sample, self.hist.end());
+                    match c.check(&self.hist.slice(from, to)) {
                         Ok(checked) if !checked.confirmed => {
                             tracing::info!(end_ms = ms(d.end_sample) as u64, score = d.score, "wake word not confirmed by ASR");
                             continue;

@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 
-use audio::wakeword::{spot_all, WakeSettings, WakeSpotter};
-use daemon::wake_check::{WakeCheck, CHECK_WINDOW_MS};
+use audio::wakeword::{spot_all, WakeDetection, WakeSettings, WakeSpotter};
+use daemon::wake_check::{check_window, WakeCheck};
 use serde::Serialize;
 
 use daemon::config::Config;
@@ -33,6 +33,12 @@ pub struct BenchArgs {
     /// `[activation] wake_confirm` says).
     #[arg(long)]
     no_confirm: bool,
+    /// `--tune`: the spotter thresholds to try.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.35, 0.40, 0.45, 0.50, 0.55])]
+    thresholds: Vec<f32>,
+    /// `--tune`: the `min_scores` values to try.
+    #[arg(long, value_delimiter = ',', default_values_t = [3, 5])]
+    min_scores: Vec<usize>,
 }
 
 /// One positive recording's outcome.
@@ -115,13 +121,13 @@ struct Confirmer {
 impl Confirmer {
     /// Whether the detection ending at `end_sample` of `samples` (file `name`) is confirmed
     /// (what the listener does: the window before the estimated end).
-    fn confirms(&mut self, name: &str, samples: &[f32], end_sample: u64) -> Result<bool> {
-        let key = (name.to_owned(), end_sample / 800);
+    fn confirms(&mut self, name: &str, samples: &[f32], d: &WakeDetection) -> Result<bool> {
+        let key = (name.to_owned(), d.end_sample / 800);
         if let Some(&v) = self.seen.get(&key) {
             return Ok(v);
         }
-        let to = (end_sample as usize).min(samples.len());
-        let from = to.saturating_sub(CHECK_WINDOW_MS as usize * 16);
+        let (from, to) = check_window(d.end_sample, d.detected_sample.min(samples.len() as u64));
+        let (from, to) = (from as usize, to as usize);
         let v = from < to && self.check.check(&samples[from..to])?.confirmed;
         self.seen.insert(key, v);
         Ok(v)
@@ -144,7 +150,7 @@ fn measure(
         let found = spot_all(reference, settings, s)?;
         let mut hit = found.iter().map(|d| (d, d.end_sample as f64 / 16.0 - end_s * 1000.0)).find(|(_, e)| e.abs() <= 1_000.0);
         if let (Some((d, _)), Some(c)) = (hit, confirmer.as_deref_mut()) {
-            if !c.confirms(name, s, d.end_sample)? {
+            if !c.confirms(name, s, d)? {
                 refused += 1;
                 hit = None;
             }
@@ -164,7 +170,7 @@ fn measure(
             for d in spot_all(reference, settings, s)? {
                 spotted += 1;
                 let confirmed = match confirmer.as_deref_mut() {
-                    Some(c) => c.confirms(name, s, d.end_sample)?,
+                    Some(c) => c.confirms(name, s, &d)?,
                     None => true,
                 };
                 fa += usize::from(confirmed);
@@ -223,8 +229,8 @@ pub fn run(cfg: &Config, args: &BenchArgs) -> Result<()> {
             sets.pos.len(),
             sets.neg.iter().map(|(_, s)| s.len()).sum::<usize>() as f64 / 16_000.0 / 60.0
         );
-        for min_scores in [3, 5] {
-            for t in [0.35, 0.40, 0.45, 0.50, 0.55] {
+        for &min_scores in &args.min_scores {
+            for &t in &args.thresholds {
                 let s = WakeSettings { threshold: t, min_scores, ..base };
                 let r = measure(&reference, &s, &sets, true, confirmer.as_mut())?;
                 println!(
