@@ -407,6 +407,7 @@ def echo_table(reports, rels):
     lat = it.get("latency_ms") or {}
     conv = erle.get("converged_db") or {}
     noisy = erle.get("with_noise_db") or {}
+    np = it.get("no_echo_path") or {}
     rows = [
         [
             f"replies that stop themselves, echo at {trim(num(si.get('gain_db'), 1))} dB",
@@ -423,6 +424,13 @@ def echo_table(reports, rels):
             "ERLE on the daemon's own speech",
             f"p50 {num(conv.get('p50'), 1)} dB (min {num(conv.get('min'), 1)}; {num(noisy.get('p50'), 1)} dB with noise)",
             "≥ 25 dB: " + goal(conv.get("p50") >= 25.0 if conv.get("p50") is not None else None, bool(conv.get("n"))),
+        ],
+        [
+            "user interruptions with no echo path (earbuds), canceller on",
+            f"{num(np.get('detected'))} of {num(trials)} detected, {num(np.get('detected_within_150ms'))} within 150 ms "
+            f"({num(it.get('no_echo_within_150ms'))} with no canceller); over a fresh canceller's first reply "
+            f"{num(np.get('first_reply_within_150ms'))} within 150 ms",
+            "reported",
         ],
         [
             "double-talk WER",

@@ -14,6 +14,7 @@
 //! linear output equals the input while nothing plays, and the ERLE is unchanged:
 //! `firstword bench echo`, 2026-12-03).
 
+use aec3::api::EchoCanceller3Config;
 use aec3::nodes::audio::AudioFormat;
 use aec3::pipelines::linear::{self, LinearPipeline};
 
@@ -78,7 +79,15 @@ impl EchoCanceller {
     /// Errors: [`AecError`] when `aec3` refuses the configuration.
     pub fn new(delay_hint_ms: Option<u32>) -> Result<Self, AecError> {
         let format = AudioFormat::ten_ms(AEC_RATE_HZ, 1);
+        // Transparent mode (no echo path, e.g. earbuds: the suppressor stops treating the
+        // user's voice as echo) by WebRTC's current HMM classifier, as upstream does by
+        // default: about 2 s of reply with no filter convergence switch it on, where the
+        // legacy rule (the `aec3` crate's default) waits 6 s, and until then a user
+        // talking over the reply reaches the VAD 20-40 dB down (no barge-in).
+        let mut config = EchoCanceller3Config::default();
+        config.transparent_mode.use_hmm = true;
         let mut b = linear::builder(format, format)
+            .aec3_config(config)
             .enable_high_pass_filter(false)
             .enable_noise_suppression(false)
             .enable_gain_controller2(false)

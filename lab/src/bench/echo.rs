@@ -106,6 +106,18 @@ struct ErleReport {
 }
 
 #[derive(Serialize)]
+struct NoEchoPathReport {
+    /// The same trials (after the warm-up reply): detected, and within 150 ms.
+    detected: usize,
+    detected_within_150ms: usize,
+    latency_ms: Option<Summary>,
+    /// The same users talking over the first reply a fresh canceller hears (0.6-2 s in,
+    /// before transparent mode can switch on): detected, and within 150 ms.
+    first_reply_detected: usize,
+    first_reply_within_150ms: usize,
+}
+
+#[derive(Serialize)]
 struct InterruptReport {
     trials: usize,
     gain_db: f32,
@@ -120,6 +132,10 @@ struct InterruptReport {
     /// frames and the barge-in profile's minimum speech), for comparison.
     no_echo_latency_ms: Option<Summary>,
     no_echo_within_150ms: usize,
+    /// Earbuds or a headset: the canceller on, the reply playing, no echo path at all (the
+    /// microphone hears the user alone). The suppressor must find there is nothing to
+    /// cancel (AEC3's transparent mode) or it takes the user for echo.
+    no_echo_path: NoEchoPathReport,
     /// Trials where the reply's echo started an utterance before the user spoke.
     self_triggers_before_onset: usize,
     /// Whisper on the cancelled microphone during double-talk: mean WER over trials.
@@ -201,6 +217,15 @@ fn converged_at(reference: &[f32]) -> usize {
         }
     }
     reference.len()
+}
+
+/// ms from `speech_at` to the first confirmed speech start within 1 s after it.
+fn onset_latency_ms(starts: &[(u64, u64)], speech_at: usize) -> Option<f64> {
+    starts
+        .iter()
+        .map(|&(_, c)| c as usize)
+        .find(|&c| c >= speech_at && c < speech_at + RATE)
+        .map(|c| (c - speech_at) as f64 * 1000.0 / RATE as f64)
 }
 
 /// The parts of `spans` (where a reply plays) from `from` on.
@@ -296,6 +321,7 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
     let (mut lat, mut wers, mut clean_wers, mut aec_clean_wers) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut lin_wers, mut lin_clean_wers) = (Vec::new(), Vec::new());
     let (mut base_lat, mut base_fast) = (Vec::new(), 0usize);
+    let (mut np_lat, mut np_fast, mut np_first, mut np_first_fast) = (Vec::new(), 0usize, 0usize, 0usize);
     for (vi, fx) in vf.fixture.iter().enumerate() {
         let user = audio::load_wav_16k_mono(voices_dir.join(format!("{}.wav", fx.id)))?;
         let user_onset = onset(&user);
@@ -348,6 +374,20 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
                 base_fast += usize::from(ms <= 150.0);
                 base_lat.push(ms);
             }
+            // No echo path: the user alone in the microphone, the reply as the reference.
+            let (np_out, _) = cancel_both(&alone, &stream, &mut EchoCanceller::new(None)?, &mut cost)?;
+            if let Some(ms) = onset_latency_ms(&speech_starts(&mut vad, &np_out, &replying)?, speech_at) {
+                np_fast += usize::from(ms <= 150.0);
+                np_lat.push(ms);
+            }
+            let first = &stream[reply_at - RATE / 2..];
+            let (np_first_out, _) = cancel_both(&alone[reply_at - RATE / 2..], first, &mut EchoCanceller::new(None)?, &mut cost)?;
+            let first_replying = from_sample(&[(RATE / 2, RATE / 2 + reply.len())], converged_at(first));
+            if let Some(ms) = onset_latency_ms(&speech_starts(&mut vad, &np_first_out, &first_replying)?, speech_at - (reply_at - RATE / 2))
+            {
+                np_first += 1;
+                np_first_fast += usize::from(ms <= 150.0);
+            }
             trials += 1;
             if starts.iter().any(|&(_, c)| (c as usize) < speech_at && c as usize >= reply_at) {
                 self_before += 1;
@@ -374,7 +414,7 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
         bench: "echo",
         date: provenance.date.clone(),
         machine: provenance.machine(),
-        aec: "aec3 0.4.0 (WebRTC AEC3 in Rust): high-pass + AEC3, 16 kHz, no delay hint",
+        aec: "aec3 0.4.0 (WebRTC AEC3 in Rust): AEC3 alone (no high-pass, NS, AGC), transparent mode by the HMM classifier, 16 kHz, no delay hint",
         vad: format!(
             "{}; while a reply plays, once the canceller has converged: threshold {}, min speech {} ms (vad.barge_in_*)",
             vad.detector_name(),
@@ -406,6 +446,13 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             latency_ms: summarize(&lat),
             no_echo_latency_ms: summarize(&base_lat),
             no_echo_within_150ms: base_fast,
+            no_echo_path: NoEchoPathReport {
+                detected: np_lat.len(),
+                detected_within_150ms: np_fast,
+                latency_ms: summarize(&np_lat),
+                first_reply_detected: np_first,
+                first_reply_within_150ms: np_first_fast,
+            },
             self_triggers_before_onset: self_before,
             double_talk_wer: mean(&wers),
             clean_wer: mean(&clean_wers),
@@ -443,6 +490,11 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             i.double_talk_wer,
             i.clean_wer,
             i.clean_through_aec_wer
+        );
+        let np = &i.no_echo_path;
+        println!(
+            "no echo path (earbuds), canceller on: {}/{} detected, {} within 150 ms; over a fresh canceller's first reply {} detected, {} within 150 ms",
+            np.detected, i.trials, np.detected_within_150ms, np.first_reply_detected, np.first_reply_within_150ms
         );
         println!("linear output: double-talk WER {:.2}, clean through it {:.2}", i.double_talk_linear_wer, i.clean_through_linear_wer);
         println!("AEC real-time factor {:.3}; wall {:.0} s", report.aec_rtf, report.wall_s);
