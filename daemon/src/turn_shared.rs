@@ -135,8 +135,8 @@ mod tests {
         if !testkit::present(&["models/mulm/model.gguf"]) {
             return;
         }
-        let dir = testkit::root().join("models/mulm");
-        let mulm = Mulm::load(&dir).unwrap();
+        let lm = lm::checkpoint::LmSection { model_dir: testkit::root().join("models/mulm"), ..Default::default() };
+        let mulm = Mulm::load(&lm).unwrap();
         for cap in [256usize, 4_096] {
             let mut cfg = Config::default();
             cfg.turn.mulm_history_tokens = cap;

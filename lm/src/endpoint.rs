@@ -242,11 +242,12 @@ mod tests {
 mod calibration {
     /// The μLM's end-of-turn probability on whole questions and on pause fragments as
     /// Whisper tiny.en transcribed them (fixtures/voices and fixtures/questions):
-    /// `cargo test -p daemon --bin firstword calibration -- --ignored --nocapture`.
+    /// `cargo test -p lm calibration -- --ignored --nocapture`.
     #[test]
     #[ignore = "a measurement on the shipped μLM, not a check"]
     fn end_of_turn_probabilities() {
-        let m = crate::mulm::Mulm::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/mulm"))).unwrap();
+        let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/mulm"));
+        let m = crate::mulm::Mulm::load(&crate::checkpoint::LmSection { model_dir: dir, ..Default::default() }).unwrap();
         let whole = [
             "Why is the sky blue?",
             "How long shall I boil an egg?",

@@ -1,8 +1,7 @@
 //! The μLM as the daemon uses it: a loaded checkpoint directory, openers with a word budget,
 //! and the local finish of a sentence the cloud left open.
 
-use std::path::Path;
-
+use crate::checkpoint::LmSection;
 use crate::{LmError, Result};
 
 /// A loaded μLM checkpoint (`mulm.json` + `tokenizer.json` + model weights).
@@ -23,15 +22,15 @@ pub struct OpenerText {
 }
 
 impl Mulm {
-    /// Loads the checkpoint directory `dir` (see lm/SCHEMA.md).
-    pub fn load(dir: &Path) -> Result<Self> {
-        if !dir.join("mulm.json").is_file() {
-            return Err(LmError::MissingCheckpoint { dir: dir.to_path_buf() });
-        }
-        crate::configure_candle_threads(1);
-        let (model, mulm) = crate::load_dir(dir)?;
-        let tok = crate::ChatTokenizer::from_file(&dir.join("tokenizer.json"), &mulm)?;
-        Ok(Self { model, tok, mulm })
+    /// Loads the checkpoint `[lm]` names (`model_dir`, see lm/SCHEMA.md), with its `quant`
+    /// and `threads` ([`crate::checkpoint::load_checkpoint`]).
+    ///
+    /// Errors: [`LmError::MissingCheckpoint`] without `mulm.json`, [`LmError::NoWeights`]
+    /// without weights, [`LmError::Loading`] naming the file that failed.
+    pub fn load(cfg: &LmSection) -> Result<Self> {
+        crate::configure_candle_threads(cfg.threads);
+        let m = crate::checkpoint::load_checkpoint(&cfg.model_dir, cfg.quant, cfg.threads)?;
+        Ok(Self { model: m.model, tok: m.tok, mulm: m.mulm })
     }
 
     /// The opener for `query`: the first `words` words (or fewer at end of turn).

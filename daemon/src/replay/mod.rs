@@ -136,7 +136,7 @@ impl Models {
         let mut m = Self {
             asr: asr::Asr::load(&cfg.asr).context("loading Whisper")?,
             voice: tts::Tts::load(&cfg.tts).context("loading the Piper voice")?,
-            mulm: lm::mulm::Mulm::load(&cfg.lm.model_dir)?,
+            mulm: lm::mulm::Mulm::load(&cfg.lm)?,
         };
         m.warm_up()?;
         Ok(m)
