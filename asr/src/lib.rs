@@ -7,6 +7,7 @@
 
 mod config;
 mod recognizer;
+pub mod wake_check;
 pub mod wer;
 
 pub use config::{AsrConfig, AudioCtx};

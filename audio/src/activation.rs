@@ -44,7 +44,7 @@ pub struct ActivationConfig {
     /// Windows over the threshold (10 ms apart) before a detection counts.
     pub wake_min_scores: usize,
     /// Second stage: a detection counts only when Whisper hears the phrase (the reference's
-    /// name, up to a quarter of its letters wrong) around its estimated end (`daemon::wake_check`).
+    /// name, up to a quarter of its letters wrong) around its estimated end (`asr::wake_check`).
     pub wake_confirm: bool,
     /// Audio skipped after the phrase's estimated end before the question, in ms.
     pub wake_margin_ms: f64,

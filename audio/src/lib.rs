@@ -2,7 +2,8 @@
 //! Whisper and Silero expect, voice activity detection with endpointing, and the shared
 //! onnxruntime loader (Silero VAD here, Piper in the `tts` crate), and live device I/O
 //! (cpal microphone/speaker or a simulated pair, behind lock-free rings, opened as
-//! `[audio]` says), the echo-cancelled microphone the listener reads, and activation: wake-word
+//! `[audio]` says), the echo-cancelled microphone the listener reads and its recent-audio
+//! history, and activation: wake-word
 //! spotting (rustpotter), push-to-talk keys and the activation state machine.
 //!
 //! Sample conventions everywhere: f32 in [-1, 1], mono unless a type says otherwise,
@@ -12,8 +13,10 @@ pub mod activation;
 pub mod aec;
 pub mod device;
 pub mod devices;
+pub mod earcon;
 pub mod error;
 pub mod half_duplex;
+pub mod history;
 pub mod mic;
 pub mod onnx;
 pub mod ptt;

@@ -192,59 +192,9 @@ pub fn build_reference(name: &str, recordings: &[(String, Vec<f32>)]) -> Result<
     r.save_to_buffer().map_err(err)
 }
 
-/// True when `transcript` (what ASR heard around a detection) holds the wake `phrase`, up to
-/// a quarter of its letters wrong: both are compared as lowercase letters only (so "Hey,
-/// First Word." holds "hey firstword"), and the phrase may start anywhere in the transcript
-/// (approximate substring match, Levenshtein distance ≤ letters / 4). The second stage of
-/// wake-word detection: the template spotter fires on many things that sound alike, ASR
-/// tells the phrase from them.
-pub fn confirms_phrase(transcript: &str, phrase: &str) -> bool {
-    // Whisper writes numbers as digits ("Hey 1st word", "First1"): spell them out first.
-    const DIGITS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
-    let letters = |t: &str| {
-        let t = t.to_lowercase().replace("1st", "first");
-        t.chars()
-            .flat_map(|c| match c.to_digit(10) {
-                Some(d) => DIGITS[d as usize].chars().collect::<Vec<_>>(),
-                None => c.is_alphabetic().then_some(c).into_iter().collect(),
-            })
-            .collect::<Vec<char>>()
-    };
-    let (p, t) = (letters(phrase), letters(transcript));
-    if p.is_empty() {
-        return false;
-    }
-    let k = p.len() / 4;
-    // Sellers' algorithm: row j holds the distance of p[..i] to the best substring ending at t[j].
-    let mut prev: Vec<usize> = vec![0; t.len() + 1];
-    for (i, pc) in p.iter().enumerate() {
-        let mut cur = vec![i + 1; t.len() + 1];
-        for (j, tc) in t.iter().enumerate() {
-            let sub = prev[j] + usize::from(pc != tc);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev.iter().any(|&d| d <= k)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_phrase_is_confirmed_through_asr_spellings_and_refused_otherwise() {
-        let p = "hey firstword";
-        for heard in
-            ["Hey, first word.", "Hey Firstword, what is the capital of France?", "A first word.", "Hey, fürst word!", "hey first world"]
-        {
-            assert!(confirms_phrase(heard, p), "{heard:?}");
-        }
-        for heard in ["", "What is the capital of France?", "Hey, how are you?", "The first one.", "forward", "thirsty"] {
-            assert!(!confirms_phrase(heard, p), "{heard:?}");
-        }
-        assert!(!confirms_phrase("anything", ""), "an empty phrase confirms nothing");
-    }
 
     #[test]
     fn trimming_keeps_the_loud_part_with_margins() {

@@ -98,3 +98,36 @@ fn eight_khz_codec2_clip_resamples() {
     let x = audio::load_wav_16k_mono(&wav).unwrap();
     assert_eq!(x.len(), d.mono.len() * 2);
 }
+
+/// Replay's whole-buffer utterances on an espeak-ng voice that pauses 550 ms mid-sentence
+/// ("Set a timer for … twelve minutes please."): with the VAD's own 300 ms hangover the pause
+/// splits it in two; a pause judged unfinished (1 s hangover) keeps it one utterance, whose
+/// audio with pre-roll starts before the VAD's start and holds both parts.
+#[test]
+fn a_pause_judged_unfinished_keeps_the_sentence_one_utterance() {
+    let (Some(cfg), Some(wav)) = (silero_cfg(), asset("fixtures/voices/timer.wav")) else { return };
+    let x = audio::load_wav_16k_mono(wav).unwrap();
+    let mut vad = Vad::new(&cfg).unwrap();
+    let fixed = audio::vad::utterances::<(), audio::AudioError>(&mut vad, &x, cfg.min_speech_ms, 0, |_| Ok(None)).unwrap();
+    assert_eq!(fixed.len(), 2, "{fixed:?}");
+    assert!(fixed.iter().all(|u| u.judged.is_none() && u.start_ms < u.last_voiced_ms && u.last_voiced_ms < u.endpoint_ms));
+
+    let pre_roll = Vad::pre_roll_samples(&cfg);
+    let mut pauses = Vec::new();
+    let judged = audio::vad::utterances::<&str, audio::AudioError>(&mut vad, &x, cfg.min_speech_ms, pre_roll, |audio| {
+        pauses.push(audio.len());
+        Ok(Some((1_000, "unfinished")))
+    })
+    .unwrap();
+    assert_eq!(judged.len(), 1, "{judged:?}");
+    let u = &judged[0];
+    assert!(!pauses.is_empty(), "the pause was never judged");
+    // The whole first part was handed over at the pause: at least the first utterance above.
+    assert!(pauses[0] as f64 >= (fixed[0].last_voiced_ms - fixed[0].start_ms) * 16.0, "{pauses:?}");
+    assert!((u.start_ms - fixed[0].start_ms).abs() < 1.0 && (u.last_voiced_ms - fixed[1].last_voiced_ms).abs() < 1.0, "{u:?} vs {fixed:?}");
+    assert_eq!(u.confirmed_ms, u.start_ms + f64::from(cfg.min_speech_ms));
+    assert_eq!(u.judged, Some("unfinished"), "the last pause judged is kept");
+    let audio = audio::vad::utterance_audio(&x, u, cfg.pre_roll_ms);
+    let expected = ((u.endpoint_ms - u.start_ms) * 16.0) as usize + pre_roll as usize;
+    assert!(audio.len().abs_diff(expected) <= 16, "{} samples, expected {expected}", audio.len());
+}

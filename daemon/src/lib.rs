@@ -18,4 +18,3 @@ pub mod metrics;
 pub mod replay;
 pub mod turn;
 pub mod turn_shared;
-pub mod wake_check;

@@ -8,10 +8,12 @@
 mod endpointer;
 mod energy;
 mod silero;
+mod utterances;
 
 pub use endpointer::{Endpointer, VadEvent};
 pub use energy::EnergyDetector;
 pub use silero::SileroDetector;
+pub use utterances::{utterance_audio, utterances, Utterance};
 
 use std::path::PathBuf;
 

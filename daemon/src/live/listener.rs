@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use audio::device::PlaybackControl;
+use audio::history::SampleHistory;
 use audio::vad::{Vad, VadEvent};
 use audio::wakeword::WakeSpotter;
 
-use crate::wake_check::{check_window, WakeCheck};
+use asr::wake_check::{check_window, WakeCheck};
 
 use super::clock::Heartbeat;
 use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQueue};
@@ -40,33 +41,6 @@ const IDLE_SLEEP_MS: u64 = 5;
 
 fn ms(sample: u64) -> f64 {
     sample as f64 * 1000.0 / audio::ASR_RATE_HZ as f64
-}
-
-/// Recent 16 kHz audio with absolute sample positions.
-struct History {
-    base: u64,
-    buf: Vec<f32>,
-}
-
-impl History {
-    fn end(&self) -> u64 {
-        self.base + self.buf.len() as u64
-    }
-
-    /// Samples `[from, to)`, clamped to what is kept.
-    fn slice(&self, from: u64, to: u64) -> Vec<f32> {
-        let a = from.saturating_sub(self.base).min(self.buf.len() as u64) as usize;
-        let b = to.saturating_sub(self.base).min(self.buf.len() as u64) as usize;
-        self.buf[a.min(b)..b].to_vec()
-    }
-
-    fn forget_before(&mut self, pos: u64) {
-        let n = pos.saturating_sub(self.base).min(self.buf.len() as u64) as usize;
-        if n > 0 {
-            self.buf.drain(..n);
-            self.base += n as u64;
-        }
-    }
 }
 
 /// The running listener. Dropping it stops the thread.
@@ -126,7 +100,7 @@ struct PendingEnd {
 
 struct State {
     parts: ListenerParts,
-    hist: History,
+    hist: SampleHistory,
     /// Start sample of the open utterance.
     open: Option<u64>,
     /// `vad.pre_roll_ms` in 16 kHz samples: audio kept before the VAD's speech start.
@@ -176,7 +150,7 @@ impl State {
             VadEvent::Resume { .. } => !self.forwarded || self.send(Heard::Resume),
             VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
                 let start = self.open.take().unwrap_or(last_voiced_sample);
-                let audio_start = start.saturating_sub(self.pre_roll).max(self.hist.base);
+                let audio_start = start.saturating_sub(self.pre_roll).max(self.hist.start());
                 let end = PendingEnd {
                     start,
                     last_voiced: last_voiced_sample,
@@ -286,7 +260,7 @@ impl State {
                         }
                         Ok(_) => {}
                         // Fail open: a broken check must not lock the user out.
-                        Err(e) => tracing::warn!("{e:#}; the detection counts"),
+                        Err(e) => tracing::warn!("wake-word check: {e}; the detection counts"),
                     }
                 }
                 tracing::info!(end_ms = ms(d.end_sample) as u64, score = d.score, "wake word");
@@ -357,7 +331,7 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
                 }
                 // The spotter hears the end of the input too (a phrase at its very end).
                 let tail = vec![0.0; st.parts.gate.as_ref().and_then(|g| g.spotter.as_ref()).map_or(0, |s| s.lag_samples() as usize + 960)];
-                st.hist.buf.extend_from_slice(&tail);
+                st.hist.extend(&tail);
                 st.activate(&tail);
                 st.resolve_pending(true);
                 let _ = st.parts.tx.send(Inbox::InputEnded);
@@ -368,7 +342,7 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
             continue;
         }
         // Whisper's stream is kept; the VAD hears the suppressed one (see `mic`).
-        st.hist.buf.extend_from_slice(&asr[..n]);
+        st.hist.extend(&asr[..n]);
         let barge_in = st.parts.barge_in_profile && st.parts.replying.load(Ordering::Acquire) && st.parts.reader.echo_converged();
         st.parts.vad.set_barge_in(barge_in);
         for ev in st.parts.vad.push(&s16[..n]).context("VAD")? {
@@ -397,7 +371,7 @@ impl Listener {
                 let pre_roll = parts.pre_roll_samples;
                 let st = State {
                     parts,
-                    hist: History { base: 0, buf: Vec::new() },
+                    hist: SampleHistory::default(),
                     open: None,
                     pre_roll,
                     pause_seq: 0,
@@ -426,20 +400,5 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn history_slices_by_absolute_position() {
-        let mut h = History { base: 0, buf: (0..10).map(|i| i as f32).collect() };
-        h.forget_before(4);
-        assert_eq!((h.base, h.end()), (4, 10));
-        assert_eq!(h.slice(2, 6), vec![4.0, 5.0]);
-        assert_eq!(h.slice(8, 20), vec![8.0, 9.0]);
-        assert_eq!(h.slice(9, 3), Vec::<f32>::new());
     }
 }

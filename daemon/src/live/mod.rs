@@ -27,7 +27,7 @@ use audio::device::AudioCounters;
 use crate::config::Config;
 use crate::metrics::{http, Metrics};
 use crate::replay::Models;
-use crate::wake_check::WakeCheck;
+use asr::wake_check::WakeCheck;
 use clock::{Clock, Heartbeat};
 use cloud::link::CloudLink;
 use conversation::{Conversation, Ending};

@@ -52,22 +52,6 @@ struct PhraseMark {
     end: u64,
 }
 
-/// Two 60 ms tones (880 Hz, then 1320 Hz) 40 ms apart at -24 dBFS, with 10 ms fades so they
-/// do not click; `rate_hz` samples per second.
-pub fn earcon_samples(rate_hz: u32) -> Vec<f32> {
-    let n = |ms: f64| (ms * rate_hz as f64 / 1000.0) as usize;
-    let tone = |hz: f64| -> Vec<f32> {
-        let (len, fade) = (n(60.0), n(10.0).max(1));
-        (0..len)
-            .map(|i| {
-                let env = (i.min(len - 1 - i) as f64 / fade as f64).min(1.0);
-                (0.063 * env * (2.0 * std::f64::consts::PI * hz * i as f64 / rate_hz as f64).sin()) as f32
-            })
-            .collect()
-    };
-    [tone(880.0), vec![0.0; n(40.0)], tone(1320.0)].concat()
-}
-
 /// The speaker worker's state.
 pub struct Speaker {
     queue: PlaybackQueue,
@@ -118,7 +102,7 @@ impl Speaker {
             return false;
         }
         self.control.resume();
-        let tone = earcon_samples(self.queue.rate_hz());
+        let tone = audio::earcon::earcon_samples(self.queue.rate_hz());
         self.queue.push(&tone) == tone.len()
     }
 

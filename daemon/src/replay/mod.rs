@@ -16,7 +16,7 @@ pub mod turn_loop;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use audio::vad::{Vad, VadEvent};
+use audio::vad::Vad;
 
 use crate::config::Config;
 use crate::conversation::Conversation;
@@ -37,90 +37,13 @@ pub struct ReplayOptions {
     pub clock: clock::ClockMode,
 }
 
-/// One utterance found by the VAD, in ms on the input clock.
-#[derive(Debug, Clone, Copy)]
-pub struct Utterance {
-    pub start_ms: f64,
-    /// When the VAD confirmed speech (barge-in detection time).
-    pub confirmed_ms: f64,
-    pub last_voiced_ms: f64,
-    pub endpoint_ms: f64,
-    /// The pause that the endpoint confirmed (speculative work may start there).
-    pub pause_ms: Option<f64>,
-    /// Semantic endpointing's judgement of that pause, when it set the hangover.
-    pub judged: Option<Completeness>,
-}
-
-fn ms(sample: u64) -> f64 {
-    sample as f64 * 1000.0 / audio::ASR_RATE_HZ as f64
-}
+/// One utterance found by the VAD, in ms on the input clock, with semantic endpointing's
+/// judgement of the pause that ended it ([`audio::vad::utterances`]).
+pub type Utterance = audio::vad::Utterance<Completeness>;
 
 /// Runs the VAD over the whole input and returns its utterances (fixed hangover).
 pub fn utterances(vad: &mut Vad, input: &[f32], min_speech_ms: u32) -> Result<Vec<Utterance>> {
-    utterances_with(vad, input, min_speech_ms, 0, |_| Ok(None))
-}
-
-/// Runs the VAD over the whole input and returns its utterances. At each pause,
-/// `on_pause` gets the utterance's audio so far (from `pre_roll` samples before its start to
-/// the pause) and may set that pause's hangover (semantic endpointing): `Some((ms, why))`.
-pub fn utterances_with(
-    vad: &mut Vad,
-    input: &[f32],
-    min_speech_ms: u32,
-    pre_roll: u64,
-    mut on_pause: impl FnMut(&[f32]) -> Result<Option<(u32, Completeness)>>,
-) -> Result<Vec<Utterance>> {
-    let mut out = Vec::new();
-    let mut cur: Option<(u64, Utterance)> = None;
-    // Frame by frame, then the end of the stream: a pause's decision (which may end the
-    // utterance at once) must come before the next frame is pushed.
-    for chunk in input.chunks(audio::vad::FRAME_SAMPLES).map(Some).chain(std::iter::once(None)) {
-        let mut events = match chunk {
-            Some(c) => vad.push(c)?,
-            None => vad.finish(),
-        };
-        events.reverse(); // popped in order
-        while let Some(e) = events.pop() {
-            match e {
-                VadEvent::SpeechStart { sample } => {
-                    let s = ms(sample);
-                    let u = Utterance {
-                        start_ms: s,
-                        confirmed_ms: s + min_speech_ms as f64,
-                        last_voiced_ms: s,
-                        endpoint_ms: s,
-                        pause_ms: None,
-                        judged: None,
-                    };
-                    cur = Some((sample, u));
-                }
-                VadEvent::Pause { at_sample, .. } => {
-                    if let Some((start, u)) = cur.as_mut() {
-                        u.pause_ms = Some(ms(at_sample));
-                        let span = audio::vad::utterance_span(*start, at_sample, pre_roll, input.len());
-                        if let Some((hangover, why)) = on_pause(&input[span])? {
-                            u.judged = Some(why);
-                            events.extend(vad.set_pause_hangover_ms(hangover));
-                        }
-                    }
-                }
-                VadEvent::Resume { .. } => {
-                    if let Some((_, u)) = cur.as_mut() {
-                        u.pause_ms = None;
-                        u.judged = None;
-                    }
-                }
-                VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
-                    if let Some((_, mut u)) = cur.take() {
-                        u.last_voiced_ms = ms(last_voiced_sample);
-                        u.endpoint_ms = ms(endpoint_sample);
-                        out.push(u);
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
+    audio::vad::utterances(vad, input, min_speech_ms, 0, |_| Ok(None))
 }
 
 /// The device's models: everything a turn needs besides the cloud.
@@ -163,7 +86,7 @@ pub fn find_utterances(cfg: &Config, vad: &mut Vad, input: &[f32], models: &mut 
         return utterances(vad, input, cfg.vad.min_speech_ms);
     }
     let pre_roll = Vad::pre_roll_samples(&cfg.vad);
-    utterances_with(vad, input, cfg.vad.min_speech_ms, pre_roll, |audio| judge_pause(cfg, models, audio))
+    audio::vad::utterances(vad, input, cfg.vad.min_speech_ms, pre_roll, |audio| judge_pause(cfg, models, audio))
 }
 
 /// Semantic endpointing at one pause: the hangover to set and why (None: keep the VAD's).
@@ -183,15 +106,6 @@ pub fn next_opener_words(cfg: &Config, estimate: &LatencyEstimate) -> usize {
     } else {
         cfg.turn.opener_words
     }
-}
-
-/// The 16 kHz samples of an utterance: from `pre_roll_ms` before the VAD's speech start
-/// (clamped to the input's start) to its endpoint. The VAD confirms a start only after its
-/// first voiced frame, so without pre-roll an abrupt onset ("How…") is cut.
-pub fn utterance_audio<'a>(input: &'a [f32], u: &Utterance, pre_roll_ms: u32) -> &'a [f32] {
-    let at = |ms: f64| (ms * f64::from(audio::ASR_RATE_HZ) / 1000.0) as u64;
-    let pre_roll = u64::from(pre_roll_ms) * u64::from(audio::ASR_RATE_HZ) / 1000;
-    &input[audio::vad::utterance_span(at(u.start_ms), at(u.endpoint_ms), pre_roll, input.len())]
 }
 
 pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
@@ -239,7 +153,7 @@ pub fn run(cfg: &Config, opts: &ReplayOptions) -> Result<Vec<TurnTimeline>> {
             }
         }
         let words = next_opener_words(cfg, &estimate);
-        let audio = utterance_audio(&input, &span, cfg.vad.pre_roll_ms);
+        let audio = audio::vad::utterance_audio(&input, &span, cfg.vad.pre_roll_ms);
         let ctx = turn_loop::TurnContext {
             cfg,
             utterance: span,

@@ -16,10 +16,11 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::stats::{summarize, Summary};
+use audio::vad::utterance_audio;
 use cloud::link::CloudLink;
 use daemon::config::Config;
 use daemon::replay::turn_loop::{run_turn, TurnContext};
-use daemon::replay::{find_utterances, next_opener_words, utterance_audio, Models, Segment, TurnTimeline};
+use daemon::replay::{find_utterances, next_opener_words, Models, Segment, TurnTimeline};
 use daemon::turn::budget::LatencyEstimate;
 use daemon::turn::Part;
 

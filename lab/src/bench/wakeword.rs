@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 
+use asr::wake_check::{check_window, WakeCheck};
 use audio::wakeword::{spot_all, WakeDetection, WakeSettings, WakeSpotter};
-use daemon::wake_check::{check_window, WakeCheck};
 use serde::Serialize;
 
 use daemon::config::Config;

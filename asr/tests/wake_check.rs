@@ -1,9 +1,9 @@
 //! The wake word's second stage on real audio: the shipped spotter's detections in espeak-ng
 //! speech (voices the reference was not built from) are confirmed by Whisper when the phrase
-//! was said, and refused when it was not (`daemon::wake_check`, issue 18).
+//! was said, and refused when it was not (`asr::wake_check`, issue 18).
 
+use asr::wake_check::{check_window, WakeCheck};
 use audio::wakeword::{spot_all, WakeSettings};
-use daemon::wake_check::{check_window, WakeCheck};
 
 const WHISPER: &str = "models/whisper/ggml-tiny.en.bin";
 const REFERENCE: &str = "configs/wakeword/hey_firstword.rpw";
