@@ -366,11 +366,7 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             for (m, u) in alone[user_at..end].iter_mut().zip(&user) {
                 *m += u;
             }
-            if let Some(&(_, c)) = speech_starts(&mut vad, &alone, &replying)?
-                .iter()
-                .find(|&&(_, c)| c as usize >= speech_at && (c as usize) < speech_at + RATE)
-            {
-                let ms = (c as usize - speech_at) as f64 * 1000.0 / RATE as f64;
+            if let Some(ms) = onset_latency_ms(&speech_starts(&mut vad, &alone, &replying)?, speech_at) {
                 base_fast += usize::from(ms <= 150.0);
                 base_lat.push(ms);
             }
@@ -392,9 +388,8 @@ pub fn run(cfg: &Config, args: &EchoBenchArgs) -> Result<()> {
             if starts.iter().any(|&(_, c)| (c as usize) < speech_at && c as usize >= reply_at) {
                 self_before += 1;
             }
-            if let Some(&(_, c)) = starts.iter().find(|&&(_, c)| c as usize >= speech_at && (c as usize) < speech_at + RATE) {
+            if let Some(ms) = onset_latency_ms(&starts, speech_at) {
                 detected += 1;
-                let ms = (c as usize - speech_at) as f64 * 1000.0 / RATE as f64;
                 if ms <= 150.0 {
                     fast += 1;
                 }
