@@ -45,6 +45,17 @@ impl Default for AsrConfig {
 }
 
 impl AsrConfig {
+    /// Range checks the types cannot express.
+    ///
+    /// # Errors
+    /// [`crate::AsrError::Setting`] naming the key (`asr.threads` above 256).
+    pub fn validate(&self) -> Result<(), crate::AsrError> {
+        if self.threads > 256 {
+            return Err(crate::AsrError::Setting { key: "asr.threads".into(), problem: format!(" = {} (at most 256)", self.threads) });
+        }
+        Ok(())
+    }
+
     /// The thread count to use: `threads`, or the number of available cores when 0.
     pub fn effective_threads(&self) -> usize {
         if self.threads > 0 {

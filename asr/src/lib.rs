@@ -27,4 +27,7 @@ pub enum AsrError {
     BadInput(String),
     #[error("whisper.cpp failed: {0}")]
     Whisper(String),
+    /// A value of the `[asr]` table out of range: `key` is its TOML key.
+    #[error("{key}{problem}")]
+    Setting { key: String, problem: String },
 }

@@ -10,8 +10,10 @@
 //! positions and lengths in samples at the stated rate.
 
 pub mod activation;
+pub mod activation_gate;
 pub mod aec;
 pub mod device;
+pub mod device_watch;
 pub mod devices;
 pub mod earcon;
 pub mod error;

@@ -162,6 +162,20 @@ pub fn trim_silence(samples: &[f32]) -> &[f32] {
     &samples[a..b]
 }
 
+/// Reads recordings of the phrase for [`build_reference`]: each WAV (any rate, 1–8 channels)
+/// at 16 kHz mono, keyed by its file name.
+///
+/// # Errors
+/// The first WAV that cannot be read or decoded, named.
+pub fn load_recordings(wavs: &[std::path::PathBuf]) -> Result<Vec<(String, Vec<f32>)>, AudioError> {
+    wavs.iter()
+        .map(|w| {
+            let name = w.file_name().map_or_else(|| w.display().to_string(), |n| n.to_string_lossy().into_owned());
+            Ok((name, crate::load_wav_16k_mono(w)?))
+        })
+        .collect()
+}
+
 /// Builds a reference named `name` from recordings of the phrase (16 kHz mono each, one
 /// phrase per recording; quiet edges are trimmed), as the bytes of a `.rpw` file.
 ///

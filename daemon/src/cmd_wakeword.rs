@@ -2,11 +2,11 @@
 //! `firstword bench wakeword`, `bench/wakeword.rs`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use audio::device::{AudioCounters, Capture, DeviceOptions};
-use audio::wakeword::build_reference;
+use audio::wakeword::{build_reference, load_recordings};
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -43,12 +43,7 @@ pub enum WakewordCmd {
 pub fn run(cfg: &Config, cmd: WakewordCmd) -> Result<()> {
     match cmd {
         WakewordCmd::Build { name, out, wavs } => {
-            let mut recs = Vec::new();
-            for w in &wavs {
-                let s = audio::load_wav_16k_mono(w).with_context(|| format!("reading {}", w.display()))?;
-                recs.push((w.file_name().map_or_else(|| w.display().to_string(), |n| n.to_string_lossy().into_owned()), s));
-            }
-            let bytes = build_reference(&name, &recs)?;
+            let bytes = build_reference(&name, &load_recordings(&wavs)?)?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
@@ -67,23 +62,12 @@ fn record(cfg: &Config, dir: &Path, count: usize, seconds: f64) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let opts = DeviceOptions { name: cfg.audio.input_device.clone(), buffer_frames: None, ring_ms: cfg.audio.capture_buffer_ms };
     let (_capture, mut reader) = Capture::open(&opts, AudioCounters::new()).context("audio.input_device")?;
-    let rate = reader.rate_hz();
-    let mut buf = vec![0.0f32; 4096];
     for i in 1..=count {
         println!("sample {i}/{count}: say the phrase after the beep…");
         std::thread::sleep(Duration::from_millis(700));
-        while reader.read(&mut buf) > 0 {} // drop what came before the prompt
+        reader.drain(); // what came before the prompt
         println!("  recording");
-        let mut got = Vec::new();
-        let t0 = Instant::now();
-        while (got.len() as f64) < seconds * rate as f64 && t0.elapsed().as_secs_f64() < seconds * 3.0 {
-            let n = reader.read(&mut buf);
-            if n == 0 {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        let s16 = audio::resample::resample(&got, rate, audio::ASR_RATE_HZ)?;
+        let s16 = audio::resample::resample(&reader.record(seconds), reader.rate_hz(), audio::ASR_RATE_HZ)?;
         let path = dir.join(format!("sample_{i:02}.wav"));
         audio::write_wav(&path, &s16, audio::ASR_RATE_HZ)?;
         println!("  wrote {}", path.display());

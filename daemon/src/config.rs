@@ -11,9 +11,6 @@ use serde::Deserialize;
 /// Path used when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG: &str = "configs/firstword.toml";
 
-/// Longest `tts.clause_silence_ms` / `tts.sentence_silence_ms`, ms (each gap is allocated).
-pub const MAX_TTS_SILENCE_MS: u32 = 10_000;
-
 /// Whole-daemon settings. Every table and key is optional; unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,26 +60,8 @@ impl Config {
         self.gate.validate()?;
         self.turn.validate()?;
         self.cloud.validate()?;
-        if self.asr.threads > 256 {
-            return Err(ConfigError::invalid("asr.threads", format!(" = {} (at most 256)", self.asr.threads)));
-        }
-        if !(0.25..=4.0).contains(&self.tts.length_scale) {
-            return Err(ConfigError::invalid("tts.length_scale", format!(" = {} (must be in 0.25..4.0)", self.tts.length_scale)));
-        }
-        // Each gap is allocated as samples: keep a typo from asking for hours of silence.
-        for (key, ms) in [("tts.clause_silence_ms", self.tts.clause_silence_ms), ("tts.sentence_silence_ms", self.tts.sentence_silence_ms)]
-        {
-            if ms > MAX_TTS_SILENCE_MS {
-                return Err(ConfigError::invalid(key, format!(" = {ms} (at most {MAX_TTS_SILENCE_MS})")));
-            }
-        }
-        for (key, v) in [("tts.noise_scale", self.tts.noise_scale), ("tts.noise_w", self.tts.noise_w)] {
-            if let Some(v) = v {
-                if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
-                    return Err(ConfigError::invalid(key, format!(" = {v} (must be a finite number in 0..10)")));
-                }
-            }
-        }
+        self.asr.validate()?;
+        self.tts.validate()?;
         self.audio.validate()?;
         self.metrics.validate()?;
         self.activation.validate()?;

@@ -1,10 +1,10 @@
 //! `firstword`: the voice daemon's command line.
 //!
 //! Subcommands: `run` (the live daemon), `asr` (transcribe a WAV), `say` (speak text to a
-//! WAV), `opener` (the μLM's first words), `lm dev-checkpoint`, `check-config` (validate a TOML
-//! config), `setup` (fetch the model files), `wakeword record | build` (wake-word references),
-//! `cloud serve` (the gateway). `bench` and `eval` belong to the lab: they run `firstword-lab`
-//! from beside this binary (`lab_forward`); the device builds do not carry it.
+//! WAV), `opener` (the μLM's first words), `check-config` (validate a TOML config), `setup`
+//! (fetch the model files), `wakeword record | build` (wake-word references), `cloud serve`
+//! (the gateway). `bench`, `eval` and `lm` (model tools) belong to the lab: they run
+//! `firstword-lab` from beside this binary (`lab_forward`); the device builds do not carry it.
 
 use daemon::{cmd_asr, cmd_opener, cmd_say, cmd_wakeword, config, live, logging, replay};
 
@@ -109,10 +109,12 @@ enum Cmd {
         #[command(subcommand)]
         which: cmd_wakeword::WakewordCmd,
     },
-    /// μLM utilities (development checkpoint).
+    /// μLM model tools: `dev-checkpoint` (random weights of the real shapes), `export-gguf`
+    /// (the lab's binary, `firstword-lab lm …`).
+    #[command(disable_help_flag = true)]
     Lm {
-        #[command(subcommand)]
-        which: cmd_opener::LmCmd,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
 }
 
@@ -133,6 +135,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Bench { args } => lab_forward::exec("bench", cli.config.as_deref(), &args),
         Cmd::Eval { args } => lab_forward::exec("eval", cli.config.as_deref(), &args),
+        Cmd::Lm { args } => lab_forward::exec("lm", cli.config.as_deref(), &args),
         Cmd::Cloud { which: CloudCmd::Serve } => {
             let path = cli.config.unwrap_or_else(|| PathBuf::from("configs/cloud.toml"));
             let gcfg =
@@ -179,9 +182,8 @@ fn main() -> Result<()> {
                     Ok(())
                 }
                 Cmd::Opener(args) => cmd_opener::run(&cfg, &args),
-                Cmd::Lm { which } => cmd_opener::run_lm(which),
                 Cmd::Wakeword { which } => cmd_wakeword::run(&cfg, which),
-                Cmd::CheckConfig { .. } | Cmd::Cloud { .. } | Cmd::Setup(_) | Cmd::Bench { .. } | Cmd::Eval { .. } => {
+                Cmd::CheckConfig { .. } | Cmd::Cloud { .. } | Cmd::Setup(_) | Cmd::Bench { .. } | Cmd::Eval { .. } | Cmd::Lm { .. } => {
                     unreachable!("handled above")
                 }
             }

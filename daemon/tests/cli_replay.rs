@@ -17,8 +17,8 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("mulm");
-    let out = firstword(&["lm", "dev-checkpoint", "--out", ckpt.to_str().unwrap(), "--preset", "256-8"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = lm::Preset::from_name("256-8").unwrap();
+    lm::dev::write_dev_checkpoint(&ckpt, p.name(), &p.config(), 1).expect("writing a development checkpoint");
     let cfg = dir.path().join("replay.toml");
     std::fs::write(
         &cfg,

@@ -1,12 +1,14 @@
 //! `firstword-lab`: the lab beside the device binary. `bench …` measures the runtime (JSON
-//! reports under docs/results; timing goals live here, never in tests) and `eval …` runs the
-//! paper's measures on firstword's models. `firstword bench|eval …` runs this binary when it
-//! sits beside `firstword`. Built on the `daemon` library; the board and package builds leave
+//! reports under docs/results; timing goals live here, never in tests), `eval …` runs the
+//! paper's measures on firstword's models, and `lm …` holds the model tools (development
+//! checkpoint, GGUF export). `firstword bench|eval|lm …` runs this binary when it sits
+//! beside `firstword`. Built on the `daemon` library; the board and package builds leave
 //! it out, so none of its dependencies (BERT, the HTTP judge, zip/gzip readers, plotting)
 //! reach a device.
 
 mod bench;
 mod eval;
+mod lm_tools;
 mod provenance;
 mod rss;
 
@@ -38,6 +40,11 @@ enum Cmd {
         #[command(subcommand)]
         which: eval::EvalCmd,
     },
+    /// μLM model tools: a development checkpoint, the GGUF export of a trained one.
+    Lm {
+        #[command(subcommand)]
+        which: lm_tools::LmCmd,
+    },
 }
 
 fn main() -> Result<()> {
@@ -45,9 +52,13 @@ fn main() -> Result<()> {
     lm::configure_candle_threads(1);
     let cli = Cli::parse();
     daemon::logging::init("warn");
+    if let Cmd::Lm { which } = cli.cmd {
+        return lm_tools::run(which);
+    }
     let cfg = daemon::config::Config::load_or_default(cli.config.as_deref())?;
     match cli.cmd {
         Cmd::Bench { which } => bench::run(&cfg, which),
         Cmd::Eval { which } => eval::run(&cfg, which),
+        Cmd::Lm { .. } => unreachable!("handled above: the model tools need no config"),
     }
 }

@@ -59,7 +59,37 @@ impl Default for TtsConfig {
     }
 }
 
+/// Longest `tts.clause_silence_ms` / `tts.sentence_silence_ms`, ms (each gap is allocated
+/// as samples: a typo must not ask for hours of silence).
+pub const MAX_SILENCE_MS: u32 = 10_000;
+
 impl TtsConfig {
+    /// Range checks the types cannot express.
+    ///
+    /// # Errors
+    /// [`crate::TtsError::Setting`] naming the key: `length_scale` outside 0.25..4, a
+    /// silence above [`MAX_SILENCE_MS`], a noise scale that is not a finite number in 0..10.
+    pub fn validate(&self) -> Result<(), crate::TtsError> {
+        let bad = |key: &str, problem: String| Err(crate::TtsError::Setting { key: key.into(), problem });
+        if !(0.25..=4.0).contains(&self.length_scale) {
+            return bad("tts.length_scale", format!(" = {} (must be in 0.25..4.0)", self.length_scale));
+        }
+        for (key, ms) in [("tts.clause_silence_ms", self.clause_silence_ms), ("tts.sentence_silence_ms", self.sentence_silence_ms)] {
+            if ms > MAX_SILENCE_MS {
+                return bad(key, format!(" = {ms} (at most {MAX_SILENCE_MS})"));
+            }
+        }
+        for (key, v) in [("tts.noise_scale", self.noise_scale), ("tts.noise_w", self.noise_w)] {
+            match v {
+                Some(v) if !(v.is_finite() && (0.0..=10.0).contains(&v)) => {
+                    return bad(key, format!(" = {v} (must be a finite number in 0..10)"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Default settings for a voice model at `voice_onnx`; its config is
     /// expected at `voice_onnx` + `.json`.
     pub fn for_voice(voice_onnx: impl Into<PathBuf>) -> Self {

@@ -6,6 +6,14 @@ use std::path::PathBuf;
 /// Every variant that concerns a file names it.
 #[derive(Debug, thiserror::Error)]
 pub enum TtsError {
+    /// A value of the `[tts]` table out of range: `key` is its TOML key.
+    #[error("{key}{problem}")]
+    Setting {
+        /// The TOML key (`tts.length_scale`).
+        key: String,
+        /// The rest of the message (` = 9 (must be in 0.25..4.0)`).
+        problem: String,
+    },
     /// The voice model (`.onnx`) or its config (`.onnx.json`) does not exist.
     #[error("voice model file not found: {path} (run the setup script, or set voice_onnx / FIRSTWORD_MODELS)")]
     MissingModel {

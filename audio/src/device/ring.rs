@@ -211,6 +211,30 @@ impl CaptureReader {
         self.cons.pop_slice(out)
     }
 
+    /// Drops every sample the ring holds now (audio from before a prompt). Never blocks.
+    pub fn drain(&mut self) {
+        let mut buf = [0.0f32; 1024];
+        while self.read(&mut buf) > 0 {}
+    }
+
+    /// Records `seconds` of audio from now, at [`CaptureReader::rate_hz`], polling the ring
+    /// every 10 ms (blocks the caller: for command-line recording, never an audio thread).
+    /// Gives up after three times as long, returning what came (a device that stalls).
+    pub fn record(&mut self, seconds: f64) -> Vec<f32> {
+        let want = (seconds.max(0.0) * f64::from(self.rate_hz)) as usize;
+        let (mut got, mut buf) = (Vec::with_capacity(want), vec![0.0f32; 4096]);
+        let t0 = std::time::Instant::now();
+        while got.len() < want && t0.elapsed().as_secs_f64() < seconds * 3.0 {
+            let n = self.read(&mut buf);
+            if n == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.truncate(want);
+        got
+    }
+
     /// True when the source ended and every sample has been read.
     pub fn is_ended(&self) -> bool {
         self.shared.ended.load(Ordering::Acquire) && self.cons.is_empty()

@@ -30,7 +30,7 @@ use crate::turn::{Action, Event, Turn};
 use crate::turn_shared::{
     cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS,
 };
-use audio::mic::{Backoff, REOPEN_FIRST, REOPEN_MAX};
+use audio::device_watch::{DeviceChange, DeviceWatch};
 use cloud::link::CloudLink;
 
 /// Longest wait for a message before housekeeping (idle check, filler tick), in ms.
@@ -98,12 +98,8 @@ struct LoopState {
     history: crate::conversation::Conversation,
     /// Earlier turns and prompt tokens of the speculative opener, if one is stored.
     spec_mulm: (usize, usize),
-    /// The microphone is gone (handled once per loss: see `device_health`).
-    mic_lost: bool,
-    /// Microphone losses already handled.
-    mic_losses_seen: u64,
-    /// The speaker is gone: since when, and the backoff of its reopen attempts.
-    speaker_lost: Option<(Instant, Backoff)>,
+    /// Device losses handled so far, the lost speaker's reopen backoff (see `device_health`).
+    devices: DeviceWatch,
     /// Where the open utterance's speech began (ms on the stream clock).
     utterance_start_ms: f64,
     /// The open utterance continues the question of the turn it interrupted.
@@ -127,9 +123,7 @@ impl Conversation<'_> {
             last_sync: Instant::now(),
             history: crate::conversation::Conversation::new(),
             spec_mulm: (0, 0),
-            mic_lost: false,
-            mic_losses_seen: 0,
-            speaker_lost: None,
+            devices: DeviceWatch::default(),
             utterance_start_ms: 0.0,
             resumed: None,
         };
@@ -238,7 +232,7 @@ impl Conversation<'_> {
                     Some(q) => q.join(&audio, self.audio_start_ms(start_ms)),
                     None => audio,
                 };
-                if st.speaker_lost.is_some() {
+                if st.devices.speaker_lost() {
                     tracing::warn!(start_ms = start_ms as u64, "speaker gone: utterance not answered");
                     return Ok(());
                 }
@@ -321,61 +315,29 @@ impl Conversation<'_> {
     }
 
     /// A microphone that went away ends the turn in progress (its question or reply can no
-    /// longer be followed); the listener keeps running and hears again once it is back. The
-    /// loss count is latched, so a loss that came and went while this loop was busy (Whisper,
-    /// the μLM) is still handled.
+    /// longer be followed); the listener keeps running and hears again once it is back. A lost
+    /// speaker (unplugged, Bluetooth dropout, PipeWire restart, or a ring that stopped moving)
+    /// ends it too, utterances are not answered while it is gone, and it is reopened with
+    /// backoff ([`DeviceWatch`]); the loop, and so the watchdog's pings, go on meanwhile.
     fn device_health(&mut self, st: &mut LoopState) {
-        self.speaker_health(st);
-        let losses = self.counters.capture_losses();
-        if losses > st.mic_losses_seen {
-            st.mic_losses_seen = losses;
-            st.mic_lost = true;
-            self.sync_counters();
-            tracing::warn!("microphone gone: waiting for it to come back");
-            st.spec.clear();
-            if let Some(t) = st.active.take() {
-                self.abandon(st, t, "the microphone went away");
-            }
-        }
-        if st.mic_lost && !self.counters.capture_lost() {
-            st.mic_lost = false;
-            tracing::info!("microphone back: listening again");
-        }
-    }
-
-    /// A lost speaker (unplugged, Bluetooth dropout, PipeWire restart, or a ring that stopped
-    /// moving): the turn in progress ends, utterances are not answered while it is gone, and
-    /// it is reopened with backoff (0.25 s doubling to 4 s); the loop, and so the watchdog's
-    /// pings, go on meanwhile.
-    fn speaker_health(&mut self, st: &mut LoopState) {
-        if !self.counters.playback_lost() {
-            return;
-        }
-        let now = Instant::now();
-        if st.speaker_lost.is_none() {
-            tracing::warn!("speaker gone: ending the turn in progress, reopening it");
+        for change in st.devices.poll(&self.counters, Instant::now(), &mut self.reopen_speaker) {
+            let device = match change {
+                DeviceChange::MicLost => "microphone",
+                DeviceChange::SpeakerLost => "speaker",
+                DeviceChange::MicBack => {
+                    tracing::info!("microphone back: listening again");
+                    continue;
+                }
+                DeviceChange::SpeakerBack { gone } => {
+                    tracing::info!("speaker back after {:.1} s: answering again", gone.as_secs_f64());
+                    continue;
+                }
+            };
+            tracing::warn!("{device} gone: ending the turn in progress until it is back");
             self.sync_counters();
             st.spec.clear();
             if let Some(t) = st.active.take() {
-                self.abandon(st, t, "the speaker went away");
-            }
-            st.speaker_lost = Some((now, Backoff::new(REOPEN_FIRST, REOPEN_MAX)));
-        }
-        let Some((since, backoff)) = st.speaker_lost.as_mut() else {
-            return;
-        };
-        if !backoff.due(now) {
-            return;
-        }
-        match (self.reopen_speaker)() {
-            Ok(()) => {
-                // The reopen cleared `playback_lost` (cpal's and the simulated speaker's alike).
-                tracing::info!("speaker back after {:.1} s: answering again", since.elapsed().as_secs_f64());
-                st.speaker_lost = None;
-            }
-            Err(e) => {
-                backoff.failed(now);
-                tracing::warn!("speaker still gone: {e}");
+                self.abandon(st, t, &format!("the {device} went away"));
             }
         }
     }

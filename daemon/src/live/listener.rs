@@ -22,13 +22,11 @@ use audio::history::SampleHistory;
 use audio::vad::{Vad, VadEvent};
 use audio::wakeword::WakeSpotter;
 
-use asr::wake_check::{check_window, WakeCheck};
-
 use super::clock::Heartbeat;
 use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQueue};
-use audio::activation::{Activation, Verdict};
+use audio::activation::Verdict;
+use audio::activation_gate::ActivationGate;
 use audio::mic::Mic;
-use audio::ptt::KeySource;
 
 /// Audio kept before an utterance's confirmed start, in 16 kHz samples (2 s): the VAD
 /// reports where speech began, which precedes the confirmation, and `vad.pre_roll_ms`
@@ -73,16 +71,7 @@ pub struct ListenerParts {
     /// Ended utterances not yet taken by the conversation loop (bounded).
     pub utterances: Arc<UtteranceQueue>,
     /// Wake word / push-to-talk; None = every utterance is passed on (`mode = "always"`).
-    pub gate: Option<Gate>,
-}
-
-/// What decides which utterances are heard (wake-word or push-to-talk mode).
-pub struct Gate {
-    pub activation: Activation,
-    pub spotter: Option<WakeSpotter>,
-    /// Confirms the spotter's detections with Whisper (`[activation] wake_confirm`).
-    pub check: Option<WakeCheck>,
-    pub key: Option<Box<dyn KeySource>>,
+    pub gate: Option<ActivationGate>,
 }
 
 /// An ended utterance waiting for the wake-word spotter to catch up with it (its detection
@@ -157,8 +146,7 @@ impl State {
                     endpoint: endpoint_sample,
                     audio_start,
                     audio: self.hist.slice(audio_start, endpoint_sample),
-                    deadline: endpoint_sample
-                        + self.parts.gate.as_ref().and_then(|g| g.spotter.as_ref()).map_or(0, |s| s.lag_samples() + 960),
+                    deadline: endpoint_sample + self.parts.gate.as_ref().map_or(0, ActivationGate::decide_lag_samples),
                 };
                 if self.parts.gate.is_none() {
                     return self.send_end(end, None);
@@ -236,53 +224,19 @@ impl State {
     /// Wake-word detections and key changes for the audio just heard; listening starts are
     /// announced (earcon, LED hook).
     fn activate(&mut self, s16: &[f32]) -> bool {
-        let now = self.hist.end();
+        let replying = self.parts.replying.load(Ordering::Acquire);
         let Some(g) = self.parts.gate.as_mut() else {
             return true;
         };
-        let mut started = Vec::new();
-        if let Some(k) = g.key.as_mut() {
-            if let Some(pressed) = k.poll(ms(now)) {
-                tracing::debug!(pressed, at_ms = ms(now) as u64, "push-to-talk key");
-                if g.activation.key(pressed, ms(now)) {
-                    started.push("push-to-talk");
-                }
-            }
-        }
-        if let Some(sp) = g.spotter.as_mut() {
-            for d in sp.push(s16) {
-                if let Some(c) = g.check.as_mut() {
-                    let (from, to) = check_window(d.end_sample, self.hist.end());
-                    match c.check(&self.hist.slice(from, to)) {
-                        Ok(checked) if !checked.confirmed => {
-                            tracing::info!(end_ms = ms(d.end_sample) as u64, score = d.score, "wake word not confirmed by ASR");
-                            continue;
-                        }
-                        Ok(_) => {}
-                        // Fail open: a broken check must not lock the user out.
-                        Err(e) => tracing::warn!("wake-word check: {e}; the detection counts"),
-                    }
-                }
-                tracing::info!(end_ms = ms(d.end_sample) as u64, score = d.score, "wake word");
-                if g.activation.wake(ms(d.end_sample)) {
-                    started.push("wake word");
-                }
-                if self.open.is_some() && self.cut_from == 0 {
-                    self.cut_from = d.end_sample + (g.activation.margin_ms() * audio::ASR_RATE_HZ as f64 / 1000.0) as u64;
-                }
-            }
-        }
-        if self.parts.replying.load(Ordering::Acquire) {
-            g.activation.replying(ms(now));
-        }
-        if g.activation.tick(ms(now)) {
-            tracing::info!("activation: follow-up window closed, waiting for the wake word");
+        let heard = g.hear(s16, &self.hist, replying);
+        if let Some(wake_end) = heard.wake_end.filter(|_| self.open.is_some() && self.cut_from == 0) {
+            self.cut_from = wake_end;
         }
         let late_start = match (self.open, self.forwarded) {
             (Some(start), false) => matches!(g.activation.during(), Verdict::Answer { .. }).then_some(start),
             _ => None,
         };
-        for how in started {
+        for how in heard.started {
             tracing::info!("listening ({how})");
             if self.parts.tx.send(Inbox::Listening).is_err() {
                 return false;
@@ -330,7 +284,7 @@ fn listen(mut st: State, stop: &AtomicBool) -> Result<()> {
                     st.on_event(ev);
                 }
                 // The spotter hears the end of the input too (a phrase at its very end).
-                let tail = vec![0.0; st.parts.gate.as_ref().and_then(|g| g.spotter.as_ref()).map_or(0, |s| s.lag_samples() as usize + 960)];
+                let tail = vec![0.0; st.parts.gate.as_ref().map_or(0, ActivationGate::decide_lag_samples) as usize];
                 st.hist.extend(&tail);
                 st.activate(&tail);
                 st.resolve_pending(true);

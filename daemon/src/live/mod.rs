@@ -27,7 +27,7 @@ use audio::device::AudioCounters;
 use crate::config::Config;
 use crate::metrics::{http, Metrics};
 use crate::replay::Models;
-use asr::wake_check::WakeCheck;
+use asr::wake_check::{check_window, WakeCheck};
 use clock::{Clock, Heartbeat};
 use cloud::link::CloudLink;
 use conversation::{Conversation, Ending};
@@ -81,13 +81,18 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     };
 
     let plan = audio::devices::Plan::from_config(&audio_cfg)?;
-    let mut gate = activation_gate(cfg, audio_cfg.input_wav.is_some())?;
+    let mut gate =
+        audio::activation_gate::ActivationGate::from_config(&cfg.activation, cfg.turn.conversation_idle_s, audio_cfg.input_wav.is_some())?;
     service::notify_status("loading models");
     let vad = audio::vad::Vad::new(&cfg.vad).context("loading the VAD")?;
     let models = Models::load(cfg)?;
     if let Some(g) = gate.as_mut().filter(|_| cfg.activation.wake_confirm) {
         if let Some(phrase) = g.spotter.as_ref().map(|s| s.phrase().to_owned()) {
-            g.check = Some(WakeCheck::new(models.asr.fork().context("the wake-word check's Whisper state")?, &phrase));
+            let mut check = WakeCheck::new(models.asr.fork().context("the wake-word check's Whisper state")?, &phrase);
+            g.confirm = Some(Box::new(move |hist, end| {
+                let (from, to) = check_window(end, hist.end());
+                check.check(&hist.slice(from, to)).map(|c| c.confirmed).map_err(|e| e.to_string())
+            }));
             tracing::info!(%phrase, "activation: wake-word detections confirmed by ASR");
         }
     }
@@ -170,35 +175,4 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     }
     tracing::info!("stopped ({})", if ending == Ending::Signal { "signal" } else { "input finished" });
     Ok(())
-}
-
-/// The listener's activation gate for `[activation] mode` (None for "always"): the wake-word
-/// spotter with its reference, or the push-to-talk key (simulated with `ptt_simulated`).
-fn activation_gate(cfg: &Config, simulated_input: bool) -> Result<Option<listener::Gate>> {
-    use audio::activation::{Activation, Mode, Timings};
-    let a = &cfg.activation;
-    let activation = Activation::new(a.mode, Timings::new(a, cfg.turn.conversation_idle_s));
-    match a.mode {
-        Mode::Always => Ok(None),
-        Mode::WakeWord => {
-            let settings =
-                audio::wakeword::WakeSettings { threshold: a.wake_threshold, min_scores: a.wake_min_scores, ..Default::default() };
-            let spotter = audio::wakeword::WakeSpotter::from_file(&a.wake_word, &settings).context("activation.wake_word")?;
-            tracing::info!("activation: wake word {}", a.wake_word.display());
-            Ok(Some(listener::Gate { activation, spotter: Some(spotter), check: None, key: None }))
-        }
-        Mode::PushToTalk => {
-            let key: Box<dyn audio::ptt::KeySource> = if !a.ptt_simulated.is_empty() {
-                if !simulated_input {
-                    bail!("activation.ptt_simulated needs a simulated input (--input-wav); use ptt_device for a real key");
-                }
-                Box::new(audio::ptt::SimulatedKey::new(a.ptt_simulated.clone()))
-            } else {
-                let dev = a.ptt_device.as_deref().context("activation.ptt_device is not set")?;
-                Box::new(audio::ptt::EvdevKey::open(dev, &a.ptt_key)?)
-            };
-            tracing::info!("activation: push-to-talk");
-            Ok(Some(listener::Gate { activation, spotter: None, check: None, key: Some(key) }))
-        }
-    }
 }

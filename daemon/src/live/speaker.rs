@@ -18,16 +18,9 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The playback device stopped taking audio: the ring stayed full for [`STALL_TIMEOUT`].
 /// Fatal for the daemon (systemd restarts it); any other speaking error only ends the turn.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the playback device stopped taking audio (ring full for {STALL_TIMEOUT:?})")]
 pub struct PlaybackStalled;
-
-impl std::fmt::Display for PlaybackStalled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the playback device stopped taking audio (ring full for {STALL_TIMEOUT:?})")
-    }
-}
-
-impl std::error::Error for PlaybackStalled {}
 
 /// Where a piece of speech landed on the stream clock (ms).
 #[derive(Debug, Clone, Copy, PartialEq)]

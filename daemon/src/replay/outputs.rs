@@ -25,7 +25,7 @@ pub struct Segment {
 }
 
 /// One turn of `timeline.json`; all times in ms on the input audio's clock.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TurnTimeline {
     pub index: usize,
     pub transcript: String,
@@ -87,23 +87,11 @@ pub struct TurnTimeline {
 }
 
 impl TurnTimeline {
+    /// A turn before any of its work: the utterance's times (ms on the input clock) and its
+    /// opener budget (words); `speculative` when the work starts at the VAD pause.
     pub fn new(index: usize, u: &Utterance, speculative: bool, opener_words: usize) -> Self {
         Self {
             index,
-            transcript: String::new(),
-            opener_text: String::new(),
-            mulm_opener: String::new(),
-            gate_score: None,
-            gate_fired: false,
-            continuation_text: String::new(),
-            repair: false,
-            fallback: false,
-            filler: false,
-            cloud_failure: None,
-            ignored_events: Vec::new(),
-            barged_in: false,
-            merged_into_next: false,
-            merged_from: None,
             speculative,
             opener_words,
             speech_start_ms: u.start_ms,
@@ -111,18 +99,7 @@ impl TurnTimeline {
             endpoint_ms: u.endpoint_ms,
             endpoint_judged: u.judged,
             work_start_ms: if speculative { u.pause_ms.unwrap_or(u.endpoint_ms) } else { u.endpoint_ms },
-            asr_done_ms: None,
-            opener_ready_ms: None,
-            first_audio_ms: None,
-            cloud_first_delta_ms: None,
-            continuation_audio_ms: None,
-            handoff_gap_ms: None,
-            turn_end_ms: None,
-            voice_to_voice_ms: None,
-            heard_text: String::new(),
-            context: ContextUse::default(),
-            conversation_end: None,
-            segments: Vec::new(),
+            ..Self::default()
         }
     }
 

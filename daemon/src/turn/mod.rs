@@ -21,6 +21,8 @@ pub mod budget;
 
 use serde::Serialize;
 
+use crate::config::ConfigError;
+
 /// Which part of the reply a piece of speech is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,75 +207,39 @@ impl Default for TurnConfig {
 
 impl TurnConfig {
     /// Range checks; the message names the key.
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
-        if !(1..=16).contains(&self.min_opener_words) || self.min_opener_words > self.max_opener_words || self.max_opener_words > 16 {
-            return Err(crate::config::ConfigError::invalid(
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_opener_words > self.max_opener_words {
+            return Err(ConfigError::invalid(
                 "turn.min_opener_words/max_opener_words",
-                format!(" = {}/{} (need 1 <= min <= max <= 16)", self.min_opener_words, self.max_opener_words),
-            ));
-        }
-        if !(1..=16).contains(&self.opener_words) {
-            return Err(crate::config::ConfigError::invalid("turn.opener_words", format!(" = {} (must be 1..16)", self.opener_words)));
-        }
-        if !(0.5..=6.0).contains(&self.speech_words_per_s) {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.speech_words_per_s",
-                format!(" = {} (must be 0.5..6)", self.speech_words_per_s),
-            ));
-        }
-        if !(0.0..=60_000.0).contains(&self.filler_after_ms) {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.filler_after_ms",
-                format!(" = {} (must be 0..60000)", self.filler_after_ms),
-            ));
-        }
-        if self.opener_first_words > 16 {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.opener_first_words",
-                format!(" = {} (must be 0..16)", self.opener_first_words),
-            ));
-        }
-        if self.continuation_first_words > 64 {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.continuation_first_words",
-                format!(" = {} (must be 0..64)", self.continuation_first_words),
-            ));
-        }
-        if !(0.0..=86_400.0).contains(&self.conversation_idle_s) {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.conversation_idle_s",
-                format!(" = {} (must be 0..86400)", self.conversation_idle_s),
+                format!(" = {}/{} (need min <= max)", self.min_opener_words, self.max_opener_words),
             ));
         }
         if self.conversation_end_phrases.len() > 32 || self.conversation_end_phrases.iter().any(|p| p.trim().is_empty() || p.len() > 100) {
-            return Err(crate::config::ConfigError::invalid(
+            return Err(ConfigError::invalid(
                 "turn.conversation_end_phrases",
                 ": at most 32 phrases, each non-empty and at most 100 bytes".into(),
             ));
         }
-        if self.cloud_history_turns > 64 {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.cloud_history_turns",
-                format!(" = {} (must be 0..64)", self.cloud_history_turns),
-            ));
+        for (key, v, range) in [
+            ("turn.min_opener_words", self.min_opener_words, 1..=16),
+            ("turn.max_opener_words", self.max_opener_words, 1..=16),
+            ("turn.opener_words", self.opener_words, 1..=16),
+            ("turn.opener_first_words", self.opener_first_words, 0..=16),
+            ("turn.continuation_first_words", self.continuation_first_words, 0..=64),
+            ("turn.cloud_history_turns", self.cloud_history_turns, 0..=64),
+            // The gateway's frames are 64 KiB.
+            ("turn.cloud_history_tokens", self.cloud_history_tokens, 0..=4_000),
+            ("turn.mulm_history_tokens", self.mulm_history_tokens, 0..=4_096),
+        ] {
+            ConfigError::check_range(key, v, range)?;
         }
-        if self.cloud_history_tokens > 4_000 {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.cloud_history_tokens",
-                format!(" = {} (must be 0..4000; the gateway's frames are 64 KiB)", self.cloud_history_tokens),
-            ));
-        }
-        if !(100.0..=60_000.0).contains(&self.cloud_stall_ms) {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.cloud_stall_ms",
-                format!(" = {} (must be 100..60000)", self.cloud_stall_ms),
-            ));
-        }
-        if self.mulm_history_tokens > 4_096 {
-            return Err(crate::config::ConfigError::invalid(
-                "turn.mulm_history_tokens",
-                format!(" = {} (must be 0..4096)", self.mulm_history_tokens),
-            ));
+        for (key, v, range) in [
+            ("turn.speech_words_per_s", self.speech_words_per_s, 0.5..=6.0),
+            ("turn.filler_after_ms", self.filler_after_ms, 0.0..=60_000.0),
+            ("turn.conversation_idle_s", self.conversation_idle_s, 0.0..=86_400.0),
+            ("turn.cloud_stall_ms", self.cloud_stall_ms, 100.0..=60_000.0),
+        ] {
+            ConfigError::check_range(key, v, range)?;
         }
         Ok(())
     }

@@ -206,7 +206,11 @@ fn several_turns_adapt_the_opener_budget() {
 #[test]
 fn config_validation_names_the_key() {
     let c = TurnConfig { max_opener_words: 40, ..TurnConfig::default() };
-    assert!(c.validate().unwrap_err().key() == Some("turn.min_opener_words/max_opener_words"));
+    assert_eq!(c.validate().unwrap_err().key(), Some("turn.max_opener_words"));
+    let c = TurnConfig { min_opener_words: 7, max_opener_words: 5, ..TurnConfig::default() };
+    assert_eq!(c.validate().unwrap_err().key(), Some("turn.min_opener_words/max_opener_words"));
+    let c = TurnConfig { cloud_stall_ms: f64::NAN, ..TurnConfig::default() };
+    assert_eq!(c.validate().unwrap_err().key(), Some("turn.cloud_stall_ms"));
     assert!(TurnConfig::default().validate().is_ok());
 }
 

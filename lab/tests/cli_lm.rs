@@ -1,0 +1,42 @@
+//! `firstword-lab lm …`, the model tools, end to end: a development checkpoint of the test
+//! preset, its GGUF export (what `make -C training export` runs) loaded back as the daemon
+//! loads it, and clear errors for a bad preset or export type.
+
+mod common;
+
+use common::{lab, stderr};
+
+#[test]
+fn dev_checkpoint_then_export_gguf_gives_a_checkpoint_the_daemon_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mulm");
+    let d = dir.to_str().unwrap();
+    let out = lab(&["lm", "dev-checkpoint", "--out", d, "--preset", "64-2"]);
+    assert!(out.status.success(), "dev-checkpoint failed: {}", stderr(&out));
+    for f in ["mulm.json", "tokenizer.json", "model.safetensors"] {
+        assert!(dir.join(f).is_file(), "dev-checkpoint did not write {f}");
+    }
+    let f32_ckpt = lm::checkpoint::load_checkpoint(&dir, lm::checkpoint::LmQuant::F32, 1).expect("the safetensors checkpoint loads");
+    assert!(!f32_ckpt.model.format().contains("gguf"), "{}", f32_ckpt.model.format());
+
+    let out = lab(&["lm", "export-gguf", "--model", d, "--type", "q8_0"]);
+    assert!(out.status.success(), "export-gguf failed: {}", stderr(&out));
+    let gguf = std::fs::read(dir.join("model.gguf")).expect("export-gguf writes MODEL/model.gguf");
+    assert_eq!(&gguf[..4], b"GGUF");
+    // The daemon prefers the GGUF beside the safetensors.
+    let m = lm::checkpoint::load_checkpoint(&dir, lm::checkpoint::LmQuant::F32, 1).expect("the GGUF checkpoint loads");
+    assert!(m.model.format().contains("gguf"), "{}", m.model.format());
+    assert_eq!(m.mulm.preset, "64-2");
+}
+
+#[test]
+fn a_bad_preset_or_type_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("x");
+    let out = lab(&["lm", "dev-checkpoint", "--out", d.to_str().unwrap(), "--preset", "999-1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("999-1") && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+    let out = lab(&["lm", "export-gguf", "--model", d.to_str().unwrap(), "--type", "q3"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("q3") && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
