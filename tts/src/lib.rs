@@ -7,6 +7,7 @@
 //!   per clause so playback can start early.
 //! - [`chunk::Chunker`] cuts streamed text deltas into speakable chunks.
 //! - [`normalize::for_speech`] strips Markdown, URLs and emoji.
+//! - [`heard::heard_text`] says which words of a reply had played when playback stopped.
 //!
 //! Typical use: LLM deltas → `Chunker::push` → `Tts::synthesize_phrases` →
 //! audio output.
@@ -15,6 +16,7 @@ mod boundary;
 pub mod chunk;
 mod config;
 mod error;
+pub mod heard;
 pub mod normalize;
 mod pcm;
 mod phonemize;

@@ -10,8 +10,8 @@ use audio::device::{PlaybackControl, PlaybackQueue, PushOutcome};
 
 use super::clock::Clock;
 use crate::config::Config;
-use crate::conversation::{heard_text, Spoken};
 use crate::turn_shared::seam_gap_ms;
+use tts::heard::{heard_text, Spoken};
 
 /// A full playback ring that does not move for this long means the device stopped.
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,7 +79,7 @@ impl Speaker {
 
     /// What the user heard of this reply, once it is over: every phrase queued, or, when
     /// playback was stopped (barge-in, shutdown), the phrases played, cut at the last word
-    /// played of the one playing (see [`crate::conversation::heard_text`]; positions from the
+    /// played of the one playing (see [`tts::heard::heard_text`]; positions from the
     /// device's played-sample count, exact to one device period).
     pub fn heard_text(&self) -> String {
         let stop = self.control.is_stopped().then(|| self.control.played_samples() as f64);

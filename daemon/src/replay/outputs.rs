@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::Utterance;
-use crate::conversation::{heard_text, ContextUse, Spoken};
+use crate::conversation::ContextUse;
 use crate::turn::{Part, TurnRecord};
+use tts::heard::{heard_text, Spoken};
 
 /// A piece of reply speech on the input clock (ms).
 #[derive(Debug, Clone, Serialize)]
