@@ -7,7 +7,7 @@ use crate::activation::{Activation, ActivationConfig, Mode, Timings};
 use crate::history::SampleHistory;
 use crate::ptt::{EvdevKey, KeySource, SimulatedKey};
 use crate::wakeword::{WakeSettings, WakeSpotter};
-use crate::AudioError;
+use crate::{sample_ms as ms, AudioError};
 
 /// Confirms a wake-word detection from the listener's audio and the detection's end sample:
 /// Ok(false) rejects it; an error lets it count (fail open: a broken check must not lock the
@@ -16,10 +16,6 @@ pub type Confirm = Box<dyn FnMut(&SampleHistory, u64) -> Result<bool, String> + 
 
 /// Extra 16 kHz samples the spotter is given to decide after an utterance ends (60 ms).
 const DECIDE_MARGIN_SAMPLES: u64 = 960;
-
-fn ms(sample: u64) -> f64 {
-    sample as f64 * 1000.0 / f64::from(crate::ASR_RATE_HZ)
-}
 
 /// The activation state and its inputs.
 pub struct ActivationGate {
@@ -109,8 +105,7 @@ impl ActivationGate {
             if self.activation.wake(ms(d.end_sample)) {
                 out.started.push("wake word");
             }
-            let margin = (self.activation.margin_ms() * f64::from(crate::ASR_RATE_HZ) / 1000.0) as u64;
-            out.wake_end.get_or_insert(d.end_sample + margin);
+            out.wake_end.get_or_insert(d.end_sample + crate::ms_sample(self.activation.margin_ms()));
         }
         if replying {
             self.activation.replying(now_ms);

@@ -4,7 +4,7 @@
 //! does between two reads).
 
 use super::{utterance_span, Vad, VadEvent, FRAME_SAMPLES};
-use crate::AudioError;
+use crate::{sample_ms as ms, AudioError};
 
 /// One utterance found by the VAD, in ms on the input clock (16 kHz samples / 16).
 /// `J` is the caller's judgement of the pause that ended it.
@@ -21,10 +21,6 @@ pub struct Utterance<J> {
     pub pause_ms: Option<f64>,
     /// The judgement of that pause, when it set the hangover.
     pub judged: Option<J>,
-}
-
-fn ms(sample: u64) -> f64 {
-    sample as f64 * 1000.0 / crate::ASR_RATE_HZ as f64
 }
 
 /// Runs `vad` (reset first) over the whole 16 kHz `input` and returns its utterances. At
@@ -98,7 +94,6 @@ pub fn utterances<J, E: From<AudioError>>(
 /// speech start (clamped to the input's start) to its endpoint. The VAD confirms a start
 /// only after its first voiced frame, so without pre-roll an abrupt onset ("How…") is cut.
 pub fn utterance_audio<'a, J>(input: &'a [f32], u: &Utterance<J>, pre_roll_ms: u32) -> &'a [f32] {
-    let at = |ms: f64| (ms * f64::from(crate::ASR_RATE_HZ) / 1000.0) as u64;
-    let pre_roll = u64::from(pre_roll_ms) * u64::from(crate::ASR_RATE_HZ) / 1000;
-    &input[utterance_span(at(u.start_ms), at(u.endpoint_ms), pre_roll, input.len())]
+    let at = crate::ms_sample;
+    &input[utterance_span(at(u.start_ms), at(u.endpoint_ms), at(f64::from(pre_roll_ms)), input.len())]
 }

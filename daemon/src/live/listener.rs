@@ -27,6 +27,7 @@ use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQ
 use audio::activation::Verdict;
 use audio::activation_gate::ActivationGate;
 use audio::mic::Mic;
+use audio::sample_ms as ms;
 
 /// Audio kept before an utterance's confirmed start, in 16 kHz samples (2 s): the VAD
 /// reports where speech began, which precedes the confirmation, and `vad.pre_roll_ms`
@@ -36,10 +37,6 @@ const PREROLL_SAMPLES: u64 = 32_000;
 const MAX_UTTERANCE_SAMPLES: u64 = 960_000;
 /// Sleep when the capture ring is empty, in ms.
 const IDLE_SLEEP_MS: u64 = 5;
-
-fn ms(sample: u64) -> f64 {
-    sample as f64 * 1000.0 / audio::ASR_RATE_HZ as f64
-}
 
 /// The running listener. Dropping it stops the thread.
 pub struct Listener {
@@ -212,7 +209,7 @@ impl State {
                 true
             }
             Verdict::Answer { from_ms } => {
-                let from = from_ms.map(|f| (f * audio::ASR_RATE_HZ as f64 / 1000.0) as u64);
+                let from = from_ms.map(audio::ms_sample);
                 if !self.forwarded && !self.start_forwarding(end.start) {
                     return false;
                 }
