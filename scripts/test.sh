@@ -24,13 +24,21 @@ if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors, 
   echo "   disk free before torch: ${free_mib} MiB (pip needs about ${NEED_MIB})"
   if [ "${FIRSTWORD_CI:-0}" = 1 ] && [ "$free_mib" -lt "$NEED_MIB" ]; then
     # CI machines have been handed out with under 5 GB of disk free but 24 GiB of memory: the
-    # throwaway venv then lives in tmpfs, and is gone (memory back) before the Rust build.
+    # throwaway venv then lives in memory, and is gone (memory back) before the Rust build.
+    # /dev/shm where it has room (a container's can be 64 MB), else a tmpfs of our own.
+    MEMDIR=/dev/shm/firstword-ci
     shm_free=$(df -Pm /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')
-    if [ "${shm_free:-0}" -ge "$NEED_MIB" ]; then
-      TVENV=/dev/shm/firstword-training-venv
-      PIP_TMP=/dev/shm/firstword-pip-tmp
-      trap 'rm -rf /dev/shm/firstword-training-venv /dev/shm/firstword-pip-tmp' EXIT
-      echo "   too little disk: the CI venv goes to memory ($TVENV; ${shm_free} MiB free there)"
+    if [ "${shm_free:-0}" -lt "$NEED_MIB" ]; then
+      MEMDIR="$ROOT/target/ci-tmpfs"
+      mkdir -p "$MEMDIR"
+      mount -t tmpfs -o size=${NEED_MIB}m firstword-ci "$MEMDIR" || MEMDIR=
+    fi
+    if [ -n "$MEMDIR" ]; then
+      TVENV="$MEMDIR/training-venv"
+      PIP_TMP="$MEMDIR/pip-tmp"
+      mkdir -p "$MEMDIR"
+      trap 'mountpoint -q "$MEMDIR" && umount "$MEMDIR"; rm -rf "$MEMDIR"' EXIT
+      echo "   too little disk: the CI venv goes to memory ($TVENV)"
     fi
   fi
   python3 -m venv "$TVENV"
