@@ -20,26 +20,15 @@ if ! "$TVENV/bin/python" -c 'import torch, tokenizers, datasketch, safetensors, 
   # runs; ../shared/stack.md). No pip cache copy, and the download's temporary files beside
   # the venv: a small /tmp or a full disk is what stopped earlier CI runs here.
   NEED_MIB=8500
-  free_mib=$(df -Pm "$ROOT" | awk 'NR==2 {print $4}')
-  echo "   disk free before torch: ${free_mib} MiB (pip needs about ${NEED_MIB})"
-  if [ "${FIRSTWORD_CI:-0}" = 1 ] && [ "$free_mib" -lt "$NEED_MIB" ]; then
-    # CI machines have been handed out with under 5 GB of disk free but 24 GiB of memory: the
-    # throwaway venv then lives in memory, and is gone (memory back) before the Rust build.
-    # /dev/shm where it has room (a container's can be 64 MB), else a tmpfs of our own.
-    MEMDIR=/dev/shm/firstword-ci
-    shm_free=$(df -Pm /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')
-    if [ "${shm_free:-0}" -lt "$NEED_MIB" ]; then
-      MEMDIR="$ROOT/target/ci-tmpfs"
-      mkdir -p "$MEMDIR"
-      mount -t tmpfs -o size=${NEED_MIB}m firstword-ci "$MEMDIR" || MEMDIR=
-    fi
-    if [ -n "$MEMDIR" ]; then
-      TVENV="$MEMDIR/training-venv"
-      PIP_TMP="$MEMDIR/pip-tmp"
-      mkdir -p "$MEMDIR"
-      trap 'mountpoint -q "$MEMDIR" && umount "$MEMDIR"; rm -rf "$MEMDIR"' EXIT
-      echo "   too little disk: the CI venv goes to memory ($TVENV)"
-    fi
+  free_mib() { df -Pm "$1" | awk 'NR==2 {print $4}'; }
+  echo "   disk free before torch: $(free_mib "$ROOT") MiB (pip needs about ${NEED_MIB})"
+  if [ "${FIRSTWORD_CI:-0}" = 1 ] && [ "$(free_mib "$ROOT")" -lt "$NEED_MIB" ] \
+    && [ "$(free_mib "$ROOT/target/")" -ge "$NEED_MIB" ]; then
+    # CI on a short disk: .ci/run has put target/ in memory, so the throwaway venv goes there
+    # too, and is gone (memory back) before the Rust build.
+    TVENV="$ROOT/target/ci-training-venv"
+    PIP_TMP="$ROOT/target/ci-pip-tmp"
+    echo "   too little disk: the CI venv goes to target/, in memory ($TVENV)"
   fi
   python3 -m venv "$TVENV"
   mkdir -p "$PIP_TMP"
