@@ -188,7 +188,8 @@ def model_card(mulm: dict, params: int, card: dict, ops: list[dict]) -> str:
         "| | |",
         "|---|---|",
         f"| training stage | {card.get('stage', '?')} |",
-        f"| optimizer steps | {card.get('step', '?')} of {card.get('total_steps', '?')} |",
+        f"| optimizer steps | {card.get('step', '?')} "
+        f"{'(a time-scheduled run)' if card.get('total_steps') is None else 'of ' + str(card['total_steps'])} |",
         f"| batch × window | {card.get('batch_size', '?')} × ≤{card.get('seq_len', '?')} tokens |",
         f"| validation loss | {vl:.4f} nats/token (ppl {np.exp(vl):.1f}) |" if vl is not None else "| validation loss | n/a |",
         f"| validation loss mask | {card.get('valid_mask', card.get('stage', '?'))} tokens |",

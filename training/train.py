@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -50,6 +51,7 @@ os.environ.setdefault("RAYON_RS_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
+import pretok  # noqa: E402
 from model import REFERENCE_PARAMS, ChatFormat, MuLM, mulm_for_tokenizer, param_groups, preset_config, save_mulm  # noqa: E402
 
 FRESH, ASSIST = 1, 2  # bits of the per-token flag array: token is learned here / is assistant text
@@ -256,41 +258,35 @@ class Windows:
         return self.ids[a:b], self.flags[a:b]
 
     @staticmethod
-    def build(dialogues, fmt: ChatFormat, max_len: int, chunk: int = 2000) -> "Windows":
-        ids_parts, fl_parts, lens = [], [], []
-        batch = []
-
-        def flush():
-            for d in batch:
-                for w_ids, w_fl in pack_dialogue(fmt.encode_turns(d["messages"]), fmt.begin, max_len):
-                    ids_parts.append(np.asarray(w_ids, dtype=np.int32))
-                    fl_parts.append(np.asarray(w_fl, dtype=np.uint8))
-                    lens.append(len(w_ids))
-            batch.clear()
-
-        for d in dialogues:
-            if d.get("messages"):
-                batch.append(d)
-            if len(batch) >= chunk:
-                flush()
-        flush()
-        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum(lens)
-        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
-        fl = np.concatenate(fl_parts) if fl_parts else np.zeros(0, np.uint8)
-        return Windows(ids, fl, offsets)
+    def build(dialogues, fmt: ChatFormat, max_len: int) -> "Windows":
+        return Windows.build_turns((fmt.encode_turns(d["messages"]) for d in dialogues if d.get("messages")),
+                                   fmt.begin, max_len)
 
     @staticmethod
-    def build_opener(dialogues, fmt: ChatFormat, max_ctx: int, n_target: int, chunk: int = 2000) -> "Windows":
+    def build_turns(turn_lists, begin: list[int], max_len: int) -> "Windows":
+        """Packed windows (`pack_dialogue`) of dialogues given as `ChatFormat.encode_turns` lists."""
+        parts = (w for turns in turn_lists for w in pack_dialogue(turns, begin, max_len))
+        return Windows.from_parts(parts)
+
+    @staticmethod
+    def build_opener(dialogues, fmt: ChatFormat, max_ctx: int, n_target: int) -> "Windows":
         """Opener-stage examples (`opener_examples`) of every dialogue, one 'window' each."""
+        return Windows.build_opener_turns((fmt.encode_turns(d["messages"]) for d in dialogues if d.get("messages")),
+                                          fmt.begin, max_ctx, n_target)
+
+    @staticmethod
+    def build_opener_turns(turn_lists, begin: list[int], max_ctx: int, n_target: int) -> "Windows":
+        parts = (e for turns in turn_lists for e in opener_examples(turns, begin, max_ctx, n_target))
+        return Windows.from_parts(parts)
+
+    @staticmethod
+    def from_parts(parts) -> "Windows":
+        """[(ids, flags)] → one flat Windows."""
         ids_parts, fl_parts, lens = [], [], []
-        for d in dialogues:
-            if not d.get("messages"):
-                continue
-            for e_ids, e_fl in opener_examples(fmt.encode_turns(d["messages"]), fmt.begin, max_ctx, n_target):
-                ids_parts.append(np.asarray(e_ids, dtype=np.int32))
-                fl_parts.append(np.asarray(e_fl, dtype=np.uint8))
-                lens.append(len(e_ids))
+        for ids, fl in parts:
+            ids_parts.append(np.asarray(ids, dtype=np.int32))
+            fl_parts.append(np.asarray(fl, dtype=np.uint8))
+            lens.append(len(ids))
         offsets = np.zeros(len(lens) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(lens)
         ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
@@ -324,19 +320,25 @@ def file_digest(path) -> str:
 
 def load_windows(path, fmt: ChatFormat, max_len: int, cache_dir: Path | None, limit: int | None, tok_path,
                  opener: tuple[int, int] | None = None) -> Windows:
-    """opener = (max_ctx, n_target): the opener stage's examples instead of packed windows."""
+    """opener = (max_ctx, n_target): the opener stage's examples instead of packed windows.
+    The cache key holds the tokenizer's content hash: each run dir snapshots the tokenizer, so
+    runs that share a cache (stages of one GPU run) must not miss it on the copy's mtime."""
     okey = f"|opener{opener}" if opener else ""
-    key = hashlib.sha1(f"{Path(path).resolve()}|{file_digest(path)}|{file_digest(tok_path)}|{max_len}|{limit}{okey}|"
+    key = hashlib.sha1(f"{Path(path).resolve()}|{file_digest(path)}|{pretok.file_sha256(tok_path)}|{max_len}|{limit}{okey}|"
                        f"{json.dumps(fmt.mulm['chat_template'], sort_keys=True)}|{json.dumps(fmt.mulm['special_tokens'], sort_keys=True)}|v1"
                        .encode()).hexdigest()[:16]
     cache = cache_dir / f"windows-{Path(path).stem}-{key}.npz" if cache_dir else None
     if cache and cache.exists():
         return Windows.load(cache)
     t0 = time.time()
-    if opener:
-        w = Windows.build_opener(read_jsonl(path, limit), fmt, opener[0], opener[1])
+    if pretok.is_turns_file(path):  # pre-tokenized (a GPU machine's carried corpus)
+        turn_lists = itertools.islice(pretok.iter_turns(path, fmt, tok_path), limit)
     else:
-        w = Windows.build(read_jsonl(path, limit), fmt, max_len)
+        turn_lists = (fmt.encode_turns(d["messages"]) for d in read_jsonl(path, limit) if d.get("messages"))
+    if opener:
+        w = Windows.build_opener_turns(turn_lists, fmt.begin, opener[0], opener[1])
+    else:
+        w = Windows.build_turns(turn_lists, fmt.begin, max_len)
     print(f"packed {path}: {len(w)} windows, {len(w.ids):,} tokens in {time.time() - t0:.0f}s", flush=True)
     if cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -409,6 +411,13 @@ def lr_at(step: int, total: int, peak: float = 5e-4, warmup: int | None = None, 
     span = max(1, total - 1 - warmup)
     p = min(1.0, (step - warmup) / span) if total - 1 > warmup else 1.0
     return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def lr_by_time(step: int, elapsed_s: float, budget_s: float, peak: float, warmup: int, min_ratio: float = 0.1) -> float:
+    """`--schedule-minutes`: linear warmup over `warmup` steps times a cosine decay over the
+    wall-clock budget, reaching min_ratio·peak when elapsed_s reaches budget_s."""
+    p = min(1.0, max(0.0, elapsed_s / budget_s))
+    return peak * min(1.0, (step + 1) / max(1, warmup)) * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 def flops_matched_steps(ref_steps: int, params: int, ref_params: float = REFERENCE_PARAMS) -> int:
@@ -623,6 +632,12 @@ def parse_args(argv=None):
     ap.add_argument("--eval-batches", type=int, default=8)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    ap.add_argument("--schedule-minutes", type=float,
+                    help="a time budget instead of a step budget (a GPU lease): the cosine decay runs over "
+                         "this many minutes of training, warmup over --min-warmup steps, and the run stops "
+                         "(with a checkpoint) when they are over; not resumable")
+    ap.add_argument("--pack-only", action="store_true",
+                    help="pack (and cache) the windows this command would train on, then exit")
     ap.add_argument("--no-cache", action="store_true", help="do not cache packed windows under <out>/../cache")
     return ap.parse_args(argv)
 
@@ -676,6 +691,9 @@ def main(argv=None) -> dict:
         eo = load_windows(args.valid, fmt, seq_len, cache_dir, args.eval_assistant, args.tokenizer,
                           (args.opener_context, args.opener_tokens))
         extra_eval = (ea, eo)
+    if args.pack_only:
+        print(f"packed: {len(train_w)} train, {len(valid_w)} valid", flush=True)
+        return {"step": 0, "train": len(train_w), "valid": len(valid_w)}
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -683,7 +701,14 @@ def main(argv=None) -> dict:
     model = MuLM(cfg).init_weights(seed=args.seed)
     params = model.num_parameters()
     n_rows = len(pack_rows(train_w.lengths(), seq_len, args.seed, 0)) if opener else len(train_w)
-    if args.steps:
+    if args.schedule_minutes:
+        if (out / "ckpt.pt").exists():
+            raise SystemExit(f"{out}/ckpt.pt exists: a --schedule-minutes run cannot resume (its schedule is this "
+                             "invocation's clock); use a new --out")
+        total = 10**9  # never reached: the clock ends the run
+        args.max_minutes = args.schedule_minutes
+        budget = f"time-scheduled: {args.schedule_minutes} min"
+    elif args.steps:
         total = args.steps
         budget = "explicit"
     else:
@@ -691,7 +716,7 @@ def main(argv=None) -> dict:
         ref = args.ref_steps or math.ceil(args.ref_epochs * n_rows / args.batch_size)
         total = flops_matched_steps(ref, params)
         budget = f"FLOPs-matched: ref {ref} steps × 28.85M / {params / 1e6:.2f}M"
-    warm = warmup_steps(total, args.warmup_frac, args.min_warmup)
+    warm = args.min_warmup if args.schedule_minutes else warmup_steps(total, args.warmup_frac, args.min_warmup)
     model.to(device)
     opt = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
                             fused=device.type == "cuda")
@@ -750,7 +775,10 @@ def main(argv=None) -> dict:
             else:
                 batches = epoch_batches(train_w.lengths(), args.batch_size, args.seed, epoch)
             cur_epoch = epoch
-        lr = lr_at(step, total, args.lr, warm, args.min_lr_ratio)
+        if args.schedule_minutes:
+            lr = lr_by_time(step, time.time() - t_start, 60 * args.schedule_minutes, args.lr, warm, args.min_lr_ratio)
+        else:
+            lr = lr_at(step, total, args.lr, warm, args.min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
@@ -798,7 +826,8 @@ def main(argv=None) -> dict:
             log_f.flush()
         if step % args.ckpt_every == 0 or step == total or timed_out:
             save_checkpoint(ckpt_path, model, opt, step, arg_dict,
-                            {"preset": args.preset, "mulm": mulm, "total_steps": total, "valid_loss": last_valid})
+                            {"preset": args.preset, "mulm": mulm, "valid_loss": last_valid,
+                             "total_steps": None if args.schedule_minutes else total})
             plot_losses(out / "loss.png", train_pts, valid_pts, f"μLM-{args.preset} {args.stage}")
         if timed_out:
             print(f"stopping after {args.max_minutes} minutes at step {step}", flush=True)
