@@ -29,7 +29,10 @@ prepare() {
 train() {
   local out=${OUT:?OUT: where the weights and logs go back}
   local work=${WORK:-/tmp/fw-gpu} preset=${PRESET:-512-8} dev=(--device "${DEVICE:-auto}")
-  local pre=${PRE_MIN:-5.0} sft=${SFT_MIN:-1.0} opn=${OPEN_MIN:-1.0} lim=() bs=64 ea=500
+  local pre=${PRE_MIN:-5.0} sft=${SFT_MIN:-1.0} opn=${OPEN_MIN:-1.0} lim=() bs=64 ea=500 dense=()
+  # Dense rows for pretraining and SFT (train.py --pack-rows); the 2026-12-04 run had none
+  # (PACK_ROWS=0), and its H200 waited on batches of ≈ 19k tokens.
+  if [ "${PACK_ROWS:-1}" = 1 ]; then dense=(--pack-rows); fi
   export PYTHONUNBUFFERED=1
   if [ "${SMOKE:-0}" = 1 ]; then
     preset=256-8 pre=0.1 sft=0.05 opn=0.05 lim=(--limit 300 --valid-limit 50) dev=(--device cpu) bs=4 ea=20
@@ -58,15 +61,15 @@ train() {
   # The opener examples are packed on another core while the GPU pretrains.
   $PY training/train.py "${common[@]}" "${opener[@]}" --stage opener --out "$work/opener" --pack-only \
     > "$work/pack-opener.log" 2>&1 &
-  local pack=$! last=""
+  local packer=$! last=""
   # Each stage that finishes sends its weights back at once (a later failure or the lease's end
   # still returns the last good stage); a failed stage ends the chain.
-  if stage pretrain --lr "${PRE_LR:-8e-4}" --min-warmup 150 --eval-every 1000 --schedule-minutes "$pre"; then
+  if stage pretrain "${dense[@]}" --lr "${PRE_LR:-8e-4}" --min-warmup 150 --eval-every 1000 --schedule-minutes "$pre"; then
     last=pretrain
-    if stage sft --init-from "$work/pretrain/ckpt.pt" --lr 2e-4 --min-warmup 20 --eval-every 1000 \
+    if stage sft "${dense[@]}" --init-from "$work/pretrain/ckpt.pt" --lr 2e-4 --min-warmup 20 --eval-every 1000 \
         --schedule-minutes "$sft"; then
       last=sft
-      if wait "$pack" && stage opener "${opener[@]}" --init-from "$work/sft/ckpt.pt" --lr 1e-4 --min-warmup 20 \
+      if wait "$packer" && stage opener "${opener[@]}" --init-from "$work/sft/ckpt.pt" --lr 1e-4 --min-warmup 20 \
           --eval-every 1000 --schedule-minutes "$opn"; then
         last=opener
       fi

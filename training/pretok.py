@@ -3,8 +3,8 @@
 (issue 12 §1: "data carried compressed"; the device tool takes ≤ 64 MiB per call) and ready to
 pack there without re-tokenizing.
 
-    training/.venv/bin/python training/pretok.py data/train_mix.jsonl work/gpu-data/train_mix.turns.xz \
-        --tokenizer ../models/mulm/tokenizer.json
+    training/.venv/bin/python training/pretok.py training/data/train_mix.jsonl \
+        training/work/gpu-data/train_mix.turns.xz --tokenizer models/mulm/tokenizer.json
 
 Format (`.turns.xz`): an LZMA-compressed NumPy .npz with
 - `body`  uint16 [tokens]: the content tokens of every turn of every *distinct* dialogue

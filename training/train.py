@@ -21,6 +21,9 @@
 - Step budget: `--steps`, or FLOPs-matched: steps = ref_steps · 28.85M / params, with
   ref_steps = `--ref-steps` or `--ref-epochs` (3) epochs of the packed windows for the 512-8
   reference (one window per batch row, so an epoch is ceil(windows / batch) steps).
+- Or a clock (`--schedule-minutes M`, a GPU lease): the cosine decay spans M minutes of
+  training and the run ends with them; `--pack-only` packs and caches the windows and exits.
+- `--train`/`--valid` may be JSONL or pre-tokenized `.turns.xz` files (pretok.py).
 - Resumable: <out>/ckpt.pt holds model, optimizer, step, RNG states and the arguments; rerunning
   the same command continues from it. <out>/log.jsonl has one line per log step / eval,
   <out>/loss.png the loss curve.
@@ -636,6 +639,10 @@ def parse_args(argv=None):
                     help="a time budget instead of a step budget (a GPU lease): the cosine decay runs over "
                          "this many minutes of training, warmup over --min-warmup steps, and the run stops "
                          "(with a checkpoint) when they are over; not resumable")
+    ap.add_argument("--pack-rows", action="store_true",
+                    help="pretrain/sft: pack windows densely into rows of --seq-len (attention kept inside each "
+                         "window, as the opener stage does) instead of one padded window per row; on a GPU a "
+                         "batch then holds ~3x the tokens of the mix's short windows")
     ap.add_argument("--pack-only", action="store_true",
                     help="pack (and cache) the windows this command would train on, then exit")
     ap.add_argument("--no-cache", action="store_true", help="do not cache packed windows under <out>/../cache")
@@ -700,7 +707,8 @@ def main(argv=None) -> dict:
     np.random.seed(args.seed)
     model = MuLM(cfg).init_weights(seed=args.seed)
     params = model.num_parameters()
-    n_rows = len(pack_rows(train_w.lengths(), seq_len, args.seed, 0)) if opener else len(train_w)
+    packed = bool(opener) or args.pack_rows  # rows of several examples, attention kept inside each
+    n_rows = len(pack_rows(train_w.lengths(), seq_len, args.seed, 0)) if packed else len(train_w)
     if args.schedule_minutes:
         if (out / "ckpt.pt").exists():
             raise SystemExit(f"{out}/ckpt.pt exists: a --schedule-minutes run cannot resume (its schedule is this "
@@ -737,7 +745,7 @@ def main(argv=None) -> dict:
     arg_dict = {k: v for k, v in vars(args).items()}
     print(f"μLM-{args.preset}: {params:,} params, stage {args.stage}, device {device}, threads {args.threads}; "
           f"{len(train_w)} train {'examples' if opener else 'windows'} ({train_tokens:,} tokens learned"
-          f"{f', {n_rows} packed rows' if opener else ''}), {len(valid_w)} valid; "
+          f"{f', {n_rows} packed rows' if packed else ''}), {len(valid_w)} valid; "
           f"batch {args.batch_size} × ≤{seq_len}; {total} steps ({budget}), warmup {warm}", flush=True)
     (out / "run.json").write_text(json.dumps({"args": arg_dict, "params": params, "total_steps": total,
                                                "warmup": warm, "budget": budget, "train_tokens": train_tokens}, indent=2))
@@ -770,7 +778,7 @@ def main(argv=None) -> dict:
     while step < total:
         epoch, k = divmod(step, per_epoch)
         if epoch != cur_epoch:
-            if opener:
+            if packed:
                 batches = packed_batches(train_w.lengths(), args.batch_size, seq_len, args.seed, epoch)
             else:
                 batches = epoch_batches(train_w.lengths(), args.batch_size, args.seed, epoch)
@@ -782,9 +790,10 @@ def main(argv=None) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        if opener:  # packed rows: (x, y, m, pos, seg); an epoch may pack into fewer rows than epoch 0
+        if packed:  # packed rows: (x, y, m, pos, seg); an epoch may pack into fewer rows than epoch 0
             b = batches[k % len(batches)]
-            parts = [collate_packed(train_w, mb, args.pad_id) for mb in packed_micro_batches(train_w, b, args.micro_tokens)]
+            parts = [collate_packed(train_w, mb, args.pad_id, args.stage)
+                     for mb in packed_micro_batches(train_w, b, args.micro_tokens)]
         else:
             parts = [collate(train_w, mb, args.pad_id, args.stage) + (None, None)
                      for mb in micro_batches(train_w, batches[k], args.micro_tokens)]
