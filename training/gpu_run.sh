@@ -2,7 +2,7 @@
 # Issue 12 §1: the one prepared GPU run — μLM-512-8 from scratch in bf16 on the whole training mix,
 # then the paper's SFT stage, then the opener stage, in ≤ 10 minutes of a lent GPU machine.
 #
-# Here (prepares the carried data, ≈ 40 MB; needs data/train_mix.jsonl, data/valid.jsonl):
+# Here (prepares the carried data, ≈ 15 MB; needs data/train_mix.jsonl, data/valid.jsonl):
 #   training/gpu_run.sh prepare
 # There (through the device tool, carry ["training/work/gpu-data"], timeout_s 590):
 #   bash training/gpu_run.sh train
@@ -10,7 +10,7 @@
 #   training/gpu_run.sh join DIR        # → training/work/runs/512-8-gpu/ckpt.pt for export.py
 #
 # Minutes per stage (PRE_MIN, SFT_MIN, OPEN_MIN) are training time; packing, evaluation and the
-# split take the rest of the ≤ 10 minutes. SMOKE=1 runs the same steps on the CPU in seconds
+# split take the rest of the ≤ 10 minutes. SMOKE=1 runs the same steps on the CPU in ~2 minutes
 # (preset 256-8, batch 4, a few hundred dialogues) to check the script before a lease is spent on it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
