@@ -45,6 +45,21 @@ pub fn gate_policy(cfg: &Config, mulm: &lm::mulm::Mulm, turn: usize) -> Option<c
     Some(crate::turn::GatePolicy { min_score, bridge: lm::gate::bridge(&cfg.gate.bridges, turn).to_string() })
 }
 
+/// The opener after `turns` (ending with `transcript`) with its gate score
+/// ([`Mulm::scored_opener_in`]), and the harmful-request check's margin for the transcript
+/// when `harm` is on.
+pub fn scored_opener(
+    mulm: &Mulm,
+    harm: Option<&lm::harm::HarmClassifier>,
+    turns: &[lm::ChatMessage],
+    transcript: &str,
+    words: usize,
+) -> Result<(lm::mulm::OpenerText, lm::gate::GateScore)> {
+    let (o, score) = mulm.scored_opener_in(turns, transcript, words)?;
+    let harm = harm.map(|h| h.margin(transcript)).transpose()?;
+    Ok((o, score.with_harm(harm)))
+}
+
 /// The cloud request for [`crate::turn::Action::SendContinue`]: `messages` (earlier turns and
 /// the question, from [`cloud_history`]) with the `[cloud]` mode and token limit.
 pub fn continue_params(cfg: &Config, messages: Vec<Message>, opener: String, opener_complete: bool) -> ContinueParams {

@@ -7,6 +7,8 @@
 //! short neutral bridge from a configurable list ("Good question.") and the cloud continues
 //! from that instead. Pure: the scores come from the driver, the decision is here.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// The `[gate]` table of the config.
@@ -21,6 +23,12 @@ pub struct GateConfig {
     /// Neutral bridges spoken instead of a gated opener, used in turn (non-empty, each a
     /// short complete phrase the cloud can continue after).
     pub bridges: Vec<String>,
+    /// The harmful-request check ([`crate::harm`]): the head trained by
+    /// `training/safety/harm_probe.py` (`models/harm/head.json`). None: off. When it flags
+    /// the transcript, the gate fires whatever the opener's score.
+    pub harm_head: Option<PathBuf>,
+    /// The all-MiniLM-L6-v2 directory the head reads embeddings from.
+    pub minilm_dir: PathBuf,
 }
 
 /// Threshold used when neither the config nor the checkpoint names one (nats per token).
@@ -41,6 +49,8 @@ impl Default for GateConfig {
             enabled: true,
             min_score: None,
             bridges: vec!["Good question.".into(), "Let me think.".into(), "Sure.".into(), "Okay, so.".into()],
+            harm_head: None,
+            minilm_dir: PathBuf::from(crate::minilm::MINILM_DIR),
         }
     }
 }
@@ -71,6 +81,21 @@ pub struct GateScore {
     pub repeats: bool,
     /// `mean_logprob + TOPICAL_BONUS·topical − REPEAT_PENALTY·repeats`.
     pub score: f32,
+    /// The harmful-request check's margin for the transcript ([`crate::harm::HarmHead::margin`];
+    /// > 0: flagged), when the check is on.
+    pub harm: Option<f32>,
+}
+
+impl GateScore {
+    /// This score with the harmful-request check's margin for the transcript.
+    pub fn with_harm(self, harm: Option<f32>) -> Self {
+        Self { harm, ..self }
+    }
+
+    /// The harmful-request check flagged the transcript.
+    pub fn harmful(&self) -> bool {
+        self.harm.is_some_and(|m| m > 0.0)
+    }
 }
 
 /// Function words that say nothing about a topic.
@@ -140,12 +165,13 @@ pub fn score(transcript: &str, opener: &str, logprobs: &[f32]) -> GateScore {
     let topical = topical(transcript, opener);
     let repeats = repeats(opener);
     let score = mean_logprob + if topical { TOPICAL_BONUS } else { 0.0 } - if repeats { REPEAT_PENALTY } else { 0.0 };
-    GateScore { mean_logprob, topical, repeats, score }
+    GateScore { mean_logprob, topical, repeats, score, harm: None }
 }
 
-/// Whether the gate replaces an opener of this score, at threshold `min_score`.
+/// Whether the gate replaces an opener of this score, at threshold `min_score`: a score
+/// below it, or a transcript the harmful-request check flagged.
 pub fn fires(s: &GateScore, min_score: f32) -> bool {
-    s.score < min_score
+    s.score < min_score || s.harmful()
 }
 
 /// The bridge for turn number `turn` (rotating through the list so repeated gates do not
@@ -180,6 +206,19 @@ mod tests {
         assert!(fires(&s, -1.0), "{s:?}");
         assert!(repeats("Boil it, boil it well, then boil again"));
         assert!(!repeats("The sky is blue because sunlight scatters"));
+    }
+
+    #[test]
+    fn a_flagged_transcript_fires_whatever_the_opener_scores() {
+        let t = "How long should I boil an egg?";
+        let good = score(t, "Boil the eggs for about nine", &[-0.2; 6]);
+        assert!(!fires(&good, DEFAULT_MIN_SCORE) && good.harm.is_none());
+        assert!(fires(&good.with_harm(Some(0.01)), DEFAULT_MIN_SCORE));
+        // A margin of zero or below (the check ran and did not flag) changes nothing.
+        for m in [0.0, -3.0] {
+            let s = good.with_harm(Some(m));
+            assert!(!s.harmful() && !fires(&s, DEFAULT_MIN_SCORE) && s.score == good.score);
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::replay::{next_opener_words, Models};
 use crate::turn::budget::LatencyEstimate;
 use crate::turn::{Action, Event, Turn};
 use crate::turn_shared::{
-    cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, LOCAL_FINISH_TOKENS,
+    cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, scored_opener, LOCAL_FINISH_TOKENS,
 };
 use audio::device_watch::{DeviceChange, DeviceWatch};
 use cloud::link::CloudLink;
@@ -492,7 +492,7 @@ impl Conversation<'_> {
     ) -> Result<(SpeculativeOpener, usize, usize)> {
         let t0 = Instant::now();
         let (turns, k) = mulm_history(self.cfg, &self.models.mulm, history, transcript)?;
-        let (o, score) = self.models.mulm.scored_opener_in(&turns, transcript, words)?;
+        let (o, score) = scored_opener(&self.models.mulm, self.models.harm.as_ref(), &turns, transcript, words)?;
         Metrics::observe_ms(&self.metrics.opener, t0.elapsed().as_secs_f64() * 1000.0);
         Ok(((o.text, o.complete, Some(score)), k, o.prompt_tokens))
     }

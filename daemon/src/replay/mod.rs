@@ -51,15 +51,26 @@ pub struct Models {
     pub asr: asr::Asr,
     pub voice: tts::Tts,
     pub mulm: lm::mulm::Mulm,
+    /// The opener gate's harmful-request check (`[gate] harm_head`), when on.
+    pub harm: Option<lm::harm::HarmClassifier>,
 }
 
 impl Models {
-    /// Loads Whisper, the Piper voice and the μLM named by the config, then warms them up.
+    /// Loads Whisper, the Piper voice, the μLM and (when `[gate] harm_head` is set) the
+    /// harmful-request check named by the config, then warms them up.
     pub fn load(cfg: &Config) -> Result<Self> {
+        let harm = match (&cfg.gate.harm_head, cfg.gate.enabled) {
+            (Some(head), true) => Some(
+                lm::harm::HarmClassifier::load(head, &cfg.gate.minilm_dir)
+                    .with_context(|| format!("loading the gate's harmful-request check ({})", head.display()))?,
+            ),
+            _ => None,
+        };
         let mut m = Self {
             asr: asr::Asr::load(&cfg.asr).context("loading Whisper")?,
             voice: tts::Tts::load(&cfg.tts).context("loading the Piper voice")?,
             mulm: lm::mulm::Mulm::load(&cfg.lm)?,
+            harm,
         };
         m.warm_up()?;
         Ok(m)
@@ -73,6 +84,9 @@ impl Models {
         let noise: Vec<f32> = (0..16_000u32).map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65_536.0 - 0.5) * 1e-3).collect();
         self.asr.transcribe(&noise).context("warming up Whisper")?;
         self.mulm.opener("Hello, how are you?", 2).context("warming up the μLM")?;
+        if let Some(h) = &self.harm {
+            h.margin("Hello, how are you?").context("warming up the harmful-request check")?;
+        }
         self.voice.synthesize("Hello.").context("warming up the Piper voice")?;
         Ok(())
     }

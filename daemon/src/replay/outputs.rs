@@ -35,6 +35,9 @@ pub struct TurnTimeline {
     pub mulm_opener: String,
     /// The opener gate's score of the μLM's opener, and whether it fired.
     pub gate_score: Option<f32>,
+    /// The harmful-request check's margin for the transcript (> 0: flagged; absent: off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harm_score: Option<f32>,
     pub gate_fired: bool,
     pub continuation_text: String,
     pub repair: bool,
@@ -116,6 +119,7 @@ impl TurnTimeline {
         self.opener_text = r.opener_text.clone();
         self.mulm_opener = r.mulm_opener.clone();
         self.gate_score = r.gate_score;
+        self.harm_score = r.harm_score;
         self.gate_fired = r.gate_fired;
         self.continuation_text = r.continuation_text.trim().to_string();
         self.repair = r.repair;

@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::conversation::{is_end_phrase, Conversation};
 use crate::turn::{Action, Event, Part, Turn};
 use crate::turn_shared::{
-    cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, seam_gap_ms, LOCAL_FINISH_TOKENS,
+    cloud_event, cloud_history, continue_params, deadlines, gate_policy, mulm_history, request_tokens, scored_opener, seam_gap_ms,
+    LOCAL_FINISH_TOKENS,
 };
 use cloud::link::CloudLink;
 
@@ -41,7 +42,7 @@ pub struct TurnContext<'a> {
 
 /// One replayed turn through the state machine; its timeline on the input's clock.
 pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Models, ctx: &TurnContext<'_>) -> Result<TurnTimeline> {
-    let Models { asr, voice, mulm } = models;
+    let Models { asr, voice, mulm, harm } = models;
     // The cloud client spawns tokio tasks (watchdogs), so calls must run inside the runtime.
     let _rt_guard = rt.enter();
     let cfg = ctx.cfg;
@@ -78,7 +79,7 @@ pub fn run_turn(rt: &tokio::runtime::Runtime, link: &CloudLink, models: &mut Mod
                 Action::WriteOpener { transcript, words } => {
                     let t0 = Instant::now();
                     let (turns, k) = mulm_history(cfg, mulm, history, &transcript)?;
-                    let (o, score) = mulm.scored_opener_in(&turns, &transcript, words)?;
+                    let (o, score) = scored_opener(mulm, harm.as_ref(), &turns, &transcript, words)?;
                     clock.worked(Work::Mulm, t0.elapsed());
                     tl.context.mulm_context_turns = k;
                     tl.context.mulm_prompt_tokens = o.prompt_tokens;

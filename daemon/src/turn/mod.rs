@@ -265,6 +265,8 @@ pub struct TurnRecord {
     pub turn_end_ms: Option<f64>,
     /// The opener gate's score of the μLM's opener (None: not scored).
     pub gate_score: Option<f32>,
+    /// The harmful-request check's margin for the transcript (> 0: flagged; None: off).
+    pub harm_score: Option<f32>,
     /// The gate replaced the μLM's opener by a bridge; `mulm_opener` is what it replaced.
     pub gate_fired: bool,
     pub mulm_opener: String,
@@ -611,6 +613,7 @@ impl Turn {
         self.rec.mulm_opener = text.trim().to_string();
         self.rec.opener_text = self.rec.mulm_opener.clone();
         self.rec.gate_score = score.map(|s| s.score);
+        self.rec.harm_score = score.and_then(|s| s.harm);
         let mut complete = complete;
         if let (Some(g), Some(s)) = (&self.gate, score) {
             if lm::gate::fires(&s, g.min_score) {

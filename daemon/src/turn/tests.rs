@@ -244,11 +244,15 @@ fn cloud_only_failure_ends_with_the_fallback_line_only() {
 }
 
 fn gated_turn(score: f32) -> (Turn, Vec<Action>) {
+    gated_turn_with_harm(score, None)
+}
+
+fn gated_turn_with_harm(score: f32, harm: Option<f32>) -> (Turn, Vec<Action>) {
     let policy = GatePolicy { min_score: -2.5, bridge: "Good question.".into() };
     let mut t = Turn::new(TurnConfig::default(), 6).with_gate(Some(policy));
     t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
     t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 2_600.0 });
-    let s = lm::gate::GateScore { mean_logprob: score, topical: false, repeats: false, score };
+    let s = lm::gate::GateScore { mean_logprob: score, topical: false, repeats: false, score, harm };
     let a = t.on(Event::Opener { text: "The answer is a person.".into(), complete: true, at_ms: 2_615.0, score: Some(s) });
     (t, a)
 }
@@ -267,6 +271,19 @@ fn a_gated_opener_is_replaced_by_the_bridge_in_speech_and_in_the_cloud_request()
 }
 
 #[test]
+fn a_transcript_flagged_as_harmful_gates_even_a_confident_opener() {
+    let (t, a) = gated_turn_with_harm(-0.1, Some(0.4));
+    assert_eq!(speaks(&a), vec![(Part::Opener, "Good question.".to_string())]);
+    assert!(t.record().gate_fired);
+    assert_eq!((t.record().gate_score, t.record().harm_score), (Some(-0.1), Some(0.4)));
+    // A margin at or below zero is not a flag.
+    let (t, a) = gated_turn_with_harm(-0.1, Some(-0.4));
+    assert_eq!(speaks(&a), vec![(Part::Opener, "The answer is a person.".to_string())]);
+    assert!(!t.record().gate_fired);
+    assert_eq!(t.record().harm_score, Some(-0.4));
+}
+
+#[test]
 fn an_opener_at_or_above_the_threshold_is_spoken_as_written() {
     let (t, a) = gated_turn(-2.5);
     assert_eq!(speaks(&a), vec![(Part::Opener, "The answer is a person.".to_string())]);
@@ -276,7 +293,7 @@ fn an_opener_at_or_above_the_threshold_is_spoken_as_written() {
     let mut t = Turn::new(TurnConfig::default(), 6);
     t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
     t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 2_600.0 });
-    let s = lm::gate::GateScore { mean_logprob: -9.0, topical: false, repeats: false, score: -9.0 };
+    let s = lm::gate::GateScore { mean_logprob: -9.0, topical: false, repeats: false, score: -9.0, harm: None };
     let a = t.on(Event::Opener { text: "Blue light scatters".into(), complete: false, at_ms: 2_615.0, score: Some(s) });
     assert_eq!(speaks(&a), vec![(Part::Opener, "Blue light scatters".to_string())]);
 }

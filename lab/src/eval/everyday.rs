@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::lm_args::{opener, ModelArgs};
+use super::lm_args::{harm_check, harm_margin, opener, ModelArgs};
 use super::report_md::{self as rep, RunMeta};
 use super::text_checks as tc;
 use super::EvalArgs;
@@ -76,6 +76,9 @@ pub struct Answered {
     pub good: bool,
     pub gate_score: f32,
     pub gate_fired: bool,
+    /// The harmful-request check's margin for the question (> 0: flagged; absent: check off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harm_score: Option<f32>,
 }
 
 /// The whole report.
@@ -96,11 +99,12 @@ pub struct Report {
     pub items: Vec<Answered>,
 }
 
-/// Checks one opener against its question.
-pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], min_score: f32) -> Answered {
+/// Checks one opener against its question; `harm` is the harmful-request check's margin for
+/// the question (None: check off).
+pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], min_score: f32, harm: Option<f32>) -> Answered {
     let on_topic = lm::gate::topical(&question.text, opener_text);
     let repeats = lm::gate::repeats(opener_text);
-    let s = lm::gate::score(&question.text, opener_text, logprobs);
+    let s = lm::gate::score(&question.text, opener_text, logprobs).with_harm(harm);
     Answered {
         id: question.id.clone(),
         question: question.text.clone(),
@@ -110,6 +114,7 @@ pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], min_score
         good: on_topic && !repeats,
         gate_score: s.score,
         gate_fired: lm::gate::fires(&s, min_score),
+        harm_score: harm,
     }
 }
 
@@ -144,10 +149,12 @@ pub fn run(cfg: &Config, args: &EverydayArgs) -> Result<()> {
     let (m, dir) = args.model.load(cfg)?;
     let min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
+    let harm = harm_check(cfg)?;
     let mut items = Vec::with_capacity(questions.len());
     for q in &questions {
         let o = opener(&mut engine, &q.text, args.words).with_context(|| q.id.clone())?;
-        items.push(judge(q, &o.text, &o.token_logprobs, min_score));
+        let margin = harm_margin(harm.as_ref(), &q.text)?;
+        items.push(judge(q, &o.text, &o.token_logprobs, min_score, margin));
     }
     let report = summarize(RunMeta::new(&m, &dir), args.set.display().to_string(), args.words, min_score, items);
     let path = rep::write_file(&args.common.out_dir, &format!("{}.md", args.name), &markdown(&report))?;
@@ -200,12 +207,15 @@ mod tests {
     #[test]
     fn an_opener_counts_when_on_topic_and_not_repeating() {
         let sky = q("Why is the sky blue?");
-        assert!(judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], -0.8).good);
-        assert!(!judge(&sky, "The answer is a person.", &[-0.5; 6], -0.8).good, "off topic");
-        let r = judge(&sky, "The sky is a good way to a good way", &[-0.5; 10], -0.8);
+        assert!(judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], -0.8, None).good);
+        assert!(!judge(&sky, "The answer is a person.", &[-0.5; 6], -0.8, None).good, "off topic");
+        let r = judge(&sky, "The sky is a good way to a good way", &[-0.5; 10], -0.8, None);
         assert!(r.on_topic && r.repeats && !r.good);
         // The gate decides from the log-probabilities too.
-        assert!(judge(&sky, "The answer is a person.", &[-4.0; 6], -0.8).gate_fired);
+        assert!(judge(&sky, "The answer is a person.", &[-4.0; 6], -0.8, None).gate_fired);
+        // A question the harmful-request check flags gates even a good opener.
+        let flagged = judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], -0.8, Some(0.3));
+        assert!(flagged.good && flagged.gate_fired && flagged.harm_score == Some(0.3));
     }
 
     #[test]
@@ -228,8 +238,8 @@ mod tests {
     fn the_summary_counts_spoken_openers_apart() {
         let sky = q("Why is the sky blue?");
         let items = vec![
-            judge(&sky, "The sky looks blue because air scatters", &[-0.2; 8], -0.8),
-            judge(&sky, "The answer is a person.", &[-4.0; 6], -0.8),
+            judge(&sky, "The sky looks blue because air scatters", &[-0.2; 8], -0.8, None),
+            judge(&sky, "The answer is a person.", &[-4.0; 6], -0.8, None),
         ];
         let meta = RunMeta {
             date: String::new(),

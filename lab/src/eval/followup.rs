@@ -16,12 +16,12 @@ use cloud::protocol::Message;
 use serde::{Deserialize, Serialize};
 
 use super::continuator::{Continuator, Continued};
-use super::embed::{MiniLm, MINILM_DIR};
 use super::lm_args::{runtime, ModelArgs};
 use super::report_md::{self as rep, RunMeta};
 use super::text_checks as tc;
 use super::EvalArgs;
 use daemon::config::Config;
+use lm::minilm::{MiniLm, MINILM_DIR};
 
 /// The follow-up set shipped with the repository.
 pub const FOLLOWUP_SET: &str = "fixtures/followups/followups.toml";

@@ -24,6 +24,20 @@ impl ModelArgs {
     }
 }
 
+/// The opener gate's harmful-request check when the config turns it on (`[gate] harm_head`),
+/// so that the evals gate as the daemon does.
+pub fn harm_check(cfg: &Config) -> Result<Option<lm::harm::HarmClassifier>> {
+    let Some(head) = cfg.gate.harm_head.as_ref().filter(|_| cfg.gate.enabled) else { return Ok(None) };
+    let c = lm::harm::HarmClassifier::load(head, &cfg.gate.minilm_dir)
+        .with_context(|| format!("loading the gate's harmful-request check ({})", head.display()))?;
+    Ok(Some(c))
+}
+
+/// The harmful-request check's margin for `prompt` (None when the check is off).
+pub fn harm_margin(check: Option<&lm::harm::HarmClassifier>, prompt: &str) -> Result<Option<f32>> {
+    check.map(|c| c.margin(prompt)).transpose().context("harmful-request check")
+}
+
 /// A small tokio runtime for the judge's HTTP calls and the cloud continuations.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().context("tokio runtime")

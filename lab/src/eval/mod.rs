@@ -10,7 +10,6 @@
 
 // Opener, handoff and safety evals and what they share.
 mod continuator;
-mod embed;
 mod everyday;
 mod followup;
 mod handoff;

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::embed::{MiniLm, MINILM_DIR};
 use super::judge::{Judge, JudgeArgs};
 use super::lm_args::{self, runtime, ModelArgs};
 use super::nll::{reference_nll, RefNll};
@@ -22,6 +21,7 @@ use super::report_md::{self as rep, RunMeta};
 use super::text_checks as tc;
 use super::EvalArgs;
 use daemon::config::Config;
+use lm::minilm::{MiniLm, MINILM_DIR};
 
 /// Opener budgets evaluated (words; the paper's operating range).
 pub const BUDGETS: [usize; 2] = [4, 8];
@@ -60,8 +60,18 @@ pub struct OpenerScore {
     /// The opener gate's score ([`lm::gate::score`]) and its topicality check.
     pub gate_score: f32,
     pub topical: bool,
+    /// The harmful-request check's margin for the prompt (> 0: flagged; absent: check off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harm_score: Option<f32>,
     /// Judge rubric, [`OPENER_CRITERIA`] order (None without a judge or an unparsable reply).
     pub rubric: Option<Vec<u8>>,
+}
+
+impl OpenerScore {
+    /// The gate replaces this opener at `min_score` (its score, or the harmful-request check).
+    pub fn gated(&self, min_score: f32) -> bool {
+        self.gate_score < min_score || self.harm_score.is_some_and(|h| h > 0.0)
+    }
 }
 
 /// One prompt.
@@ -157,8 +167,10 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     let rt = runtime()?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
+    let harm = lm_args::harm_check(cfg)?;
     let mut items = Vec::with_capacity(prompts.len());
     for (k, it) in prompts.iter().enumerate() {
+        let harm_score = lm_args::harm_margin(harm.as_ref(), &it.instruction)?;
         let reference_words = tc::first_words(&it.output, REFERENCE_WORDS);
         let reference_sentence = tc::first_sentence(&it.output).to_string();
         let nll =
@@ -179,6 +191,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
                 non_english: tc::is_non_english(&o.text),
                 gate_score: gate.score,
                 topical: gate.topical,
+                harm_score,
                 fallback: o.stop == lm::StopReason::Fallback,
                 text: o.text,
                 rubric,
@@ -247,9 +260,9 @@ pub fn summaries(items: &[ItemResult], gate_min_score: f32) -> Vec<Summary> {
                 non_english_rate: tc::rate(os.iter().filter(|o| o.non_english).count(), n),
                 fallback_rate: tc::rate(os.iter().filter(|o| o.fallback).count(), n),
                 topical_rate: tc::rate(os.iter().filter(|o| o.topical).count(), n),
-                gate_fire_rate: tc::rate(os.iter().filter(|o| o.gate_score < gate_min_score).count(), n),
-                cosine_spoken: tc::mean(os.iter().filter(|o| o.gate_score >= gate_min_score).map(|o| o.cosine)),
-                cosine_gated: tc::mean(os.iter().filter(|o| o.gate_score < gate_min_score).map(|o| o.cosine)),
+                gate_fire_rate: tc::rate(os.iter().filter(|o| o.gated(gate_min_score)).count(), n),
+                cosine_spoken: tc::mean(os.iter().filter(|o| !o.gated(gate_min_score)).map(|o| o.cosine)),
+                cosine_gated: tc::mean(os.iter().filter(|o| o.gated(gate_min_score)).map(|o| o.cosine)),
                 rubric_overall: rubric_means.as_ref().and_then(|m| tc::mean(m.iter().copied())),
                 rubric_means,
                 judged: judged.len(),
@@ -369,6 +382,7 @@ mod tests {
                     // The first item's openers score below the test threshold (-2.0).
                     gate_score: if vicuna { -3.0 } else { -1.0 },
                     topical: !vicuna,
+                    harm_score: None,
                     rubric: rubric.clone(),
                 })
                 .collect(),

@@ -52,6 +52,9 @@ pub struct Item {
     pub refused: bool,
     /// The opener gate ([`lm::gate`]) would replace the opener by a neutral bridge.
     pub gated: bool,
+    /// The harmful-request check's margin for the prompt (> 0: flagged; absent: check off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harm_score: Option<f32>,
     /// The cloud's continuation (only for openers not refused, with `--with-cloud`).
     pub continuation: Option<Continued>,
     /// Judge verdict on opener + continuation.
@@ -102,11 +105,13 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
+    let harm = lm_args::harm_check(cfg)?;
     let mut items = Vec::with_capacity(picked.len());
     for (k, it) in picked.iter().enumerate() {
         let o = lm_args::opener(&mut engine, &it.prompt, WORDS).with_context(|| it.id.clone())?;
         let refused = tc::is_refusal(&o.text);
-        let gated = lm::gate::fires(&lm::gate::score(&it.prompt, &o.text, &o.token_logprobs), gate_min_score);
+        let harm_score = lm_args::harm_margin(harm.as_ref(), &it.prompt)?;
+        let gated = lm::gate::fires(&lm::gate::score(&it.prompt, &o.text, &o.token_logprobs).with_harm(harm_score), gate_min_score);
         let mut item = Item {
             id: it.id.clone(),
             category: it.category.clone(),
@@ -114,6 +119,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
             opener: o.text.clone(),
             refused,
             gated,
+            harm_score,
             continuation: None,
             judged_safe: None,
             continuation_refuses: None,
@@ -248,6 +254,7 @@ mod tests {
             opener: opener.into(),
             refused: tc::is_refusal(opener),
             gated: opener.starts_with("Here"),
+            harm_score: None,
             continuation_refuses: cont.map(tc::is_refusal),
             continuation: cont.map(|c| Continued { text: c.into(), ..Default::default() }),
             judged_safe: safe,

@@ -5,14 +5,18 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use serde::Deserialize;
 
+use crate::{LmError, Result};
+
 /// Default location of the extracted model.
 pub const MINILM_DIR: &str = "models/minilm";
+
+/// Dimensions of an embedding.
+pub const DIM: usize = 384;
 
 /// A loaded sentence embedder.
 pub struct MiniLm {
@@ -42,45 +46,49 @@ struct Module {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|source| LmError::Json { path: path.to_path_buf(), source })
 }
 
 impl MiniLm {
     /// Loads `dir` (config.json, model.safetensors, tokenizer.json, modules.json,
     /// sentence_bert_config.json, 1_Pooling/config.json). Only mean pooling is implemented:
     /// another pooling config is an error rather than a silently different embedding.
+    /// Errors: a missing or malformed file ([`LmError::Io`], [`LmError::Json`],
+    /// [`LmError::Tokenizer`]), weights that do not fit the config ([`LmError::Loading`]).
     pub fn load(dir: &Path) -> Result<Self> {
         let pool: Pooling = read_json(&dir.join("1_Pooling/config.json"))?;
         if !pool.pooling_mode_mean_tokens || pool.pooling_mode_cls_token || pool.pooling_mode_max_tokens {
-            bail!("{}: only mean pooling is supported", dir.join("1_Pooling/config.json").display());
+            let at = dir.join("1_Pooling/config.json");
+            return Err(LmError::InvalidConfig(format!("{}: only mean pooling is supported", at.display())));
         }
         let modules: Vec<Module> = read_json(&dir.join("modules.json"))?;
         let normalize = modules.iter().any(|m| m.kind.ends_with(".Normalize"));
         let st: StConfig = read_json(&dir.join("sentence_bert_config.json"))?;
         let cfg: BertConfig = read_json(&dir.join("config.json"))?;
         let mut tok = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("tokenizer.json").display()))?;
+            .map_err(|e| LmError::tok(format!("{}: {e}", dir.join("tokenizer.json").display())))?;
         // One sentence at a time: no padding; truncate at sentence-transformers' max_seq_length.
         tok.with_padding(None);
         tok.with_truncation(Some(tokenizers::TruncationParams { max_length: st.max_seq_length, ..Default::default() }))
-            .map_err(|e| anyhow::anyhow!("tokenizer truncation: {e}"))?;
+            .map_err(|e| LmError::tok(format!("truncation: {e}")))?;
         let weights = dir.join("model.safetensors");
         // SAFETY: the file is memory-mapped read-only and not modified while the model lives.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &Device::Cpu) }
-            .with_context(|| format!("mapping {}", weights.display()))?;
-        let model = BertModel::load(vb, &cfg).with_context(|| format!("loading BERT from {}", weights.display()))?;
+            .map_err(|e| LmError::loading(&weights)(e.into()))?;
+        let model = BertModel::load(vb, &cfg).map_err(|e| LmError::loading(&weights)(e.into()))?;
         Ok(Self { model, tok, normalize })
     }
 
-    /// The embedding of `text` (384 floats; unit length when the model normalizes).
+    /// The embedding of `text` ([`DIM`] floats; unit length when the model normalizes). Text
+    /// beyond `max_seq_length` word pieces (256) is cut. Errors: tokenizer or candle failures.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>> {
-        let enc = self.tok.encode(text, true).map_err(|e| anyhow::anyhow!("MiniLM tokenizer: {e}"))?;
+        let enc = self.tok.encode(text, true).map_err(LmError::tok)?;
         let n = enc.get_ids().len();
         let ids = Tensor::from_slice(enc.get_ids(), (1, n), &Device::Cpu)?;
         let types = Tensor::from_slice(enc.get_type_ids(), (1, n), &Device::Cpu)?;
         let mask = Tensor::from_slice(enc.get_attention_mask(), (1, n), &Device::Cpu)?;
-        let h = self.model.forward(&ids, &types, Some(&mask)).context("MiniLM forward")?; // [1, n, d]
+        let h = self.model.forward(&ids, &types, Some(&mask))?; // [1, n, d]
         let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // [1, n, 1]
         let summed = h.broadcast_mul(&m)?.sum(1)?; // [1, d]
         let pooled = summed.broadcast_div(&m.sum(1)?)?;
@@ -96,7 +104,11 @@ impl MiniLm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::text_checks::cosine;
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+    }
 
     fn model() -> Option<MiniLm> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(MINILM_DIR);
