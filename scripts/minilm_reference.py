@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference all-MiniLM-L6-v2 embeddings for lab/src/eval/embed.rs's test, computed once
+"""Reference all-MiniLM-L6-v2 embeddings for lm/src/minilm.rs's test, computed once
 without sentence-transformers and without candle: Hugging Face transformers' BertModel on
 models/minilm (scripts/setup.sh), tokenizer truncation 256 and no padding (sentence_bert_config),
 mean pooling over the attention mask (1_Pooling/config.json), L2 normalization (modules.json).

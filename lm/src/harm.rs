@@ -89,7 +89,8 @@ impl HarmClassifier {
     }
 
     /// The head's margin for `text` ([`HarmHead::margin`]; > 0: flagged). An empty
-    /// transcript is never flagged. Errors: tokenizer or candle failures.
+    /// transcript is never flagged: −∞ (JSON writes it as null). Errors: tokenizer or candle
+    /// failures.
     pub fn margin(&self, text: &str) -> Result<f32> {
         if text.trim().is_empty() {
             return Ok(f32::NEG_INFINITY);

@@ -6,7 +6,7 @@
     training/.venv/bin/python training/safety/harm_probe.py [--max-fire 0.05]
 
 all-MiniLM-L6-v2 sentence embeddings (`models/minilm`, 384 floats, mean-pooled, L2-normalized,
-as `lab/src/eval/embed.rs` computes them) → logistic regression. Writes the head
+as `lm/src/minilm.rs` computes them) → logistic regression. Writes the head
 (`models/harm/head.json`: 384 weights, bias, threshold, and parity cases for the Rust
 runtime `lm/src/harm.rs`) and the report
 (`docs/results/harm_classifier.json`).
