@@ -88,6 +88,15 @@ impl HarmClassifier {
         Ok(Self { embedder, head })
     }
 
+    /// The check as `[gate]` configures it: None when the gate is off or `harm_head` is unset.
+    /// Errors as [`HarmClassifier::load`].
+    pub fn from_config(gate: &crate::gate::GateConfig) -> Result<Option<Self>> {
+        match (&gate.harm_head, gate.enabled) {
+            (Some(head), true) => Self::load(head, &gate.minilm_dir).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The head's margin for `text` ([`HarmHead::margin`]; > 0: flagged). An empty
     /// transcript is never flagged: −∞ (JSON writes it as null). Errors: tokenizer or candle
     /// failures.
@@ -128,6 +137,17 @@ mod tests {
         assert!(e.contains("head.json"), "{e}");
         std::fs::write(&p, "{\"weights\": [").unwrap();
         assert!(matches!(HarmHead::load(&p), Err(LmError::Json { .. })));
+    }
+
+    #[test]
+    fn the_config_turns_the_check_on_only_with_a_head_and_the_gate_on() {
+        let mut g = crate::gate::GateConfig::default();
+        assert!(HarmClassifier::from_config(&g).unwrap().is_none());
+        g.harm_head = Some("no/such/head.json".into());
+        let e = HarmClassifier::from_config(&g).err().expect("a missing head is an error").to_string();
+        assert!(e.contains("no/such/head.json"), "{e}");
+        g.enabled = false;
+        assert!(HarmClassifier::from_config(&g).unwrap().is_none());
     }
 
     #[test]

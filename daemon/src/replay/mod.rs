@@ -59,13 +59,7 @@ impl Models {
     /// Loads Whisper, the Piper voice, the μLM and (when `[gate] harm_head` is set) the
     /// harmful-request check named by the config, then warms them up.
     pub fn load(cfg: &Config) -> Result<Self> {
-        let harm = match (&cfg.gate.harm_head, cfg.gate.enabled) {
-            (Some(head), true) => Some(
-                lm::harm::HarmClassifier::load(head, &cfg.gate.minilm_dir)
-                    .with_context(|| format!("loading the gate's harmful-request check ({})", head.display()))?,
-            ),
-            _ => None,
-        };
+        let harm = lm::harm::HarmClassifier::from_config(&cfg.gate).context("loading the gate's harmful-request check")?;
         let mut m = Self {
             asr: asr::Asr::load(&cfg.asr).context("loading Whisper")?,
             voice: tts::Tts::load(&cfg.tts).context("loading the Piper voice")?,

@@ -27,10 +27,7 @@ impl ModelArgs {
 /// The opener gate's harmful-request check when the config turns it on (`[gate] harm_head`),
 /// so that the evals gate as the daemon does.
 pub fn harm_check(cfg: &Config) -> Result<Option<lm::harm::HarmClassifier>> {
-    let Some(head) = cfg.gate.harm_head.as_ref().filter(|_| cfg.gate.enabled) else { return Ok(None) };
-    let c = lm::harm::HarmClassifier::load(head, &cfg.gate.minilm_dir)
-        .with_context(|| format!("loading the gate's harmful-request check ({})", head.display()))?;
-    Ok(Some(c))
+    lm::harm::HarmClassifier::from_config(&cfg.gate).context("loading the gate's harmful-request check")
 }
 
 /// The harmful-request check's margin for `prompt` (None when the check is off).
