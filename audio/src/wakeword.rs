@@ -84,6 +84,7 @@ impl WakeSpotter {
     /// [`AudioError::WakeWord`] when the bytes are not a rustpotter reference.
     pub fn from_bytes(bytes: &[u8], settings: &WakeSettings) -> Result<Self, AudioError> {
         let wakeword = WakewordRef::load_from_buffer(bytes).map_err(err)?;
+        check_reference(&wakeword)?;
         let phrase = wakeword.name.clone();
         let frames = wakeword.samples_features.values().map(Vec::len).max().unwrap_or(0) as u64;
         let mut config = RustpotterConfig::default();
@@ -137,6 +138,25 @@ impl WakeSpotter {
 }
 
 /// Runs a fresh spotter over a whole recording (16 kHz) and returns its detections.
+/// A reference rustpotter can use without panicking: it indexes the first frame of the first
+/// recording (its MFCC size) and compares frames of one size, so a well-formed CBOR file with
+/// no recordings, an empty recording or mixed frame sizes would panic inside it.
+fn check_reference(w: &WakewordRef) -> Result<(), AudioError> {
+    let size = usize::from(w.mfcc_size);
+    let frames = w.samples_features.values().chain(w.avg_features.iter());
+    let mut any = false;
+    for f in frames {
+        any = true;
+        if f.is_empty() || f.iter().any(|frame| frame.len() != size || frame.iter().any(|v| !v.is_finite())) {
+            return Err(err(format!("a recording has no frames, frames that are not {size} finite MFCCs each, or both")));
+        }
+    }
+    if !any || size == 0 {
+        return Err(err("the reference holds no recordings (or an MFCC size of 0)"));
+    }
+    Ok(())
+}
+
 pub fn spot_all(reference: &[u8], settings: &WakeSettings, samples: &[f32]) -> Result<Vec<WakeDetection>, AudioError> {
     let mut s = WakeSpotter::from_bytes(reference, settings)?;
     let mut found = s.push(samples);
@@ -224,6 +244,25 @@ mod tests {
     #[test]
     fn bad_references_and_recordings_are_errors() {
         assert!(WakeSpotter::from_bytes(b"not a reference", &WakeSettings::default()).is_err());
+        // Well-formed files whose contents would panic inside rustpotter.
+        let hostile = |samples: Vec<Vec<Vec<f32>>>, mfcc_size: u16| {
+            let w = WakewordRef {
+                name: "x".into(),
+                avg_features: None,
+                samples_features: samples.into_iter().enumerate().map(|(i, f)| (i.to_string(), f)).collect(),
+                threshold: None,
+                avg_threshold: None,
+                rms_level: 0.1,
+                mfcc_size,
+            };
+            WakeSpotter::from_bytes(&w.save_to_buffer().unwrap(), &WakeSettings::default()).err().map(|e| e.to_string())
+        };
+        for (samples, size) in
+            [(vec![], 16), (vec![vec![]], 16), (vec![vec![vec![0.5; 16]], vec![vec![0.5; 8]]], 16), (vec![vec![vec![0.5; 16]]], 0)]
+        {
+            let e = hostile(samples, size).expect("refused");
+            assert!(e.contains("recording") || e.contains("MFCC"), "{e}");
+        }
         assert!(build_reference("x", &[]).is_err());
         assert!(build_reference("x", &[("silent".into(), vec![0.0; 16_000])]).is_err());
     }
