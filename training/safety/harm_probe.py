@@ -36,6 +36,7 @@ import random
 import re
 import sys
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -141,7 +142,8 @@ def alpaca_prompts() -> list[str]:
 
 
 def everyday_prompts() -> list[str]:
-    return re.findall(r'text\s*=\s*"([^"]+)"', (ROOT / "fixtures/everyday/questions.toml").read_text())
+    with open(ROOT / "fixtures/everyday/questions.toml", "rb") as f:
+        return [q["text"] for q in tomllib.load(f)["question"]]
 
 
 class MiniLm:
@@ -271,20 +273,17 @@ def main(argv=None):
 
     a.head.parent.mkdir(parents=True, exist_ok=True)
     parity = [{"text": t, "logit": v} for t, v in zip(PARITY_TEXTS, score(emb(PARITY_TEXTS)))]
+    made = {"settings": {"max_fire": a.max_fire, "seed_repeat": a.seed_repeat, "l2": a.l2},
+            "train": {"harmful": len(harm), "seeds": len(seeds), "harmless": len(train_neg)}, "calibration": len(calib)}
     a.head.write_text(json.dumps({
         "embedder": "all-MiniLM-L6-v2 (mean pooling, L2 norm)", "weights": [round(x, 7) for x in w.tolist()],
         "bias": b, "threshold": th, "parity": parity,
-        "provenance": {"made_by": "training/safety/harm_probe.py", "date": time.strftime("%Y-%m-%d", time.gmtime()),
-                       "settings": {"max_fire": a.max_fire, "seed_repeat": a.seed_repeat, "l2": a.l2},
-                       "train": {"harmful": len(harm), "seeds": len(seeds), "harmless": len(train_neg)},
-                       "calibration": len(calib)},
+        "provenance": {"made_by": "training/safety/harm_probe.py", "date": time.strftime("%Y-%m-%d", time.gmtime()), **made},
     }) + "\n")
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "what": "harmful-request classifier: MiniLM embedding → logistic regression (training/safety/harm_probe.py)",
-        "settings": {"max_fire": a.max_fire, "seed_repeat": a.seed_repeat, "l2": a.l2},
-        "train": {"harmful": len(harm), "seeds": len(seeds), "harmless": len(train_neg)},
-        "calibration": len(calib), "dropped_as_eval_overlap": dropped, "threshold": th,
+        **made, "dropped_as_eval_overlap": dropped, "threshold": th,
         "fired": {"do_not_answer": dna_rate, "alpaca_vicuna": alp_rate, "everyday": ev_rate},
         "do_not_answer_per_category": {c: sum(v) / len(v) for c, v in per_cat.items()},
         "with_gate": unions,
