@@ -41,6 +41,10 @@ enum Cmd {
         /// With --input-wav: keep running after the input ends, until SIGTERM/SIGINT.
         #[arg(long)]
         keep_running: bool,
+        /// Write each turn's timings (voice-to-voice, endpoint, handoff gap; JSON, no words)
+        /// to this file when the daemon stops.
+        #[arg(long)]
+        report_json: Option<PathBuf>,
     },
     /// Transcribe a WAV file (any rate, 1-8 channels) with Whisper.
     Asr {
@@ -155,8 +159,8 @@ fn main() -> Result<()> {
         cmd => {
             let cfg = config::Config::load_or_default(cli.config.as_deref())?;
             match cmd {
-                Cmd::Run { input_wav, output_wav, keep_running } => {
-                    live::run(&cfg, &live::RunOptions { input_wav, output_wav, keep_running })
+                Cmd::Run { input_wav, output_wav, keep_running, report_json } => {
+                    live::run(&cfg, &live::RunOptions { input_wav, output_wav, keep_running, report_json })
                 }
                 Cmd::Asr { file, json } => cmd_asr::run(&cfg, &file, json),
                 Cmd::Say { text, out, rate, pad_ms } => {

@@ -90,6 +90,7 @@ fn a_spoken_question_is_answered_out_loud_after_it_ends() {
     let input = input_wav(dir.path(), &[silence(0.5), sky, silence(6.0)]);
     let cfg = write_config(dir.path(), "[log]\ntranscripts = true\n");
     let out_wav = dir.path().join("out.wav");
+    let report = dir.path().join("turns.json");
     let o = firstword(&[
         "run",
         "--config",
@@ -98,10 +99,21 @@ fn a_spoken_question_is_answered_out_loud_after_it_ends() {
         input.to_str().unwrap(),
         "--output-wav",
         out_wav.to_str().unwrap(),
+        "--report-json",
+        report.to_str().unwrap(),
     ]);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "run failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("turn 1: voice-to-voice") && stdout.contains("input finished: 1 turns"), "{stdout}");
+
+    // The turn report holds the one turn, with the voice-to-voice its log line printed.
+    let log: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let turns = log["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 1, "{log}");
+    let v2v = turns[0]["voice_to_voice_ms"].as_f64().unwrap();
+    assert!(stdout.contains(&format!("turn 1: voice-to-voice {v2v:.0} ms")), "report {v2v} vs {stdout}");
+    let endpoint = turns[0]["endpoint_ms_after_speech"].as_f64().unwrap();
+    assert!((0.0..=v2v).contains(&endpoint), "endpoint {endpoint} ms after speech, first audio {v2v} ms");
 
     // The live path heard the question (48 kHz simulated microphone → 16 kHz → VAD → Whisper).
     let heard = quoted_after(&stderr, "heard: ").unwrap_or_else(|| panic!("no transcript logged: {stderr}"));
@@ -115,6 +127,16 @@ fn a_spoken_question_is_answered_out_loud_after_it_ends() {
     assert!(out.len() as f64 / OUT_RATE as f64 >= 8.0, "output shorter than the input");
     assert_eq!(rms(&out, 0.0, question_end_s - 0.5), 0.0, "the speaker played before the question ended");
     assert!(audible_s(&out, question_end_s - 0.5) >= 1.0, "no reply audio after the question");
+    // The first audible reply block starts no later than the report says (the fixture's last
+    // voiced sample is before its end, so the reply may start earlier relative to the end).
+    let blk = OUT_RATE / 20;
+    let first_loud =
+        (0..out.len()).step_by(blk).find(|&i| rms(&out, i as f64 / OUT_RATE as f64, (i + blk) as f64 / OUT_RATE as f64) > 0.01);
+    let first_loud_ms = first_loud.unwrap() as f64 * 1000.0 / OUT_RATE as f64;
+    assert!(
+        first_loud_ms - question_end_s * 1000.0 <= v2v + 50.0,
+        "reply audible at {first_loud_ms} ms, question ended {question_end_s} s, v2v {v2v}"
+    );
 
     // What was played is what the turn said it spoke.
     let said = quoted_after(&stderr, " + ").unwrap_or_else(|| panic!("no answer logged: {stderr}"));

@@ -57,7 +57,7 @@ fn main() -> Result<()> {
     }
     let cfg = daemon::config::Config::load_or_default(cli.config.as_deref())?;
     match cli.cmd {
-        Cmd::Bench { which } => bench::run(&cfg, which),
+        Cmd::Bench { which } => bench::run(&cfg, cli.config.as_deref(), which),
         Cmd::Eval { which } => eval::run(&cfg, which),
         Cmd::Lm { .. } => unreachable!("handled above: the model tools need no config"),
     }

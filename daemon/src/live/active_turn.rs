@@ -3,11 +3,33 @@
 //! ends (metrics and one log line).
 
 use cloud::protocol::RequestId;
+use serde::{Deserialize, Serialize};
 
 use super::speaker::Placed;
 use crate::conversation::ContextUse;
 use crate::metrics::Metrics;
 use crate::turn::{Action, Part, Turn};
+
+/// One ended turn's timings, as `firstword run --report-json` writes them (ms on the stream
+/// clock; no words: transcripts are logged only on request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnSummary {
+    /// 1-based turn number.
+    pub turn: usize,
+    /// Last voiced sample of the question → first reply sample played (ms); None without audio.
+    pub voice_to_voice_ms: Option<f64>,
+    /// Last voiced sample → the endpoint decision (ms).
+    pub endpoint_ms_after_speech: f64,
+    /// End of the opener's audio → start of the continuation's (ms).
+    pub handoff_gap_ms: Option<f64>,
+    pub opener_words: usize,
+    pub repair: bool,
+    pub fallback: bool,
+    pub filler: bool,
+    pub barged_in: bool,
+    /// The user resumed: the next turn answers this question too.
+    pub merged_into_next: bool,
+}
 
 /// The turn being answered. Times in ms on the stream clock.
 pub struct ActiveTurn {
@@ -52,11 +74,32 @@ impl ActiveTurn {
         }
     }
 
+    /// This turn's timings (see [`TurnSummary`]).
+    pub fn summary(&self) -> TurnSummary {
+        let r = self.turn.record();
+        let first = self.segments.first().map(|(_, p)| p.start_ms);
+        let opener_end = self.segments.iter().filter(|(p, _)| *p == Part::Opener).map(|(_, s)| s.end_ms).reduce(f64::max);
+        let cont_start = self.segments.iter().find(|(p, _)| *p == Part::Continuation).map(|(_, s)| s.start_ms);
+        TurnSummary {
+            turn: self.number,
+            voice_to_voice_ms: first.map(|s| s - self.last_voiced_ms),
+            endpoint_ms_after_speech: self.endpoint_ms - self.last_voiced_ms,
+            handoff_gap_ms: opener_end.zip(cont_start).map(|(o, c)| c - o),
+            opener_words: r.opener_words,
+            repair: r.repair,
+            fallback: r.fallback,
+            filler: r.filler,
+            barged_in: r.barged_in,
+            merged_into_next: self.merged_into_next,
+        }
+    }
+
     /// Records the ended turn in `m`, prints its line (timings and flags; the words only to
     /// the log and only with `transcripts`), and returns the cloud's first-delta latency
     /// after the opener (ms) for the next opener budget.
     pub fn report(&self, m: &Metrics, transcripts: bool) -> Option<f64> {
         let r = self.turn.record();
+        let sum = self.summary();
         m.turns.inc();
         for (flag, c) in [(r.repair, &m.repairs), (r.fallback, &m.fallbacks), (r.filler, &m.fillers), (r.barged_in, &m.barge_ins)] {
             if flag {
@@ -64,17 +107,16 @@ impl ActiveTurn {
             }
         }
         Metrics::observe_ms(&m.vad_endpoint, self.endpoint_ms - self.last_voiced_ms);
-        let first = self.segments.first().map(|(_, p)| *p);
-        if let Some(p) = first {
+        if let Some(p) = self.segments.first().map(|(_, p)| *p) {
             Metrics::observe_ms(&m.tts_first_audio, p.ready_ms - self.endpoint_ms);
-            Metrics::observe_ms(&m.voice_to_voice, p.start_ms - self.last_voiced_ms);
+        }
+        if let Some(v) = sum.voice_to_voice_ms {
+            Metrics::observe_ms(&m.voice_to_voice, v);
         }
         if let (Some(d), Some(sent)) = (r.cloud_first_delta_ms, self.cloud_sent_ms) {
             Metrics::observe_ms(&m.cloud_first_delta, d - sent);
         }
-        let opener_end = self.segments.iter().filter(|(p, _)| *p == Part::Opener).map(|(_, s)| s.end_ms).reduce(f64::max);
-        let cont_start = self.segments.iter().find(|(p, _)| *p == Part::Continuation).map(|(_, s)| s.start_ms);
-        let gap = opener_end.zip(cont_start).map(|(o, c)| c - o);
+        let gap = sum.handoff_gap_ms;
         if let Some(g) = gap {
             Metrics::observe_ms(&m.handoff_gap, g);
         }
@@ -89,7 +131,7 @@ impl ActiveTurn {
         println!(
             "turn {}: voice-to-voice {} ms, handoff gap {} ms, opener {} words{flags}, context {} turns (μLM {} turns, {} tokens; cloud ~{} tokens)",
             self.number,
-            fmt(first.map(|p| p.start_ms - self.last_voiced_ms)),
+            fmt(sum.voice_to_voice_ms),
             fmt(gap),
             r.opener_words,
             c.context_turns,

@@ -71,6 +71,8 @@ pub struct Conversation<'a> {
     pub keep_running: bool,
     /// Reopens a lost speaker (see `device_health`).
     pub reopen_speaker: audio::devices::ReopenSpeaker,
+    /// Where ended turns' timings go for `--report-json` (None: not kept).
+    pub turn_log: Option<&'a std::cell::RefCell<super::TurnLog>>,
 }
 
 /// How the loop ended.
@@ -573,6 +575,9 @@ impl Conversation<'_> {
             }
             t.context.dropped_turns = remember(&mut st.history, &t.turn.record().transcript, &heard, &t.context, now);
             self.metrics.conversation_turns_dropped.inc_by(t.context.dropped_turns as u64);
+        }
+        if let Some(log) = self.turn_log {
+            log.borrow_mut().push(t.summary());
         }
         if let Some(ms) = t.report(&self.metrics, self.cfg.log.transcripts) {
             st.estimate.observe(ms);

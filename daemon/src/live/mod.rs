@@ -17,12 +17,14 @@ pub mod settings;
 mod speaker;
 mod speculation;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use audio::device::AudioCounters;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::metrics::{http, Metrics};
@@ -39,6 +41,30 @@ use speaker::Speaker;
 /// at most 4 × 60 s of 16 kHz audio (15 MB).
 const MAX_QUEUED_UTTERANCES: usize = 4;
 
+/// Most turns [`TurnLog`] keeps; later ones are counted, not kept (a daemon that runs for
+/// months with `--report-json` must not grow without bound: 100,000 entries ≈ 20 MB).
+const MAX_LOGGED_TURNS: usize = 100_000;
+
+pub use active_turn::TurnSummary;
+
+/// The ended turns' timings of one run, written by `--report-json` when the run ends.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct TurnLog {
+    pub turns: Vec<TurnSummary>,
+    /// Turns past [`MAX_LOGGED_TURNS`], counted only.
+    pub turns_not_kept: usize,
+}
+
+impl TurnLog {
+    fn push(&mut self, t: TurnSummary) {
+        if self.turns.len() < MAX_LOGGED_TURNS {
+            self.turns.push(t);
+        } else {
+            self.turns_not_kept += 1;
+        }
+    }
+}
+
 /// `firstword run` options from the command line (they override `[audio]`).
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -48,6 +74,8 @@ pub struct RunOptions {
     pub output_wav: Option<PathBuf>,
     /// With a simulated input: keep running after it ends, until SIGTERM/SIGINT.
     pub keep_running: bool,
+    /// Write each ended turn's timings ([`TurnLog`], JSON) here when the run ends.
+    pub report_json: Option<PathBuf>,
 }
 
 /// Runs the daemon until a signal (or, with simulated devices, the end of the input).
@@ -141,6 +169,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     service::notify_ready(&format!("listening: {}", opened.description));
     println!("ready: {}", opened.description);
 
+    let turn_log = RefCell::new(TurnLog::default());
     let conversation = Conversation {
         cfg,
         models,
@@ -159,6 +188,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         utterances,
         keep_running: opts.keep_running,
         reopen_speaker: opened.reopen_speaker,
+        turn_log: opts.report_json.as_ref().map(|_| &turn_log),
     };
     let ending = conversation.run();
     service::notify_stopping();
@@ -168,6 +198,10 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     rt.block_on(link.shutdown());
     if let Some(task) = metrics_task {
         task.abort();
+    }
+    if let Some(path) = &opts.report_json {
+        let json = serde_json::to_string_pretty(&turn_log.into_inner()).context("encoding the turn report")?;
+        std::fs::write(path, json).with_context(|| format!("writing the turn report {}", path.display()))?;
     }
     let ending = ending?;
     if let Some((path, secs)) = closed.context("closing the audio devices")? {

@@ -3,11 +3,13 @@
 mod cloud;
 mod echo;
 mod gateway_abuse;
+mod live;
 mod lm;
 mod paused;
 mod pipeline;
 mod speech;
 pub mod stats;
+mod voices;
 mod wakeword;
 
 use anyhow::Result;
@@ -53,13 +55,15 @@ pub enum Which {
     Wakeword(wakeword::BenchArgs),
 }
 
-pub fn run(cfg: &Config, which: Which) -> Result<()> {
+/// Runs one benchmark; `config_path` is the config file given on the command line (None:
+/// the default), for benchmarks that start the device binary with it.
+pub fn run(cfg: &Config, config_path: Option<&std::path::Path>, which: Which) -> Result<()> {
     match which {
         Which::Cloud { json, sessions } => cloud::run(sessions.max(1), json),
         Which::GatewayAbuse(args) => gateway_abuse::run(&args),
         Which::Speech { json, runs } => speech::run(cfg, json, runs.max(1)),
         Which::Lm(args) => lm::run(cfg, &args),
-        Which::Pipeline(args) => pipeline::run(cfg, &args),
+        Which::Pipeline(args) => pipeline::run(cfg, config_path, &args),
         Which::Echo(args) => echo::run(cfg, &args),
         Which::Wakeword(args) => wakeword::run(cfg, &args),
     }

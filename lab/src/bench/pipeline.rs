@@ -64,6 +64,22 @@ pub struct PipelineBenchArgs {
     /// Leave out the paused-utterance measure.
     #[arg(long)]
     pub skip_paused: bool,
+    /// Voices that are not the Piper voice (`voices.toml`: the entries without
+    /// `pause_after`), replayed at every latency for voice-to-voice and for the pipeline's WER
+    /// against whole-file ASR.
+    #[arg(long, default_value = "fixtures/voices/voices.toml")]
+    pub voices: PathBuf,
+    /// Leave out the voice-fixture measures (and `--live`).
+    #[arg(long)]
+    pub skip_voices: bool,
+    /// Also run the voice fixtures through `firstword run` on simulated devices (the live
+    /// path, real-time pace: about (1 + 13 × 10) s per latency with the default gap).
+    #[arg(long)]
+    pub live: bool,
+    /// Silence after each question in the live run's input (s): the reply must end before
+    /// the next question, or it is a barge-in.
+    #[arg(long, default_value_t = 9.0)]
+    pub live_gap_s: f64,
 }
 
 /// One `[[question]]` of the fixture list.
@@ -202,7 +218,8 @@ impl TurnSample {
 #[derive(Debug, Serialize)]
 pub struct Row {
     pub cloud_latency_ms: f64,
-    /// `"mulm"` (the product) or `"cloud_only"` (the baseline).
+    /// `"mulm"` (the product), `"cloud_only"` (the baseline), or `"mulm_voices"` (the product on
+    /// the voice fixtures, not the Piper voice).
     pub mode: &'static str,
     pub voice_to_voice_ms: Option<Summary>,
     /// Over the turns whose cloud first delta arrived before the opener ended.
@@ -235,6 +252,13 @@ pub struct Goals {
     pub longest_stall_ms: Option<f64>,
     /// That stall ≤ 80 ms (issue 13; None: no reply had a mid-sentence seam to measure).
     pub longest_stall_le_80ms: Option<bool>,
+    /// Voice fixtures (not the Piper voice), replay: p50 voice-to-voice ≤ 200 ms at every
+    /// latency (issue 13).
+    pub voices_replay_v2v_p50_le_200ms: Option<bool>,
+    /// Voice fixtures, `firstword run` on simulated devices: p50 ≤ 200 ms at every latency.
+    pub voices_live_v2v_p50_le_200ms: Option<bool>,
+    /// Pipeline WER − whole-file WER on the voice fixtures ≤ 2 points (issue 13).
+    pub wer_gap_le_2_points: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -249,7 +273,22 @@ struct Report {
     rows: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     paused: Option<super::paused::PausedSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voices: Option<VoicesReport>,
     goals: Goals,
+}
+
+/// The measures on voices that are not the Piper voice ([`super::voices`]).
+#[derive(Debug, Serialize)]
+struct VoicesReport {
+    fixtures: usize,
+    /// Replay, μLM mode, one row per latency.
+    replay: Vec<Row>,
+    /// The pipeline's transcripts (the first replay row) against whole-file ASR.
+    wer: super::voices::WerReport,
+    /// `firstword run` on simulated devices (with `--live`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live: Option<Vec<super::live::LiveRow>>,
 }
 
 fn run_row(
@@ -316,7 +355,13 @@ fn run_row(
     })
 }
 
-fn goals(rows: &[Row], paused: Option<&super::paused::PausedSummary>) -> Goals {
+/// Every summary present and non-empty, and each p50 ≤ `limit`; None when any is missing.
+fn all_p50_le<'a>(summaries: impl IntoIterator<Item = Option<&'a Summary>>, limit: f64) -> Option<bool> {
+    let all: Option<Vec<f64>> = summaries.into_iter().map(|s| s.map(|s| s.p50)).collect();
+    all.filter(|v| !v.is_empty()).map(|v| v.iter().all(|&x| x <= limit))
+}
+
+fn goals(rows: &[Row], paused: Option<&super::paused::PausedSummary>, voices: Option<&VoicesReport>) -> Goals {
     let p50 = |r: &Row| r.voice_to_voice_ms.as_ref().map(|s| s.p50);
     let mulm: Vec<&Row> = rows.iter().filter(|r| r.mode == "mulm").collect();
     let at = |mode: &str, l: f64| rows.iter().find(|r| r.mode == mode && (r.cloud_latency_ms - l).abs() < 1.0).and_then(p50);
@@ -326,10 +371,7 @@ fn goals(rows: &[Row], paused: Option<&super::paused::PausedSummary>) -> Goals {
     };
     let stall = mulm.iter().flat_map(|r| r.turns.iter().filter_map(|t| t.longest_stall_ms)).reduce(f64::max);
     // Every μLM row must have a measurement, else the verdict is "not measured".
-    let v2v_le = |limit: f64| -> Option<bool> {
-        let all: Option<Vec<f64>> = mulm.iter().map(|r| p50(r)).collect();
-        all.filter(|v| !v.is_empty()).map(|v| v.iter().all(|&x| x <= limit))
-    };
+    let v2v_le = |limit: f64| all_p50_le(mulm.iter().map(|r| r.voice_to_voice_ms.as_ref()), limit);
     let gaps: Vec<f64> = mulm.iter().filter_map(|r| r.handoff_gap_ms.as_ref().map(|s| s.p50)).collect();
     Goals {
         longest_stall_ms: stall,
@@ -340,10 +382,68 @@ fn goals(rows: &[Row], paused: Option<&super::paused::PausedSummary>) -> Goals {
         speedup_at_2s_ge_5x: speedup.map(|s| s >= 5.0),
         handoff_gap_p50_le_150ms: (!gaps.is_empty()).then(|| gaps.iter().all(|&g| g <= 150.0)),
         paused_kept_whole_ge_90pct: paused.filter(|p| p.fixtures > 0).map(|p| p.share >= 0.9),
+        voices_replay_v2v_p50_le_200ms: voices.and_then(|v| all_p50_le(v.replay.iter().map(|r| r.voice_to_voice_ms.as_ref()), 200.0)),
+        voices_live_v2v_p50_le_200ms: voices
+            .and_then(|v| v.live.as_ref())
+            .and_then(|rows| all_p50_le(rows.iter().map(|r| r.voice_to_voice_ms.as_ref()), 200.0)),
+        wer_gap_le_2_points: voices.filter(|v| v.wer.fixtures > 0).map(|v| v.wer.gap_points <= 2.0),
     }
 }
 
-pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
+/// Replays the voice fixtures at every latency, measures WER against whole-file ASR, and
+/// with `--live` runs them through `firstword run`.
+fn run_voices(cfg: &Config, config_path: Option<&Path>, args: &PipelineBenchArgs, models: &mut Models) -> Result<VoicesReport> {
+    let voices = super::voices::load(&args.voices)?;
+    let mut replay = Vec::new();
+    for &l in &args.latencies_ms {
+        let mut row = run_row(cfg, args, &voices, models, l, true)?;
+        row.mode = "mulm_voices";
+        if !args.json {
+            print_row(&row);
+        }
+        replay.push(row);
+    }
+    let mut wer_rows = Vec::new();
+    for (q, input) in &voices {
+        let heard = replay[0].turns.iter().find(|t| t.question == q.id).map(|t| t.transcript.clone()).unwrap_or_default();
+        let whole = models.asr.transcribe(input).with_context(|| format!("whole-file ASR of {}", q.id))?.text;
+        wer_rows.push((q.id.clone(), q.text.clone(), heard, whole));
+    }
+    let wer = super::voices::WerReport::new(wer_rows);
+    if !args.json {
+        println!(
+            "voices: pipeline WER {:.3}, whole-file WER {:.3} (gap {:+.1} points)",
+            wer.pipeline_mean_wer, wer.whole_file_mean_wer, wer.gap_points
+        );
+    }
+    let live = if args.live {
+        let toml_for =
+            |l: f64| scripted_gateway_toml(&voices.iter().map(|(q, _)| q.clone()).collect::<Vec<_>>(), l, args.cloud_tokens_per_s);
+        let rows = super::live::run(config_path, &voices, args.live_gap_s, &args.latencies_ms, toml_for)?;
+        if !args.json {
+            for r in &rows {
+                let f = |s: &Option<Summary>| {
+                    s.as_ref().map_or("-".to_string(), |s| format!("p50 {:>6.0} p95 {:>6.0} (n {})", s.p50, s.p95, s.n))
+                };
+                println!("cloud {:>5.0} ms  live voices  voice-to-voice {}", r.cloud_latency_ms, f(&r.voice_to_voice_ms));
+            }
+        }
+        Some(rows)
+    } else {
+        None
+    };
+    Ok(VoicesReport { fixtures: voices.len(), replay, wer, live })
+}
+
+/// Runs the benchmark; `config_path` is the config file the lab loaded (None: its default),
+/// which the live run's daemon starts from.
+pub fn run(cfg: &Config, config_path: Option<&Path>, args: &PipelineBenchArgs) -> Result<()> {
+    if !(args.live_gap_s.is_finite() && (1.0..=60.0).contains(&args.live_gap_s)) {
+        bail!("--live-gap-s must be within 1..60 s");
+    }
+    if args.live && args.skip_voices {
+        bail!("--live runs the voice fixtures: drop --skip-voices");
+    }
     if args.latencies_ms.iter().any(|l| !(0.0..=60_000.0).contains(l)) {
         bail!("--latencies-ms must be within 0..60000 ms");
     }
@@ -382,6 +482,7 @@ pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
         }
         Some(p)
     };
+    let voices = if args.skip_voices { None } else { Some(run_voices(cfg, config_path, args, &mut models)?) };
     let report = Report {
         bench: "pipeline",
         cloud: args.cloud,
@@ -390,9 +491,10 @@ pub fn run(cfg: &Config, args: &PipelineBenchArgs) -> Result<()> {
         hangover_ms: cfg.vad.hangover_ms,
         pause_ms: cfg.vad.pause_ms,
         speculative: cfg.turn.speculative,
-        goals: goals(&rows, paused.as_ref()),
+        goals: goals(&rows, paused.as_ref(), voices.as_ref()),
         rows,
         paused,
+        voices,
     };
     let json = crate::provenance::report_json(&report)?;
     if let Some(p) = &args.out {
@@ -441,19 +543,19 @@ mod tests {
     #[test]
     fn goals_without_qualifying_measurements_read_not_measured() {
         // No rows at all, and rows without the measure: never "met".
-        let g = goals(&[], None);
+        let g = goals(&[], None, None);
         assert_eq!(
             (g.voice_to_voice_p50_le_350ms, g.speedup_at_2s_ge_5x, g.handoff_gap_p50_le_150ms, g.longest_stall_le_80ms),
             (None, None, None, None)
         );
         assert_eq!(g.paused_kept_whole_ge_90pct, None);
         // A μLM row with no handoff turn (the cloud always later than the opener) and no 2 s row.
-        let g = goals(&[row(3000.0, "mulm", Some(180.0), None), row(3000.0, "cloud_only", Some(3300.0), None)], None);
+        let g = goals(&[row(3000.0, "mulm", Some(180.0), None), row(3000.0, "cloud_only", Some(3300.0), None)], None, None);
         assert_eq!(g.handoff_gap_p50_le_150ms, None);
         assert_eq!((g.speedup_at_2s, g.speedup_at_2s_ge_5x), (None, None));
         assert_eq!((g.voice_to_voice_p50_le_350ms, g.voice_to_voice_p50_le_200ms), (Some(true), Some(true)));
         // One μLM row without a voice-to-voice figure makes that goal unmeasured, not met.
-        let g = goals(&[row(500.0, "mulm", Some(150.0), Some(40.0)), row(1000.0, "mulm", None, None)], None);
+        let g = goals(&[row(500.0, "mulm", Some(150.0), Some(40.0)), row(1000.0, "mulm", None, None)], None, None);
         assert_eq!(g.voice_to_voice_p50_le_350ms, None);
         assert_eq!(g.handoff_gap_p50_le_150ms, Some(true));
     }
@@ -465,12 +567,47 @@ mod tests {
             row(2000.0, "mulm", Some(210.0), Some(40.0)),
             row(2000.0, "cloud_only", Some(2310.0), None),
         ];
-        let g = goals(&rows, None);
+        let g = goals(&rows, None, None);
         assert_eq!(g.voice_to_voice_p50_le_350ms, Some(true));
         assert_eq!(g.voice_to_voice_p50_le_200ms, Some(false), "210 ms at 2 s");
         assert_eq!(g.handoff_gap_p50_le_150ms, Some(false), "250 ms at 0.5 s");
         assert!((g.speedup_at_2s.unwrap() - 11.0).abs() < 1e-9);
         assert_eq!(g.speedup_at_2s_ge_5x, Some(true));
+    }
+
+    #[test]
+    fn the_voice_goals_read_the_voice_rows_and_the_wer_gap() {
+        let live = |v2v: Option<f64>| super::super::live::LiveRow {
+            cloud_latency_ms: 1000.0,
+            questions: 10,
+            voice_to_voice_ms: v2v.and_then(summary),
+            handoff_gap_ms: None,
+            turns: Vec::new(),
+        };
+        let wer = |pipeline: &str| {
+            super::super::voices::WerReport::new(vec![(
+                "a".into(),
+                "why is the sky blue".into(),
+                pipeline.into(),
+                "why is the sky blue".into(),
+            )])
+        };
+        let v = VoicesReport {
+            fixtures: 1,
+            replay: vec![row(500.0, "mulm_voices", Some(190.0), None), row(1000.0, "mulm_voices", Some(230.0), None)],
+            wer: wer("why is the sky blue"),
+            live: Some(vec![live(Some(180.0))]),
+        };
+        let g = goals(&[row(500.0, "mulm", Some(150.0), None)], None, Some(&v));
+        assert_eq!(g.voices_replay_v2v_p50_le_200ms, Some(false), "230 ms at 1 s");
+        assert_eq!(g.voices_live_v2v_p50_le_200ms, Some(true));
+        assert_eq!(g.wer_gap_le_2_points, Some(true));
+        assert_eq!(g.voice_to_voice_p50_le_200ms, Some(true), "the Piper rows are judged apart");
+        // One wrong word in five is 20 points; a live run without turns is not measured.
+        let v = VoicesReport { wer: wer("why is the sky green"), live: Some(vec![live(None)]), ..v };
+        assert_eq!((g.voices_live_v2v_p50_le_200ms, goals(&[], None, Some(&v)).voices_live_v2v_p50_le_200ms), (Some(true), None));
+        assert_eq!(goals(&[], None, Some(&v)).wer_gap_le_2_points, Some(false));
+        assert_eq!(goals(&[], None, None).voices_replay_v2v_p50_le_200ms, None);
     }
 
     fn seg(part: Part, text: &str, start_ms: f64, end_ms: f64) -> Segment {
