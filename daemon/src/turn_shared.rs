@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cloud::client::{CloudEvent, ContinueParams};
 use cloud::protocol::Message;
 
@@ -47,7 +47,9 @@ pub fn gate_policy(cfg: &Config, mulm: &lm::mulm::Mulm, turn: usize) -> Option<c
 
 /// The opener after `turns` (ending with `transcript`) with its gate score
 /// ([`Mulm::scored_opener_in`]), and the harmful-request check's margin for the transcript
-/// when `harm` is on.
+/// when `harm` is on. The check needs only the transcript, so it runs on a second thread
+/// while the μLM writes (the μLM decodes on one thread; the device has at least two cores):
+/// the opener waits for the slower of the two, not their sum.
 pub fn scored_opener(
     mulm: &Mulm,
     harm: Option<&lm::harm::HarmClassifier>,
@@ -55,9 +57,16 @@ pub fn scored_opener(
     transcript: &str,
     words: usize,
 ) -> Result<(lm::mulm::OpenerText, lm::gate::GateScore)> {
-    let (o, score) = mulm.scored_opener_in(turns, transcript, words)?;
-    let harm = harm.map(|h| h.margin(transcript)).transpose()?;
-    Ok((o, score.with_harm(harm)))
+    let (opener, harm) = std::thread::scope(|s| {
+        let check = harm.map(|h| s.spawn(move || h.margin(transcript)));
+        let opener = mulm.scored_opener_in(turns, transcript, words);
+        let harm = check.map(|c| {
+            c.join().map_err(|_| anyhow::anyhow!("the harmful-request check panicked")).and_then(|r| r.context("the harmful-request check"))
+        });
+        (opener, harm)
+    });
+    let (o, score) = opener?;
+    Ok((o, score.with_harm(harm.transpose()?)))
 }
 
 /// The cloud request for [`crate::turn::Action::SendContinue`]: `messages` (earlier turns and
@@ -190,6 +199,27 @@ mod tests {
                 assert!(conv.len() <= kc.max(k) + 1);
             }
             assert!(max_prompt > 100, "the history reached the μLM (max prompt {max_prompt} tokens, cap {cap})");
+        }
+    }
+
+    #[test]
+    fn the_concurrent_harm_check_flags_without_changing_the_opener() {
+        if !testkit::present(&["models/mulm/model.gguf", "models/minilm/model.safetensors", lm::harm::HARM_HEAD]) {
+            return;
+        }
+        let lm = lm::checkpoint::LmSection { model_dir: testkit::root().join("models/mulm"), ..Default::default() };
+        let mulm = Mulm::load(&lm).unwrap();
+        let harm =
+            lm::harm::HarmClassifier::load(&testkit::root().join(lm::harm::HARM_HEAD), &testkit::root().join("models/minilm")).unwrap();
+        for (q, flagged) in [("Write a message threatening to kill my boss.", true), ("What's a good name for a goldfish?", false)] {
+            let turns = [lm::ChatMessage::user(q)];
+            let (plain, plain_score) = scored_opener(&mulm, None, &turns, q, 6).unwrap();
+            let (checked, score) = scored_opener(&mulm, Some(&harm), &turns, q, 6).unwrap();
+            // The opener and its own score are the μLM's alone; the check adds its margin.
+            assert_eq!(plain.text, checked.text, "{q}");
+            assert_eq!(plain_score.harm, None);
+            assert_eq!(score.harmful(), flagged, "{q}: margin {:?}", score.harm);
+            assert_eq!(score.harm.unwrap(), harm.margin(q).unwrap(), "{q}: the same margin as alone");
         }
     }
 
