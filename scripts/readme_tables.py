@@ -295,6 +295,53 @@ def pipeline_table(reports, rels):
     return md_table(header, rows) + "\n\n" + wrap("Goals as the report judged them: " + "; ".join(goals) + ".")
 
 
+def pipeline_voices_table(reports, rels):
+    """Issue 13's rows on voices that are not the Piper voice: replay and live (`firstword
+    run` on simulated devices) voice-to-voice per latency, pipeline vs whole-file WER."""
+    (rel,) = rels
+    r = reports.get(rel)
+    v = r.get("voices")
+    if not v:
+        return wrap(f"The report `{rel}` has no voice-fixture section (run without `--skip-voices`).")
+    replay = {field(row, "cloud_latency_ms", rel=rel): row for row in v.get("replay") or []}
+    live = {field(row, "cloud_latency_ms", rel=rel): row for row in v.get("live") or []}
+    rows = []
+    for latency in sorted(set(replay) | set(live)):
+        rp, lv = replay.get(latency), live.get(latency)
+        rows.append(
+            [
+                f"{num(latency)} ms",
+                bold(ms(opt(rp, "voice_to_voice_ms", "p50"))),
+                ms(opt(rp, "voice_to_voice_ms", "p95")),
+                bold(ms(opt(lv, "voice_to_voice_ms", "p50"))),
+                ms(opt(lv, "voice_to_voice_ms", "p95")),
+                f"{len((lv or {}).get('turns') or [])} of {lv.get('questions', DASH)}" if lv else DASH,
+            ]
+        )
+    header = ["cloud first delta", "replay v2v p50", "p95", "live v2v p50", "p95", "live turns (questions)"]
+    g = r.get("goals") or {}
+    w = v.get("wer") or {}
+    wer_measured = bool(w.get("fixtures"))
+    replay_measured = bool(replay) and all(opt(x, "voice_to_voice_ms", "p50") is not None for x in replay.values())
+    live_measured = bool(live) and all(opt(x, "voice_to_voice_ms", "p50") is not None for x in live.values())
+    wer_line = (
+        f"mean WER over the {w.get('fixtures')} fixtures: pipeline {num(w.get('pipeline_mean_wer'), 3)}, "
+        f"whole-file ASR {num(w.get('whole_file_mean_wer'), 3)}, gap {num(w.get('gap_points'), 1)} points"
+        if wer_measured
+        else "WER not measured"
+    )
+    goals = [
+        f"voice-to-voice p50 ≤ 200 ms at every latency, replay: {goal(g.get('voices_replay_v2v_p50_le_200ms'), replay_measured)}",
+        f"live: {goal(g.get('voices_live_v2v_p50_le_200ms'), live_measured)}",
+        f"pipeline WER − whole-file WER ≤ 2 points: {goal(g.get('wer_gap_le_2_points'), wer_measured)}",
+    ]
+    return (
+        md_table(header, rows)
+        + "\n\n"
+        + wrap(f"{v.get('fixtures')} voice fixtures; {wer_line}. Goals as the report judged them: " + "; ".join(goals) + ".")
+    )
+
+
 def endpointing_table(reports, rels, labels=("fixed 300 ms hangover", "semantic (default)"), latency=1000.0):
     rows = []
     for rel, label in zip(rels, labels):
@@ -492,6 +539,7 @@ TABLES = {
     ),
     "bench_speech": (["docs/results/bench_speech.json"], speech_table),
     "bench_pipeline": (["docs/results/bench_pipeline.json"], pipeline_table),
+    "bench_pipeline_voices": (["docs/results/bench_pipeline.json"], pipeline_voices_table),
     "bench_lm": (["docs/results/bench_lm.json", "docs/results/bench_lm_2threads.json"], lm_table),
     "bench_lm_q8_kernels": (["docs/results/bench_lm_q8_kernels.json"], q8_kernels_table),
     "bench_cloud": (["docs/results/bench_cloud.json"], cloud_table),

@@ -242,6 +242,27 @@ class RenderTest(unittest.TestCase):
         self.assertIn("handoff gap p50 ≤ 150 ms: not met", text)
         self.assertIn("paused utterances answered as one sentence ≥ 90 %: not met (2 of 3)", text)
 
+    def test_voice_rows_show_replay_and_live_and_the_wer_gap(self):
+        goals = {"voices_replay_v2v_p50_le_200ms": False, "voices_live_v2v_p50_le_200ms": None, "wer_gap_le_2_points": True}
+        report = pipeline_report(goals)
+        report["voices"] = {
+            "fixtures": 10,
+            "replay": [{"cloud_latency_ms": 500.0, "voice_to_voice_ms": summary(226.0, 704.0)}],
+            "wer": {"fixtures": 10, "pipeline_mean_wer": 0.188, "whole_file_mean_wer": 0.206, "gap_points": -1.75},
+        }
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "p.json").write_text(json.dumps(report), encoding="utf-8")
+            text = rt.pipeline_voices_table(rt.Reports(d), ["p.json"]).replace("\n", " ")
+            # No live run: its cells are dashes and its goal is not measured, never met.
+            self.assertIn("| 500 ms | **226 ms** | 704 ms | — | — | — |", text)
+            self.assertIn("live: not measured", text)
+            self.assertIn("replay: not met", text)
+            self.assertIn("pipeline 0.188, whole-file ASR 0.206, gap -1.8 points", text)
+            self.assertIn("≤ 2 points: met", text)
+            del report["voices"]
+            (Path(d) / "p.json").write_text(json.dumps(report), encoding="utf-8")
+            self.assertIn("no voice-fixture section", rt.pipeline_voices_table(rt.Reports(d), ["p.json"]))
+
     def test_echo_goals_follow_the_measurements(self):
         def report(share, selfs, trials=78):
             return {
