@@ -10,7 +10,8 @@
 //! that what is measured is the binary users run.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -20,6 +21,8 @@ use super::stats::{summarize, Summary};
 
 /// Silence before the first question (s): the VAD and the cloud link settle.
 const LEAD_S: f64 = 1.0;
+/// Time the daemon gets beyond the input's length (s): model loading, the last reply.
+const CHILD_SLACK_S: f64 = 120.0;
 
 /// One live run at one injected cloud latency.
 #[derive(Debug, Serialize)]
@@ -95,32 +98,29 @@ pub fn run(
     gateway_toml: impl Fn(f64) -> Result<String>,
 ) -> Result<Vec<LiveRow>> {
     let bin = device_binary()?;
-    let dir = std::env::temp_dir().join(format!("firstword-bench-live-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let input = dir.join("questions.wav");
-    audio::write_wav(&input, &join_questions(questions, gap_s), audio::ASR_RATE_HZ).context("writing the joined questions")?;
+    // Removed when this returns, on every path.
+    let dir = tempfile::Builder::new().prefix("firstword-bench-live-").tempdir().context("creating a temporary directory")?;
+    let input = dir.path().join("questions.wav");
+    let joined = join_questions(questions, gap_s);
+    audio::write_wav(&input, &joined, audio::ASR_RATE_HZ).context("writing the joined questions")?;
+    // The input plays in real time; the daemon then finishes the last reply and exits. Past
+    // this it is taken as hung and killed.
+    let limit = Duration::from_secs_f64(joined.len() as f64 / audio::ASR_RATE_HZ as f64 + CHILD_SLACK_S);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let mut rows = Vec::new();
     for &latency in latencies_ms {
         let gw_cfg = cloud::gateway::GatewayConfig::from_toml_str(&gateway_toml(latency)?)?;
         let token = gw_cfg.token.clone();
         let gateway = rt.block_on(cloud::gateway::spawn(gw_cfg)).context("starting the scripted gateway")?;
-        let cfg_path = dir.join("firstword.toml");
+        let cfg_path = dir.path().join("firstword.toml");
         std::fs::write(&cfg_path, live_config(base_config, &gateway.url(), &token)?)?;
-        let report = dir.join(format!("turns-{latency:.0}.json"));
-        let out = Command::new(&bin)
-            .arg("--config")
-            .arg(&cfg_path)
-            .args(["run", "--input-wav"])
-            .arg(&input)
-            .arg("--report-json")
-            .arg(&report)
-            .output()
-            .with_context(|| format!("running {}", bin.display()))?;
+        let report = dir.path().join(format!("turns-{latency:.0}.json"));
+        let stderr = dir.path().join(format!("stderr-{latency:.0}.txt"));
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config").arg(&cfg_path).args(["run", "--input-wav"]).arg(&input).arg("--report-json").arg(&report);
+        let ran = run_bounded(cmd, &stderr, limit);
         rt.block_on(gateway.shutdown());
-        if !out.status.success() {
-            bail!("firstword run failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
-        }
+        ran.with_context(|| format!("firstword run at {latency:.0} ms cloud latency"))?;
         let text = std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?;
         let log: daemon::live::TurnLog = serde_json::from_str(&text).with_context(|| format!("parsing {}", report.display()))?;
         let v2v: Vec<f64> = log.turns.iter().filter_map(|t| t.voice_to_voice_ms).collect();
@@ -133,8 +133,32 @@ pub fn run(
             turns: log.turns,
         });
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(rows)
+}
+
+/// Runs `cmd` (stdout discarded, stderr into `stderr_file`) for at most `limit`. Errors: it
+/// could not start, it failed (with the end of its stderr), or it ran past `limit` (killed).
+fn run_bounded(mut cmd: Command, stderr_file: &Path, limit: Duration) -> Result<()> {
+    let err = std::fs::File::create(stderr_file).with_context(|| format!("creating {}", stderr_file.display()))?;
+    let mut child = cmd.stdout(Stdio::null()).stderr(err).spawn().context("starting the device binary")?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("still running after {:.0} s: killed", limit.as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() {
+        let text = std::fs::read_to_string(stderr_file).unwrap_or_default();
+        let tail: String = text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        bail!("failed ({status}): {tail}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -154,6 +178,22 @@ mod tests {
         assert_eq!(&x[lead..lead + 3], &[0.5; 3]);
         assert!(x[lead + 3..lead + 19].iter().all(|&s| s == 0.0));
         assert_eq!(&x[lead + 19..lead + 21], &[-0.5; 2]);
+    }
+
+    #[test]
+    fn a_child_is_bounded_and_its_failure_names_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = dir.path().join("err.txt");
+        let mut sh = Command::new("sh");
+        sh.args(["-c", "echo no model here >&2; exit 3"]);
+        let e = run_bounded(sh, &err, Duration::from_secs(10)).unwrap_err().to_string();
+        assert!(e.contains("no model here") && e.contains('3'), "{e}");
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("30");
+        let t = Instant::now();
+        let e = run_bounded(sleeper, &err, Duration::from_millis(300)).unwrap_err().to_string();
+        assert!(e.contains("killed") && t.elapsed() < Duration::from_secs(10), "{e}");
+        assert!(run_bounded(Command::new("true"), &err, Duration::from_secs(10)).is_ok());
     }
 
     #[test]

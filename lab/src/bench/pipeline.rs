@@ -441,6 +441,9 @@ pub fn run(cfg: &Config, config_path: Option<&Path>, args: &PipelineBenchArgs) -
     if !(args.live_gap_s.is_finite() && (1.0..=60.0).contains(&args.live_gap_s)) {
         bail!("--live-gap-s must be within 1..60 s");
     }
+    if args.latencies_ms.is_empty() {
+        bail!("--latencies-ms needs at least one latency");
+    }
     if args.live && args.skip_voices {
         bail!("--live runs the voice fixtures: drop --skip-voices");
     }
