@@ -42,7 +42,8 @@ use speaker::Speaker;
 const MAX_QUEUED_UTTERANCES: usize = 4;
 
 /// Most turns [`TurnLog`] keeps; later ones are counted, not kept (a daemon that runs for
-/// months with `--report-json` must not grow without bound: 100,000 entries ≈ 20 MB).
+/// months with `--report-json` must not grow without bound: 100,000 entries ≈ 10 MB in memory,
+/// ≈ 30 MB of JSON).
 const MAX_LOGGED_TURNS: usize = 100_000;
 
 pub use active_turn::TurnSummary;

@@ -73,7 +73,8 @@ pub struct PipelineBenchArgs {
     #[arg(long)]
     pub skip_voices: bool,
     /// Also run the voice fixtures through `firstword run` on simulated devices (the live
-    /// path, real-time pace: about (1 + 13 × 10) s per latency with the default gap).
+    /// path at real-time pace: about 2 minutes per latency with the default gap), always
+    /// against the scripted cloud (`--cloud` applies to the replayed rows).
     #[arg(long)]
     pub live: bool,
     /// Silence after each question in the live run's input (s): the reply must end before
@@ -608,8 +609,9 @@ mod tests {
         assert_eq!(g.voice_to_voice_p50_le_200ms, Some(true), "the Piper rows are judged apart");
         // One wrong word in five is 20 points; a live run without turns is not measured.
         let v = VoicesReport { wer: wer("why is the sky green"), live: Some(vec![live(None)]), ..v };
-        assert_eq!((g.voices_live_v2v_p50_le_200ms, goals(&[], None, Some(&v)).voices_live_v2v_p50_le_200ms), (Some(true), None));
-        assert_eq!(goals(&[], None, Some(&v)).wer_gap_le_2_points, Some(false));
+        let g = goals(&[], None, Some(&v));
+        assert_eq!(g.voices_live_v2v_p50_le_200ms, None);
+        assert_eq!(g.wer_gap_le_2_points, Some(false));
         assert_eq!(goals(&[], None, None).voices_replay_v2v_p50_le_200ms, None);
     }
 
