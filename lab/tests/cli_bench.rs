@@ -1,6 +1,7 @@
 //! The lab's benchmarks end to end: `bench lm --json` on a random-weight μLM (the report's
 //! keys and their order of magnitude, not its timings: those are the benchmark's figures) and
-//! `bench pipeline` over two spoken fixture questions in its μLM and cloud-only modes.
+//! `bench pipeline` over two spoken fixture questions in its μLM and cloud-only modes, and the
+//! voice fixtures against whole-file ASR.
 
 mod common;
 
@@ -105,6 +106,21 @@ fn bench_pipeline_measures_the_mulm_and_the_cloud_only_baseline() {
             }
         }
     }
+    // The voice fixtures (not the Piper voice): replayed once per latency, and scored against
+    // whole-file ASR; no live run was asked for, so its goal is not measured.
+    let voices = &v["voices"];
+    let n = voices["fixtures"].as_u64().unwrap();
+    assert!(n >= 10, "{voices}");
+    let replay = voices["replay"].as_array().unwrap();
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0]["mode"], "mulm_voices");
+    assert_eq!(replay[0]["turns"].as_array().unwrap().len() as u64, n);
+    let wer = &voices["wer"];
+    let (p, w) = (wer["pipeline_mean_wer"].as_f64().unwrap(), wer["whole_file_mean_wer"].as_f64().unwrap());
+    assert!((wer["gap_points"].as_f64().unwrap() - 100.0 * (p - w)).abs() < 1e-9, "{wer}");
+    assert!(w < 0.5, "whole-file ASR hears these fixtures: {wer}");
+    assert!(voices["live"].is_null() && v["goals"]["voices_live_v2v_p50_le_200ms"].is_null(), "{}", v["goals"]);
+    assert!(v["goals"]["wer_gap_le_2_points"].is_boolean(), "{}", v["goals"]);
     assert!(v["goals"]["speedup_at_2s"].is_null(), "no 2 s row was run");
     // Not measured reads null, never "met" or "not met" (issue 17 §6).
     assert!(v["goals"]["speedup_at_2s_ge_5x"].is_null(), "{}", v["goals"]);
