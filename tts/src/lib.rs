@@ -26,4 +26,4 @@ mod synth;
 pub use config::{TtsConfig, DEFAULT_ONNXRUNTIME_LIB, DEFAULT_VOICE_ONNX};
 pub use error::TtsError;
 pub use pcm::{Pcm, TRIM_KEEP_MS, TRIM_THRESHOLD};
-pub use synth::{Phrase, Tts};
+pub use synth::{Phrase, Tts, MAX_KEPT_CLAUSES};

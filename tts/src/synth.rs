@@ -38,7 +38,13 @@ pub struct Tts {
     rate_hz: u32,
     noise_scale: f32,
     noise_w: f32,
+    /// Clauses synthesized ahead of time ([`Tts::keep_phrases`]): phonemes → audio, before
+    /// any clause or sentence silence. At most [`MAX_KEPT_CLAUSES`].
+    kept: Vec<(String, Pcm)>,
 }
+
+/// Most clauses [`Tts::keep_phrases`] keeps (a few seconds of audio each, ≈ 100 KB).
+pub const MAX_KEPT_CLAUSES: usize = 32;
 
 impl std::fmt::Debug for Tts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,8 +72,15 @@ impl Tts {
         let rate_hz = model_config.audio.sample_rate;
         let noise_scale = cfg.noise_scale.unwrap_or(model_config.inference.noise_scale);
         let noise_w = cfg.noise_w.unwrap_or(model_config.inference.noise_w);
-        let mut tts =
-            Tts { piper: Piper::from_session(session, model_config), phonemizer, cfg: cfg.clone(), rate_hz, noise_scale, noise_w };
+        let mut tts = Tts {
+            piper: Piper::from_session(session, model_config),
+            phonemizer,
+            cfg: cfg.clone(),
+            rate_hz,
+            noise_scale,
+            noise_w,
+            kept: Vec::new(),
+        };
 
         // Warm-up: initializes espeak-ng (surfacing a missing data directory
         // here rather than mid-conversation) and onnxruntime's lazy kernels.
@@ -86,6 +99,26 @@ impl Tts {
     /// The configuration this voice was loaded with.
     pub fn config(&self) -> &TtsConfig {
         &self.cfg
+    }
+
+    /// Synthesizes the clauses of `texts` now and keeps their audio, so that speaking them
+    /// later costs no inference: for the fixed lines a turn may say at once (the gate's
+    /// bridges, the filler, the fallback), whose first audio is then ready as soon as they
+    /// are chosen. A kept clause always sounds the same (Piper samples its noise once).
+    /// Clauses beyond [`MAX_KEPT_CLAUSES`] are not kept. Returns how many clauses are kept
+    /// in all. Errors: as [`Tts::synthesize`].
+    pub fn keep_phrases<S: AsRef<str>>(&mut self, texts: &[S]) -> Result<usize, TtsError> {
+        for text in texts {
+            for clause in split_clauses(text.as_ref()) {
+                let Some(phonemes) = self.phonemizer.phonemes(&clause)? else { continue };
+                if self.kept.len() >= MAX_KEPT_CLAUSES || self.kept.iter().any(|(p, _)| *p == phonemes) {
+                    continue;
+                }
+                let pcm = self.infer(&phonemes)?;
+                self.kept.push((phonemes, pcm));
+            }
+        }
+        Ok(self.kept.len())
     }
 
     /// Speaks `text` (plain text; run Markdown through
@@ -129,7 +162,10 @@ impl Tts {
         }
         let n = spoken.len();
         for (i, (clause, phonemes)) in spoken.into_iter().enumerate() {
-            let mut pcm = self.infer(&phonemes)?;
+            let mut pcm = match self.kept.iter().find(|(p, _)| *p == phonemes) {
+                Some((_, pcm)) => pcm.clone(),
+                None => self.infer(&phonemes)?,
+            };
             if i + 1 < n {
                 let gap = if clause.sentence_end { self.cfg.sentence_silence_ms } else { self.cfg.clause_silence_ms };
                 pcm.push_silence_ms(gap);

@@ -166,3 +166,35 @@ fn any_text_is_safe() {
     .unwrap();
     assert!(count >= 2, "{count} phrases for {} bytes", long.len());
 }
+
+#[test]
+fn kept_phrases_are_spoken_from_memory_as_synthesized() {
+    // Its own voice: keeping phrases changes what the shared one would say.
+    let Some(cfg) = common::config() else { return };
+    let mut tts = Tts::load(&cfg).unwrap();
+    // Piper samples noise on every inference, so the same text twice differs...
+    let (a, b) = (tts.synthesize("Let me think.").unwrap(), tts.synthesize("Let me think.").unwrap());
+    assert_ne!(a.samples, b.samples, "Piper's output no longer varies: this test cannot tell kept audio from new");
+    // ...and once kept, every later request plays the kept audio.
+    assert_eq!(tts.keep_phrases(&["Let me think.", "Sure, go on."]).unwrap(), 3);
+    let kept = tts.synthesize("Let me think.").unwrap();
+    assert_eq!(kept.samples, tts.synthesize("Let me think.").unwrap().samples);
+    assert!(rms(&kept.samples) > 0.02 && kept.duration_ms() > 300.0, "{} ms", kept.duration_ms());
+    // A text made of kept clauses is those clauses, with the usual clause silence between.
+    let sure = tts.synthesize("Sure, go on.").unwrap();
+    let first: Vec<Pcm> = {
+        let mut v = Vec::new();
+        tts.synthesize_phrases("Sure, go on.", |p| {
+            v.push(p.pcm);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        v
+    };
+    assert_eq!(first.len(), 2);
+    assert_eq!(sure.samples, [first[0].samples.clone(), first[1].samples.clone()].concat());
+    // Keeping again adds nothing, and the store is bounded.
+    assert_eq!(tts.keep_phrases(&["Let me think."]).unwrap(), 3);
+    let many: Vec<String> = (0..40).map(|i| format!("Number {i}.")).collect();
+    assert_eq!(tts.keep_phrases(&many).unwrap(), tts::MAX_KEPT_CLAUSES);
+}

@@ -67,6 +67,12 @@ impl Models {
             harm,
         };
         m.warm_up()?;
+        // The lines a turn may say the moment it decides to (the gate's bridges, the filler)
+        // are synthesized now: most turns of the shipped μLM open with a bridge, whose first
+        // audio is then ready at once instead of one Piper inference later.
+        let lines: Vec<String> =
+            cfg.gate.bridges.iter().chain(std::iter::once(&cfg.turn.filler_text)).map(|t| tts::normalize::for_speech(t)).collect();
+        m.voice.keep_phrases(&lines).context("synthesizing the bridges and the filler ahead")?;
         Ok(m)
     }
 
