@@ -102,9 +102,9 @@ impl Tts {
     }
 
     /// Synthesizes the clauses of `texts` now and keeps their audio, so that speaking them
-    /// later costs no inference: for the fixed lines a turn may say at once (the gate's
-    /// bridges, the filler, the fallback), whose first audio is then ready as soon as they
-    /// are chosen. A kept clause always sounds the same (Piper samples its noise once).
+    /// later costs no inference: for the fixed lines a turn may say at once (the daemon
+    /// keeps the gate's bridges and the filler), whose first audio is then ready as soon as
+    /// they are chosen. A kept clause always sounds the same (Piper samples its noise once).
     /// Clauses beyond [`MAX_KEPT_CLAUSES`] are not kept. Returns how many clauses are kept
     /// in all. Errors: as [`Tts::synthesize`].
     pub fn keep_phrases<S: AsRef<str>>(&mut self, texts: &[S]) -> Result<usize, TtsError> {
