@@ -7,26 +7,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use daemon::config::Config;
 use daemon::replay::{self, ReplayOptions};
-
-/// One `[[fixture]]` of `voices.toml` (only what this measure reads).
-#[derive(Debug, Deserialize)]
-struct VoiceFixture {
-    id: String,
-    text: String,
-    #[serde(default)]
-    pause_after: Option<u32>,
-    #[serde(default)]
-    rest: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct VoiceFile {
-    fixture: Vec<VoiceFixture>,
-}
 
 /// One paused utterance's outcome.
 #[derive(Debug, Serialize)]
@@ -61,14 +45,13 @@ fn content_words(text: &str) -> Vec<String> {
 /// Replays every fixture of `voices_toml` that has a pause (its WAV `<id>.wav` beside it).
 /// Errors: an unreadable list or WAV, or a replay that fails.
 pub fn run(cfg: &Config, voices_toml: &Path) -> Result<PausedSummary> {
-    let text = std::fs::read_to_string(voices_toml).with_context(|| format!("reading {}", voices_toml.display()))?;
-    let file: VoiceFile = toml::from_str(&text).with_context(|| format!("parsing {}", voices_toml.display()))?;
+    let fixtures = super::voices::read_fixtures(voices_toml)?;
     let dir = voices_toml.parent().unwrap_or(Path::new("."));
     let mut cfg = cfg.clone();
     // Only the transcripts matter here: keep the cloud's part short.
     cfg.cloud.max_tokens = cfg.cloud.max_tokens.min(8);
     let mut results = Vec::new();
-    for f in file.fixture {
+    for f in fixtures {
         let (Some(pause_ms), Some(rest)) = (f.pause_after, f.rest.as_deref()) else {
             continue;
         };

@@ -20,18 +20,29 @@ use super::pipeline::Question;
 /// The scripted cloud's continuation for every voice fixture.
 pub const GENERIC_REPLY: &str = "is a good question, and here is a short answer to it.";
 
-/// One `[[fixture]]` of `voices.toml` (only what these measures read).
+/// One `[[fixture]]` of `voices.toml` (only what the benchmarks read).
 #[derive(Debug, Deserialize)]
-struct VoiceFixture {
-    id: String,
-    text: String,
+pub struct VoiceFixture {
+    pub id: String,
+    pub text: String,
+    /// Silence inside the sentence (ms), for the paused-utterance measure.
     #[serde(default)]
-    pause_after: Option<u32>,
+    pub pause_after: Option<u32>,
+    /// What is said after that pause.
+    #[serde(default)]
+    pub rest: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct VoiceFile {
     fixture: Vec<VoiceFixture>,
+}
+
+/// The `[[fixture]]` entries of `voices_toml`. Errors: an unreadable or malformed list.
+pub fn read_fixtures(voices_toml: &Path) -> Result<Vec<VoiceFixture>> {
+    let text = std::fs::read_to_string(voices_toml).with_context(|| format!("reading {}", voices_toml.display()))?;
+    let file: VoiceFile = toml::from_str(&text).with_context(|| format!("parsing {}", voices_toml.display()))?;
+    Ok(file.fixture)
 }
 
 /// The single-utterance fixtures of `voices_toml` (those without `pause_after`), each as a
@@ -40,11 +51,10 @@ struct VoiceFile {
 ///
 /// Errors: an unreadable or malformed list, no single-utterance fixture, an unreadable WAV.
 pub fn load(voices_toml: &Path) -> Result<Vec<(Question, Vec<f32>)>> {
-    let text = std::fs::read_to_string(voices_toml).with_context(|| format!("reading {}", voices_toml.display()))?;
-    let file: VoiceFile = toml::from_str(&text).with_context(|| format!("parsing {}", voices_toml.display()))?;
+    let fixtures = read_fixtures(voices_toml)?;
     let dir = voices_toml.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
-    for f in file.fixture.into_iter().filter(|f| f.pause_after.is_none()) {
+    for f in fixtures.into_iter().filter(|f| f.pause_after.is_none()) {
         let wav = dir.join(format!("{}.wav", f.id));
         let input = audio::load_wav_16k_mono(&wav).with_context(|| format!("voice fixture {}", f.id))?;
         // An empty keyword matches every request.
