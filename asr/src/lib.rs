@@ -27,6 +27,9 @@ pub enum AsrError {
     BadInput(String),
     #[error("whisper.cpp failed: {0}")]
     Whisper(String),
+    /// The caller's stop condition ([`Asr::transcribe_unless`]) turned true mid-run.
+    #[error("transcription cancelled")]
+    Cancelled,
     /// A value of the `[asr]` table out of range: `key` is its TOML key.
     #[error("{key}{problem}")]
     Setting { key: String, problem: String },

@@ -113,6 +113,24 @@ impl Asr {
     ///
     /// Errors: as [`Asr::transcribe`].
     pub fn transcribe_prompted(&mut self, samples: &[f32], prompt: Option<&str>) -> Result<Transcript, AsrError> {
+        self.run(samples, prompt, None)
+    }
+
+    /// [`Asr::transcribe`] that gives up as soon as `cancelled()` returns true: whisper.cpp
+    /// asks between the operations of its encoder and decoder graphs (well under a
+    /// millisecond apart), so a speculative run whose audio went stale (the user spoke on)
+    /// frees the cores at once instead of finishing.
+    ///
+    /// Errors: as [`Asr::transcribe`], and [`AsrError::Cancelled`] when it gave up.
+    pub fn transcribe_unless(
+        &mut self,
+        samples: &[f32],
+        cancelled: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Result<Transcript, AsrError> {
+        self.run(samples, None, Some(std::sync::Arc::new(cancelled)))
+    }
+
+    fn run(&mut self, samples: &[f32], prompt: Option<&str>, cancelled: Option<StopFn>) -> Result<Transcript, AsrError> {
         if samples.is_empty() {
             return Err(AsrError::BadInput("no samples".into()));
         }
@@ -143,8 +161,24 @@ impl Asr {
         if let Some(p) = prompt {
             params.set_initial_prompt(p);
         }
+        if let Some(c) = &cancelled {
+            // whisper-rs 0.16's `set_abort_callback_safe` hands whisper.cpp a pointer of the
+            // wrong type (a crash on the first call), so the raw callback is used: its user
+            // data points at `cancelled`, which outlives the `full` call below, the only time
+            // whisper.cpp calls it.
+            // SAFETY: `ask_stop` matches whisper.cpp's abort-callback signature and reads
+            // the data pointer as the `StopFn` it is, borrowed across `full`.
+            unsafe {
+                params.set_abort_callback(Some(ask_stop));
+                params.set_abort_callback_user_data(c as *const StopFn as *mut std::ffi::c_void);
+            }
+        }
         let t0 = Instant::now();
-        self.state.full(params, samples).map_err(|e| AsrError::Whisper(e.to_string()))?;
+        let ran = self.state.full(params, samples);
+        if cancelled.is_some_and(|c| c()) {
+            return Err(AsrError::Cancelled);
+        }
+        ran.map_err(|e| AsrError::Whisper(e.to_string()))?;
         let total_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let mut segments = Vec::new();
         for seg in self.state.as_iter() {
@@ -160,6 +194,16 @@ impl Asr {
         let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
         Ok(Transcript { text, segments, timings: AsrTimings { audio_ms, total_ms, rtf: total_ms / audio_ms, audio_ctx } })
     }
+}
+
+/// A caller's stop condition for a run ([`Asr::transcribe_unless`]).
+type StopFn = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// whisper.cpp's abort callback: true stops the run between two graph operations.
+unsafe extern "C" fn ask_stop(data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `data` is the `&StopFn` that `Asr::run` set for this `full` call (see there).
+    let stop = unsafe { &*(data as *const StopFn) };
+    stop()
 }
 
 /// Encoder frames for `n_samples` of 16 kHz audio under [`AudioCtx::Auto`].

@@ -87,3 +87,28 @@ fn bad_input_and_bad_models_are_errors() {
     assert!(matches!(e, AsrError::ModelInvalid { .. }), "{e}");
     assert!(e.to_string().contains("junk.bin"));
 }
+
+/// A run whose stop condition turns true gives up mid-run with `Cancelled` (whisper.cpp
+/// asked many times, not once at the end); one that is never stopped transcribes as
+/// `transcribe` does, and the recognizer is unharmed by a cancelled run.
+#[test]
+fn a_cancelled_run_gives_up_midway_and_leaves_the_recognizer_working() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some(path) = asset("fixtures/audio/fetched/jfk.wav") else { return };
+    let x = audio::load_wav_16k_mono(&path).unwrap();
+    with_asr(|a| {
+        let plain = a.transcribe(&x).unwrap().text;
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        let r = a.transcribe_unless(&x, move || counter.fetch_add(1, Ordering::Relaxed) >= 20);
+        assert!(matches!(r, Err(AsrError::Cancelled)), "{r:?}");
+        // It asked 21 times before the answer turned to yes, and stopped there (a question
+        // or two after, at most, and the check that classifies the error).
+        let n = asked.load(Ordering::Relaxed);
+        assert!((22..=24).contains(&n), "asked {n} times");
+        assert_eq!(a.transcribe_unless(&x, || false).unwrap().text, plain);
+        assert!(matches!(a.transcribe_unless(&x, || true), Err(AsrError::Cancelled)));
+        assert_eq!(a.transcribe(&x).unwrap().text, plain);
+    });
+}

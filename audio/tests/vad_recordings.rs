@@ -122,8 +122,10 @@ fn a_pause_judged_unfinished_keeps_the_sentence_one_utterance() {
     assert_eq!(judged.len(), 1, "{judged:?}");
     let u = &judged[0];
     assert!(!pauses.is_empty(), "the pause was never judged");
-    // The whole first part was handed over at the pause: at least the first utterance above.
-    assert!(pauses[0] as f64 >= (fixed[0].last_voiced_ms - fixed[0].start_ms) * 16.0, "{pauses:?}");
+    // The whole first part was handed over at the mid-sentence pause: at least the first
+    // utterance above (a 32 ms dip inside a word may raise an earlier, shorter pause).
+    let first_part = (fixed[0].last_voiced_ms - fixed[0].start_ms) * 16.0;
+    assert!(pauses.iter().any(|&p| p as f64 >= first_part && (p as f64) < first_part + 16.0 * 1_000.0), "{pauses:?}");
     assert!((u.start_ms - fixed[0].start_ms).abs() < 1.0 && (u.last_voiced_ms - fixed[1].last_voiced_ms).abs() < 1.0, "{u:?} vs {fixed:?}");
     assert_eq!(u.confirmed_ms, u.start_ms + f64::from(cfg.min_speech_ms));
     assert_eq!(u.judged, Some("unfinished"), "the last pause judged is kept");

@@ -114,6 +114,24 @@ pub fn mulm_history(cfg: &Config, mulm: &Mulm, conv: &Conversation, question: &s
     Ok((conv.mulm_turns(k, question), k))
 }
 
+/// Runs the μLM prompt of the conversation so far into its kept KV cache ([`Mulm::warm`]),
+/// so that the next question's opener prefills only the question: done while the device
+/// waits, it takes the history's prefill (≈ 0.15 ms a token on two cores) off the next
+/// voice-to-voice. Returns the tokens run (0 for an empty conversation).
+///
+/// Errors: counting or running the history's tokens failed.
+pub fn warm_mulm(cfg: &Config, mulm: &Mulm, conv: &Conversation) -> Result<usize> {
+    if conv.is_empty() || !cfg.turn.local_opener {
+        return Ok(0);
+    }
+    let (mut turns, _) = mulm_history(cfg, mulm, conv, "")?;
+    turns.pop(); // the empty question stands for the next one
+    if turns.is_empty() {
+        return Ok(0);
+    }
+    mulm.warm(&turns).context("running the conversation into the μLM's cache")
+}
+
 /// The turn's deadlines from the config: `[cloud] first_delta_timeout_ms`,
 /// `[turn] cloud_stall_ms` and [`TURN_WALL_LIMIT`].
 pub fn deadlines(cfg: &Config) -> Deadlines {

@@ -10,27 +10,78 @@ use crate::sampler::{log_prob, Sampler, SamplingParams};
 use crate::tokenizer::{ChatTokenizer, TextStream};
 
 /// Decoding state for one model: KV cache and sampler. Reusing a `Decoder` across requests
-/// keeps the cache buffers allocated (call [`Decoder::reset`] between prompts).
+/// keeps the cache buffers allocated (call [`Decoder::reset`] between prompts, or
+/// [`Decoder::rewind_to_prefix`] to keep what a new prompt shares with the cached one).
 #[derive(Debug)]
 pub struct Decoder<'m> {
     model: &'m Model,
-    cache: Cache,
+    kv: KvState,
     sampler: Sampler,
     /// Log-probability of the last sampled token under the model (see [`Decoder::last_logprob`]).
     last_logprob: f32,
 }
 
+/// A KV cache with the tokens it holds, kept between decoders of the same model (a
+/// conversation's prompt prefix: the next turn's prompt starts with the previous one).
+#[derive(Debug)]
+pub struct KvState {
+    cache: Cache,
+    /// The tokens whose keys and values are in `cache`, in order (`cache.len()` of them).
+    tokens: Vec<u32>,
+}
+
+impl KvState {
+    /// An empty cache for `model` (`[1, g, max_seq_len, hd]` per layer for K and V).
+    pub fn new(model: &Model) -> Result<KvState> {
+        Ok(KvState { cache: model.new_cache()?, tokens: Vec::new() })
+    }
+
+    /// The tokens in the cache.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+}
+
 impl<'m> Decoder<'m> {
     /// New decoder with its own cache (`[1, g, max_seq_len, hd]` per layer for K and V).
     pub fn new(model: &'m Model, sampling: SamplingParams) -> Result<Decoder<'m>> {
-        Ok(Decoder { model, cache: model.new_cache()?, sampler: Sampler::new(sampling)?, last_logprob: 0.0 })
+        Self::resume(model, KvState::new(model)?, sampling)
+    }
+
+    /// A decoder over a cache an earlier decoder of the same `model` left
+    /// ([`Decoder::into_kv`]). A cache of another shape (another model) is an error.
+    pub fn resume(model: &'m Model, kv: KvState, sampling: SamplingParams) -> Result<Decoder<'m>> {
+        if kv.cache.max_seq_len() != model.config().max_seq_len || kv.cache.layers() != model.config().layers {
+            return Err(LmError::InvalidArgument("the KV cache was made for another model".into()));
+        }
+        Ok(Decoder { model, kv, sampler: Sampler::new(sampling)?, last_logprob: 0.0 })
+    }
+
+    /// The cache and the tokens in it, for a later [`Decoder::resume`].
+    pub fn into_kv(self) -> KvState {
+        self.kv
     }
 
     /// Forget the previous prompt (buffers stay allocated) and reseed the sampler.
     pub fn reset(&mut self, sampling: SamplingParams) -> Result<()> {
-        self.cache.reset();
+        self.kv.cache.reset();
+        self.kv.tokens.clear();
         self.sampler = Sampler::new(sampling)?;
         Ok(())
+    }
+
+    /// Keeps the longest start of the cache that `prompt` shares, but at least one token of
+    /// `prompt` short (its last token's logits are needed), reseeds the sampler, and returns
+    /// how many tokens were kept: prefill `prompt[kept..]` next. A causal model's keys and
+    /// values for a token depend only on the tokens before it, so the kept ones are what a
+    /// full prefill would compute (up to float rounding of the batch shape).
+    pub fn rewind_to_prefix(&mut self, prompt: &[u32], sampling: SamplingParams) -> Result<usize> {
+        let shared = self.kv.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let kept = shared.min(prompt.len().saturating_sub(1));
+        self.kv.cache.truncate(kept);
+        self.kv.tokens.truncate(kept);
+        self.sampler = Sampler::new(sampling)?;
+        Ok(kept)
     }
 
     /// The model being decoded.
@@ -40,23 +91,25 @@ impl<'m> Decoder<'m> {
 
     /// Tokens in the cache (prompt + fed tokens).
     pub fn position(&self) -> usize {
-        self.cache.len()
+        self.kv.cache.len()
     }
 
     /// Room left in the context window (tokens).
     pub fn remaining(&self) -> usize {
-        self.model.config().max_seq_len.saturating_sub(self.cache.len())
+        self.model.config().max_seq_len.saturating_sub(self.kv.cache.len())
     }
 
     /// Run the prompt (appended after whatever is cached) and sample the first new token.
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
-        let logits = self.model.forward(prompt, &mut self.cache, false)?;
+        let logits = self.model.forward(prompt, &mut self.kv.cache, false)?;
+        self.kv.tokens.extend_from_slice(prompt);
         self.pick(&logits)
     }
 
     /// Feed the token just produced and sample the next one.
     pub fn step(&mut self, token: u32) -> Result<u32> {
-        let logits = self.model.forward(&[token], &mut self.cache, false)?;
+        let logits = self.model.forward(&[token], &mut self.kv.cache, false)?;
+        self.kv.tokens.push(token);
         self.pick(&logits)
     }
 

@@ -54,7 +54,7 @@ pub mod weights;
 
 pub use candle_core::quantized::GgmlDType;
 pub use config::{ModelConfig, Preset};
-pub use decode::{generate, Decoder, Generation, StopReason};
+pub use decode::{generate, Decoder, Generation, KvState, StopReason};
 pub use error::{LmError, Result};
 pub use gguf_export::{export_gguf, ExportType};
 pub use load::{load_dir, load_gguf, load_safetensors};

@@ -144,6 +144,14 @@ impl Cache {
     pub fn reset(&mut self) {
         self.len = 0;
     }
+    /// Positions the buffers hold.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+    /// Layers the cache is for.
+    pub fn layers(&self) -> usize {
+        self.k.len()
+    }
     /// Roll back to `len` tokens (e.g. to reuse a shared prompt prefix).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);

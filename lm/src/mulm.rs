@@ -9,6 +9,10 @@ pub struct Mulm {
     model: crate::Model,
     tok: crate::ChatTokenizer,
     mulm: crate::MulmFile,
+    /// The openers' KV cache and the prompt in it, kept between turns so that a
+    /// conversation's next opener prefills only its new turns. Taken for the length of a
+    /// call; a call that finds it taken (another thread) uses a fresh cache.
+    kv: std::sync::Mutex<Option<crate::KvState>>,
 }
 
 /// An opener and whether it ended the answer (end of turn) rather than at the word budget.
@@ -30,7 +34,34 @@ impl Mulm {
     pub fn load(cfg: &LmSection) -> Result<Self> {
         crate::configure_candle_threads(cfg.threads);
         let m = crate::checkpoint::load_checkpoint(&cfg.model_dir, cfg.quant, cfg.threads)?;
-        Ok(Self { model: m.model, tok: m.tok, mulm: m.mulm })
+        Ok(Self { model: m.model, tok: m.tok, mulm: m.mulm, kv: std::sync::Mutex::new(None) })
+    }
+
+    /// An opener engine over the kept KV cache (or a fresh one when another call holds it).
+    fn engine(&self) -> Result<crate::OpenerEngine<'_>> {
+        let kept = self.kv.try_lock().ok().and_then(|mut k| k.take());
+        match kept {
+            Some(kv) => crate::OpenerEngine::resume(&self.model, &self.tok, kv),
+            None => crate::OpenerEngine::new(&self.model, &self.tok),
+        }
+    }
+
+    /// Keeps `engine`'s cache for the next call.
+    fn keep(&self, engine: crate::OpenerEngine<'_>) {
+        if let Ok(mut k) = self.kv.try_lock() {
+            *k = Some(engine.into_kv());
+        }
+    }
+
+    /// Runs the prompt of `history` (a conversation's earlier turns) into the kept KV cache,
+    /// so that the next opener after them prefills only the new question: for the time the
+    /// device waits for the user. Returns the tokens run now (0 when they were cached).
+    /// Errors: an empty history, a tokenizer or model failure.
+    pub fn warm(&self, history: &[crate::ChatMessage]) -> Result<usize> {
+        let mut engine = self.engine()?;
+        let ran = engine.warm(history);
+        self.keep(engine);
+        ran
     }
 
     /// The opener for `query`: the first `words` words (or fewer at end of turn).
@@ -42,7 +73,10 @@ impl Mulm {
     /// the model's chat template). The caller keeps the history within
     /// [`Mulm::history_budget`]; beyond the context, the oldest messages would be dropped.
     pub fn opener_in(&self, history: &[crate::ChatMessage], words: usize) -> Result<OpenerText> {
-        let o = crate::opener(&self.model, &self.tok, crate::OpenerInput::History(history), Some(words), |_, _| {})?;
+        let mut engine = self.engine()?;
+        let o = engine.opener(crate::OpenerInput::History(history), Some(words), |_, _| {});
+        self.keep(engine);
+        let o = o?;
         Ok(OpenerText {
             complete: o.stop == crate::StopReason::EndOfTurn,
             text: o.text.trim().to_string(),

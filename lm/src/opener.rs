@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::decode::{ms, Decoder, StopReason};
+use crate::decode::{ms, Decoder, KvState, StopReason};
 use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::mulm_file::OpenerSettings;
@@ -169,7 +169,9 @@ pub struct Opener {
     pub timings: OpenerTimings,
 }
 
-/// Holds a model, its tokenizer and a reusable decoder (KV cache stays allocated between calls).
+/// Holds a model, its tokenizer and a reusable decoder (KV cache stays allocated between
+/// calls, and a prompt that starts like the previous one prefills only what differs: a
+/// conversation's next opener runs only the new turns).
 #[derive(Debug)]
 pub struct OpenerEngine<'m> {
     tok: &'m ChatTokenizer,
@@ -183,11 +185,40 @@ pub struct OpenerEngine<'m> {
 impl<'m> OpenerEngine<'m> {
     /// Engine with mulm.json's opener settings and greedy decoding.
     pub fn new(model: &'m Model, tok: &'m ChatTokenizer) -> Result<OpenerEngine<'m>> {
+        Self::resume(model, tok, KvState::new(model)?)
+    }
+
+    /// [`OpenerEngine::new`] over a cache an earlier engine or decoder of `model` left
+    /// ([`OpenerEngine::into_kv`]). Errors: a cache made for another model.
+    pub fn resume(model: &'m Model, tok: &'m ChatTokenizer, kv: KvState) -> Result<OpenerEngine<'m>> {
         Ok(OpenerEngine {
             tok,
-            decoder: Decoder::new(model, SamplingParams::default())?,
+            decoder: Decoder::resume(model, kv, SamplingParams::default())?,
             settings: tok.mulm().opener.clone(),
             sampling: SamplingParams::default(),
+        })
+    }
+
+    /// The KV cache and the tokens in it (the last prompt and the opener fed after it).
+    pub fn into_kv(self) -> KvState {
+        self.decoder.into_kv()
+    }
+
+    /// Runs `history`'s prompt into the cache without writing an opener, so that the next
+    /// opener whose prompt starts the same way prefills only the rest (a conversation's
+    /// earlier turns, run while the device waits for the next question). Returns the
+    /// tokens prefilled now. Errors: an empty history, a tokenizer or model failure.
+    pub fn warm(&mut self, history: &[ChatMessage]) -> Result<usize> {
+        if history.is_empty() {
+            return Err(LmError::InvalidArgument("empty history".into()));
+        }
+        let max_seq = self.decoder.model().config().max_seq_len;
+        let prompt = self.tok.encode_chat(history, max_seq.saturating_sub(self.settings.max_new_tokens.max(1)))?;
+        let model = self.decoder.model();
+        model.install(|| {
+            let kept = self.decoder.rewind_to_prefix(&prompt.ids, self.sampling.clone())?;
+            self.decoder.prefill(&prompt.ids[kept..])?;
+            Ok(prompt.ids.len() - kept)
         })
     }
 
@@ -232,8 +263,8 @@ impl<'m> OpenerEngine<'m> {
             return Ok(self.fallback(prompt.ids.len(), t0, &mut on_word));
         }
 
-        self.decoder.reset(self.sampling.clone())?;
-        let mut next = self.decoder.prefill(&prompt.ids)?;
+        let kept = self.decoder.rewind_to_prefix(&prompt.ids, self.sampling.clone())?;
+        let mut next = self.decoder.prefill(&prompt.ids[kept..])?;
         let prefill_ms = ms(t0);
         let mut first_token_ms = 0.0;
         let mut stream = TextStream::new();

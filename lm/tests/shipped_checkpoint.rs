@@ -6,6 +6,8 @@
 //! Runs when `models/mulm/parity.json` and `model.gguf` exist; otherwise testkit's rule
 //! (skip with a message, or fail when models are required).
 
+mod common;
+
 use std::path::PathBuf;
 
 use lm::{ChatMessage, ChatTokenizer, Role};
@@ -52,4 +54,48 @@ fn shipped_q8_0_gguf_keeps_pytorch_greedy_choices() {
         assert!(drift < 0.25, "{}: max |Δlogit| {drift} vs PyTorch f32", c["name"]);
         eprintln!("{}: same greedy token, max |Δlogit| {drift:.4}", c["name"]);
     }
+}
+
+/// A conversation's openers from the kept KV cache (only the new turns prefilled) are the
+/// openers a fresh cache writes: same tokens, log-probabilities within float rounding.
+#[test]
+fn openers_from_the_kept_cache_equal_fresh_ones() {
+    let Some(dir) = shipped_dir() else { return };
+    let (model, mulm) = lm::load_dir(&dir).unwrap();
+    let tok = ChatTokenizer::from_file(&dir.join("tokenizer.json"), &mulm).unwrap();
+    let turn1 = [ChatMessage::user("Why is the sky blue?")];
+    let turn2 = [
+        ChatMessage::user("Why is the sky blue?"),
+        ChatMessage::assistant("Sunlight scatters off the air, and blue scatters most."),
+        ChatMessage::user("And why are sunsets red?"),
+    ];
+    let fresh =
+        |h: &[ChatMessage]| lm::OpenerEngine::new(&model, &tok).unwrap().opener(lm::OpenerInput::History(h), Some(8), |_, _| {}).unwrap();
+    let mut kept = lm::OpenerEngine::new(&model, &tok).unwrap();
+    let a1 = kept.opener(lm::OpenerInput::History(&turn1), Some(8), |_, _| {}).unwrap();
+    // The second prompt starts with the first one: only the rest is prefilled.
+    let before = kept.into_kv();
+    let shared = before.tokens().len();
+    assert!(shared > a1.prompt_tokens, "the opener's own tokens are cached too");
+    let mut kept = lm::OpenerEngine::resume(&model, &tok, before).unwrap();
+    let a2 = kept.opener(lm::OpenerInput::History(&turn2), Some(8), |_, _| {}).unwrap();
+    for (got, h) in [(&a1, &turn1[..]), (&a2, &turn2[..])] {
+        let want = fresh(h);
+        assert_eq!(got.tokens, want.tokens, "{:?} vs {:?}", got.text, want.text);
+        assert_eq!(got.prompt_tokens, want.prompt_tokens);
+        for (x, y) in got.token_logprobs.iter().zip(&want.token_logprobs) {
+            assert!((x - y).abs() < 1e-3, "log-probability {x} vs {y}");
+        }
+    }
+    // Warming with the conversation so far runs only its new answer; again, nothing is
+    // left to run but the one token whose logits a prefill needs.
+    let mut earlier = turn2.to_vec();
+    earlier.push(ChatMessage::assistant("The light crosses more air at sunset."));
+    let answer = tok.encode_text("The light crosses more air at sunset.").unwrap().len();
+    let n = kept.warm(&earlier).unwrap();
+    assert!((answer..answer + 8).contains(&n), "{n} tokens run for an answer of {answer}");
+    assert_eq!(kept.warm(&earlier).unwrap(), 1);
+    // A cache made for another model (the 2-layer test preset) is refused.
+    let other = lm::Model::from_weights(&common::tiny().0, None).unwrap();
+    assert!(lm::OpenerEngine::resume(&other, &tok, kept.into_kv()).is_err());
 }

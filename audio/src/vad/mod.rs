@@ -94,7 +94,7 @@ impl Default for VadConfig {
             barge_in_threshold: 0.3,
             barge_in_min_speech_ms: 32,
             hangover_ms: 300,
-            pause_ms: 64,
+            pause_ms: 32,
             energy_threshold_db: -38.0,
             pre_roll_ms: 200,
             max_utterance_ms: 30_000,

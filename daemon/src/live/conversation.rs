@@ -17,7 +17,7 @@ use audio::device::AudioCounters;
 
 use super::active_turn::{action_name, ActiveTurn};
 use super::clock::{Clock, Heartbeat};
-use super::inbox::{Heard, Inbox, PauseSlot, PauseVerdict, UtteranceQueue};
+use super::inbox::{Heard, Inbox, PauseResumed, PauseSlot, PauseVerdict, UtteranceQueue};
 use super::service;
 use super::speaker::{PlaybackStalled, Speaker};
 use super::speculation::{ResumedQuestion, Speculation, SpeculativeOpener};
@@ -63,6 +63,8 @@ pub struct Conversation<'a> {
     pub replying: Arc<AtomicBool>,
     /// Semantic endpointing's hangover for the listener's current pause.
     pub verdict: Arc<PauseVerdict>,
+    /// The latest pause the user spoke on after (a speculative run for it is stale).
+    pub resumed: Arc<PauseResumed>,
     /// The latest pause's audio, for speculative work.
     pub pauses: Arc<PauseSlot>,
     /// Ended utterances the listener has queued for this loop (released as they are taken).
@@ -474,14 +476,33 @@ impl Conversation<'_> {
     }
 
     fn transcribe(&mut self, audio: &[f32]) -> Result<String> {
+        Ok(self.transcribe_unless_resumed(audio, None)?.unwrap_or_default())
+    }
+
+    /// Whisper on `audio`. For the speculative run at pause `Some(seq)`, None when the user
+    /// spoke on meanwhile: Whisper stops as soon as the listener hears it, so the next
+    /// pause's run does not wait for a stale one.
+    fn transcribe_unless_resumed(&mut self, audio: &[f32], pause: Option<u32>) -> Result<Option<String>> {
         let t0 = Instant::now();
         // Whisper's time grows with the audio (up to `vad.max_utterance_ms`): a long run is
         // declared to the watchdog, so only a run past this budget counts as stuck.
         let audio_s = audio.len() as f64 / audio::ASR_RATE_HZ as f64;
         let _step = self.heartbeat.busy(Duration::from_secs_f64(ASR_BUSY_BASE_S + ASR_BUSY_PER_AUDIO_S * audio_s));
-        let tr = self.models.asr.transcribe(audio).context("Whisper")?;
-        Metrics::observe_ms(&self.metrics.asr, t0.elapsed().as_secs_f64() * 1000.0);
-        Ok(tr.text)
+        let ran = match pause {
+            Some(seq) => {
+                let resumed = self.resumed.clone();
+                self.models.asr.transcribe_unless(audio, move || resumed.after(seq))
+            }
+            None => self.models.asr.transcribe(audio),
+        };
+        match ran {
+            Ok(tr) => {
+                Metrics::observe_ms(&self.metrics.asr, t0.elapsed().as_secs_f64() * 1000.0);
+                Ok(Some(tr.text))
+            }
+            Err(asr::AsrError::Cancelled) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context("Whisper")),
+        }
     }
 
     /// The opener after the conversation so far, with its gate score; also the earlier turns
@@ -528,7 +549,10 @@ impl Conversation<'_> {
     /// endpointing, the pause's hangover is judged from that transcript and posted to the
     /// listener before the opener is written.
     fn speculate(&mut self, st: &mut LoopState, seq: u32, last_voiced_ms: f64, audio: &[f32]) -> Result<()> {
-        let text = self.transcribe(audio)?;
+        let Some(text) = self.transcribe_unless_resumed(audio, Some(seq))? else {
+            tracing::debug!(seq, "speech resumed: speculative ASR stopped");
+            return Ok(());
+        };
         let heard = text.trim().to_string();
         if self.cfg.endpoint.semantic && !heard.is_empty() {
             let p_end = self.models.mulm.end_of_turn_prob(&heard)?;
@@ -575,6 +599,11 @@ impl Conversation<'_> {
             }
             t.context.dropped_turns = remember(&mut st.history, &t.turn.record().transcript, &heard, &t.context, now);
             self.metrics.conversation_turns_dropped.inc_by(t.context.dropped_turns as u64);
+            // While the user has not spoken yet: the next opener then prefills only its question.
+            match crate::turn_shared::warm_mulm(self.cfg, &self.models.mulm, &st.history) {
+                Ok(n) => tracing::debug!(turn = t.number, tokens = n, "μLM cache warmed"),
+                Err(e) => tracing::warn!("{e:#}"),
+            }
         }
         if let Some(log) = self.turn_log {
             log.borrow_mut().push(t.summary());

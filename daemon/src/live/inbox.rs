@@ -1,7 +1,7 @@
 //! What the conversation loop hears about: the listener's utterance events, cloud events,
 //! the end of a simulated input, and shutdown signals — all on one channel, in order.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -58,6 +58,26 @@ impl PauseVerdict {
     pub fn take(&self, seq: u32) -> Option<u32> {
         let v = self.0.swap(0, Ordering::AcqRel);
         (v != 0 && (v >> 32) as u32 == seq).then_some(v as u32)
+    }
+}
+
+/// The latest pause after which the user spoke on, from the listener (which hears it) to a
+/// speculative Whisper run on the conversation loop (which stops as soon as its pause is
+/// stale, freeing the cores for the next pause). Lock-free: the pause's number, 0 = none.
+#[derive(Debug, Default)]
+pub struct PauseResumed(AtomicU32);
+
+impl PauseResumed {
+    /// Speech resumed after pause `seq` (≥ 1; pauses are numbered in order).
+    pub fn mark(&self, seq: u32) {
+        self.0.store(seq, Ordering::Release);
+    }
+
+    /// Whether speech resumed after pause `seq` or after a later one (so after `seq` too).
+    /// Pause numbers wrap; a mark counts as later when it is less than 2³¹ pauses ahead.
+    pub fn after(&self, seq: u32) -> bool {
+        let r = self.0.load(Ordering::Acquire);
+        r != 0 && r.wrapping_sub(seq) < 1 << 31
     }
 }
 
@@ -166,6 +186,19 @@ mod tests {
         q.release(); // one too many: stays at 0, never wraps
         assert_eq!(q.queued(), 0);
         assert!(q.try_reserve());
+    }
+
+    #[test]
+    fn a_resume_makes_its_pause_and_earlier_ones_stale_and_no_later_one() {
+        let r = PauseResumed::default();
+        assert!(!r.after(1), "nothing resumed yet");
+        r.mark(5);
+        assert!(r.after(5));
+        assert!(r.after(4), "an earlier pause is stale too");
+        assert!(!r.after(6), "the next pause is not");
+        r.mark(1); // numbers wrapped past u32::MAX
+        assert!(r.after(u32::MAX));
+        assert!(!r.after(2));
     }
 
     #[test]

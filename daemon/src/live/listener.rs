@@ -23,7 +23,7 @@ use audio::vad::{Vad, VadEvent};
 use audio::wakeword::WakeSpotter;
 
 use super::clock::Heartbeat;
-use super::inbox::{Heard, Inbox, PauseAudio, PauseSlot, PauseVerdict, UtteranceQueue};
+use super::inbox::{Heard, Inbox, PauseAudio, PauseResumed, PauseSlot, PauseVerdict, UtteranceQueue};
 use audio::activation::Verdict;
 use audio::activation_gate::ActivationGate;
 use audio::mic::Mic;
@@ -63,6 +63,8 @@ pub struct ListenerParts {
     pub pre_roll_samples: u64,
     /// Semantic endpointing's hangover for the current pause, posted by the conversation loop.
     pub verdict: Arc<PauseVerdict>,
+    /// Marked when speech resumes after a pause: its speculative Whisper run stops.
+    pub resumed: Arc<PauseResumed>,
     /// The latest pause's audio (a newer pause replaces it).
     pub pauses: Arc<PauseSlot>,
     /// Ended utterances not yet taken by the conversation loop (bounded).
@@ -133,7 +135,10 @@ impl State {
                 self.parts.pauses.put(PauseAudio { seq, last_voiced_ms: ms(last_voiced_sample), audio });
                 self.send(Heard::Pause { seq })
             }
-            VadEvent::Resume { .. } => !self.forwarded || self.send(Heard::Resume),
+            VadEvent::Resume { .. } => {
+                self.parts.resumed.mark(self.pause_seq);
+                !self.forwarded || self.send(Heard::Resume)
+            }
             VadEvent::SpeechEnd { last_voiced_sample, endpoint_sample } => {
                 let start = self.open.take().unwrap_or(last_voiced_sample);
                 let audio_start = start.saturating_sub(self.pre_roll).max(self.hist.start());

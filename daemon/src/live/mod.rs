@@ -142,6 +142,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
     let speaker = Speaker::new(opened.queue, clock);
     let replying = Arc::new(AtomicBool::new(false));
     let verdict = Arc::new(inbox::PauseVerdict::default());
+    let resumed = Arc::new(inbox::PauseResumed::default());
     let pauses = Arc::new(inbox::PauseSlot::default());
     let utterances = Arc::new(inbox::UtteranceQueue::new(MAX_QUEUED_UTTERANCES));
     let mut listener = Listener::spawn(ListenerParts {
@@ -154,6 +155,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         heartbeat: heartbeat.clone(),
         pre_roll_samples: audio::vad::Vad::pre_roll_samples(&cfg.vad),
         verdict: verdict.clone(),
+        resumed: resumed.clone(),
         pauses: pauses.clone(),
         utterances: utterances.clone(),
         gate,
@@ -185,6 +187,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<()> {
         heartbeat,
         replying,
         verdict,
+        resumed,
         pauses,
         utterances,
         keep_running: opts.keep_running,
