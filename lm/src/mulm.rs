@@ -55,7 +55,8 @@ impl Mulm {
 
     /// Runs the prompt of `history` (a conversation's earlier turns) into the kept KV cache,
     /// so that the next opener after them prefills only the new question: for the time the
-    /// device waits for the user. Returns the tokens run now (0 when they were cached).
+    /// device waits for the user. Returns the tokens run now (1 when all were cached: a
+    /// prefill runs at least the last token, for its logits).
     /// Errors: an empty history, a tokenizer or model failure.
     pub fn warm(&self, history: &[crate::ChatMessage]) -> Result<usize> {
         let mut engine = self.engine()?;
