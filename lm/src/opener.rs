@@ -13,7 +13,7 @@ use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::mulm_file::OpenerSettings;
 use crate::sampler::SamplingParams;
-use crate::tokenizer::{ChatMessage, ChatTokenizer, TextStream};
+use crate::tokenizer::{ChatMessage, ChatPrompt, ChatTokenizer, TextStream};
 
 /// Largest word budget accepted (paper: 4–8 is the operating range; 16 the largest studied).
 pub const MAX_WORDS: usize = 16;
@@ -209,17 +209,26 @@ impl<'m> OpenerEngine<'m> {
     /// earlier turns, run while the device waits for the next question). Returns the
     /// tokens prefilled now. Errors: an empty history, a tokenizer or model failure.
     pub fn warm(&mut self, history: &[ChatMessage]) -> Result<usize> {
+        let prompt = self.encode(history)?;
+        let model = self.decoder.model();
+        model.install(|| self.prefill(&prompt.ids).map(|(_, ran)| ran))
+    }
+
+    /// `history` in the chat template, leaving room for the opener's new tokens. Errors: an
+    /// empty history, a tokenizer failure.
+    fn encode(&self, history: &[ChatMessage]) -> Result<ChatPrompt> {
         if history.is_empty() {
             return Err(LmError::InvalidArgument("empty history".into()));
         }
         let max_seq = self.decoder.model().config().max_seq_len;
-        let prompt = self.tok.encode_chat(history, max_seq.saturating_sub(self.settings.max_new_tokens.max(1)))?;
-        let model = self.decoder.model();
-        model.install(|| {
-            let kept = self.decoder.rewind_to_prefix(&prompt.ids, self.sampling.clone())?;
-            self.decoder.prefill(&prompt.ids[kept..])?;
-            Ok(prompt.ids.len() - kept)
-        })
+        self.tok.encode_chat(history, max_seq.saturating_sub(self.settings.max_new_tokens.max(1)))
+    }
+
+    /// Prefills what of `ids` the cache does not hold already; returns the first new token
+    /// and how many tokens ran.
+    fn prefill(&mut self, ids: &[u32]) -> Result<(u32, usize)> {
+        let kept = self.decoder.rewind_to_prefix(ids, self.sampling.clone())?;
+        Ok((self.decoder.prefill(&ids[kept..])?, ids.len() - kept))
     }
 
     /// Generate an opener of `budget_words` words (1..=16; None = settings.default_words),
@@ -253,18 +262,12 @@ impl<'m> OpenerEngine<'m> {
             }
             OpenerInput::History(h) => h,
         };
-        if history.is_empty() {
-            return Err(LmError::InvalidArgument("empty history".into()));
-        }
-        let max_seq = self.decoder.model().config().max_seq_len;
-        let max_new = self.settings.max_new_tokens.max(1);
-        let prompt = self.tok.encode_chat(history, max_seq.saturating_sub(max_new))?;
+        let prompt = self.encode(history)?;
         if prompt.query_tokens > self.settings.max_query_tokens {
             return Ok(self.fallback(prompt.ids.len(), t0, &mut on_word));
         }
 
-        let kept = self.decoder.rewind_to_prefix(&prompt.ids, self.sampling.clone())?;
-        let mut next = self.decoder.prefill(&prompt.ids[kept..])?;
+        let (mut next, _) = self.prefill(&prompt.ids)?;
         let prefill_ms = ms(t0);
         let mut first_token_ms = 0.0;
         let mut stream = TextStream::new();
@@ -295,7 +298,7 @@ impl<'m> OpenerEngine<'m> {
             if wb.is_done() {
                 break StopReason::WordBudget;
             }
-            if tokens.len() >= max_new {
+            if tokens.len() >= self.settings.max_new_tokens.max(1) {
                 break StopReason::MaxTokens;
             }
             if self.decoder.remaining() == 0 {
