@@ -46,7 +46,7 @@ die() { printf 'build-aarch64: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ packages
 PKGS=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
-      libc6-dev-arm64-cross libc6:arm64 libasound2-dev:arm64 libsonic-dev:arm64 qemu-user cmake libclang-dev pkg-config)
+      libc6-dev-arm64-cross libc6:arm64 libgomp1:arm64 libasound2-dev:arm64 libsonic-dev:arm64 qemu-user cmake libclang-dev pkg-config)
 if [ "$APT" = 1 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
