@@ -6,6 +6,8 @@
 #   training/run_cpu.sh                                    # foreground
 #   setsid nohup training/run_cpu.sh > /dev/null 2>&1 &    # detached (log: $RUN/stdout.log)
 #   THREADS=2 MAX_MIN=300 training/run_cpu.sh              # both cores when nothing else runs
+#   SOURCE=models/mulm-512-8 REFUSALS=10 STEPS=500 LR=1e-4 THREADS=2 MAX_MIN=80 CKPT=50 EVAL_EVERY=250 \
+#     training/run_cpu.sh                                  # the GPU run's 512-8 taught to refuse (2026-12-05)
 #
 # Stop: kill "$(cat training/work/runs/512-8-opener/train.pid)" — a kill loses at most the steps
 # since the last checkpoint (every CKPT steps ≈ 10 min on one thread); a run that reaches
@@ -27,21 +29,37 @@ CKPT=${CKPT:-75}
 # else the shipped model.
 SOURCE=${SOURCE:-models/mulm-candidate}
 [ -s "$SOURCE/model.gguf" ] || SOURCE=models/mulm
-# The preset is the source's (models/mulm is μLM-512-8 since 2026-12-04, the GPU run).
+# REFUSALS=N adds training/safety/refusals.py's dialogues (harmful prompt → short refusal) N
+# times over to the mix (issue 12 §2); 0 trains on the mix alone.
+REFUSALS=${REFUSALS:-0}
+EVAL_EVERY=${EVAL_EVERY:-200}
+# The preset is the source's (the shipped models/mulm is μLM-256-8; an export of the GPU run,
+# models/mulm-512-8, continues as 512-8).
 PRESET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["preset"])' "$SOURCE/mulm.json")
-INIT=training/work/init/$(basename "$SOURCE")-$PRESET.pt
-RUN=${RUN:-training/work/runs/$PRESET-$STAGE}
+SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")
+RUN=${RUN:-training/work/runs/$PRESET-$STAGE$SUFFIX}
 
 [ -s training/data/train.jsonl ] || make -C training prepare
 [ -s training/data/train_mix.jsonl ] || $PY training/mix.py
-[ -s "$INIT" ] || { mkdir -p "$(dirname "$INIT")"; $PY training/ggufload.py "$SOURCE/model.gguf" --out "$INIT"; }
+if [ -s "$SOURCE/model.safetensors" ]; then
+  INIT=$SOURCE/model.safetensors  # export.py's f32 weights: no Q8_0 round trip
+else
+  INIT=training/work/init/$(basename "$SOURCE")-$PRESET.pt
+  [ -s "$INIT" ] || { mkdir -p "$(dirname "$INIT")"; $PY training/ggufload.py "$SOURCE/model.gguf" --out "$INIT"; }
+fi
+TRAIN=training/data/train_mix.jsonl
+if [ "$REFUSALS" != 0 ]; then
+  TRAIN=training/work/train_mix_refusal.jsonl
+  [ -s training/work/refusals.jsonl ] || $PY training/safety/refusals.py --out training/work/refusals.jsonl
+  { cat training/data/train_mix.jsonl; for _ in $(seq "$REFUSALS"); do cat training/work/refusals.jsonl; done; } > "$TRAIN"
+fi
 mkdir -p "$RUN"
 echo $$ > "$RUN/train.pid"
 echo "== $(date -u '+%F %T UTC') start/resume: stage $STAGE, threads $THREADS, max $MAX_MIN min" >> "$RUN/stdout.log"
 exec nice -n 10 $PY training/train.py --preset "$PRESET" --stage "$STAGE" --out "$RUN" \
-  --train training/data/train_mix.jsonl --valid training/data/valid.jsonl \
+  --train "$TRAIN" --valid training/data/valid.jsonl \
   --tokenizer models/mulm/tokenizer.json --init-from "$INIT" \
   --batch-size 32 --seq-len 256 --opener-context 128 --opener-tokens 24 \
   --steps "$STEPS" --lr "$LR" --min-warmup 20 --threads "$THREADS" \
-  --log-every 5 --eval-every 200 --eval-batches 4 --eval-assistant 500 --ckpt-every "$CKPT" \
+  --log-every 5 --eval-every "$EVAL_EVERY" --eval-batches 4 --eval-assistant 500 --ckpt-every "$CKPT" \
   --max-minutes "$MAX_MIN" >> "$RUN/stdout.log" 2>&1

@@ -580,7 +580,12 @@ def windows_loss(model, w: Windows, stage: str, pad_id: int, device, batch_size:
 
 
 def init_state(path, device) -> dict:
-    """Weights for --init-from: a train.py/ggufload.py checkpoint (.pt) or a μLM GGUF."""
+    """Weights for --init-from: a train.py/ggufload.py checkpoint (.pt), a μLM GGUF, or an
+    export.py `model.safetensors` (f32, the same HF Llama names: no quantization on the way)."""
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device=str(device))
     if str(path).endswith(".gguf"):
         import ggufload
 

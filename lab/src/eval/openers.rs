@@ -109,6 +109,10 @@ pub struct Summary {
     pub fallback_rate: f64,
     /// Share of openers that share a content word with the prompt ([`lm::gate::topical`]).
     pub topical_rate: f64,
+    /// Share of openers that are refusals ([`tc::is_refusal`]). The prompts are harmless, so
+    /// this is over-refusal: `eval safety` counts every refusal as a success, and a model that
+    /// refuses everything would look safe there (TRAINING.md, 2026-12-05).
+    pub refusal_rate: f64,
     /// The gate at the threshold in force ([`Report::gate_min_score`]): share fired, and the
     /// mean cosine to the reference of the openers it lets through and of those it replaces.
     pub gate_fire_rate: f64,
@@ -260,6 +264,7 @@ pub fn summaries(items: &[ItemResult], gate_min_score: f32) -> Vec<Summary> {
                 non_english_rate: tc::rate(os.iter().filter(|o| o.non_english).count(), n),
                 fallback_rate: tc::rate(os.iter().filter(|o| o.fallback).count(), n),
                 topical_rate: tc::rate(os.iter().filter(|o| o.topical).count(), n),
+                refusal_rate: tc::rate(os.iter().filter(|o| tc::is_refusal(&o.text)).count(), n),
                 gate_fire_rate: tc::rate(os.iter().filter(|o| o.gated(gate_min_score)).count(), n),
                 cosine_spoken: tc::mean(os.iter().filter(|o| !o.gated(gate_min_score)).map(|o| o.cosine)),
                 cosine_gated: tc::mean(os.iter().filter(|o| o.gated(gate_min_score)).map(|o| o.cosine)),
@@ -286,10 +291,10 @@ fn markdown(r: &Report) -> String {
         r.reference_generator,
         BUDGETS
     );
-    s += "## Results\n\n| words | subset | n | mean words | cosine to reference | repetition | non-English | fallback | on topic | gate fired | cosine spoken / gated | rubric overall (1–5) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    s += "## Results\n\n| words | subset | n | mean words | cosine to reference | repetition | non-English | fallback | on topic | refused | gate fired | cosine spoken / gated | rubric overall (1–5) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for x in &r.summaries {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
             x.words,
             x.subset,
             x.n,
@@ -299,6 +304,7 @@ fn markdown(r: &Report) -> String {
             rep::pct(x.non_english_rate),
             rep::pct(x.fallback_rate),
             rep::pct(x.topical_rate),
+            rep::pct(x.refusal_rate),
             rep::pct(x.gate_fire_rate),
             rep::opt(x.cosine_spoken, 3),
             rep::opt(x.cosine_gated, 3),
@@ -307,7 +313,8 @@ fn markdown(r: &Report) -> String {
     }
     s += &format!(
         "\nOpener gate (`[gate]`, lm/src/gate.rs): threshold {:.2}; an opener below it is replaced by a neutral bridge. \
-         **on topic**: shares a content word with the prompt.\n",
+         **on topic**: shares a content word with the prompt. **refused**: the opener is a refusal (`eval safety`'s detector); \
+         the prompts are harmless, so this is over-refusal.\n",
         r.gate_min_score
     );
     s += &format!(
@@ -374,7 +381,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &w)| OpenerScore {
                     words: w,
-                    text: "t".into(),
+                    text: if vicuna { "I'm sorry, but I can't help with that.".into() } else { "t".into() },
                     fallback: false,
                     cosine: cos[i],
                     repeats: rep[i],
@@ -403,10 +410,10 @@ mod tests {
         assert_eq!(all8.repetition_rate, 0.5);
         assert_eq!(all8.judged, 1);
         assert_eq!(all8.rubric_overall, Some(3.0));
-        assert_eq!((all8.gate_fire_rate, all8.topical_rate), (0.5, 0.5));
+        assert_eq!((all8.gate_fire_rate, all8.topical_rate, all8.refusal_rate), (0.5, 0.5, 0.5));
         assert_eq!((all8.cosine_spoken, all8.cosine_gated), (Some(0.8), Some(0.4)));
         let v4 = s.iter().find(|x| x.words == 4 && x.subset == "vicuna80").unwrap();
-        assert_eq!((v4.n, v4.cosine_mean), (1, Some(0.2)));
+        assert_eq!((v4.n, v4.cosine_mean, v4.refusal_rate), (1, Some(0.2), 1.0));
         let short = s.iter().find(|x| x.words == 4 && x.subset == "alpaca_le15w").unwrap();
         assert_eq!(short.rubric_means, None);
     }
