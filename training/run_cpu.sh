@@ -9,7 +9,7 @@
 #   SOURCE=models/mulm-512-8 REFUSALS=10 STEPS=500 LR=1e-4 THREADS=2 MAX_MIN=80 CKPT=50 EVAL_EVERY=250 \
 #     training/run_cpu.sh                                  # the GPU run's 512-8 taught to refuse (2026-12-05)
 #
-# Stop: kill "$(cat training/work/runs/512-8-opener/train.pid)" — a kill loses at most the steps
+# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal]) — a kill loses at most the steps
 # since the last checkpoint (every CKPT steps ≈ 10 min on one thread); a run that reaches
 # --max-minutes stops with a checkpoint. Export/evaluate any time:
 #   training/.venv/bin/python training/export.py --ckpt $RUN/ckpt.pt --out models/mulm-512-8-opener
