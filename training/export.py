@@ -140,13 +140,14 @@ def write_parity(model: MuLM, fmt: ChatFormat, path: Path, preset: str, extra: d
 
 
 @torch.no_grad()
-def greedy_openers(model: MuLM, fmt: ChatFormat, questions, words: int, max_new: int) -> list[dict]:
+def greedy_openers(model: MuLM, fmt: ChatFormat, questions, words: int, max_new: int,
+                   no_repeat_ngram: int = 0) -> list[dict]:
     model.eval()
     out = []
     for q in questions:
         ids = fmt.encode_prompt([{"role": "user", "content": q}])
         t0 = time.time()
-        gen = model.greedy(ids, fmt.stop, max_new)
+        gen = model.greedy(ids, fmt.stop, max_new, no_repeat_ngram)
         text = fmt.tok.decode(gen, skip_special_tokens=True)
         out.append({"question": q, "opener": first_words(text, words), "greedy": text,
                     "tokens": len(gen), "seconds": round(time.time() - t0, 3)})
@@ -170,7 +171,8 @@ def write_model_dir(model: MuLM, mulm: dict, tokenizer_path, out: Path, *, card:
     summary = {"dir": str(out), "params": model.num_parameters()}
     if card is not None:
         ops = greedy_openers(model, fmt, EVERYDAY_QUESTIONS, mulm["opener"]["default_words"],
-                             mulm["opener"]["max_new_tokens"]) if openers else []
+                             mulm["opener"]["max_new_tokens"],
+                             mulm["opener"].get("no_repeat_ngram", 0)) if openers else []
         summary["openers"] = ops
         (out / "MODEL_CARD.md").write_text(model_card(mulm, model.num_parameters(), card, ops))
     return summary
@@ -207,7 +209,8 @@ def model_card(mulm: dict, params: int, card: dict, ops: list[dict]) -> str:
             "",
             f"Greedy decoding in PyTorch f32; the opener is the first {mulm['opener']['default_words']} words "
             "(mulm.json `opener.default_words`); the last column is everything up to `<|end|>` or "
-            f"{mulm['opener']['max_new_tokens']} tokens.",
+            f"{mulm['opener']['max_new_tokens']} tokens, never repeating a token "
+            f"{mulm['opener'].get('no_repeat_ngram', 0)}-gram (`opener.no_repeat_ngram`; 0: no such rule).",
             "",
             "| # | question | opener | greedy continuation |",
             "|---|---|---|---|",

@@ -374,20 +374,38 @@ class MuLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     @torch.no_grad()
-    def greedy(self, prompt: list[int], stop: list[int], max_new: int = 48) -> list[int]:
-        """Greedy decoding without a KV cache (fine for openers of a few dozen tokens)."""
+    def greedy(self, prompt: list[int], stop: list[int], max_new: int = 48, no_repeat_ngram: int = 0) -> list[int]:
+        """Greedy decoding without a KV cache (fine for openers of a few dozen tokens).
+        no_repeat_ngram ≥ 2 never picks a token that repeats a token n-gram of the generated
+        tokens (the prompt not counted), as mulm.json's `opener.no_repeat_ngram` does in Rust
+        (lm::sampler::repeated_ngram_continuations)."""
         ids = list(prompt)
         out = []
         for _ in range(max_new):
             if len(ids) >= self.cfg.max_seq_len:
                 break
             x = torch.tensor([ids], dtype=torch.long, device=self.rope_cos.device)
-            nxt = int(self(x)[0, -1].float().argmax())
+            logits = self(x)[0, -1].float()
+            banned = repeated_ngram_continuations(out, no_repeat_ngram)
+            if banned:
+                logits[banned] = float("-inf")
+            nxt = int(logits.argmax())
             if nxt in stop:
                 break
             out.append(nxt)
             ids.append(nxt)
         return out
+
+
+def repeated_ngram_continuations(generated: list[int], n: int) -> list[int]:
+    """Tokens that would repeat a token n-gram of `generated` if chosen next: those that
+    followed an earlier occurrence of its last n − 1 tokens (n < 2: none). Mirrors the Rust
+    runtime's lm::sampler::repeated_ngram_continuations."""
+    if n < 2 or len(generated) < n:
+        return []
+    k = n - 1
+    suffix = generated[-k:]
+    return [generated[i + k] for i in range(len(generated) - k) if generated[i:i + k] == suffix]
 
 
 def packed_attention_mask(seg):

@@ -113,6 +113,16 @@ impl<'m> Decoder<'m> {
         self.pick(&logits)
     }
 
+    /// [`Decoder::step`] that never returns a token of `banned` (ids out of the vocabulary are
+    /// ignored): their logits are −∞ for the sampler only, so [`Decoder::last_logprob`] stays
+    /// the model's own probability of the token chosen. Used for the opener's no-repeat
+    /// n-gram constraint.
+    pub fn step_excluding(&mut self, token: u32, banned: &[u32]) -> Result<u32> {
+        let logits = self.model.forward(&[token], &mut self.kv.cache, false)?;
+        self.kv.tokens.push(token);
+        self.pick_excluding(&logits, banned)
+    }
+
     /// Natural-log probability, under the model's own softmax (temperature 1), of the token
     /// that the last [`Decoder::prefill`] or [`Decoder::step`] returned.
     pub fn last_logprob(&self) -> f32 {
@@ -120,8 +130,19 @@ impl<'m> Decoder<'m> {
     }
 
     fn pick(&mut self, logits: &candle_core::Tensor) -> Result<u32> {
-        let v: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        self.pick_excluding(logits, &[])
+    }
+
+    fn pick_excluding(&mut self, logits: &candle_core::Tensor, banned: &[u32]) -> Result<u32> {
+        let mut v: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        let saved: Vec<(usize, f32)> = banned.iter().filter_map(|&b| v.get(b as usize).map(|&l| (b as usize, l))).collect();
+        for &(i, _) in &saved {
+            v[i] = f32::NEG_INFINITY;
+        }
         let id = self.sampler.sample_slice(&v)?;
+        for &(i, l) in &saved {
+            v[i] = l;
+        }
         self.last_logprob = log_prob(&v, id);
         Ok(id)
     }

@@ -74,6 +74,16 @@ pub struct OpenerSettings {
     /// daemon's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_min_score: Option<f32>,
+    /// While writing an opener, never choose a token that would repeat a token n-gram of this
+    /// length already in the opener (0 = off, the default; 2 also rules out the repeated word
+    /// pairs the gate penalises). The prompt is not counted: repeating the question's words
+    /// is welcome.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_repeat_ngram: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for OpenerSettings {
@@ -244,6 +254,9 @@ impl MulmFile {
         let o = &self.opener;
         if !(1..=16).contains(&o.default_words) {
             return Err(LmError::InvalidConfig(format!("opener.default_words {} not in 1..=16", o.default_words)));
+        }
+        if o.no_repeat_ngram == 1 {
+            return Err(LmError::InvalidConfig("opener.no_repeat_ngram 1 is not an n-gram length: 0 (off) or ≥ 2".into()));
         }
         Ok(())
     }

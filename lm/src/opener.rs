@@ -12,7 +12,7 @@ use crate::decode::{ms, Decoder, KvState, StopReason};
 use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::mulm_file::OpenerSettings;
-use crate::sampler::SamplingParams;
+use crate::sampler::{repeated_ngram_continuations, SamplingParams};
 use crate::tokenizer::{ChatMessage, ChatPrompt, ChatTokenizer, TextStream};
 
 /// Largest word budget accepted (paper: 4–8 is the operating range; 16 the largest studied).
@@ -275,6 +275,7 @@ impl<'m> OpenerEngine<'m> {
         let mut tokens = Vec::new();
         let mut token_logprobs = Vec::new();
         let mut word_ms = Vec::new();
+        let mut banned = Vec::new();
         let mut emit = |w: &str, word_ms: &mut Vec<f64>| {
             on_word(w, word_ms.len());
             word_ms.push(ms(t0));
@@ -304,7 +305,8 @@ impl<'m> OpenerEngine<'m> {
             if self.decoder.remaining() == 0 {
                 break StopReason::ContextFull;
             }
-            next = self.decoder.step(next)?;
+            repeated_ngram_continuations(&tokens, self.settings.no_repeat_ngram, &mut banned);
+            next = self.decoder.step_excluding(next, &banned)?;
         };
         if first_token_ms == 0.0 {
             first_token_ms = ms(t0);

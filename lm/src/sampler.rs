@@ -114,6 +114,24 @@ impl Sampler {
     }
 }
 
+/// Tokens that would repeat a token n-gram of `generated` if chosen next: every token that
+/// followed an earlier occurrence of `generated`'s last `n − 1` tokens (the no-repeat n-gram
+/// constraint, Paulus et al. 2017; Hugging Face's `no_repeat_ngram_size`). Written into `out`,
+/// which is cleared first (duplicates possible, order of occurrence). `n < 2` bans nothing.
+pub fn repeated_ngram_continuations(generated: &[u32], n: usize, out: &mut Vec<u32>) {
+    out.clear();
+    if n < 2 || generated.len() < n {
+        return;
+    }
+    let k = n - 1;
+    let suffix = &generated[generated.len() - k..];
+    for start in 0..generated.len() - k {
+        if &generated[start..start + k] == suffix {
+            out.push(generated[start + k]);
+        }
+    }
+}
+
 /// Natural-log probability of token `id` under the softmax of raw `logits` (temperature 1,
 /// the model's own distribution, whatever the sampler did). NaN logits count as impossible
 /// tokens, as in sampling; `-inf` for an id out of range or with a non-finite logit. The
@@ -190,6 +208,64 @@ mod tests {
         let g = argmax(&l);
         for _ in 0..20 {
             assert_eq!(s.sample_slice(&l).unwrap(), g);
+        }
+    }
+
+    fn banned(g: &[u32], n: usize) -> Vec<u32> {
+        let mut out = vec![99];
+        repeated_ngram_continuations(g, n, &mut out);
+        out
+    }
+
+    #[test]
+    fn no_repeat_ngram_bans_what_followed_the_last_tokens() {
+        // "a small b a small" → after "small", "b" followed it before: banned at n = 2.
+        let (a, small, b) = (1, 2, 3);
+        assert_eq!(banned(&[a, small, b, a, small], 2), vec![b]);
+        // At n = 3 the prefix is "a small": it was followed by b.
+        assert_eq!(banned(&[a, small, b, a, small], 3), vec![b]);
+        // Prefix "b a small" never occurred before: nothing banned at n = 4.
+        assert!(banned(&[a, small, b, a, small], 4).is_empty());
+        // Two earlier occurrences ban both continuations.
+        assert_eq!(banned(&[a, b, a, small, a], 2), vec![b, small]);
+        // Off, too short, and the current position alone never counts.
+        assert!(banned(&[a, a, a], 0).is_empty());
+        assert!(banned(&[a, a, a], 1).is_empty());
+        assert!(banned(&[a], 2).is_empty());
+        assert_eq!(banned(&[a, a], 2), vec![a]);
+    }
+
+    fn has_repeated_ngram(g: &[u32], n: usize) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        g.windows(n).any(|w| !seen.insert(w))
+    }
+
+    proptest::proptest! {
+        /// Exactly the banned tokens would complete an n-gram the sequence already holds.
+        #[test]
+        fn banned_tokens_are_exactly_the_repeating_ones(g in proptest::collection::vec(0u32..4, 0..24), n in 2usize..5) {
+            let ban = banned(&g, n);
+            for x in 0..4u32 {
+                let mut h = g.clone();
+                h.push(x);
+                let last = &h[h.len().saturating_sub(n)..];
+                let repeats = h.len() >= n && h.windows(n).take(h.len() - n).any(|w| w == last);
+                proptest::prop_assert_eq!(ban.contains(&x), repeats, "g {:?} n {} x {}", g, n, x);
+            }
+        }
+
+        /// Decoding that always avoids the banned tokens never repeats an n-gram (from a
+        /// sequence that had none), whatever it would have preferred.
+        #[test]
+        fn decoding_around_the_ban_never_repeats(prefs in proptest::collection::vec(0u32..6, 1..40), n in 2usize..4) {
+            let mut g: Vec<u32> = Vec::new();
+            let mut ban = Vec::new();
+            for p in prefs {
+                repeated_ngram_continuations(&g, n, &mut ban);
+                let Some(x) = (0..6).map(|k| (p + k) % 6).find(|x| !ban.contains(x)) else { break };
+                g.push(x);
+                proptest::prop_assert!(!has_repeated_ngram(&g, n), "{:?}", g);
+            }
         }
     }
 

@@ -100,6 +100,45 @@ fn bad_budget_is_an_error() {
     assert!(lm::opener(&m, &tok, OpenerInput::Query("Hi"), Some(17), |_, _| {}).is_err());
 }
 
+/// Index of the first token that completes a token n-gram seen earlier in `t`.
+fn first_repeat(t: &[u32], n: usize) -> Option<usize> {
+    (n..=t.len()).find(|&end| t[..end - 1].windows(n).any(|w| w == &t[end - n..end])).map(|end| end - 1)
+}
+
+#[test]
+fn no_repeat_ngram_changes_the_opener_only_where_it_would_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, mulm) = tiny();
+    let (_, tok) = tokenizer(dir.path(), &mulm);
+    let m = Model::from_weights(&w, None).unwrap();
+    let mut plain = OpenerEngine::new(&m, &tok).unwrap();
+    plain.settings.max_new_tokens = 64;
+    plain.settings.no_repeat_ngram = 0;
+    let mut banned = OpenerEngine::new(&m, &tok).unwrap();
+    banned.settings.max_new_tokens = 64;
+    banned.settings.no_repeat_ngram = 2;
+    let mut diverged = 0;
+    for q in ["What is the capital of France?", "Why is the sky blue?", "How do I boil an egg?", "Tell me a joke"] {
+        let a = plain.opener(OpenerInput::Query(q), Some(16), |_, _| {}).unwrap();
+        let b = banned.opener(OpenerInput::Query(q), Some(16), |_, _| {}).unwrap();
+        assert_eq!(first_repeat(&b.tokens, 2), None, "{q}: {:?}", b.tokens);
+        match first_repeat(&a.tokens, 2) {
+            // Identical up to the first token that repeated a pair; a different token there.
+            Some(i) => {
+                diverged += 1;
+                assert_eq!(a.tokens[..i], b.tokens[..i], "{q}");
+                assert_eq!(a.token_logprobs[..i], b.token_logprobs[..i], "{q}");
+                assert_ne!(a.tokens.get(i), b.tokens.get(i), "{q}");
+            }
+            None => assert_eq!(a.tokens, b.tokens, "{q}"),
+        }
+        // The gate still sees the model's own probabilities, never the −∞ of the ban.
+        assert!(b.token_logprobs.iter().all(|l| l.is_finite() && *l <= 0.0), "{q}: {:?}", b.token_logprobs);
+    }
+    // Random weights repeat themselves within 16 words, so the ban was exercised.
+    assert!(diverged > 0, "no opener repeated a token pair: the test did not exercise the ban");
+}
+
 #[test]
 fn seeded_sampling_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();

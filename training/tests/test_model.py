@@ -110,7 +110,8 @@ class MulmJson(unittest.TestCase):
                          {"pad": 0, "bos": 1, "end": 2, "user": 3, "assistant": 4, "system": 5})
         self.assertEqual(sorted(m["chat_template"]["roles"]), ["assistant", "system", "user"])
         self.assertEqual(m["opener"], {"default_words": 6, "max_query_tokens": 64,
-                                       "fallback_opener": "Let me think about that.", "max_new_tokens": 48})
+                                       "fallback_opener": "Let me think about that.", "max_new_tokens": 48,
+                                       "no_repeat_ngram": 2})
 
 
 class Forward(unittest.TestCase):
@@ -118,6 +119,23 @@ class Forward(unittest.TestCase):
         torch.manual_seed(0)
         self.cfg = M.preset_config("64-2")
         self.m = M.MuLM(self.cfg).init_weights(seed=1, std=0.2).eval()
+
+    def test_greedy_no_repeat_ngram(self):
+        # The rule itself, on hand-made sequences (the Rust unit test's cases).
+        self.assertEqual(M.repeated_ngram_continuations([1, 2, 3, 1, 2], 2), [3])
+        self.assertEqual(M.repeated_ngram_continuations([1, 3, 1, 2, 1], 2), [3, 2])
+        self.assertEqual(M.repeated_ngram_continuations([1, 2, 3, 1, 2], 4), [])
+        self.assertEqual(M.repeated_ngram_continuations([1, 1, 1], 1), [])
+        # Random weights repeat themselves; with the rule no token pair repeats, and the
+        # tokens before the first repeat are the plain greedy ones.
+        plain = self.m.greedy([1, 2, 3], stop=[], max_new=40)
+        pairs = list(zip(plain, plain[1:]))
+        first = next(i + 1 for i in range(len(pairs)) if pairs[i] in pairs[:i])
+        ruled = self.m.greedy([1, 2, 3], stop=[], max_new=40, no_repeat_ngram=2)
+        self.assertEqual(ruled[:first], plain[:first])
+        self.assertNotEqual(ruled[first], plain[first])
+        ruled_pairs = list(zip(ruled, ruled[1:]))
+        self.assertEqual(len(set(ruled_pairs)), len(ruled_pairs))
 
     def test_rope_half_split(self):
         hd = self.cfg.head_dim
