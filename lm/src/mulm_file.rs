@@ -75,9 +75,10 @@ pub struct OpenerSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_min_score: Option<f32>,
     /// While writing an opener, never choose a token that would repeat a token n-gram of this
-    /// length already in the opener (0 = off, the default; 2 also rules out the repeated word
-    /// pairs the gate penalises). The prompt is not counted: repeating the question's words
-    /// is welcome.
+    /// length already in the opener ([`crate::sampler::repeated_ngram_continuations`]). 0 =
+    /// off, which a file without the key gets; new files get 2 (`mulm_defaults.json`), which
+    /// also rules out the repeated word pairs the gate penalises, unless their tokens differ
+    /// by case or leading space. The prompt is not counted: echoing the question is welcome.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub no_repeat_ngram: usize,
 }
