@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from model import ChatFormat, MuLM, config_from_mulm, save_mulm, save_safetensors  # noqa: E402
+from model import DEFAULT_OPENER, ChatFormat, MuLM, config_from_mulm, save_mulm, save_safetensors  # noqa: E402
 
 # Everyday voice-assistant questions written for this card (not taken from the training data
 # sources); the openers are what the μLM would speak first.
@@ -270,6 +270,9 @@ def main(argv=None):
 
     ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
     mulm = ck["mulm"]
+    # Opener settings added to lm/mulm_defaults.json after the run began (no_repeat_ngram) reach
+    # the export; those the checkpoint carries (a calibrated gate_min_score) are kept.
+    mulm["opener"] = {**DEFAULT_OPENER, **mulm.get("opener", {})}
     cfg = config_from_mulm(mulm)
     model = MuLM(cfg)
     model.load_state_dict(ck["model"])
