@@ -103,14 +103,12 @@ impl<'m> Decoder<'m> {
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
         let logits = self.model.forward(prompt, &mut self.kv.cache, false)?;
         self.kv.tokens.extend_from_slice(prompt);
-        self.pick(&logits)
+        self.pick_excluding(&logits, &[])
     }
 
     /// Feed the token just produced and sample the next one.
     pub fn step(&mut self, token: u32) -> Result<u32> {
-        let logits = self.model.forward(&[token], &mut self.kv.cache, false)?;
-        self.kv.tokens.push(token);
-        self.pick(&logits)
+        self.step_excluding(token, &[])
     }
 
     /// [`Decoder::step`] that never returns a token of `banned` (ids out of the vocabulary are
@@ -127,10 +125,6 @@ impl<'m> Decoder<'m> {
     /// that the last [`Decoder::prefill`] or [`Decoder::step`] returned.
     pub fn last_logprob(&self) -> f32 {
         self.last_logprob
-    }
-
-    fn pick(&mut self, logits: &candle_core::Tensor) -> Result<u32> {
-        self.pick_excluding(logits, &[])
     }
 
     fn pick_excluding(&mut self, logits: &candle_core::Tensor, banned: &[u32]) -> Result<u32> {
