@@ -73,6 +73,25 @@ fn bench_lm_json_has_the_required_keys() {
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
 }
 
+/// `--precisions` picks the exports measured: Q4_K's row names its format, a smaller file.
+#[test]
+fn bench_lm_measures_the_precisions_asked_for() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let args = ["bench", "lm", "--json", "--window-s", "0.5", "--warmup", "1", "--presets", "256-8", "--model", "/nonexistent/none"];
+    let out = lab(&[&args[..], &["--precisions", "q4_k, q8_0"]].concat());
+    assert!(out.status.success(), "bench lm failed: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench lm --json prints JSON");
+    let results = v["results"].as_array().expect("results");
+    let col = |k: &str| results.iter().map(|r| r[k].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(col("precision"), ["q4_k", "q8_0"]);
+    assert_eq!(col("model_format"), ["gguf:q4k+q8_0", "gguf:q8_0"]);
+    assert!(results[0]["gguf_bytes"].as_u64().unwrap() < results[1]["gguf_bytes"].as_u64().unwrap());
+
+    let out = lab(&[&args[..], &["--precisions", "q3"]].concat());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("q3") && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
 #[test]
 fn bench_pipeline_measures_the_mulm_and_the_cloud_only_baseline() {
     if !assets_present(MODELS) {

@@ -29,6 +29,27 @@ fn dev_checkpoint_then_export_gguf_gives_a_checkpoint_the_daemon_loads() {
     assert_eq!(m.mulm.preset, "64-2");
 }
 
+/// `--type q4_k` (how a 512-8 fits the repository): Q4_K matrices where a row is a multiple of
+/// 256 weights, a smaller file than Q8_0, and a checkpoint the daemon loads and decodes.
+#[test]
+fn export_gguf_q4_k_is_smaller_than_q8_0_and_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mulm");
+    common::dev_checkpoint(&dir, "256-8");
+    let d = dir.to_str().unwrap();
+    let q8 = tmp.path().join("q8.gguf");
+    let out = lab(&["lm", "export-gguf", "--model", d, "--type", "q8_0", "--out", q8.to_str().unwrap()]);
+    assert!(out.status.success(), "export-gguf q8_0 failed: {}", stderr(&out));
+    let out = lab(&["lm", "export-gguf", "--model", d, "--type", "Q4_K"]);
+    assert!(out.status.success(), "export-gguf q4_k failed: {}", stderr(&out));
+    let q4_bytes = std::fs::metadata(dir.join("model.gguf")).unwrap().len();
+    let q8_bytes = std::fs::metadata(&q8).unwrap().len();
+    // 256-wide rows (every matrix but none of 256-8's) are 4.5 bits instead of 8.5.
+    assert!(q4_bytes * 10 < q8_bytes * 7, "q4_k {q4_bytes} B is not well under q8_0 {q8_bytes} B");
+    let m = lm::checkpoint::load_checkpoint(&dir, lm::checkpoint::LmQuant::F32, 1).expect("the Q4_K checkpoint loads");
+    assert_eq!(m.model.format(), "gguf:q4k+q8_0");
+}
+
 #[test]
 fn a_bad_preset_or_type_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

@@ -54,6 +54,11 @@ pub struct LmBenchArgs {
     /// the others use random-init weights of the real shapes.
     #[arg(long, default_value = "512-8")]
     pub presets: String,
+    /// Comma-separated GGUF weight types each preset's safetensors weights are exported to and
+    /// measured in: f32, f16, q8_0, q4_k (Q4_K where a row is a multiple of 256 weights, else
+    /// Q8_0; candle's kernels, not `lm::q8`).
+    #[arg(long, default_value = "f32,q8_0")]
+    pub precisions: String,
     /// Checkpoint directory (default: config lm.model_dir).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -299,6 +304,16 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
     if presets.is_empty() {
         bail!("--presets is empty (e.g. 512-8,256-8)");
     }
+    let precisions: Vec<(String, ExportType)> = args
+        .precisions
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Ok((s.to_ascii_lowercase(), ExportType::from_name(s).with_context(|| format!("--precisions: {s:?}"))?)))
+        .collect::<Result<_>>()?;
+    if precisions.is_empty() {
+        bail!("--precisions is empty (e.g. f32,q8_0,q4_k)");
+    }
     let model_dir = args.model.clone().unwrap_or_else(|| cfg.lm.model_dir.clone());
     let load_at_start = crate::provenance::load_average_now();
     let t_start = Instant::now();
@@ -330,10 +345,11 @@ pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
             files.push((m.format().trim_start_matches("gguf:").to_string(), g.clone(), false));
         }
         if let Some(w) = &src.weights {
-            for (precision, ty) in [("f32", ExportType::F32), ("q8_0", ExportType::Q8_0)] {
+            for (precision, ty) in &precisions {
                 let gguf = scratch.0.join(format!("model-{precision}.gguf"));
-                ::lm::export_gguf(w, &src.mulm, &src.tokenizer_json, &gguf, ty).with_context(|| format!("exporting {}", gguf.display()))?;
-                files.push((precision.to_string(), gguf, true));
+                ::lm::export_gguf(w, &src.mulm, &src.tokenizer_json, &gguf, *ty)
+                    .with_context(|| format!("exporting {}", gguf.display()))?;
+                files.push((precision.clone(), gguf, true));
             }
         }
         for (precision, gguf, exported) in files {

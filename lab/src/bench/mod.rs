@@ -41,7 +41,7 @@ pub enum Which {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
-    /// μLM latency and throughput (the paper's fixed-window method), f32 and Q8_0 per preset,
+    /// μLM latency and throughput (the paper's fixed-window method), f32 and Q8_0 per preset (`--precisions`),
     /// optionally against llama.cpp on the same GGUF weights.
     Lm(lm::LmBenchArgs),
     /// The headline: voice-to-voice latency and handoff gap over the spoken fixture questions
