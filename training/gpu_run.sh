@@ -8,6 +8,8 @@
 #   bash training/gpu_run.sh train
 # Back here, with the files it wrote to $OUT (4 weight shards, weights.json, logs):
 #   training/gpu_run.sh join DIR        # → training/work/runs/512-8-gpu/ckpt.pt for export.py
+#   make -C training export RUN=work/runs/512-8-gpu EXPORT_DIR=../models/mulm-512-8 TYPE=q4_k
+#                                       # 19.5 MB instead of Q8_0's 31.0: small enough to commit
 #
 # Minutes per stage (PRE_MIN, SFT_MIN, OPEN_MIN) are training time; packing, evaluation and the
 # split take the rest of the ≤ 10 minutes. SMOKE=1 runs the same steps on the CPU in ~2 minutes
