@@ -128,7 +128,9 @@ fn stem(w: &str) -> String {
     }
 }
 
-fn content(w: &str) -> bool {
+/// True for a content word: a lower-cased word (punctuation trimmed) of ≥ 3 letters that is not
+/// a stop word. What [`topical`] matches on, and what `opener.topic_bonus` favours.
+pub fn content(w: &str) -> bool {
     w.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !STOP_WORDS.contains(&w)
 }
 
