@@ -103,19 +103,12 @@ impl<'m> Decoder<'m> {
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
         let logits = self.model.forward(prompt, &mut self.kv.cache, false)?;
         self.kv.tokens.extend_from_slice(prompt);
-        self.pick(&logits, LogitBias::NONE)
-    }
-
-    /// [`Decoder::prefill`] whose first token is chosen under `bias`.
-    pub fn prefill_biased(&mut self, prompt: &[u32], bias: LogitBias<'_>) -> Result<u32> {
-        let logits = self.model.forward(prompt, &mut self.kv.cache, false)?;
-        self.kv.tokens.extend_from_slice(prompt);
-        self.pick(&logits, bias)
+        self.pick_excluding(&logits, &[])
     }
 
     /// Feed the token just produced and sample the next one.
     pub fn step(&mut self, token: u32) -> Result<u32> {
-        self.step_biased(token, LogitBias::NONE)
+        self.step_excluding(token, &[])
     }
 
     /// [`Decoder::step`] that never returns a token of `banned` (ids out of the vocabulary are
@@ -123,15 +116,9 @@ impl<'m> Decoder<'m> {
     /// the model's own probability of the token chosen. Used for the opener's no-repeat
     /// n-gram constraint.
     pub fn step_excluding(&mut self, token: u32, banned: &[u32]) -> Result<u32> {
-        self.step_biased(token, LogitBias { banned, ..LogitBias::NONE })
-    }
-
-    /// [`Decoder::step`] under `bias` (banned and favoured tokens, for the sampler only:
-    /// [`Decoder::last_logprob`] stays the model's own probability of the token chosen).
-    pub fn step_biased(&mut self, token: u32, bias: LogitBias<'_>) -> Result<u32> {
         let logits = self.model.forward(&[token], &mut self.kv.cache, false)?;
         self.kv.tokens.push(token);
-        self.pick(&logits, bias)
+        self.pick_excluding(&logits, banned)
     }
 
     /// Natural-log probability, under the model's own softmax (temperature 1), of the token
@@ -140,52 +127,19 @@ impl<'m> Decoder<'m> {
         self.last_logprob
     }
 
-    fn pick(&mut self, logits: &candle_core::Tensor, bias: LogitBias<'_>) -> Result<u32> {
+    fn pick_excluding(&mut self, logits: &candle_core::Tensor, banned: &[u32]) -> Result<u32> {
         let mut v: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        if bias.banned.is_empty() && (bias.boosted.is_empty() || bias.bonus == 0.0) {
-            let id = self.sampler.sample_slice(&v)?;
-            self.last_logprob = log_prob(&v, id);
-            return Ok(id);
-        }
-        // The model's own logits, restored after sampling (in reverse, so an id listed twice
-        // gets its first-saved, original value back).
-        let ids = bias.boosted.iter().chain(bias.banned);
-        let saved: Vec<(usize, f32)> = ids.filter_map(|&b| v.get(b as usize).map(|&l| (b as usize, l))).collect();
-        for &b in bias.boosted {
-            if let Some(l) = v.get_mut(b as usize) {
-                *l += bias.bonus;
-            }
-        }
-        for &b in bias.banned {
-            if let Some(l) = v.get_mut(b as usize) {
-                *l = f32::NEG_INFINITY;
-            }
+        let saved: Vec<(usize, f32)> = banned.iter().filter_map(|&b| v.get(b as usize).map(|&l| (b as usize, l))).collect();
+        for &(i, _) in &saved {
+            v[i] = f32::NEG_INFINITY;
         }
         let id = self.sampler.sample_slice(&v)?;
-        for &(i, l) in saved.iter().rev() {
+        for &(i, l) in &saved {
             v[i] = l;
         }
         self.last_logprob = log_prob(&v, id);
         Ok(id)
     }
-}
-
-/// Changes to the logits for the sampler's next pick only (the opener's constraints).
-#[derive(Debug, Clone, Copy)]
-pub struct LogitBias<'a> {
-    /// Never chosen (their logits are −∞): the no-repeat n-gram constraint. Ids out of the
-    /// vocabulary are ignored.
-    pub banned: &'a [u32],
-    /// Favoured by `bonus` nats added to their logits: the question's topic words
-    /// (`opener.topic_bonus`). Ids out of the vocabulary are ignored.
-    pub boosted: &'a [u32],
-    /// Nats added to each `boosted` logit (0 = no change).
-    pub bonus: f32,
-}
-
-impl LogitBias<'_> {
-    /// No change: the model's own choice.
-    pub const NONE: LogitBias<'static> = LogitBias { banned: &[], boosted: &[], bonus: 0.0 };
 }
 
 /// Why generation stopped.

@@ -128,9 +128,7 @@ fn stem(w: &str) -> String {
     }
 }
 
-/// True for a content word: a lower-cased word (punctuation trimmed) of ≥ 3 letters that is not
-/// a stop word. What [`topical`] matches on, and what `opener.topic_bonus` favours.
-pub fn content(w: &str) -> bool {
+fn content(w: &str) -> bool {
     w.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !STOP_WORDS.contains(&w)
 }
 

@@ -81,21 +81,10 @@ pub struct OpenerSettings {
     /// by case or leading space. The prompt is not counted: echoing the question is welcome.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub no_repeat_ngram: usize,
-    /// Nats added to the logits of the question's topic words while the opener is written
-    /// ([`crate::opener::topic_token_ids`]: each content word of the last user turn that is one
-    /// token with its leading space), until the opener has used that token once. For the
-    /// sampler only: the gate still scores the model's own log-probabilities. 0 = off, which a
-    /// file without the key gets; finite, 0..=10.
-    #[serde(default, skip_serializing_if = "is_zero_f32")]
-    pub topic_bonus: f32,
 }
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
-}
-
-fn is_zero_f32(x: &f32) -> bool {
-    *x == 0.0
 }
 
 impl Default for OpenerSettings {
@@ -269,9 +258,6 @@ impl MulmFile {
         }
         if o.no_repeat_ngram == 1 {
             return Err(LmError::InvalidConfig("opener.no_repeat_ngram 1 is not an n-gram length: 0 (off) or ≥ 2".into()));
-        }
-        if !(0.0..=10.0).contains(&o.topic_bonus) {
-            return Err(LmError::InvalidConfig(format!("opener.topic_bonus {} not in 0..=10 nats", o.topic_bonus)));
         }
         Ok(())
     }

@@ -8,36 +8,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::decode::{ms, Decoder, KvState, LogitBias, StopReason};
+use crate::decode::{ms, Decoder, KvState, StopReason};
 use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::mulm_file::OpenerSettings;
 use crate::sampler::{repeated_ngram_continuations, SamplingParams};
-use crate::tokenizer::{ChatMessage, ChatPrompt, ChatTokenizer, Role, TextStream};
-
-/// The question's topic words as the opener would write them: for each content word of
-/// `question` ([`crate::gate::content`]), the ids of `" word"` as written and lower-cased
-/// where that is a single token (a word the tokenizer splits is left out: favouring its first
-/// piece would start a word the model may not finish). No duplicates, in order of first
-/// occurrence. Errors: a tokenizer failure.
-pub fn topic_token_ids(tok: &ChatTokenizer, question: &str) -> Result<Vec<u32>> {
-    let mut ids = Vec::new();
-    for raw in question.split_whitespace() {
-        let word = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
-        let lower = word.to_lowercase();
-        if !crate::gate::content(&lower) {
-            continue;
-        }
-        for form in [word, lower.as_str()] {
-            if let [id] = tok.encode_text(&format!(" {form}"))?[..] {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-    }
-    Ok(ids)
-}
+use crate::tokenizer::{ChatMessage, ChatPrompt, ChatTokenizer, TextStream};
 
 /// Largest word budget accepted (paper: 4–8 is the operating range; 16 the largest studied).
 pub const MAX_WORDS: usize = 16;
@@ -235,7 +211,7 @@ impl<'m> OpenerEngine<'m> {
     pub fn warm(&mut self, history: &[ChatMessage]) -> Result<usize> {
         let prompt = self.encode(history)?;
         let model = self.decoder.model();
-        model.install(|| self.prefill(&prompt.ids, LogitBias::NONE).map(|(_, ran)| ran))
+        model.install(|| self.prefill(&prompt.ids).map(|(_, ran)| ran))
     }
 
     /// `history` in the chat template, leaving room for the opener's new tokens. Errors: an
@@ -249,10 +225,10 @@ impl<'m> OpenerEngine<'m> {
     }
 
     /// Prefills what of `ids` the cache does not hold already; returns the first new token
-    /// (chosen under `bias`) and how many tokens ran.
-    fn prefill(&mut self, ids: &[u32], bias: LogitBias<'_>) -> Result<(u32, usize)> {
+    /// and how many tokens ran.
+    fn prefill(&mut self, ids: &[u32]) -> Result<(u32, usize)> {
         let kept = self.decoder.rewind_to_prefix(ids, self.sampling.clone())?;
-        Ok((self.decoder.prefill_biased(&ids[kept..], bias)?, ids.len() - kept))
+        Ok((self.decoder.prefill(&ids[kept..])?, ids.len() - kept))
     }
 
     /// Generate an opener of `budget_words` words (1..=16; None = settings.default_words),
@@ -291,13 +267,7 @@ impl<'m> OpenerEngine<'m> {
             return Ok(self.fallback(prompt.ids.len(), t0, &mut on_word));
         }
 
-        // The question's topic words, favoured until the opener has used each once.
-        let mut topic = match history.iter().rev().find(|m| m.role == Role::User) {
-            Some(q) if self.settings.topic_bonus > 0.0 => topic_token_ids(self.tok, &q.content)?,
-            _ => Vec::new(),
-        };
-        let bonus = self.settings.topic_bonus;
-        let (mut next, _) = self.prefill(&prompt.ids, LogitBias { boosted: &topic, bonus, ..LogitBias::NONE })?;
+        let (mut next, _) = self.prefill(&prompt.ids)?;
         let prefill_ms = ms(t0);
         let mut first_token_ms = 0.0;
         let mut stream = TextStream::new();
@@ -336,8 +306,7 @@ impl<'m> OpenerEngine<'m> {
                 break StopReason::ContextFull;
             }
             repeated_ngram_continuations(&tokens, self.settings.no_repeat_ngram, &mut banned);
-            topic.retain(|t| *t != next);
-            next = self.decoder.step_biased(next, LogitBias { banned: &banned, boosted: &topic, bonus })?;
+            next = self.decoder.step_excluding(next, &banned)?;
         };
         if first_token_ms == 0.0 {
             first_token_ms = ms(t0);
