@@ -30,7 +30,8 @@ fn dev_checkpoint_then_export_gguf_gives_a_checkpoint_the_daemon_loads() {
 }
 
 /// `--type q4_k` (how a 512-8 fits the repository): Q4_K matrices where a row is a multiple of
-/// 256 weights, a smaller file than Q8_0, and a checkpoint the daemon loads and decodes.
+/// 256 weights, a smaller file than Q8_0, and a checkpoint the daemon loads (`bench lm
+/// --precisions q4_k` decodes one).
 #[test]
 fn export_gguf_q4_k_is_smaller_than_q8_0_and_loads() {
     let tmp = tempfile::tempdir().unwrap();
@@ -44,7 +45,8 @@ fn export_gguf_q4_k_is_smaller_than_q8_0_and_loads() {
     assert!(out.status.success(), "export-gguf q4_k failed: {}", stderr(&out));
     let q4_bytes = std::fs::metadata(dir.join("model.gguf")).unwrap().len();
     let q8_bytes = std::fs::metadata(&q8).unwrap().len();
-    // 256-wide rows (every matrix but none of 256-8's) are 4.5 bits instead of 8.5.
+    // Rows of a multiple of 256 weights (all of 256-8's matrices but ffn_down, rows of 704)
+    // go from 8.5 to 4.5 bits per weight.
     assert!(q4_bytes * 10 < q8_bytes * 7, "q4_k {q4_bytes} B is not well under q8_0 {q8_bytes} B");
     let m = lm::checkpoint::load_checkpoint(&dir, lm::checkpoint::LmQuant::F32, 1).expect("the Q4_K checkpoint loads");
     assert_eq!(m.model.format(), "gguf:q4k+q8_0");

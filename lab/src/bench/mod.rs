@@ -41,8 +41,8 @@ pub enum Which {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
-    /// μLM latency and throughput (the paper's fixed-window method), f32 and Q8_0 per preset (`--precisions`),
-    /// optionally against llama.cpp on the same GGUF weights.
+    /// μLM latency and throughput (the paper's fixed-window method), f32 and Q8_0 per preset
+    /// (`--precisions`), optionally against llama.cpp on the same GGUF weights.
     Lm(lm::LmBenchArgs),
     /// The headline: voice-to-voice latency and handoff gap over the spoken fixture questions
     /// at several injected cloud latencies, against the cloud-only baseline.
