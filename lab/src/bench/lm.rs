@@ -289,26 +289,22 @@ fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
     }
 }
 
+/// The non-empty, trimmed items of a comma-separated option ("512-8, 256-8").
+fn comma_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
 pub fn run(cfg: &Config, args: &LmBenchArgs) -> Result<()> {
     // NaN fails too.
     if args.window_s.is_nan() || args.window_s < 0.0 {
         bail!("--window-s {}: must be ≥ 0", args.window_s);
     }
-    let presets: Vec<Preset> = args
-        .presets
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| Preset::from_name(s).with_context(|| format!("--presets: {s:?}")))
-        .collect::<Result<_>>()?;
+    let presets: Vec<Preset> =
+        comma_list(&args.presets).map(|s| Preset::from_name(s).with_context(|| format!("--presets: {s:?}"))).collect::<Result<_>>()?;
     if presets.is_empty() {
         bail!("--presets is empty (e.g. 512-8,256-8)");
     }
-    let precisions: Vec<(String, ExportType)> = args
-        .precisions
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    let precisions: Vec<(String, ExportType)> = comma_list(&args.precisions)
         .map(|s| Ok((s.to_ascii_lowercase(), ExportType::from_name(s).with_context(|| format!("--precisions: {s:?}"))?)))
         .collect::<Result<_>>()?;
     if precisions.is_empty() {
