@@ -8,8 +8,10 @@
 #   THREADS=2 MAX_MIN=300 training/run_cpu.sh              # both cores when nothing else runs
 #   SOURCE=models/mulm-512-8 REFUSALS=10 STEPS=500 LR=1e-4 THREADS=2 MAX_MIN=80 CKPT=50 EVAL_EVERY=250 \
 #     training/run_cpu.sh                                  # the GPU run's 512-8 taught to refuse (2026-12-05)
+#   TOPICAL=1 THREADS=2 STEPS=3600 LR=1.5e-4 training/run_cpu.sh  # learn only on-topic openers (topical.py)
+#   STOP_AT=3000 …                                         # stop there; the schedule still spans STEPS
 #
-# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal]) — a kill loses at most the steps
+# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-topical]) — a kill loses at most the steps
 # since the last checkpoint (every CKPT steps ≈ 10 min on one thread); a run that reaches
 # --max-minutes stops with a checkpoint. Export/evaluate any time:
 #   training/.venv/bin/python training/export.py --ckpt $RUN/ckpt.pt --out models/mulm-512-8-opener
@@ -32,11 +34,14 @@ SOURCE=${SOURCE:-models/mulm-candidate}
 # REFUSALS=N adds training/safety/refusals.py's dialogues (harmful prompt → short refusal) N
 # times over to the mix (issue 12 §2); 0 trains on the mix alone.
 REFUSALS=${REFUSALS:-0}
+# TOPICAL=1 learns only from replies whose first 8 words share a content word with the user turn
+# (training/topical.py marks the others `"opener": false`; they stay as context).
+TOPICAL=${TOPICAL:-0}
 EVAL_EVERY=${EVAL_EVERY:-200}
 # The preset is the source's (the shipped models/mulm is μLM-256-8; an export of the GPU run,
 # models/mulm-512-8, continues as 512-8).
 PRESET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["preset"])' "$SOURCE/mulm.json")
-SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")
+SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")$([ "$TOPICAL" = 0 ] || echo "-topical")
 RUN=${RUN:-training/work/runs/$PRESET-$STAGE$SUFFIX}
 
 [ -s training/data/train.jsonl ] || make -C training prepare
@@ -47,11 +52,17 @@ else
   INIT=training/work/init/$(basename "$SOURCE")-$PRESET.pt
   [ -s "$INIT" ] || { mkdir -p "$(dirname "$INIT")"; $PY training/ggufload.py "$SOURCE/model.gguf" --out "$INIT"; }
 fi
-TRAIN=training/data/train_mix.jsonl
-if [ "$REFUSALS" != 0 ]; then
-  TRAIN=training/work/train_mix_refusal.jsonl
+MIX=training/data/train_mix.jsonl
+if [ "$TOPICAL" != 0 ]; then
+  MIX=training/work/train_mix_topical.jsonl
+  [ "$MIX" -nt training/data/train_mix.jsonl ] ||
+    $PY training/topical.py training/data/train_mix.jsonl --out "$MIX" > training/work/topical_stats.json
+fi
+TRAIN=$MIX
+if [ "$REFUSALS" != 0 ]; then  # appended after topical.py: a refusal shares no word with its request
+  TRAIN=training/work/train_mix$SUFFIX.jsonl
   [ -s training/work/refusals.jsonl ] || $PY training/safety/refusals.py --out training/work/refusals.jsonl
-  { cat training/data/train_mix.jsonl; for _ in $(seq "$REFUSALS"); do cat training/work/refusals.jsonl; done; } > "$TRAIN"
+  { cat "$MIX"; for _ in $(seq "$REFUSALS"); do cat training/work/refusals.jsonl; done; } > "$TRAIN"
 fi
 mkdir -p "$RUN"
 echo $$ > "$RUN/train.pid"
@@ -62,4 +73,4 @@ exec nice -n 10 $PY training/train.py --preset "$PRESET" --stage "$STAGE" --out 
   --batch-size 32 --seq-len 256 --opener-context 128 --opener-tokens 24 \
   --steps "$STEPS" --lr "$LR" --min-warmup 20 --threads "$THREADS" \
   --log-every 5 --eval-every "$EVAL_EVERY" --eval-batches 4 --eval-assistant 500 --ckpt-every "$CKPT" \
-  --max-minutes "$MAX_MIN" >> "$RUN/stdout.log" 2>&1
+  --max-minutes "$MAX_MIN" ${STOP_AT:+--stop-at "$STOP_AT"} >> "$RUN/stdout.log" 2>&1

@@ -116,12 +116,18 @@ def pack_dialogue(turns, begin: list[int], max_len: int, min_tail: int | None = 
     return out
 
 
-def opener_examples(turns, begin: list[int], max_ctx: int, n_target: int = 24):
+def opener_skips(messages) -> frozenset[int]:
+    """Indices of the assistant turns that `topical.py` marked `"opener": false` (off-topic
+    openers): the opener stage makes no example of them, but they stay as context."""
+    return frozenset(i for i, m in enumerate(messages) if m.get("opener") is False)
+
+
+def opener_examples(turns, begin: list[int], max_ctx: int, n_target: int = 24, skip=frozenset()):
     """The opener stage's examples of one dialogue: for every assistant turn that follows a user
-    turn, (begin + the latest whole turns up to and including that user turn + the assistant
-    prefix → the first ≤ n_target tokens of the reply). Flags: FRESH|ASSIST on exactly those
-    reply tokens (content, plus the turn's suffix/<|end|> when the reply is shorter than
-    n_target), 0 on everything else, so the loss covers only the opener.
+    turn and whose index is not in `skip`, (begin + the latest whole turns up to and including
+    that user turn + the assistant prefix → the first ≤ n_target tokens of the reply). Flags:
+    FRESH|ASSIST on exactly those reply tokens (content, plus the turn's suffix/<|end|> when the
+    reply is shorter than n_target), 0 on everything else, so the loss covers only the opener.
 
     Context: at most max_ctx tokens before the assistant prefix (begin included); older turns are
     dropped whole, like the runtime does; a last user turn that alone does not fit keeps its
@@ -129,7 +135,7 @@ def opener_examples(turns, begin: list[int], max_ctx: int, n_target: int = 24):
     """
     out = []
     for t, (role, ids, am) in enumerate(turns):
-        if role != "assistant" or t == 0 or turns[t - 1][0] != "user":
+        if role != "assistant" or t == 0 or turns[t - 1][0] != "user" or t in skip:
             continue
         npre = 0
         while npre < len(am) and not am[npre]:
@@ -274,12 +280,15 @@ class Windows:
     @staticmethod
     def build_opener(dialogues, fmt: ChatFormat, max_ctx: int, n_target: int) -> "Windows":
         """Opener-stage examples (`opener_examples`) of every dialogue, one 'window' each."""
-        return Windows.build_opener_turns((fmt.encode_turns(d["messages"]) for d in dialogues if d.get("messages")),
-                                          fmt.begin, max_ctx, n_target)
+        ds = [d for d in dialogues if d.get("messages")]
+        return Windows.build_opener_turns((fmt.encode_turns(d["messages"]) for d in ds), fmt.begin, max_ctx, n_target,
+                                          (opener_skips(d["messages"]) for d in ds))
 
     @staticmethod
-    def build_opener_turns(turn_lists, begin: list[int], max_ctx: int, n_target: int) -> "Windows":
-        parts = (e for turns in turn_lists for e in opener_examples(turns, begin, max_ctx, n_target))
+    def build_opener_turns(turn_lists, begin: list[int], max_ctx: int, n_target: int, skips=None) -> "Windows":
+        """skips: per dialogue, the turn indices to make no example of (`opener_skips`); None = none."""
+        skips = skips if skips is not None else itertools.repeat(frozenset())
+        parts = (e for turns, skip in zip(turn_lists, skips) for e in opener_examples(turns, begin, max_ctx, n_target, skip))
         return Windows.from_parts(parts)
 
     @staticmethod
@@ -334,12 +343,15 @@ def load_windows(path, fmt: ChatFormat, max_len: int, cache_dir: Path | None, li
     if cache and cache.exists():
         return Windows.load(cache)
     t0 = time.time()
+    skips = None  # a pre-tokenized corpus carries no `"opener": false` marks (topical.py)
     if pretok.is_turns_file(path):  # pre-tokenized (a GPU machine's carried corpus)
         turn_lists = itertools.islice(pretok.iter_turns(path, fmt, tok_path), limit)
     else:
-        turn_lists = (fmt.encode_turns(d["messages"]) for d in read_jsonl(path, limit) if d.get("messages"))
+        ds = [d for d in read_jsonl(path, limit) if d.get("messages")]
+        turn_lists = (fmt.encode_turns(d["messages"]) for d in ds)
+        skips = [opener_skips(d["messages"]) for d in ds]
     if opener:
-        w = Windows.build_opener_turns(turn_lists, fmt.begin, opener[0], opener[1])
+        w = Windows.build_opener_turns(turn_lists, fmt.begin, opener[0], opener[1], skips)
     else:
         w = Windows.build_turns(turn_lists, fmt.begin, max_len)
     print(f"packed {path}: {len(w)} windows, {len(w.ids):,} tokens in {time.time() - t0:.0f}s", flush=True)
@@ -640,6 +652,9 @@ def parse_args(argv=None):
     ap.add_argument("--eval-batches", type=int, default=8)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    ap.add_argument("--stop-at", type=int,
+                    help="stop (with a checkpoint) after this step; the schedule still spans --steps, so two "
+                         "branches from one checkpoint stop at the same point of it (an A/B of two data mixes)")
     ap.add_argument("--schedule-minutes", type=float,
                     help="a time budget instead of a step budget (a GPU lease): the cosine decay runs over "
                          "this many minutes of training, warmup over --min-warmup steps, and the run stops "
@@ -780,7 +795,7 @@ def main(argv=None) -> dict:
         log_f.flush()
     t_start = t_log = time.time()  # --max-minutes and tokens/s count training, not the start-up eval
     model.train()
-    while step < total:
+    while step < total and (args.stop_at is None or step < args.stop_at):
         epoch, k = divmod(step, per_epoch)
         if epoch != cur_epoch:
             if packed:
@@ -827,8 +842,9 @@ def main(argv=None) -> dict:
             log_f.write(json.dumps(rec) + "\n")
             log_f.flush()
             t_log, tok_log, loss_acc, n_acc = time.time(), 0, 0.0, 0
-        timed_out = args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes
-        if step % args.eval_every == 0 or step == total or timed_out:
+        stopping = (args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes) \
+            or (args.stop_at is not None and step >= args.stop_at)
+        if step % args.eval_every == 0 or step == total or stopping:
             last_valid = evaluate(model, valid_w, args, device, amp, args.eval_batches)
             rec = {"step": step, "valid_loss": last_valid}
             if extra_eval:
@@ -838,13 +854,13 @@ def main(argv=None) -> dict:
             print(json.dumps(rec), flush=True)
             log_f.write(json.dumps(rec) + "\n")
             log_f.flush()
-        if step % args.ckpt_every == 0 or step == total or timed_out:
+        if step % args.ckpt_every == 0 or step == total or stopping:
             save_checkpoint(ckpt_path, model, opt, step, arg_dict,
                             {"preset": args.preset, "mulm": mulm, "valid_loss": last_valid,
                              "total_steps": None if args.schedule_minutes else total})
             plot_losses(out / "loss.png", train_pts, valid_pts, f"μLM-{args.preset} {args.stage}")
-        if timed_out:
-            print(f"stopping after {args.max_minutes} minutes at step {step}", flush=True)
+        if stopping:
+            print(f"stopping at step {step} (--max-minutes {args.max_minutes}, --stop-at {args.stop_at})", flush=True)
             break
     log_f.close()
     return {"step": step, "total": total, "train_pts": train_pts, "valid_pts": valid_pts, "valid_loss": last_valid,

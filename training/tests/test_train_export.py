@@ -256,6 +256,17 @@ class TinyRun(unittest.TestCase):
         for k in sa:
             self.assertTrue(torch.equal(sa[k], sb[k]), k)
 
+        # --stop-at: a branch stops at step 25 of the 40-step schedule (with a checkpoint), a rerun
+        # with the same flag trains nothing, and going on to 40 gives run a's weights exactly
+        c1 = self.run_train("c", "--steps", "40", "--ckpt-every", "20", "--stop-at", "25")
+        self.assertEqual(c1["step"], 25)
+        self.assertEqual(torch.load(self.d / "c" / "ckpt.pt", weights_only=False)["step"], 25)
+        self.assertEqual(self.run_train("c", "--steps", "40", "--ckpt-every", "20", "--stop-at", "25")["step"], 25)
+        self.assertEqual(self.run_train("c", "--steps", "40", "--ckpt-every", "20")["step"], 40)
+        sc = torch.load(self.d / "c" / "ckpt.pt", weights_only=False)["model"]
+        for k in sa:
+            self.assertTrue(torch.equal(sa[k], sc[k]), k)
+
         # SFT stage from the pretrained weights
         s = self.run_train("sft", "--steps", "10", "--stage", "sft", "--init-from", str(self.d / "a" / "ckpt.pt"))
         self.assertEqual(s["step"], 10)
