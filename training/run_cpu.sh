@@ -55,7 +55,8 @@ fi
 MIX=training/data/train_mix.jsonl
 if [ "$TOPICAL" != 0 ]; then
   MIX=training/work/train_mix_topical.jsonl
-  [ "$MIX" -nt training/data/train_mix.jsonl ] ||
+  # rebuilt when the mix or the rule changed
+  { [ "$MIX" -nt training/data/train_mix.jsonl ] && [ "$MIX" -nt training/topical.py ]; } ||
     $PY training/topical.py training/data/train_mix.jsonl --out "$MIX" > training/work/topical_stats.json
 fi
 TRAIN=$MIX
