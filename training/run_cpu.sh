@@ -9,6 +9,7 @@
 #   SOURCE=models/mulm-512-8 REFUSALS=10 STEPS=500 LR=1e-4 THREADS=2 MAX_MIN=80 CKPT=50 EVAL_EVERY=250 \
 #     training/run_cpu.sh                                  # the GPU run's 512-8 taught to refuse (2026-12-05)
 #   TOPICAL=1 THREADS=2 STEPS=3600 LR=1.5e-4 training/run_cpu.sh  # learn only on-topic openers (topical.py)
+#   TOPICAL=1 KEEP_OFF=0.3 …                              # … and from 30 % of the off-topic ones
 #   STOP_AT=3000 …                                         # stop there; the schedule still spans STEPS
 #
 # Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-topical]) — a kill loses at most the steps
@@ -37,11 +38,15 @@ REFUSALS=${REFUSALS:-0}
 # TOPICAL=1 learns only from replies whose first 8 words share a content word with the user turn
 # (training/topical.py marks the others `"opener": false`; they stay as context).
 TOPICAL=${TOPICAL:-0}
+# KEEP_OFF=SHARE (with TOPICAL=1) also learns from that share of the off-topic replies: on-topic
+# openers weighted up rather than learned from alone (topical.py --keep-off-topic).
+KEEP_OFF=${KEEP_OFF:-0}
 EVAL_EVERY=${EVAL_EVERY:-200}
 # The preset is the source's (the shipped models/mulm is μLM-256-8; an export of the GPU run,
 # models/mulm-512-8, continues as 512-8).
 PRESET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["preset"])' "$SOURCE/mulm.json")
-SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")$([ "$TOPICAL" = 0 ] || echo "-topical")
+KSUF=$([ "$TOPICAL" = 0 ] || [ "$KEEP_OFF" = 0 ] || echo "-k$KEEP_OFF")
+SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")$([ "$TOPICAL" = 0 ] || echo "-topical")$KSUF
 RUN=${RUN:-training/work/runs/$PRESET-$STAGE$SUFFIX}
 
 [ -s training/data/train.jsonl ] || make -C training prepare
@@ -54,10 +59,11 @@ else
 fi
 MIX=training/data/train_mix.jsonl
 if [ "$TOPICAL" != 0 ]; then
-  MIX=training/work/train_mix_topical.jsonl
+  MIX=training/work/train_mix_topical$KSUF.jsonl
   # rebuilt when the mix or the rule changed
   { [ "$MIX" -nt training/data/train_mix.jsonl ] && [ "$MIX" -nt training/topical.py ]; } ||
-    $PY training/topical.py training/data/train_mix.jsonl --out "$MIX" > training/work/topical_stats.json
+    $PY training/topical.py training/data/train_mix.jsonl --out "$MIX" --keep-off-topic "$KEEP_OFF" \
+      > "training/work/topical_stats$KSUF.json"
 fi
 TRAIN=$MIX
 if [ "$REFUSALS" != 0 ]; then  # appended after topical.py: a refusal shares no word with its request

@@ -17,6 +17,10 @@ example of it. Nothing else reads the key.
 against the same cases in `tests/test_topical.py`): the reply's first 8 words share a content
 word (≥ 3 letters, not a function word, crude-stemmed) with the user turn.
 
+`--keep-off-topic SHARE` also keeps a stable draw of that share of the off-topic replies: it
+weights on-topic openers up instead of learning from them alone (the on-topic-only branch of
+2026-12-05 learned openers faster but lost assistant-token loss on the whole mix).
+
 The caps of the data mix (issue 12 §1) hold for the kept examples too: no 3-word reply opening
 above 1 % of them ("Sure, here are" would be 1.2 %) and WordNet glosses (99.8 % on topic) at
 most 5 % of them; the excess is marked off by a stable hash of the turn, so every machine writes
@@ -83,10 +87,19 @@ def opening(reply: str) -> str:
     return " ".join(reply.split()[:3]).lower()
 
 
-def stable_fraction(question: str, reply: str) -> float:
-    """A number in [0, 1) fixed by the turn's text: which turns a cap keeps."""
-    h = hashlib.blake2b(f"{question}\x00{reply}".encode(), digest_size=8).digest()
+def stable_fraction(question: str, reply: str, salt: str = "") -> float:
+    """A number in [0, 1) fixed by the turn's text: which turns a cap keeps. A different `salt`
+    gives an independent draw (the off-topic sample of `--keep-off-topic` must not favour the
+    turns a cap keeps)."""
+    h = hashlib.blake2b(f"{salt}{question}\x00{reply}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2**64
+
+
+def candidate(question: str, reply: str, keep_off_topic: float = 0.0) -> bool:
+    """A turn the opener stage may learn from before the caps: on topic, or one of the
+    `keep_off_topic` share of the off-topic turns (a stable draw). 0 learns from on-topic
+    replies only; 1 from every reply, which makes on-topic ones no more frequent than in the mix."""
+    return topical(question, reply) or stable_fraction(question, reply, "off-topic") < keep_off_topic
 
 
 def reply_turns(dialogue: dict):
@@ -97,7 +110,7 @@ def reply_turns(dialogue: dict):
 
 def keep_thresholds(on_topic: list[tuple[str, str, float]], max_opening: float,
                     source_caps: dict[str, float]) -> tuple[dict, dict]:
-    """on_topic: (opening, source, stable_fraction) of every on-topic turn. → ({opening: t},
+    """on_topic: (opening, source, stable_fraction) of every `candidate` turn. → ({opening: t},
     {source: t}) for the capped ones: a turn of such a group is kept only when its stable
     fraction is below t. Every group ends at or under its share of the turns kept: a cap that
     cuts a group shrinks the total, which can push another group over, so the caps are
@@ -131,9 +144,11 @@ def keep_thresholds(on_topic: list[tuple[str, str, float]], max_opening: float,
             {g[1]: t for g, t in limit.items() if g[0] == "s"})
 
 
-def mark(dialogue: dict, by_opening: dict | None = None, by_source: dict | None = None) -> tuple[int, int]:
-    """Adds `"opener": false` to each off-topic or over-cap assistant turn that follows a user
-    turn, in place (and drops a stale mark from the others). → (such turns, of which kept)."""
+def mark(dialogue: dict, by_opening: dict | None = None, by_source: dict | None = None,
+         keep_off_topic: float = 0.0) -> tuple[int, int]:
+    """Adds `"opener": false` to each assistant turn that follows a user turn and is not a
+    `candidate` or is over a cap, in place (and drops a stale mark from the others). → (such
+    turns, of which kept)."""
     by_opening, by_source = by_opening or {}, by_source or {}
     src_limit = by_source.get(dialogue.get("source"), 1.0)
     n = kept = 0
@@ -141,7 +156,7 @@ def mark(dialogue: dict, by_opening: dict | None = None, by_source: dict | None 
         n += 1
         q, r = prev.get("content", ""), m.get("content", "")
         limit = min(src_limit, by_opening.get(opening(r), 1.0))  # 1.0: not capped
-        if topical(q, r) and (limit >= 1.0 or stable_fraction(q, r) < limit):
+        if candidate(q, r, keep_off_topic) and (limit >= 1.0 or stable_fraction(q, r) < limit):
             kept += 1
             m.pop("opener", None)
         else:
@@ -172,9 +187,14 @@ def main(argv=None) -> dict:
                     help="largest share of the kept turns one 3-word reply opening may have")
     ap.add_argument("--max-source-share", nargs="*", default=["wordnet=0.05"], metavar="SOURCE=SHARE",
                     help="largest share of the kept turns a source may have")
+    ap.add_argument("--keep-off-topic", type=float, default=0.0, metavar="SHARE",
+                    help="also learn from this share of the off-topic replies (a stable draw): weights on-topic "
+                         "openers up instead of learning from them alone")
     args = ap.parse_args(argv)
     if not 0.0 < args.max_opening_share <= 1.0:
         raise SystemExit(f"--max-opening-share {args.max_opening_share}: want 0 < share <= 1")
+    if not 0.0 <= args.keep_off_topic <= 1.0:  # also catches nan
+        raise SystemExit(f"--keep-off-topic {args.keep_off_topic}: want 0 <= share <= 1")
     caps = parse_caps(args.max_source_share)
 
     def dialogues():
@@ -184,10 +204,10 @@ def main(argv=None) -> dict:
                     yield json.loads(line)
 
     on_topic = []
-    for d in dialogues():  # pass 1: what is on topic, by opening and by source
+    for d in dialogues():  # pass 1: the candidates, by opening and by source
         for prev, m in reply_turns(d):
             q, r = prev.get("content", ""), m.get("content", "")
-            if topical(q, r):
+            if candidate(q, r, args.keep_off_topic):
                 on_topic.append((opening(r), d.get("source"), stable_fraction(q, r)))
     by_opening, by_source = keep_thresholds(on_topic, args.max_opening_share, caps)
     turns, kept = collections.Counter(), collections.Counter()
@@ -195,12 +215,12 @@ def main(argv=None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "w") as dst:
         for d in dialogues():  # pass 2: mark
-            n, k = mark(d, by_opening, by_source)
+            n, k = mark(d, by_opening, by_source, args.keep_off_topic)
             turns[d.get("source", "?")] += n
             kept[d.get("source", "?")] += k
             dst.write(json.dumps(d, ensure_ascii=False) + "\n")
     os.replace(tmp, args.out)  # never a half-written mix under the final name
-    summary = {"turns": sum(turns.values()), "kept": sum(kept.values()),
+    summary = {"turns": sum(turns.values()), "kept": sum(kept.values()), "keep_off_topic": args.keep_off_topic,
                "capped_openings": sorted(by_opening), "capped_sources": sorted(by_source),
                "kept_share_by_source": {s: round(kept[s] / turns[s], 3) for s in sorted(turns, key=lambda s: -turns[s])}}
     print(json.dumps(summary))

@@ -104,6 +104,40 @@ class Marking(unittest.TestCase):
                 self.assertIn(bad[0], str(e.exception))
 
 
+class KeepOffTopic(unittest.TestCase):
+    def test_a_stable_share_of_off_topic_turns_is_kept(self):
+        # 400 off-topic and 100 on-topic replies; keeping 25 % of the off-topic ones keeps ≈ 100 of them
+        off = [dialogue("chitchat", f"Do you like dogs {i}?", "haha me too") for i in range(400)]
+        on = [dialogue("sharegpt", f"How do I boil egg number {i}?", "Boil the egg for nine minutes.")
+              for i in range(100)]
+        kept = [sum(TP.mark(d, keep_off_topic=share)[1] for d in off + on) for share in (0.0, 0.25, 1.0)]
+        self.assertEqual(kept[0], 100)
+        self.assertTrue(170 <= kept[1] <= 230, kept[1])  # 100 + 25 % of 400, ± 3 σ
+        self.assertEqual(kept[2], 500)
+        # stable: the same turns on every call, and a larger share keeps a superset
+        ids = lambda share: {i for i, d in enumerate(off) if TP.mark(d, keep_off_topic=share)[1]}
+        self.assertEqual(ids(0.25), ids(0.25))
+        self.assertLessEqual(ids(0.1), ids(0.25))
+        # the draw is independent of the caps' (an unsalted fraction below 0.25 is no guide to it)
+        unsalted = {i for i, d in enumerate(off) if TP.stable_fraction(d["messages"][0]["content"], "haha me too") < 0.25}
+        self.assertNotEqual(unsalted, ids(0.25))
+
+    def test_cli_keeps_off_topic_turns_and_rejects_a_bad_share(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            src, out = Path(tmp) / "mix.jsonl", Path(tmp) / "topical.jsonl"
+            ds = [dialogue("chitchat", f"hey there {i}", "Do you like dogs?") for i in range(50)]
+            src.write_text("".join(json.dumps(d) + "\n" for d in ds))
+            for share, want in (("0", 0), ("1", 50)):
+                with redirect_stdout(io.StringIO()) as o:
+                    TP.main([str(src), "--out", str(out), "--max-opening-share", "1", "--keep-off-topic", share])
+                summary = json.loads(o.getvalue())
+                self.assertEqual((summary["kept"], summary["keep_off_topic"]), (want, float(share)))
+            for bad in ("-0.1", "1.5", "nan"):
+                with self.assertRaises(SystemExit) as e:
+                    TP.main([str(src), "--out", str(out), "--keep-off-topic", bad])
+                self.assertIn("--keep-off-topic", str(e.exception))
+
+
 class OpenerStageSkips(unittest.TestCase):
     BEGIN = [0]
 
