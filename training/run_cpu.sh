@@ -12,7 +12,7 @@
 #   TOPICAL=1 KEEP_OFF=0.3 …                              # … and from 30 % of the off-topic ones
 #   STOP_AT=3000 …                                         # stop there; the schedule still spans STEPS
 #
-# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-topical]) — a kill loses at most the steps
+# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-topical[-kSHARE]]) — a kill loses at most the steps
 # since the last checkpoint (every CKPT steps ≈ 10 min on one thread); a run that reaches
 # --max-minutes stops with a checkpoint. Export/evaluate any time:
 #   training/.venv/bin/python training/export.py --ckpt $RUN/ckpt.pt --out models/mulm-512-8-opener

@@ -108,9 +108,9 @@ def reply_turns(dialogue: dict):
     return [(p, m) for p, m in zip(msgs, msgs[1:]) if m.get("role") == "assistant" and p.get("role") == "user"]
 
 
-def keep_thresholds(on_topic: list[tuple[str, str, float]], max_opening: float,
+def keep_thresholds(candidates: list[tuple[str, str, float]], max_opening: float,
                     source_caps: dict[str, float]) -> tuple[dict, dict]:
-    """on_topic: (opening, source, stable_fraction) of every `candidate` turn. → ({opening: t},
+    """candidates: (opening, source, stable_fraction) of every `candidate` turn. → ({opening: t},
     {source: t}) for the capped ones: a turn of such a group is kept only when its stable
     fraction is below t. Every group ends at or under its share of the turns kept: a cap that
     cuts a group shrinks the total, which can push another group over, so the caps are
@@ -122,7 +122,7 @@ def keep_thresholds(on_topic: list[tuple[str, str, float]], max_opening: float,
         return max_opening if g[0] == "o" else source_caps[g[1]]
 
     fracs = collections.defaultdict(list)
-    for o, src, f in on_topic:
+    for o, src, f in candidates:
         for g in groups(o, src):
             fracs[g].append(f)
     for fs in fracs.values():
@@ -130,7 +130,7 @@ def keep_thresholds(on_topic: list[tuple[str, str, float]], max_opening: float,
     limit = {}  # group → fraction threshold; absent = keep all
     while True:
         counts, total = collections.Counter(), 0
-        for o, src, f in on_topic:
+        for o, src, f in candidates:
             gs = groups(o, src)
             if all(f < limit.get(g, 2.0) for g in gs):
                 total += 1
@@ -203,13 +203,13 @@ def main(argv=None) -> dict:
                 if line.strip():
                     yield json.loads(line)
 
-    on_topic = []
+    candidates = []
     for d in dialogues():  # pass 1: the candidates, by opening and by source
         for prev, m in reply_turns(d):
             q, r = prev.get("content", ""), m.get("content", "")
             if candidate(q, r, args.keep_off_topic):
-                on_topic.append((opening(r), d.get("source"), stable_fraction(q, r)))
-    by_opening, by_source = keep_thresholds(on_topic, args.max_opening_share, caps)
+                candidates.append((opening(r), d.get("source"), stable_fraction(q, r)))
+    by_opening, by_source = keep_thresholds(candidates, args.max_opening_share, caps)
     turns, kept = collections.Counter(), collections.Counter()
     tmp = args.out.with_suffix(".tmp")
     args.out.parent.mkdir(parents=True, exist_ok=True)
