@@ -164,6 +164,19 @@ def mark(dialogue: dict, by_opening: dict | None = None, by_source: dict | None 
     return n, kept
 
 
+def parse_dialogue(line: str, where: str) -> dict:
+    """One JSONL line of the mix → its dialogue; anything else (broken JSON, messages that are
+    not a list of objects with string content) is an error naming `where` (file:line)."""
+    try:
+        d = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{where}: not a JSON dialogue ({e})") from None
+    msgs = d.get("messages", []) if isinstance(d, dict) else None
+    if not isinstance(msgs, list) or not all(isinstance(m, dict) and isinstance(m.get("content", ""), str) for m in msgs):
+        raise SystemExit(f"{where}: want {{\"messages\": [{{\"role\": …, \"content\": \"…\"}}, …]}}")
+    return d
+
+
 def parse_caps(items: list[str]) -> dict[str, float]:
     """["wordnet=0.05"] → {"wordnet": 0.05}; a share outside (0, 1] is an error naming it."""
     caps = {}
@@ -199,9 +212,9 @@ def main(argv=None) -> dict:
 
     def dialogues():
         with open(args.mix) as src:
-            for line in src:
+            for n, line in enumerate(src, 1):
                 if line.strip():
-                    yield json.loads(line)
+                    yield parse_dialogue(line, f"{args.mix}:{n}")
 
     candidates = []
     for d in dialogues():  # pass 1: the candidates, by opening and by source

@@ -138,6 +138,19 @@ class KeepOffTopic(unittest.TestCase):
                 self.assertIn("--keep-off-topic", str(e.exception))
 
 
+class BadMix(unittest.TestCase):
+    def test_a_broken_line_is_an_error_naming_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            src, out = Path(tmp) / "mix.jsonl", Path(tmp) / "topical.jsonl"
+            good = json.dumps(dialogue("x", "Why is the sky blue?", "The sky scatters light."))
+            for bad in ('{"messages": [', '[1, 2]', '{"messages": "hi"}', '{"messages": [{"role": "user", "content": null}]}'):
+                src.write_text(good + "\n\n" + bad + "\n")
+                with self.assertRaises(SystemExit) as e:
+                    TP.main([str(src), "--out", str(out)])
+                self.assertIn(f"{src}:3", str(e.exception))
+                self.assertFalse(out.exists())  # no half-written mix
+
+
 class OpenerStageSkips(unittest.TestCase):
     BEGIN = [0]
 
