@@ -151,16 +151,32 @@ fn talking_over_the_reply_at_0_db_echo_stops_it_and_is_heard() {
     assert!(ok, "the first reply never started within 40 s of the question");
 }
 
-/// A device gone for 5 s from 1.5 s after the first question (while the reply is being
-/// written or played); the next question comes 1 s after it is back. `outage_key` is the
-/// `[audio]` key that schedules it. Returns (stdout, stderr, the speaker's output, when it
-/// came back in s); asserts the conversation went on: two turns, the second question heard.
-fn run_with_outage(outage_key: &str) -> (String, String, Vec<f32>, f64) {
+/// A device gone for 5 s from `delay_s` after the first question; the next question comes
+/// 1 s after it is back. `outage_key` is the `[audio]` key that schedules it. Returns
+/// (stdout, stderr, the speaker's output, when it came back in s), or None when the first
+/// question had not been endpointed yet when the speaker went away (the daemon then rightly
+/// leaves it unanswered: a loaded machine, the outage came too early for this test).
+fn try_outage(outage_key: &str, delay_s: f64) -> Option<(String, String, Vec<f32>, f64)> {
     let sky = load("fixtures/questions/sky.wav");
     let a_end_s = 0.5 + sky.len() as f64 / 16_000.0;
-    let (gone, back) = (a_end_s + 1.5, a_end_s + 6.5);
-    let parts = [silence(0.5), sky, silence(7.5), load("fixtures/questions/dinner.wav"), silence(8.0)];
+    let (gone, back) = (a_end_s + delay_s, a_end_s + delay_s + 5.0);
+    let parts = [silence(0.5), sky, silence(delay_s + 6.0), load("fixtures/questions/dinner.wav"), silence(8.0)];
     let (stdout, stderr, out) = run(&parts, 16, &format!("{outage_key} = [[{gone:.2}, {back:.2}]]\n{ECHO_MINUS_6}"));
+    if stderr.contains("utterance not answered") {
+        eprintln!("the first question was not endpointed {delay_s} s after it ended (slow machine): {stdout}");
+        return None;
+    }
+    Some((stdout, stderr, out, back))
+}
+
+/// A device gone for 5 s while the first question's reply is being written or played (from
+/// 1.5 s after the question; later on a machine too loaded to endpoint it by then); asserts the
+/// conversation went on: two turns, the second question heard.
+fn run_with_outage(outage_key: &str) -> (String, String, Vec<f32>, f64) {
+    let (stdout, stderr, out, back) = [1.5, 4.0, 8.0]
+        .into_iter()
+        .find_map(|delay_s| try_outage(outage_key, delay_s))
+        .expect("the first question was never endpointed within 8 s of its end");
     assert!(stdout.contains("input finished: 2 turns"), "{stdout}\n{stderr}");
     let heard: Vec<&str> = stderr.lines().filter(|l| l.contains("heard: ")).collect();
     assert!(heard.last().is_some_and(|h| h.to_lowercase().contains("dinner")), "{heard:?}");
