@@ -87,9 +87,13 @@ def encode_dialogue(tok: Tokenizer, messages) -> tuple[list[int], list[int]]:
 
 
 def iter_jsonl(path: Path):
-    with open(path) as f:
-        for line in f:
-            yield json.loads(line)
+    """The dialogues of a JSONL file; a broken line is an error naming file:line."""
+    from topical import parse_dialogue  # beside this file: on sys.path as a script and in tests
+
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                yield parse_dialogue(line, f"{path}:{n}")
 
 
 def main():

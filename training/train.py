@@ -55,6 +55,7 @@ os.environ.setdefault("RAYON_RS_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 import pretok  # noqa: E402
+from topical import parse_dialogue  # noqa: E402
 from model import REFERENCE_PARAMS, ChatFormat, MuLM, mulm_for_tokenizer, param_groups, preset_config, save_mulm  # noqa: E402
 
 FRESH, ASSIST = 1, 2  # bits of the per-token flag array: token is learned here / is assistant text
@@ -315,11 +316,13 @@ class Windows:
 
 
 def read_jsonl(path, limit: int | None = None):
+    """The dialogues of a JSONL file (at most `limit`); a broken line is an error naming
+    file:line (`topical.parse_dialogue`)."""
     out = []
-    with open(path) as f:
-        for line in f:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
             if line.strip():
-                out.append(json.loads(line))
+                out.append(parse_dialogue(line, f"{path}:{n}"))
                 if limit and len(out) >= limit:
                     break
     return out

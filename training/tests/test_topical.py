@@ -150,6 +150,21 @@ class BadMix(unittest.TestCase):
                 self.assertIn(f"{src}:3", str(e.exception))
                 self.assertFalse(out.exists())  # no half-written mix
 
+    def test_the_trainer_and_the_tokenizer_builder_name_a_broken_line_too(self):
+        import tokenizer as TK
+
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "train.jsonl"
+            good = json.dumps(dialogue("x", "Why is the sky blue?", "The sky scatters light."))
+            src.write_text(good + "\n\n" + good + "\n")
+            self.assertEqual(len(T.read_jsonl(src)), 2)
+            self.assertEqual(len(list(TK.iter_jsonl(src))), 2)
+            src.write_text(good + "\n" + '{"messages": [' + "\n")
+            for read in (T.read_jsonl, lambda p: list(TK.iter_jsonl(p))):
+                with self.assertRaises(SystemExit) as e:
+                    read(src)
+                self.assertIn(f"{src}:2", str(e.exception))
+
 
 class OpenerStageSkips(unittest.TestCase):
     BEGIN = [0]
