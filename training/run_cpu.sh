@@ -11,8 +11,9 @@
 #   TOPICAL=1 THREADS=2 STEPS=3600 LR=1.5e-4 training/run_cpu.sh  # learn only on-topic openers (topical.py)
 #   TOPICAL=1 KEEP_OFF=0.3 …                              # … and from 30 % of the off-topic ones
 #   STOP_AT=3000 …                                         # stop there; the schedule still spans STEPS
+#   TEACHER=8 TOPICAL=1 …                                  # … and Gemma's on-topic openers ×8 (teacher.py)
 #
-# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-topical[-kSHARE]]) — a kill loses at most the steps
+# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-teacher][-topical[-kSHARE]]) — a kill loses at most the steps
 # since the last checkpoint (every CKPT steps ≈ 10 min on one thread); a run that reaches
 # --max-minutes stops with a checkpoint. Export/evaluate any time:
 #   training/.venv/bin/python training/export.py --ckpt $RUN/ckpt.pt --out models/mulm-512-8-opener
@@ -38,6 +39,9 @@ REFUSALS=${REFUSALS:-0}
 # TOPICAL=1 learns only from replies whose first 8 words share a content word with the user turn
 # (training/topical.py marks the others `"opener": false`; they stay as context).
 TOPICAL=${TOPICAL:-0}
+# TEACHER=N adds training/teacher.py's dialogues (a mix question → the first sentence of Gemma 3
+# 270M's few-shot reply, on topic) N times over to the mix; run teacher.py first (resumable).
+TEACHER=${TEACHER:-0}
 # KEEP_OFF=SHARE (with TOPICAL=1) also learns from that share of the off-topic replies: on-topic
 # openers weighted up rather than learned from alone (topical.py --keep-off-topic).
 KEEP_OFF=${KEEP_OFF:-0}
@@ -46,7 +50,7 @@ EVAL_EVERY=${EVAL_EVERY:-200}
 # models/mulm-512-8, continues as 512-8).
 PRESET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["preset"])' "$SOURCE/mulm.json")
 KSUF=$([ "$TOPICAL" = 0 ] || [ "$KEEP_OFF" = 0 ] || echo "-k$KEEP_OFF")
-SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")$([ "$TOPICAL" = 0 ] || echo "-topical")$KSUF
+SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")$([ "$TEACHER" = 0 ] || echo "-teacher")$([ "$TOPICAL" = 0 ] || echo "-topical")$KSUF
 RUN=${RUN:-training/work/runs/$PRESET-$STAGE$SUFFIX}
 
 [ -s training/data/train.jsonl ] || make -C training prepare
@@ -66,10 +70,26 @@ if [ "$TOPICAL" != 0 ]; then
       > "training/work/topical_stats$KSUF.json"
 fi
 TRAIN=$MIX
-if [ "$REFUSALS" != 0 ]; then  # appended after topical.py: a refusal shares no word with its request
+# Appended after topical.py: a refusal shares no word with its request, and teacher.py keeps
+# only on-topic replies already.
+if [ "$REFUSALS" != 0 ] || [ "$TEACHER" != 0 ]; then
   TRAIN=training/work/train_mix$SUFFIX.jsonl
-  [ -s training/work/refusals.jsonl ] || $PY training/safety/refusals.py --out training/work/refusals.jsonl
-  { cat "$MIX"; for _ in $(seq "$REFUSALS"); do cat training/work/refusals.jsonl; done; } > "$TRAIN"
+  if [ "$REFUSALS" != 0 ] && [ ! -s training/work/refusals.jsonl ]; then
+    $PY training/safety/refusals.py --out training/work/refusals.jsonl
+  fi
+  if [ "$TEACHER" != 0 ]; then
+    if [ ! -s training/work/teacher.jsonl ]; then
+      echo "TEACHER=$TEACHER: training/work/teacher.jsonl is missing; run training/teacher.py first" >&2
+      exit 1
+    fi
+    # The mix's 1 % cap on a 3-word reply opening, within the teacher's replies too (Gemma opens
+    # 5 % of them "A good way …"): topical.py marks the excess, so the union stays under it.
+    $PY training/topical.py training/work/teacher.jsonl --out training/work/teacher_capped.jsonl \
+      > training/work/teacher_stats.json
+  fi
+  { cat "$MIX"
+    for _ in $(seq "$REFUSALS"); do cat training/work/refusals.jsonl; done
+    for _ in $(seq "$TEACHER"); do cat training/work/teacher_capped.jsonl; done; } > "$TRAIN"
 fi
 mkdir -p "$RUN"
 echo $$ > "$RUN/train.pid"

@@ -1,0 +1,111 @@
+"""Issue 12: `teacher.py` picks the mix's questions, cleans Gemma's replies and keeps only the
+ones the opener stage should learn from.
+
+    training/.venv/bin/python -m unittest training/tests/test_teacher.py
+
+CPU only, under a second; Gemma itself is not loaded (requirements-teacher.txt is not needed).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import tomllib
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TRAINING = HERE.parent
+ROOT = TRAINING.parent
+sys.path.insert(0, str(TRAINING))
+
+import teacher as TE  # noqa: E402
+
+
+def line(id_, source, *turns):
+    roles = ["user", "assistant"] * len(turns)
+    msgs = [{"role": r, "content": c} for r, c in zip(roles, turns)]
+    return json.dumps({"id": id_, "source": source, "messages": msgs}) + "\n"
+
+
+class Picks(unittest.TestCase):
+    def test_only_short_plain_first_questions_of_the_chosen_sources(self):
+        self.assertEqual(TE.pick(json.loads(line("a", "olmo_piqa", "How do I boil potatoes?", "x"))),
+                         "How do I boil potatoes?")
+        for source, q in [("olmo_csqa", "Where would you put a plate?"),  # multiple choice
+                          ("wordnet", "What does 'ephemeral' mean?"),  # glosses
+                          ("sharegpt", "Fix this: ```x = 1```"),  # code
+                          ("sharegpt", "Summarize\nthis text"),  # more than one line
+                          ("chitchat", "hi"),  # under 3 words
+                          ("sharegpt", " ".join(["word"] * 31))]:  # over 30 words
+            self.assertIsNone(TE.pick(json.loads(line("a", source, q, "x"))), (source, q))
+        self.assertIsNone(TE.pick({"source": "sharegpt", "messages": [{"role": "assistant", "content": "Hello there you"}]}))
+
+    def test_questions_are_deduplicated_stably_ordered_and_a_broken_line_is_named(self):
+        with tempfile.TemporaryDirectory() as d:
+            mix = Path(d) / "mix.jsonl"
+            mix.write_text(line("s/1", "sharegpt", "What is a good name for a dog?", "Rex.")
+                           + line("s/2", "sharegpt", "what is a  good name for a dog?", "Max.")
+                           + "\n" + line("p/1", "olmo_piqa", "How do you peel a mango?", "With a knife.")
+                           + line("w/1", "wordnet", "What does 'mango' mean?", "A fruit."))
+            qs = TE.questions(mix)
+            self.assertEqual(sorted(i for i, _ in qs), ["p/1", "s/1"])
+            self.assertEqual([i for i, _ in qs], sorted(["p/1", "s/1"], key=TE.stable_order))
+            mix.write_text(line("s/1", "sharegpt", "What is a good name for a dog?", "Rex.") + "{broken\n")
+            with self.assertRaises(SystemExit) as e:
+                TE.questions(mix)
+            self.assertIn("mix.jsonl:2", str(e.exception))
+
+
+class CleansAndKeeps(unittest.TestCase):
+    def test_clean_takes_the_first_line_and_cuts_long_replies_at_a_sentence_end(self):
+        self.assertEqual(TE.clean(" Jane Austen wrote it.\n\nUser: next"), "Jane Austen wrote it.")
+        long = "Eggs take ten minutes. Then cool them in cold water for a while so they peel easily later on"
+        self.assertEqual(TE.clean(long), "Eggs take ten minutes.")
+        no_end = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen"
+        self.assertEqual(TE.clean(no_end).split(), no_end.split()[:TE.MAX_WORDS])
+
+    def test_repeats_is_the_gates_rule(self):
+        self.assertTrue(TE.repeats("a good way to make a good way to make"))  # a pair twice
+        self.assertTrue(TE.repeats("Plants, more plants and a plant"))  # a content word 3 times (stemmed)
+        self.assertFalse(TE.repeats("the cat and the dog"))  # "the" twice, no pair twice
+        self.assertFalse(TE.repeats("To boil potatoes, cover them with cold water."))
+
+    def test_keep_wants_four_words_on_topic_without_repeats_or_a_new_turn(self):
+        q = "How long should I boil potatoes?"
+        self.assertTrue(TE.keep(q, "Boil potatoes for about fifteen minutes."))
+        self.assertFalse(TE.keep(q, "About fifteen minutes."))  # 3 words
+        self.assertFalse(TE.keep(q, "It depends on how hungry you are."))  # off topic
+        self.assertFalse(TE.keep(q, "Boil potatoes, boil potatoes, boil potatoes."))  # repeats
+        self.assertFalse(TE.keep(q, "User: how long do I boil potatoes"))  # Gemma wrote the next turn
+
+    def test_record_is_a_mix_dialogue(self):
+        r = TE.record("olmo/piqa/7", "How do you peel a mango?", "Peel a mango with a sharp knife.")
+        self.assertEqual(r["id"], "teacher/olmo/piqa/7")
+        self.assertEqual([m["role"] for m in r["messages"]], ["user", "assistant"])
+
+
+class Resumes(unittest.TestCase):
+    def test_done_ids_are_the_seen_list_and_the_kept_replies(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / "teacher.jsonl"
+            self.assertEqual(TE.done_ids(out), set())
+            out.write_text(json.dumps(TE.record("p/1", "q", "r")) + "\n")
+            Path(f"{out}.seen").write_text("s/1\ns/2\n")
+            self.assertEqual(TE.done_ids(out), {"p/1", "s/1", "s/2"})
+
+
+class FewShot(unittest.TestCase):
+    def test_no_few_shot_question_is_an_everyday_question_and_every_answer_is_kept(self):
+        with open(ROOT / "fixtures/everyday/questions.toml", "rb") as f:
+            everyday = {q["text"].lower() for q in tomllib.load(f)["question"]}
+        for q, a in TE.FEW_SHOT:
+            self.assertNotIn(q.lower(), everyday)
+            self.assertTrue(TE.keep(q, a), (q, a))
+        prefix = TE.few_shot_prefix()
+        self.assertTrue(prefix.endswith("\n\n") and prefix.count("User: ") == len(TE.FEW_SHOT))
+        self.assertEqual(TE.turn_text("Why?"), "User: Why?\nAssistant:")
+
+
+if __name__ == "__main__":
+    unittest.main()
