@@ -5,6 +5,7 @@ from those replies too.
 
     training/.venv/bin/pip install -r training/requirements-teacher.txt
     training/.venv/bin/python training/teacher.py --out training/work/teacher.jsonl --minutes 60
+    training/.venv/bin/python training/teacher.py --score-everyday   # the teacher's own openers
 
 Why: the mix's real replies often open off the question (49 % share no content word with it),
 and an 8M-parameter model learning from 320k of them picks up the form of an answer's start
@@ -208,6 +209,30 @@ class Gemma:
         return [self.tok.decode(o[full.shape[1]:].tolist(), skip_special_tokens=True) for o in out]
 
 
+def opener8(reply: str) -> str:
+    """The first 8 words of a cleaned reply: what `eval everyday` scores."""
+    return " ".join(clean(reply).split()[:8])
+
+
+def score_everyday(gemma: "Gemma", batch: int) -> dict:
+    """The teacher's own openers on `fixtures/everyday/questions.toml`: the ceiling of what the
+    μLM can learn from it on that set."""
+    import tomllib
+
+    with open(ROOT / "fixtures/everyday/questions.toml", "rb") as f:
+        qs = [q["text"] for q in tomllib.load(f)["question"]]
+    good = 0
+    for k in range(0, len(qs), batch):
+        for q, r in zip(qs[k:k + batch], gemma.replies(qs[k:k + batch])):
+            o = opener8(r)
+            ok = topical(q, o) and not repeats(o)
+            good += ok
+            print(f"{'+' if ok else '-'} {q} → {o}")
+    summary = {"everyday": len(qs), "on_topic_no_repeat": good, "share": round(good / len(qs), 3)}
+    print(json.dumps(summary))
+    return summary
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mix", type=Path, default=ROOT / "training/data/train_mix.jsonl")
@@ -217,9 +242,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--limit", type=int, default=None, help="answer at most this many questions in all")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--score-everyday", action="store_true",
+                    help="write nothing; print the teacher's own 8-word openers on the everyday set, scored as "
+                         "`firstword eval everyday` scores the μLM's (on topic, no repeat)")
     args = ap.parse_args(argv)
     if not (args.minutes > 0 and args.batch > 0 and args.threads > 0):
         raise SystemExit("--minutes, --batch and --threads must be positive")
+    if args.score_everyday:
+        return score_everyday(Gemma(args.gguf, args.threads), args.batch)
 
     todo = questions(args.mix)
     if args.limit is not None:

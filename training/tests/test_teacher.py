@@ -65,6 +65,10 @@ class CleansAndKeeps(unittest.TestCase):
         no_end = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen"
         self.assertEqual(TE.clean(no_end).split(), no_end.split()[:TE.MAX_WORDS])
 
+    def test_opener8_is_the_first_8_words_of_the_first_line(self):
+        self.assertEqual(TE.opener8(" Boil an egg for 10 minutes, then boil it again.\nUser: x"),
+                         "Boil an egg for 10 minutes, then boil")
+
     def test_repeats_is_the_gates_rule(self):
         self.assertTrue(TE.repeats("a good way to make a good way to make"))  # a pair twice
         self.assertTrue(TE.repeats("Plants, more plants and a plant"))  # a content word 3 times (stemmed)
