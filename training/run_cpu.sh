@@ -11,7 +11,7 @@
 #   TOPICAL=1 THREADS=2 STEPS=3600 LR=1.5e-4 training/run_cpu.sh  # learn only on-topic openers (topical.py)
 #   TOPICAL=1 KEEP_OFF=0.3 …                              # … and from 30 % of the off-topic ones
 #   STOP_AT=3000 …                                         # stop there; the schedule still spans STEPS
-#   TEACHER=8 TOPICAL=1 …                                  # … and Gemma's on-topic openers ×8 (teacher.py)
+#   TEACHER=4 TOPICAL=1 …                                  # … and Gemma's on-topic openers ×4 (teacher.py)
 #
 # Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-teacher][-topical[-kSHARE]]) — a kill loses at most the steps
 # since the last checkpoint (every CKPT steps ≈ 10 min on one thread); a run that reaches

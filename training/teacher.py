@@ -256,6 +256,10 @@ def main(argv=None) -> dict:
         todo = todo[:args.limit]
     seen = done_ids(args.out)
     todo = [(i, q) for i, q in todo if i not in seen]
+    if not todo:  # every question answered: no model to load
+        summary = {"answered": 0, "kept": 0, "left": 0, "out": str(args.out)}
+        print(json.dumps(summary))
+        return summary
     t0 = time.time()
     gemma = Gemma(args.gguf, args.threads)
     answered = kept = 0

@@ -7,6 +7,8 @@ CPU only, under a second; Gemma itself is not loaded (requirements-teacher.txt i
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 import tempfile
@@ -97,6 +99,20 @@ class Resumes(unittest.TestCase):
             out.write_text(json.dumps(TE.record("p/1", "q", "r")) + "\n")
             Path(f"{out}.seen").write_text("s/1\ns/2\n")
             self.assertEqual(TE.done_ids(out), {"p/1", "s/1", "s/2"})
+
+
+    def test_a_rerun_with_nothing_left_loads_no_model_and_bad_arguments_are_named(self):
+        with tempfile.TemporaryDirectory() as d:
+            mix, out = Path(d) / "mix.jsonl", Path(d) / "teacher.jsonl"
+            mix.write_text(line("p/1", "olmo_piqa", "How do you peel a mango?", "With a knife."))
+            Path(f"{out}.seen").write_text("p/1\n")
+            missing = Path(d) / "no-such.gguf"  # would be a named exit if it were loaded
+            with contextlib.redirect_stdout(io.StringIO()):
+                summary = TE.main(["--mix", str(mix), "--out", str(out), "--gguf", str(missing)])
+            self.assertEqual(summary["left"], 0)
+            with self.assertRaises(SystemExit) as e:
+                TE.main(["--mix", str(mix), "--out", str(out), "--batch", "0"])
+            self.assertIn("--batch", str(e.exception))
 
 
 class FewShot(unittest.TestCase):
