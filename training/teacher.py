@@ -149,8 +149,9 @@ def done_ids(out: Path) -> set[str]:
     seen = out.with_suffix(out.suffix + ".seen")
     ids = set(seen.read_text(encoding="utf-8").split()) if seen.exists() else set()
     if out.exists():  # a kill between the two writes: the kept replies count as seen
-        with open(out, encoding="utf-8") as f:
-            ids |= {json.loads(line)["id"].removeprefix("teacher/") for line in f if line.strip()}
+        with open(out, encoding="utf-8") as f:  # a line cut by a kill is named (file:line)
+            ids |= {str(parse_dialogue(line, f"{out}:{n}").get("id", "")).removeprefix("teacher/")
+                    for n, line in enumerate(f, 1) if line.strip()}
     return ids
 
 

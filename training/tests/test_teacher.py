@@ -99,6 +99,11 @@ class Resumes(unittest.TestCase):
             out.write_text(json.dumps(TE.record("p/1", "q", "r")) + "\n")
             Path(f"{out}.seen").write_text("s/1\ns/2\n")
             self.assertEqual(TE.done_ids(out), {"p/1", "s/1", "s/2"})
+            with open(out, "a") as f:
+                f.write('{"id": "teacher/p/2", "mess')  # a write cut by a kill
+            with self.assertRaises(SystemExit) as e:
+                TE.done_ids(out)
+            self.assertIn(f"{out}:2", str(e.exception))
 
 
     def test_a_rerun_with_nothing_left_loads_no_model_and_bad_arguments_are_named(self):
