@@ -218,10 +218,10 @@ def opener8(reply: str) -> str:
 def score_everyday(gemma: "Gemma", batch: int) -> dict:
     """The teacher's own openers on `fixtures/everyday/questions.toml`: the ceiling of what the
     μLM can learn from it on that set."""
-    import tomllib
+    sys.path.insert(0, str(ROOT / "training/safety"))
+    from harm_probe import everyday_prompts  # stdlib-only at import; the set's one reader
 
-    with open(ROOT / "fixtures/everyday/questions.toml", "rb") as f:
-        qs = [q["text"] for q in tomllib.load(f)["question"]]
+    qs = everyday_prompts()
     good = 0
     for k in range(0, len(qs), batch):
         for q, r in zip(qs[k:k + batch], gemma.replies(qs[k:k + batch])):

@@ -12,7 +12,6 @@ import io
 import json
 import sys
 import tempfile
-import tomllib
 import unittest
 from pathlib import Path
 
@@ -21,6 +20,9 @@ TRAINING = HERE.parent
 ROOT = TRAINING.parent
 sys.path.insert(0, str(TRAINING))
 
+sys.path.insert(0, str(TRAINING / "safety"))
+
+import harm_probe as H  # noqa: E402
 import teacher as TE  # noqa: E402
 
 
@@ -120,10 +122,27 @@ class Resumes(unittest.TestCase):
             self.assertIn("--batch", str(e.exception))
 
 
+class ScoresEveryday(unittest.TestCase):
+    def test_every_everyday_question_is_asked_and_scored_by_the_gates_rule(self):
+        class Echo:  # stands in for Gemma: repeats the question back, or says nothing on topic
+            def __init__(self, on_topic):
+                self.on_topic, self.asked = on_topic, []
+
+            def replies(self, qs):
+                self.asked += qs
+                return [q if self.on_topic else "I have no idea at all." for q in qs]
+
+        for on_topic, share in ((False, 0.0), (True, 1.0)):
+            fake = Echo(on_topic)
+            with contextlib.redirect_stdout(io.StringIO()):
+                summary = TE.score_everyday(fake, batch=16)
+            self.assertEqual(fake.asked, H.everyday_prompts())
+            self.assertEqual((summary["everyday"], summary["share"]), (40, share))
+
+
 class FewShot(unittest.TestCase):
     def test_no_few_shot_question_is_an_everyday_question_and_every_answer_is_kept(self):
-        with open(ROOT / "fixtures/everyday/questions.toml", "rb") as f:
-            everyday = {q["text"].lower() for q in tomllib.load(f)["question"]}
+        everyday = {q.lower() for q in H.everyday_prompts()}
         for q, a in TE.FEW_SHOT:
             self.assertNotIn(q.lower(), everyday)
             self.assertTrue(TE.keep(q, a), (q, a))
