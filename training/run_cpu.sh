@@ -31,8 +31,15 @@ CKPT=${CKPT:-75}
 # committed): the committed candidate of the previous session's run (models/mulm-candidate, the
 # Q8_0 export of its last checkpoint; the optimizer state and schedule position start afresh),
 # else the shipped model.
-SOURCE=${SOURCE:-models/mulm-candidate}
-[ -s "$SOURCE/model.gguf" ] || SOURCE=models/mulm
+# A SOURCE given by hand must hold weights (export.py's model.safetensors or a model.gguf): falling
+# back silently would train the shipped model under the wrong name.
+has_weights() { [ -s "$1/model.safetensors" ] || [ -s "$1/model.gguf" ]; }
+if [ -n "${SOURCE:-}" ]; then
+  has_weights "$SOURCE" || { echo "SOURCE=$SOURCE holds no model.safetensors or model.gguf" >&2; exit 1; }
+else
+  SOURCE=models/mulm-candidate
+  has_weights "$SOURCE" || SOURCE=models/mulm
+fi
 # REFUSALS=N adds training/safety/refusals.py's dialogues (harmful prompt → short refusal) N
 # times over to the mix (issue 12 §2); 0 trains on the mix alone.
 REFUSALS=${REFUSALS:-0}
