@@ -85,6 +85,8 @@ if [ "$REFUSALS" != 0 ] || [ "$TEACHER" != 0 ]; then
     $PY training/safety/refusals.py --out training/work/refusals.jsonl
   fi
   if [ "$TEACHER" != 0 ]; then
+    # A new machine: the committed archive (training/archive/, `teacher.py --archive`) first.
+    [ -s training/work/teacher.jsonl ] || $PY training/teacher.py --restore > /dev/null
     if [ ! -s training/work/teacher.jsonl ]; then
       echo "TEACHER=$TEACHER: training/work/teacher.jsonl is missing; run training/teacher.py first" >&2
       exit 1

@@ -26,6 +26,11 @@ answered, so `--minutes` only bounds this invocation. Each line is a mix dialogu
 when the reply passes `keep` (a full sentence start of ≥ 4 words, on topic by the runtime gate's
 rule, no repeat).
 
+Kept across machines: `--archive` compresses the replies and the answered ids into
+`training/archive/` (committed: `training/work/` is not, and a new machine starts without it), and
+a run whose output and `.seen` file are both missing restores them from there first, so a new
+machine resumes where the last archive left off (`--restore` only restores).
+
 Gemma is built from the GGUF file by name (transformers' GGUF reader and tokenizer converter),
 never through a loader that can resolve a model id.
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import lzma
 import os
 import re
 import sys
@@ -44,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from topical import is_content, parse_dialogue, stem, topical, words  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+ARCHIVE = ROOT / "training/archive"
 
 SOURCES = ("sharegpt", "chitchat", "chatterbot", "olmo_piqa", "olmo_boolq")
 
@@ -144,15 +151,64 @@ def record(mix_id: str, question: str, reply: str) -> dict:
             "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]}
 
 
+def seen_path(out: Path) -> Path:
+    """The file of every mix id answered so far, kept or not, beside `out`."""
+    return out.with_suffix(out.suffix + ".seen")
+
+
 def done_ids(out: Path) -> set[str]:
     """Mix ids already answered (kept or not: a `.seen` file lists them all)."""
-    seen = out.with_suffix(out.suffix + ".seen")
+    seen = seen_path(out)
     ids = set(seen.read_text(encoding="utf-8").split()) if seen.exists() else set()
     if out.exists():  # a kill between the two writes: the kept replies count as seen
         with open(out, encoding="utf-8") as f:  # a line cut by a kill is named (file:line)
             ids |= {str(parse_dialogue(line, f"{out}:{n}").get("id", "")).removeprefix("teacher/")
                     for n, line in enumerate(f, 1) if line.strip()}
     return ids
+
+
+def archive(out: Path, to: Path) -> dict:
+    """Compresses `out` (the kept replies) and its `.seen` file (every answered mix id) into
+    `to/teacher.jsonl.xz` and `to/teacher.seen.xz`, each written to a temporary name and renamed.
+    The replies are checked first (a line cut by a kill is an error naming file:line)."""
+    done = done_ids(out)
+    if not done:
+        raise SystemExit(f"{out}: no teacher replies to archive")
+    to.mkdir(parents=True, exist_ok=True)
+    replies = out.read_bytes() if out.exists() else b""
+    # The seen list as done_ids reads it: kept replies count as answered even when a kill fell
+    # between the two writes.
+    seen = "".join(f"{i}\n" for i in sorted(done)).encode()
+    for name, data in (("teacher.jsonl.xz", replies), ("teacher.seen.xz", seen)):
+        tmp = to / f".{name}.tmp"
+        tmp.write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+        tmp.replace(to / name)
+    kept = sum(1 for x in replies.splitlines() if x.strip())
+    return {"answered": len(done), "kept": kept, "archive": str(to)}
+
+
+def restore(out: Path, frm: Path) -> dict | None:
+    """Writes `out` and its `.seen` file from the archive in `frm` when neither exists yet (a
+    new machine); None when there is nothing to restore or the output already exists, so work
+    done here is never overwritten. A corrupt archive is an error naming the file."""
+    seen = seen_path(out)
+    src = {name: frm / name for name in ("teacher.jsonl.xz", "teacher.seen.xz")}
+    if out.exists() or seen.exists() or not all(p.is_file() for p in src.values()):
+        return None
+    data = {}
+    for name, path in src.items():
+        try:
+            data[name] = lzma.decompress(path.read_bytes())
+        except lzma.LZMAError as e:
+            raise SystemExit(f"{path}: not a readable xz archive ({e})") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # The seen list last: a kill in between leaves replies without it, which done_ids counts.
+    for path, name in ((out, "teacher.jsonl.xz"), (seen, "teacher.seen.xz")):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data[name])
+        tmp.replace(path)
+    return {"restored": len(data["teacher.seen.xz"].split()), "kept": len(data["teacher.jsonl.xz"].splitlines()),
+            "from": str(frm)}
 
 
 class Gemma:
@@ -241,6 +297,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "training/work/teacher.jsonl")
     ap.add_argument("--minutes", type=float, default=60.0, help="stop after this long (a rerun resumes)")
     ap.add_argument("--limit", type=int, default=None, help="answer at most this many questions in all")
+    ap.add_argument("--archive-dir", type=Path, default=ARCHIVE,
+                    help="where --archive writes and a new machine's run restores from")
+    ap.add_argument("--archive", action="store_true", help="compress --out into --archive-dir and stop")
+    ap.add_argument("--restore", action="store_true",
+                    help="restore --out from --archive-dir when it is missing, and stop (no model loaded)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--score-everyday", action="store_true",
@@ -251,6 +312,17 @@ def main(argv=None) -> dict:
         raise SystemExit("--minutes, --batch and --threads must be positive")
     if args.score_everyday:
         return score_everyday(Gemma(args.gguf, args.threads), args.batch)
+    if args.archive:
+        summary = archive(args.out, args.archive_dir)
+        print(json.dumps(summary))
+        return summary
+    restored = restore(args.out, args.archive_dir)
+    if restored:
+        print(json.dumps(restored), file=sys.stderr)
+    if args.restore:
+        summary = restored or {"restored": 0, "out": str(args.out)}
+        print(json.dumps(summary))
+        return summary
 
     todo = questions(args.mix)
     if args.limit is not None:
@@ -265,7 +337,7 @@ def main(argv=None) -> dict:
     gemma = Gemma(args.gguf, args.threads)
     answered = kept = 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as out, open(f"{args.out}.seen", "a", encoding="utf-8") as seen_f:
+    with open(args.out, "a", encoding="utf-8") as out, open(seen_path(args.out), "a", encoding="utf-8") as seen_f:
         for k in range(0, len(todo), args.batch):
             if time.time() - t0 > args.minutes * 60:
                 break

@@ -122,6 +122,41 @@ class Resumes(unittest.TestCase):
             self.assertIn("--batch", str(e.exception))
 
 
+class Archives(unittest.TestCase):
+    def test_an_archive_restores_on_a_new_machine_and_never_overwrites_work_done_there(self):
+        with tempfile.TemporaryDirectory() as d:
+            d = Path(d)
+            mix, out, arch = d / "mix.jsonl", d / "a/teacher.jsonl", d / "archive"
+            mix.write_text(line("p/1", "olmo_piqa", "How do you peel a mango?", "With a knife.")
+                           + line("s/1", "sharegpt", "What is a good name for a dog?", "Rex."))
+            out.parent.mkdir()
+            kept = json.dumps(TE.record("p/1", "How do you peel a mango?", "To peel a mango, use a knife.")) + "\n"
+            out.write_text(kept)
+            Path(f"{out}.seen").write_text("s/1\n")  # p/1's batch was killed before its seen line
+            with self.assertRaises(SystemExit):  # nothing answered yet is named, no archive made
+                TE.archive(d / "none.jsonl", arch)
+            self.assertFalse(arch.exists())
+            self.assertEqual(TE.archive(out, arch), {"answered": 2, "kept": 1, "archive": str(arch)})
+
+            new = d / "b/teacher.jsonl"  # a new machine: neither file is there
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                summary = TE.main(["--mix", str(mix), "--out", str(new), "--archive-dir", str(arch),
+                                   "--gguf", str(d / "no-such.gguf")])
+            self.assertEqual(summary["left"], 0)  # both questions were answered: no model loaded
+            self.assertEqual(new.read_text(), kept)
+            self.assertEqual(Path(f"{new}.seen").read_text().split(), ["p/1", "s/1"])
+
+            new.write_text("")  # work done here is kept: restore only fills a missing output
+            self.assertIsNone(TE.restore(new, arch))
+            self.assertEqual(new.read_text(), "")
+
+            (arch / "teacher.seen.xz").write_bytes(b"not xz")
+            with self.assertRaises(SystemExit) as e:
+                TE.restore(d / "c/teacher.jsonl", arch)
+            self.assertIn("teacher.seen.xz", str(e.exception))
+            self.assertFalse((d / "c/teacher.jsonl").exists())
+
+
 class ScoresEveryday(unittest.TestCase):
     def test_every_everyday_question_is_asked_and_scored_by_the_gates_rule(self):
         class Echo:  # stands in for Gemma: repeats the question back, or says nothing on topic
