@@ -265,6 +265,9 @@ def main(argv=None):
     ap.add_argument("--valid-limit", type=int, default=500, help="dialogues of --valid to use")
     ap.add_argument("--no-card", action="store_true", help="skip MODEL_CARD.md (and the greedy openers)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--harm-check", action="store_true",
+                    help="this checkpoint's gate needs the harmful-request check: mulm.json opener.harm_check, "
+                         "which turns the check on in the runtime unless its config says harm_check = false")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -273,6 +276,8 @@ def main(argv=None):
     # Opener settings added to lm/mulm_defaults.json after the run began (no_repeat_ngram) reach
     # the export; those the checkpoint carries (a calibrated gate_min_score) are kept.
     mulm["opener"] = {**DEFAULT_OPENER, **mulm.get("opener", {})}
+    if args.harm_check:
+        mulm["opener"]["harm_check"] = True
     cfg = config_from_mulm(mulm)
     model = MuLM(cfg)
     model.load_state_dict(ck["model"])

@@ -88,6 +88,48 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
     assert!(svg.starts_with("<svg") && svg.contains("turn 1"));
 }
 
+/// A checkpoint whose mulm.json asks for the gate's harmful-request check gets it: every
+/// turn's timeline carries the check's margin, with no `[gate]` setting; `harm_check = false`
+/// in the config turns it off.
+#[test]
+fn a_checkpoint_that_asks_for_the_harm_check_gets_it_unless_the_config_says_no() {
+    if !assets_present(&[
+        "models/whisper/ggml-tiny.en.bin",
+        "models/piper/en_US-joe-medium.onnx",
+        "models/gemma/gemma-3-270m-q4_k_m.gguf",
+        "models/minilm/model.safetensors",
+        lm::harm::HARM_HEAD,
+        "fixtures/audio/fetched/speech_orig_16k.wav",
+    ]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("mulm");
+    let p = lm::Preset::from_name("256-8").unwrap();
+    lm::dev::write_dev_checkpoint(&ckpt, p.name(), &p.config(), 1).expect("writing a development checkpoint");
+    let json = ckpt.join("mulm.json");
+    let mut mulm: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    mulm["opener"]["harm_check"] = true.into();
+    std::fs::write(&json, serde_json::to_vec_pretty(&mulm).unwrap()).unwrap();
+    let input = root().join("fixtures/audio/fetched/speech_orig_16k.wav");
+    for (gate, on) in [("", true), ("[gate]\nharm_check = false\n", false)] {
+        let cfg = dir.path().join("replay.toml");
+        let lm_table = format!("[lm]\nmodel_dir = {:?}\n", ckpt.to_str().unwrap());
+        std::fs::write(&cfg, format!("{lm_table}[cloud]\nmax_tokens = 8\nlocal_latency_ms = 300\n{gate}")).unwrap();
+        let out_dir = dir.path().join(format!("out-{on}"));
+        let (input, out, cfg) = (input.to_str().unwrap(), out_dir.to_str().unwrap(), cfg.to_str().unwrap());
+        let run = firstword(&["replay", input, "--out", out, "--config", cfg, "--clock", "modeled"]);
+        assert!(run.status.success(), "replay failed: {}", String::from_utf8_lossy(&run.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("timeline.json")).unwrap()).unwrap();
+        let turns = v["turns"].as_array().unwrap();
+        assert!(!turns.is_empty(), "{v}");
+        for t in turns {
+            // A harmless sentence ("The birch canoe slid on the smooth planks."): not flagged.
+            assert_eq!(t["harm_score"].as_f64().map(|m| m < 0.0), on.then_some(true), "harm_check on: {on}: {t}");
+        }
+    }
+}
+
 #[test]
 fn replay_of_a_broken_file_names_it() {
     let dir = tempfile::tempdir().unwrap();

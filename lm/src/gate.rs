@@ -23,9 +23,14 @@ pub struct GateConfig {
     /// Neutral bridges spoken instead of a gated opener, used in turn (non-empty, each a
     /// short complete phrase the cloud can continue after).
     pub bridges: Vec<String>,
-    /// The harmful-request check ([`crate::harm`]): the head trained by
-    /// `training/safety/harm_probe.py` (`models/harm/head.json`). None: off. When it flags
-    /// the transcript, the gate fires whatever the opener's score.
+    /// The harmful-request check ([`crate::harm`]): on (true) or off (false) whatever the
+    /// checkpoint asks; None: on when `harm_head` is set or the checkpoint's mulm.json asks
+    /// for it (`opener.harm_check`). When it flags the transcript, the gate fires whatever the
+    /// opener's score.
+    pub harm_check: Option<bool>,
+    /// The check's head, trained by `training/safety/harm_probe.py`. None:
+    /// [`crate::harm::HARM_HEAD`] (`models/harm/head.json`). Setting it turns the check on
+    /// unless `harm_check = false`.
     pub harm_head: Option<PathBuf>,
     /// The all-MiniLM-L6-v2 directory the head reads embeddings from.
     pub minilm_dir: PathBuf,
@@ -49,6 +54,7 @@ impl Default for GateConfig {
             enabled: true,
             min_score: None,
             bridges: vec!["Good question.".into(), "Let me think.".into(), "Sure.".into(), "Okay, so.".into()],
+            harm_check: None,
             harm_head: None,
             minilm_dir: PathBuf::from(crate::minilm::MINILM_DIR),
         }
@@ -56,6 +62,14 @@ impl Default for GateConfig {
 }
 
 impl GateConfig {
+    /// Whether the harmful-request check runs, for a checkpoint that asks for it
+    /// (`checkpoint_asks`, mulm.json `opener.harm_check`) or not: never with the gate off;
+    /// else as `harm_check` says, and when it says nothing, when `harm_head` is set or the
+    /// checkpoint asks.
+    pub fn harm_check_on(&self, checkpoint_asks: bool) -> bool {
+        self.enabled && self.harm_check.unwrap_or(self.harm_head.is_some() || checkpoint_asks)
+    }
+
     /// Range checks; the message names the key.
     pub fn validate(&self) -> crate::Result<()> {
         if let Some(m) = self.min_score {

@@ -88,13 +88,17 @@ impl HarmClassifier {
         Ok(Self { embedder, head })
     }
 
-    /// The check as `[gate]` configures it: None when the gate is off or `harm_head` is unset.
-    /// Errors as [`HarmClassifier::load`].
-    pub fn from_config(gate: &crate::gate::GateConfig) -> Result<Option<Self>> {
-        match (&gate.harm_head, gate.enabled) {
-            (Some(head), true) => Self::load(head, &gate.minilm_dir).map(Some),
-            _ => Ok(None),
+    /// The check as `[gate]` configures it for a checkpoint that asks for it or not
+    /// (`checkpoint_asks`: mulm.json `opener.harm_check`); None when
+    /// [`crate::gate::GateConfig::harm_check_on`] says off. The head is `harm_head`, else
+    /// [`HARM_HEAD`]. Errors as [`HarmClassifier::load`] (a missing file is named; `firstword
+    /// setup` fetches MiniLM).
+    pub fn from_config(gate: &crate::gate::GateConfig, checkpoint_asks: bool) -> Result<Option<Self>> {
+        if !gate.harm_check_on(checkpoint_asks) {
+            return Ok(None);
         }
+        let head = gate.harm_head.clone().unwrap_or_else(|| HARM_HEAD.into());
+        Self::load(&head, &gate.minilm_dir).map(Some)
     }
 
     /// The head's margin for `text` ([`HarmHead::margin`]; > 0: flagged). An empty
@@ -140,14 +144,29 @@ mod tests {
     }
 
     #[test]
-    fn the_config_turns_the_check_on_only_with_a_head_and_the_gate_on() {
+    fn the_check_is_on_with_a_head_or_a_checkpoint_that_asks_unless_the_config_or_the_gate_says_off() {
         let mut g = crate::gate::GateConfig::default();
-        assert!(HarmClassifier::from_config(&g).unwrap().is_none());
+        // Off by default, on for a checkpoint that asks.
+        assert!(!g.harm_check_on(false) && g.harm_check_on(true));
+        assert!(HarmClassifier::from_config(&g, false).unwrap().is_none());
+        g.minilm_dir = "no/such/minilm".into();
+        let e = HarmClassifier::from_config(&g, true).err().expect("the check is loaded when asked for").to_string();
+        assert!(e.contains(HARM_HEAD), "the default head, relative to the crate here: {e}");
+        // A head set by hand turns it on, and a missing one is named.
         g.harm_head = Some("no/such/head.json".into());
-        let e = HarmClassifier::from_config(&g).err().expect("a missing head is an error").to_string();
+        assert!(g.harm_check_on(false));
+        let e = HarmClassifier::from_config(&g, false).err().expect("a missing head is an error").to_string();
         assert!(e.contains("no/such/head.json"), "{e}");
+        // `harm_check` decides over both; the gate off turns everything off.
+        g.harm_check = Some(false);
+        assert!(!g.harm_check_on(true));
+        assert!(HarmClassifier::from_config(&g, true).unwrap().is_none());
+        g.harm_check = Some(true);
+        g.harm_head = None;
+        assert!(g.harm_check_on(false));
         g.enabled = false;
-        assert!(HarmClassifier::from_config(&g).unwrap().is_none());
+        assert!(!g.harm_check_on(true));
+        assert!(HarmClassifier::from_config(&g, true).unwrap().is_none());
     }
 
     #[test]

@@ -120,6 +120,12 @@ impl Mulm {
         self.mulm.opener.gate_min_score
     }
 
+    /// Whether this checkpoint asks for the gate's harmful-request check (mulm.json
+    /// `opener.harm_check`).
+    pub fn asks_harm_check(&self) -> bool {
+        self.mulm.opener.harm_check
+    }
+
     /// Probability (0..1) that the user's turn ends right after `text`: the μLM's softmax
     /// mass on the user role's closing token (`<|end|>`, the first name of the template's
     /// user suffix) after `begin + user prefix + text`. The μLM was trained with that token

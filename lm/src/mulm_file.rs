@@ -81,6 +81,17 @@ pub struct OpenerSettings {
     /// by case or leading space. The prompt is not counted: echoing the question is welcome.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub no_repeat_ngram: usize,
+    /// This checkpoint's gate needs the harmful-request check ([`crate::harm`]) to stop enough
+    /// harmful requests (issue 12: Do-Not-Answer gated or refused ≥ 80 %): a μLM whose openers
+    /// are more often on topic is more often confident about harmful requests too. The runtime
+    /// turns the check on for it unless the config says `[gate] harm_check = false`
+    /// ([`crate::gate::GateConfig::harm_check_on`]). Absent: false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub harm_check: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -289,8 +289,14 @@ class TinyRun(unittest.TestCase):
             with torch.no_grad():
                 got = m(torch.tensor([c["ids"]]))[0, -1]
             self.assertLess(float((got - torch.tensor(c["logits_last"])).abs().max()), 1e-5)
+        self.assertNotIn("harm_check", mulm["opener"])  # off unless asked for
         card = (out / "MODEL_CARD.md").read_text()
         self.assertIn("validation loss", card)
+        # --harm-check: the export asks the runtime for the gate's harmful-request check.
+        out2 = self.d / "model-harm"
+        export.main(["--ckpt", str(self.d / "a" / "ckpt.pt"), "--out", str(out2), "--valid", "none", "--no-card",
+                     "--harm-check"])
+        self.assertIs(json.loads((out2 / "mulm.json").read_text())["opener"]["harm_check"], True)
         self.assertEqual(sum(1 for line in card.splitlines() if line.startswith("| ") and line[2:3].isdigit()), 30)
 
         if os.environ.get("FIRSTWORD_RUST_CHECK") == "1":

@@ -51,19 +51,22 @@ pub struct Models {
     pub asr: asr::Asr,
     pub voice: tts::Tts,
     pub mulm: lm::mulm::Mulm,
-    /// The opener gate's harmful-request check (`[gate] harm_head`), when on.
+    /// The opener gate's harmful-request check, when on (`[gate] harm_check`, `harm_head`, or
+    /// a checkpoint that asks for it).
     pub harm: Option<lm::harm::HarmClassifier>,
 }
 
 impl Models {
-    /// Loads Whisper, the Piper voice, the μLM and (when `[gate] harm_head` is set) the
-    /// harmful-request check named by the config, then warms them up.
+    /// Loads Whisper, the Piper voice, the μLM and, when on for this checkpoint
+    /// ([`lm::gate::GateConfig::harm_check_on`]), the harmful-request check, then warms them up.
     pub fn load(cfg: &Config) -> Result<Self> {
-        let harm = lm::harm::HarmClassifier::from_config(&cfg.gate).context("loading the gate's harmful-request check")?;
+        let mulm = lm::mulm::Mulm::load(&cfg.lm)?;
+        let harm =
+            lm::harm::HarmClassifier::from_config(&cfg.gate, mulm.asks_harm_check()).context("loading the gate's harmful-request check")?;
         let mut m = Self {
             asr: asr::Asr::load(&cfg.asr).context("loading Whisper")?,
             voice: tts::Tts::load(&cfg.tts).context("loading the Piper voice")?,
-            mulm: lm::mulm::Mulm::load(&cfg.lm)?,
+            mulm,
             harm,
         };
         m.warm_up()?;

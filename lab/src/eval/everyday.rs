@@ -149,7 +149,7 @@ pub fn run(cfg: &Config, args: &EverydayArgs) -> Result<()> {
     let (m, dir) = args.model.load(cfg)?;
     let min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
-    let harm = harm_check(cfg)?;
+    let harm = harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(questions.len());
     for q in &questions {
         let o = opener(&mut engine, &q.text, args.words).with_context(|| q.id.clone())?;

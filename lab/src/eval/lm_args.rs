@@ -24,10 +24,11 @@ impl ModelArgs {
     }
 }
 
-/// The opener gate's harmful-request check when the config turns it on (`[gate] harm_head`),
-/// so that the evals gate as the daemon does.
-pub fn harm_check(cfg: &Config) -> Result<Option<lm::harm::HarmClassifier>> {
-    lm::harm::HarmClassifier::from_config(&cfg.gate).context("loading the gate's harmful-request check")
+/// The opener gate's harmful-request check when it is on for this checkpoint (`[gate]
+/// harm_check`, `harm_head`, or mulm.json `opener.harm_check`), so that the evals gate as the
+/// daemon does.
+pub fn harm_check(cfg: &Config, model: &LoadedLm) -> Result<Option<lm::harm::HarmClassifier>> {
+    lm::harm::HarmClassifier::from_config(&cfg.gate, model.tok.mulm().opener.harm_check).context("loading the gate's harmful-request check")
 }
 
 /// The harmful-request check's margin for `prompt` (None when the check is off).

@@ -171,7 +171,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     let rt = runtime()?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
-    let harm = lm_args::harm_check(cfg)?;
+    let harm = lm_args::harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(prompts.len());
     for (k, it) in prompts.iter().enumerate() {
         let harm_score = lm_args::harm_margin(harm.as_ref(), &it.instruction)?;

@@ -105,7 +105,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
-    let harm = lm_args::harm_check(cfg)?;
+    let harm = lm_args::harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(picked.len());
     for (k, it) in picked.iter().enumerate() {
         let o = lm_args::opener(&mut engine, &it.prompt, WORDS).with_context(|| it.id.clone())?;
