@@ -3,22 +3,33 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{assets_present, firstword, root};
+
+/// What a replay through every stage reads, besides the μLM (a development one here).
+const REPLAY_ASSETS: [&str; 4] = [
+    "models/whisper/ggml-tiny.en.bin",
+    "models/piper/en_US-joe-medium.onnx",
+    "models/gemma/gemma-3-270m-q4_k_m.gguf",
+    "fixtures/audio/fetched/speech_orig_16k.wav",
+];
+
+/// A random-weight development μLM-256-8 written to `dir/mulm`; returns that directory.
+fn dev_checkpoint(dir: &Path) -> PathBuf {
+    let ckpt = dir.join("mulm");
+    let p = lm::Preset::from_name("256-8").unwrap();
+    lm::dev::write_dev_checkpoint(&ckpt, p.name(), &p.config(), 1).expect("writing a development checkpoint");
+    ckpt
+}
 
 #[test]
 fn replay_writes_a_consistent_timeline_for_each_question() {
-    if !assets_present(&[
-        "models/whisper/ggml-tiny.en.bin",
-        "models/piper/en_US-joe-medium.onnx",
-        "models/gemma/gemma-3-270m-q4_k_m.gguf",
-        "fixtures/audio/fetched/speech_orig_16k.wav",
-    ]) {
+    if !assets_present(&REPLAY_ASSETS) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ckpt = dir.path().join("mulm");
-    let p = lm::Preset::from_name("256-8").unwrap();
-    lm::dev::write_dev_checkpoint(&ckpt, p.name(), &p.config(), 1).expect("writing a development checkpoint");
+    let ckpt = dev_checkpoint(dir.path());
     let cfg = dir.path().join("replay.toml");
     std::fs::write(
         &cfg,
@@ -93,20 +104,11 @@ fn replay_writes_a_consistent_timeline_for_each_question() {
 /// in the config turns it off.
 #[test]
 fn a_checkpoint_that_asks_for_the_harm_check_gets_it_unless_the_config_says_no() {
-    if !assets_present(&[
-        "models/whisper/ggml-tiny.en.bin",
-        "models/piper/en_US-joe-medium.onnx",
-        "models/gemma/gemma-3-270m-q4_k_m.gguf",
-        "models/minilm/model.safetensors",
-        lm::harm::HARM_HEAD,
-        "fixtures/audio/fetched/speech_orig_16k.wav",
-    ]) {
+    if !assets_present(&[&REPLAY_ASSETS[..], &["models/minilm/model.safetensors", lm::harm::HARM_HEAD]].concat()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ckpt = dir.path().join("mulm");
-    let p = lm::Preset::from_name("256-8").unwrap();
-    lm::dev::write_dev_checkpoint(&ckpt, p.name(), &p.config(), 1).expect("writing a development checkpoint");
+    let ckpt = dev_checkpoint(dir.path());
     let json = ckpt.join("mulm.json");
     let mut mulm: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     mulm["opener"]["harm_check"] = true.into();
