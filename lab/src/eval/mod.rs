@@ -27,6 +27,7 @@ mod text_checks;
 mod mc;
 mod mc_data;
 mod mc_models;
+mod mc_paired;
 mod mc_plot;
 mod mc_report;
 mod mc_score;
