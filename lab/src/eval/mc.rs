@@ -133,7 +133,7 @@ fn run_model(model: &mut dyn LogProbModel, info: ModelInfo, data: &[TaskItems], 
             acc_norm_stderr: stderr(a.acc_norm),
             score,
             seconds: t0.elapsed().as_secs_f64(),
-            correct: scores.iter().map(|s| if d.task.reports_acc_norm() { s.pred_norm == s.gold } else { s.pred == s.gold }).collect(),
+            correct: scores.iter().map(|s| s.right(d.task.reports_acc_norm())).collect(),
         };
         eprintln!("eval mc: {} {}: n {} acc {:.4} acc_norm {:.4} ({:.0} s)", info.label, r.task, r.n, r.acc, r.acc_norm, r.seconds);
         tasks.push(r);

@@ -52,13 +52,17 @@ pub struct ItemScore {
 }
 
 impl ItemScore {
+    /// Whether the item is right by LL per character (`norm`) or by raw LL.
+    pub fn right(&self, norm: bool) -> bool {
+        (if norm { self.pred_norm } else { self.pred }) == self.gold
+    }
     /// 1 when `pred` is gold.
     pub fn acc(&self) -> f64 {
-        f64::from(u8::from(self.pred == self.gold))
+        f64::from(u8::from(self.right(false)))
     }
     /// 1 when `pred_norm` is gold.
     pub fn acc_norm(&self) -> f64 {
-        f64::from(u8::from(self.pred_norm == self.gold))
+        f64::from(u8::from(self.right(true)))
     }
 }
 
