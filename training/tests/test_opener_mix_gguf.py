@@ -382,9 +382,14 @@ class GgufLoader(unittest.TestCase):
                 got = m(torch.tensor([c["ids"]]))[0, -1].numpy()
             ref = np.array(c["logits_last"], np.float32)
             # parity.json holds the f32 checkpoint's logits; the GGUF is Q8_0 (max |Δ| 0.077 measured)
-            self.assertLess(float(np.abs(got - ref).max()), 0.25, c["name"])
+            drift = float(np.abs(got - ref).max())
+            self.assertLess(drift, 0.25, c["name"])
             self.assertEqual(int(got.argmax()), int(ref.argmax()), c["name"])  # the greedy token
-            self.assertEqual(set(np.argsort(-got)[:5]), set(np.argsort(-ref)[:5]), c["name"])
+            # The top-5 sets agree, except where two tokens at the edge are closer than the
+            # drift can reorder (the shipped "everyday" case has 8.350 vs 8.349 at ranks 5–6).
+            fifth = float(np.sort(ref)[-5])
+            for t in set(np.argsort(-got)[:5]) ^ set(np.argsort(-ref)[:5]):
+                self.assertLessEqual(abs(float(ref[t]) - fifth), 2 * drift, (c["name"], int(t)))
 
 
 if __name__ == "__main__":
