@@ -53,8 +53,12 @@ impl DeviceWatch {
                         self.speaker_lost = None;
                     }
                     Err(e) => {
-                        backoff.failed(now);
-                        tracing::warn!("speaker still gone: {e}");
+                        let n = backoff.failed(now);
+                        if Backoff::worth_reporting(n) {
+                            tracing::warn!(attempts = n, "speaker still gone: {e}");
+                        } else {
+                            tracing::debug!(attempts = n, "speaker still gone: {e}");
+                        }
                     }
                 }
             }
@@ -107,6 +111,37 @@ mod tests {
         let back = w.poll(&counters, ms(1_750), &mut reopen);
         assert_eq!(back, vec![DeviceChange::SpeakerBack { gone: Duration::from_millis(1_750) }]);
         assert!(!w.speaker_lost());
+    }
+
+    #[test]
+    fn a_speaker_back_after_5_s_is_in_use_within_the_1_s_cap() {
+        let counters = AudioCounters::new();
+        let (c, t0) = (counters.clone(), Instant::now());
+        let back_at = t0 + Duration::from_secs(5);
+        let now = Arc::new(std::sync::Mutex::new(t0));
+        let clock = now.clone();
+        // The device opens again from 5 s after the loss.
+        let mut reopen: ReopenSpeaker = Box::new(move || {
+            if *clock.lock().unwrap() < back_at {
+                return Err(crate::device::DeviceError::SimThread("unplugged".into()));
+            }
+            c.set_playback_lost(false);
+            Ok(())
+        });
+        let mut w = DeviceWatch::default();
+        counters.set_playback_lost(true);
+        // The conversation loop polls every 10 ms.
+        let mut reopened = None;
+        for ms in (0..10_000).step_by(10) {
+            let at = t0 + Duration::from_millis(ms);
+            *now.lock().unwrap() = at;
+            if let Some(DeviceChange::SpeakerBack { gone }) = w.poll(&counters, at, &mut reopen).pop() {
+                reopened = Some(gone);
+                break;
+            }
+        }
+        let gone = reopened.expect("never reopened");
+        assert!(gone >= Duration::from_secs(5) && gone <= Duration::from_secs(6), "reopened {gone:?} after the loss");
     }
 
     #[test]

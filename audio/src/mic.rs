@@ -50,8 +50,11 @@ const GAP_CHUNK: usize = 4_800;
 
 /// First wait before reopening a lost microphone; it doubles up to [`REOPEN_MAX`].
 pub const REOPEN_FIRST: Duration = Duration::from_millis(250);
-/// Longest wait between reopen attempts.
-pub const REOPEN_MAX: Duration = Duration::from_secs(4);
+/// Longest wait between reopen attempts. A device plugged back in is in use within this
+/// long, so a question asked right after is heard whole: with 4 s, cli_echo's speaker, back
+/// 1 s before the next question, was reopened 2.8 s late and the question's first words
+/// lost (2026-12-06). An open attempt costs well under a millisecond of CPU.
+pub const REOPEN_MAX: Duration = Duration::from_secs(1);
 
 /// Opens the microphone again (drops the old stream first); returns its new ring.
 pub type Reopen = Box<dyn FnMut() -> Result<CaptureReader, DeviceError> + Send>;
@@ -63,12 +66,14 @@ pub struct Backoff {
     max: Duration,
     wait: Duration,
     next: Option<Instant>,
+    /// Failed attempts since the loss.
+    failures: u32,
 }
 
 impl Backoff {
     /// Waits `first`, then twice as long each failure, at most `max`.
     pub fn new(first: Duration, max: Duration) -> Self {
-        Self { first, max, wait: first, next: None }
+        Self { first, max, wait: first, next: None, failures: 0 }
     }
 
     /// True when an attempt is due at `now` (the first one is due `first` after the loss).
@@ -77,16 +82,26 @@ impl Backoff {
         now >= next
     }
 
-    /// The attempt at `now` failed: the next waits longer.
-    pub fn failed(&mut self, now: Instant) {
+    /// The attempt at `now` failed: the next waits longer. Returns the failures since the
+    /// loss (1 for the first).
+    pub fn failed(&mut self, now: Instant) -> u32 {
         self.wait = (self.wait * 2).min(self.max);
         self.next = Some(now + self.wait);
+        self.failures = self.failures.saturating_add(1);
+        self.failures
+    }
+
+    /// Whether failure number `n` is worth a warning: the 1st, 2nd, 4th, 8th, … (a device
+    /// gone for an hour logs 12 warnings at the 1 s cap, not 3,600; the rest go to debug).
+    pub fn worth_reporting(n: u32) -> bool {
+        n.is_power_of_two()
     }
 
     /// The device is back: the next loss starts from the first wait again.
     pub fn reset(&mut self) {
         self.wait = self.first;
         self.next = None;
+        self.failures = 0;
     }
 }
 
@@ -284,8 +299,12 @@ impl Mic {
                 false
             }
             Err(e) => {
-                r.backoff.failed(now);
-                tracing::warn!("microphone still gone: {e}");
+                let n = r.backoff.failed(now);
+                if Backoff::worth_reporting(n) {
+                    tracing::warn!(attempts = n, "microphone still gone: {e}");
+                } else {
+                    tracing::debug!(attempts = n, "microphone still gone: {e}");
+                }
                 true
             }
         }
@@ -400,15 +419,22 @@ mod tests {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
         assert!(!b.due(t0));
         assert!(b.due(t0 + Duration::from_millis(100)));
-        b.failed(t0 + Duration::from_millis(100));
+        assert_eq!(b.failed(t0 + Duration::from_millis(100)), 1);
         assert!(!b.due(t0 + Duration::from_millis(250)));
         assert!(b.due(t0 + Duration::from_millis(300)));
-        b.failed(t0 + Duration::from_millis(300));
+        assert_eq!(b.failed(t0 + Duration::from_millis(300)), 2);
         assert!(!b.due(t0 + Duration::from_millis(550)), "capped at 300 ms, not 400");
         assert!(b.due(t0 + Duration::from_millis(600)));
         b.reset();
         let t1 = t0 + Duration::from_secs(10);
         assert!(!b.due(t1));
+        assert_eq!(b.failed(t1), 1, "a new loss counts from one");
+    }
+
+    #[test]
+    fn failed_attempts_are_warned_about_at_powers_of_two() {
+        let warned: Vec<u32> = (1..=3_600).filter(|&n| Backoff::worth_reporting(n)).collect();
+        assert_eq!(warned, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 2_048]);
     }
 
     fn plain() -> AudioSection {
