@@ -53,12 +53,7 @@ impl DeviceWatch {
                         self.speaker_lost = None;
                     }
                     Err(e) => {
-                        let n = backoff.failed(now);
-                        if Backoff::worth_reporting(n) {
-                            tracing::warn!(attempts = n, "speaker still gone: {e}");
-                        } else {
-                            tracing::debug!(attempts = n, "speaker still gone: {e}");
-                        }
+                        Backoff::log_failure("speaker", backoff.failed(now), &e);
                     }
                 }
             }

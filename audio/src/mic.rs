@@ -97,6 +97,16 @@ impl Backoff {
         n.is_power_of_two()
     }
 
+    /// Logs failed attempt `n` to reopen `device` ("microphone", "speaker") with its error:
+    /// a warning when [`Backoff::worth_reporting`], else debug.
+    pub fn log_failure(device: &str, n: u32, e: &dyn std::fmt::Display) {
+        if Self::worth_reporting(n) {
+            tracing::warn!(attempts = n, "{device} still gone: {e}");
+        } else {
+            tracing::debug!(attempts = n, "{device} still gone: {e}");
+        }
+    }
+
     /// The device is back: the next loss starts from the first wait again.
     pub fn reset(&mut self) {
         self.wait = self.first;
@@ -299,12 +309,7 @@ impl Mic {
                 false
             }
             Err(e) => {
-                let n = r.backoff.failed(now);
-                if Backoff::worth_reporting(n) {
-                    tracing::warn!(attempts = n, "microphone still gone: {e}");
-                } else {
-                    tracing::debug!(attempts = n, "microphone still gone: {e}");
-                }
+                Backoff::log_failure("microphone", r.backoff.failed(now), &e);
                 true
             }
         }
