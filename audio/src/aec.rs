@@ -182,6 +182,11 @@ impl Pairing {
         self.reference.extend_from_slice(s);
     }
 
+    /// Microphone samples held that have no reference yet.
+    pub fn unpaired_mic(&self) -> usize {
+        self.mic.len().saturating_sub(self.reference.len())
+    }
+
     /// Reference samples the pairing can still take before it holds more than the
     /// microphone has asked for (read at most this many from the reference ring).
     pub fn reference_room(&self) -> usize {
@@ -197,6 +202,17 @@ impl Pairing {
         let fill = self.mic.len().saturating_sub(self.reference.len());
         self.filled += fill as u64;
         self.reference.resize(self.reference.len() + fill, 0.0);
+    }
+
+    /// Puts up to `n` samples of silence into the reference, no more than the microphone
+    /// samples still waiting for theirs; returns how many. For microphone samples heard
+    /// while the speaker was gone but read only after it came back (a listener busy at
+    /// that moment): the reference that resumes belongs to later ones.
+    pub fn fill_reference_up_to(&mut self, n: usize) -> usize {
+        let fill = n.min(self.mic.len().saturating_sub(self.reference.len()));
+        self.filled += fill as u64;
+        self.reference.resize(self.reference.len() + fill, 0.0);
+        fill
     }
 
     /// Moves the microphone samples still waiting for their reference to `out` (the end
@@ -320,6 +336,31 @@ mod tests {
         .unwrap();
         assert_eq!(pairs.len(), 70);
         assert!(pairs.iter().all(|&(m, r)| r == 0.0 && m == 2.0 || r == m), "{pairs:?}");
+    }
+
+    #[test]
+    fn microphone_heard_while_the_speaker_was_gone_but_read_after_it_came_back_gets_silence() {
+        let mut p = Pairing::new(3_200);
+        let mut pairs = Vec::new();
+        p.push_mic(&[1.0; 1_600]);
+        p.push_reference(&[1.0; 1_600]);
+        // Gone for 500 ms, then back for 100 ms before the first read after it, which holds
+        // 300 ms of the outage: 9,600 microphone samples exist and 1,600 reference samples,
+        // so 8,000 of silence are owed.
+        p.push_mic(&[2.0; 4_800]);
+        assert_eq!(p.fill_reference_up_to(8_000), 4_800, "no more than the microphone has");
+        p.push_mic(&[2.0; 3_200]);
+        p.push_mic(&[3.0; 1_600]);
+        assert_eq!(p.fill_reference_up_to(3_200), 3_200);
+        p.push_reference(&[3.0; 1_600]);
+        p.drain_frames(|m, r| {
+            pairs.push((m[0], r[0]));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(pairs.len(), 70);
+        assert!(pairs.iter().all(|&(m, r)| r == 0.0 && m == 2.0 || r == m), "{pairs:?}");
+        assert_eq!(p.filled, 8_000);
     }
 
     #[test]

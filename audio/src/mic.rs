@@ -154,6 +154,10 @@ struct Processing {
     /// How much audible reference the canceller has seen.
     convergence: Convergence,
     aec_failed: bool,
+    /// The speaker was gone at the last read (its return realigns the reference).
+    speaker_was_lost: bool,
+    /// Reference silence still owed to microphone samples of a speaker outage, 16 kHz.
+    reference_owed: u64,
     /// Samples still to drop from the start of the VAD's and Whisper's streams: the
     /// canceller's latencies, so that both stay on the capture clock (positions are shared
     /// with the push-to-talk key and the stream's timeline; Whisper-tiny's transcript of
@@ -215,6 +219,8 @@ impl Mic {
                     linear: vec![0.0; AEC_FRAME],
                     convergence: Convergence::default(),
                     aec_failed: false,
+                    speaker_was_lost: false,
+                    reference_owed: 0,
                     skip: match (aec, a.half_duplex) {
                         (false, _) => (0, 0),
                         // Half-duplex gates the suppressed output and hands it to both.
@@ -342,8 +348,42 @@ impl Mic {
             return Ok(());
         };
         p.pairing.push_mic(&self.s16);
-        // The reference: as much as pairs with the microphone so far (device rate).
-        let room = p.pairing.reference_room() * p.reference.rate_hz() as usize / AEC_RATE_HZ as usize;
+        if p.speaker_was_lost && !self.reader.counters().playback_lost() {
+            // Back since the last read. The reference ring holds only what was played since
+            // the reopen, while microphone samples of the outage may still wait (in the
+            // pairing and the capture ring: a listener busy when it came back). Silence is
+            // owed for those, or the resumed reference would pair with them, ahead of its
+            // echo, which the canceller cannot find (cli_echo under load, 2026-12-06).
+            // `played` is read first: a period that completes in between then counts as
+            // microphone only, erring toward a late reference, which AEC3's delay
+            // estimate absorbs.
+            let played = p.reference.available() as u64 * u64::from(AEC_RATE_HZ) / u64::from(p.reference.rate_hz());
+            let waiting = self.reader.available() as u64 * u64::from(AEC_RATE_HZ) / u64::from(self.reader.rate_hz());
+            p.reference_owed = (p.pairing.unpaired_mic() as u64 + waiting).saturating_sub(played);
+            tracing::debug!(
+                played,
+                waiting,
+                unpaired = p.pairing.unpaired_mic(),
+                owed = p.reference_owed,
+                "speaker back: reference realigned"
+            );
+            // A reopened speaker may be another device with another echo path: the
+            // canceller must converge again before the VAD's sensitive barge-in onset
+            // applies, or the echo it still leaks interrupts the reply (cli_echo: the
+            // daemon heard its own "Sure." after a 5 s outage, 2026-12-06).
+            p.convergence = Convergence::default();
+            CANCELLER.with_borrow_mut(|slot| *slot = None);
+        }
+        if p.reference_owed > 0 {
+            let owed = usize::try_from(p.reference_owed).unwrap_or(usize::MAX);
+            p.reference_owed -= p.pairing.fill_reference_up_to(owed) as u64;
+        }
+        // The reference: as much as pairs with the microphone so far (device rate); none
+        // while silence is still owed for microphone samples not read yet.
+        let room = match p.reference_owed {
+            0 => p.pairing.reference_room() * p.reference.rate_hz() as usize / AEC_RATE_HZ as usize,
+            _ => 0,
+        };
         let want = room.min(self.raw.len());
         let got = p.reference.read(&mut self.raw[..want]);
         self.s16.clear();
@@ -351,7 +391,8 @@ impl Mic {
             p.reference_rs.process(&self.raw[..got], &mut self.s16)?;
         }
         p.pairing.push_reference(&self.s16);
-        if self.reader.counters().playback_lost() {
+        p.speaker_was_lost = self.reader.counters().playback_lost();
+        if p.speaker_was_lost {
             p.pairing.fill_reference();
         }
         let ready = &mut self.ready;
@@ -440,6 +481,50 @@ mod tests {
     fn failed_attempts_are_warned_about_at_powers_of_two() {
         let warned: Vec<u32> = (1..=3_600).filter(|&n| Backoff::worth_reporting(n)).collect();
         assert_eq!(warned, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 2_048]);
+    }
+
+    #[test]
+    fn a_speaker_back_after_an_outage_starts_the_canceller_again() {
+        use crate::device::playback_ring;
+        let counters = AudioCounters::new();
+        let (mut feed, reader) = capture_ring(16_000, 1, 32_000, counters.clone());
+        let (mut queue, mut drain) = playback_ring(16_000, 1, 64_000, counters.clone());
+        let reference = queue.take_reference();
+        let a = AudioSection { echo_cancellation: true, ..Default::default() };
+        let mut mic = Mic::new(reader, reference, None, &a).unwrap();
+        let (mut out, mut asr, mut played) = (vec![0.0f32; 64_000], vec![0.0f32; 64_000], vec![0.0f32; 160]);
+        let mut x = 1u32;
+        // `ms` of 10 ms periods: the speaker plays noise (unless gone), the microphone hears
+        // it at half amplitude, then the listener reads.
+        let mut run = |ms: usize, speaker: bool, mic: &mut Mic| {
+            for _ in 0..ms / 10 {
+                if speaker {
+                    let noise: Vec<f32> = (0..160)
+                        .map(|_| {
+                            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                            (x >> 8) as f32 / (1u32 << 24) as f32 * 0.4 - 0.2
+                        })
+                        .collect();
+                    queue.push(&noise);
+                    drain.fill_interleaved(&mut played);
+                } else {
+                    played.fill(0.0);
+                }
+                let heard: Vec<f32> = played.iter().map(|v| v * 0.5).collect();
+                feed.push_interleaved(&heard);
+                while mic.read(&mut out, &mut asr) > 0 {}
+            }
+        };
+        run(2_500, true, &mut mic);
+        assert!(mic.echo_converged(), "2.5 s of audible reference");
+        counters.set_playback_lost(true);
+        run(1_000, false, &mut mic);
+        assert!(mic.echo_converged(), "the outage alone changes nothing");
+        counters.set_playback_lost(false);
+        run(500, true, &mut mic);
+        assert!(!mic.echo_converged(), "back: the canceller starts again");
+        run(2_000, true, &mut mic);
+        assert!(mic.echo_converged(), "and converges again");
     }
 
     fn plain() -> AudioSection {

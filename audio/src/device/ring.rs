@@ -211,6 +211,11 @@ impl CaptureReader {
         self.cons.pop_slice(out)
     }
 
+    /// Samples waiting to be read. Never blocks.
+    pub fn available(&self) -> usize {
+        self.cons.occupied_len()
+    }
+
     /// Drops every sample the ring holds now (audio from before a prompt). Never blocks.
     pub fn drain(&mut self) {
         let mut buf = [0.0f32; 1024];
