@@ -51,9 +51,9 @@ const GAP_CHUNK: usize = 4_800;
 /// First wait before reopening a lost microphone; it doubles up to [`REOPEN_MAX`].
 pub const REOPEN_FIRST: Duration = Duration::from_millis(250);
 /// Longest wait between reopen attempts. A device plugged back in is in use within this
-/// long, so a question asked right after is heard whole: with 4 s, cli_echo's speaker, back
-/// 1 s before the next question, was reopened 2.8 s late and the question's first words
-/// lost (2026-12-06). An open attempt costs well under a millisecond of CPU.
+/// long: with 4 s, cli_echo's speaker, back 1 s before the next question, was reopened
+/// 2.8 s after it returned, after the question had begun (2026-12-06). An open attempt
+/// costs well under a millisecond of CPU.
 pub const REOPEN_MAX: Duration = Duration::from_secs(1);
 
 /// Opens the microphone again (drops the old stream first); returns its new ring.
