@@ -12,8 +12,9 @@
 #   TOPICAL=1 KEEP_OFF=0.3 …                              # … and from 30 % of the off-topic ones
 #   STOP_AT=3000 …                                         # stop there; the schedule still spans STEPS
 #   TEACHER=4 TOPICAL=1 …                                  # … and Gemma's on-topic openers ×4 (teacher.py)
+#   SFT_EVERY=2 …                                          # every 2nd step an SFT batch (all assistant tokens)
 #
-# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-teacher][-topical[-kSHARE]]) — a kill loses at most the steps
+# Stop: kill "$(cat $RUN/train.pid)" (training/work/runs/<preset>-opener[-refusal][-teacher][-topical[-kSHARE]][-sftN]) — a kill loses at most the steps
 # since the last checkpoint (every CKPT steps ≈ 10 min on one thread); a run that reaches
 # --max-minutes stops with a checkpoint. Export/evaluate any time:
 #   training/.venv/bin/python training/export.py --ckpt $RUN/ckpt.pt --out models/mulm-512-8-opener
@@ -52,12 +53,17 @@ TEACHER=${TEACHER:-0}
 # KEEP_OFF=SHARE (with TOPICAL=1) also learns from that share of the off-topic replies: on-topic
 # openers weighted up rather than learned from alone (topical.py --keep-off-topic).
 KEEP_OFF=${KEEP_OFF:-0}
+# SFT_EVERY=N (opener stage): every Nth step trains on SFT windows of the same dialogues (loss on
+# every assistant token), so the opener stage keeps the SFT stage's assistant-token loss
+# (TRAINING.md: run in turn, each stage undid the other's gain within a few hundred steps).
+SFT_EVERY=${SFT_EVERY:-0}
 EVAL_EVERY=${EVAL_EVERY:-200}
 # The preset is the source's (the shipped models/mulm is μLM-256-8; an export of the GPU run,
 # models/mulm-512-8, continues as 512-8).
 PRESET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["preset"])' "$SOURCE/mulm.json")
 KSUF=$([ "$TOPICAL" = 0 ] || [ "$KEEP_OFF" = 0 ] || echo "-k$KEEP_OFF")
 SUFFIX=$([ "$REFUSALS" = 0 ] || echo "-refusal")$([ "$TEACHER" = 0 ] || echo "-teacher")$([ "$TOPICAL" = 0 ] || echo "-topical")$KSUF
+SUFFIX=$SUFFIX$([ "$SFT_EVERY" = 0 ] || echo "-sft$SFT_EVERY")
 RUN=${RUN:-training/work/runs/$PRESET-$STAGE$SUFFIX}
 
 [ -s training/data/train.jsonl ] || make -C training prepare
@@ -107,6 +113,6 @@ exec nice -n 10 $PY training/train.py --preset "$PRESET" --stage "$STAGE" --out 
   --train "$TRAIN" --valid training/data/valid.jsonl \
   --tokenizer models/mulm/tokenizer.json --init-from "$INIT" \
   --batch-size 32 --seq-len 256 --opener-context 128 --opener-tokens 24 \
-  --steps "$STEPS" --lr "$LR" --min-warmup 20 --threads "$THREADS" \
+  --steps "$STEPS" --lr "$LR" --min-warmup 20 --threads "$THREADS" --sft-every "$SFT_EVERY" \
   --log-every 5 --eval-every "$EVAL_EVERY" --eval-batches 4 --eval-assistant 500 --ckpt-every "$CKPT" \
   --max-minutes "$MAX_MIN" ${STOP_AT:+--stop-at "$STOP_AT"} >> "$RUN/stdout.log" 2>&1

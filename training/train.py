@@ -411,6 +411,47 @@ def collate(w: Windows, idx, pad_id: int, stage: str):
     return ids_t[:, :-1].contiguous(), ids_t[:, 1:].contiguous(), torch.from_numpy(np.ascontiguousarray(m[:, 1:]))
 
 
+def interleaved_step(step: int, sft_every: int) -> tuple[str, int]:
+    """Which stream trains optimizer step `step` (0-based) when every `sft_every`-th step is an SFT
+    step (`--sft-every`), and the step's index within that stream: → ("sft" | "main", index), "main"
+    being the run's own stage (the opener stage). sft_every ≤ 0: main steps only. A function of the step alone, so a resumed run continues
+    both streams exactly where they were."""
+    if sft_every <= 0:
+        return "main", step
+    if step % sft_every == sft_every - 1:
+        return "sft", step // sft_every
+    return "main", step - (step + 1) // sft_every
+
+
+class BatchStream:
+    """One stream of training batches over `w` (`stage` sets the loss mask): padded windows, or
+    rows of densely packed examples (`packed`), reshuffled each epoch deterministically in
+    (seed, epoch). `batch(i)` → (epoch, [(x, y, m, pos, seg)] micro-batches of the i-th batch)."""
+
+    def __init__(self, w: Windows, stage: str, packed: bool, batch_size: int, seq_len: int, seed: int,
+                 micro_tokens: int | None, pad_id: int):
+        self.w, self.stage, self.packed = w, stage, packed
+        self.batch_size, self.seq_len, self.seed = batch_size, seq_len, seed
+        self.micro_tokens, self.pad_id = micro_tokens, pad_id
+        self.n_rows = len(pack_rows(w.lengths(), seq_len, seed, 0)) if packed else len(w)
+        self.per_epoch = math.ceil(self.n_rows / batch_size)
+        self._epoch, self._batches = -1, None
+
+    def batch(self, i: int):
+        epoch, k = divmod(i, self.per_epoch)
+        if epoch != self._epoch:
+            lengths = self.w.lengths()
+            self._batches = (packed_batches(lengths, self.batch_size, self.seq_len, self.seed, epoch) if self.packed
+                             else epoch_batches(lengths, self.batch_size, self.seed, epoch))
+            self._epoch = epoch
+        if self.packed:  # an epoch may pack into fewer rows than epoch 0
+            b = self._batches[k % len(self._batches)]
+            return epoch, [collate_packed(self.w, mb, self.pad_id, self.stage)
+                           for mb in packed_micro_batches(self.w, b, self.micro_tokens)]
+        return epoch, [collate(self.w, mb, self.pad_id, self.stage) + (None, None)
+                       for mb in micro_batches(self.w, self._batches[k], self.micro_tokens)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Schedule, budgets
 # ---------------------------------------------------------------------------------------------
@@ -622,6 +663,10 @@ def parse_args(argv=None):
     ap.add_argument("--opener-tokens", type=int, default=24, help="opener stage: reply tokens learned per example")
     ap.add_argument("--opener-context", type=int, default=128,
                     help="opener stage: max context tokens before the assistant prefix")
+    ap.add_argument("--sft-every", type=int, default=0,
+                    help="opener stage: every Nth step trains on a batch of SFT windows of the same --train "
+                         "dialogues (loss on every assistant token) instead, so neither stage undoes the "
+                         "other's gain; 0 = opener steps only")
     ap.add_argument("--eval-assistant", type=int, default=0,
                     help="at each eval also report the assistant-token loss (export.py's measure: first N "
                          "--valid dialogues as windows of --eval-assistant-seq, SFT mask) and the opener loss "
@@ -712,9 +757,15 @@ def main(argv=None) -> dict:
     opener = (args.opener_context, args.opener_tokens) if args.stage == "opener" else None
     if opener and args.opener_context + args.opener_tokens + 4 > seq_len:
         raise SystemExit("--seq-len must exceed --opener-context + --opener-tokens")
+    if args.sft_every and not opener:
+        raise SystemExit("--sft-every interleaves SFT steps into the opener stage: it needs --stage opener")
     train_w = load_windows(args.train, fmt, seq_len, cache_dir, args.limit, args.tokenizer, opener)
+    # --sft-every: the same dialogues as SFT windows (loss on every assistant token)
+    sft_w = load_windows(args.train, fmt, seq_len, cache_dir, args.limit, args.tokenizer) if args.sft_every else None
     valid_w = load_windows(args.valid, fmt, seq_len, cache_dir, args.valid_limit, args.tokenizer, opener)
     train_tokens = int(loss_mask(train_w.flags, "pretrain" if not opener else "opener").sum())
+    if sft_w is not None:
+        train_tokens += int(loss_mask(sft_w.flags, "sft").sum())
     extra_eval = None
     if args.eval_assistant:
         ea = load_windows(args.valid, fmt, args.eval_assistant_seq, cache_dir, args.eval_assistant, args.tokenizer)
@@ -731,7 +782,12 @@ def main(argv=None) -> dict:
     model = MuLM(cfg).init_weights(seed=args.seed)
     params = model.num_parameters()
     packed = bool(opener) or args.pack_rows  # rows of several examples, attention kept inside each
-    n_rows = len(pack_rows(train_w.lengths(), seq_len, args.seed, 0)) if packed else len(train_w)
+    streams = {"main": BatchStream(train_w, args.stage, packed, args.batch_size, seq_len, args.seed,
+                                     args.micro_tokens, args.pad_id)}
+    if sft_w is not None:
+        streams["sft"] = BatchStream(sft_w, "sft", args.pack_rows, args.batch_size, seq_len, args.seed,
+                                     args.micro_tokens, args.pad_id)
+    n_rows = streams["main"].n_rows
     if args.schedule_minutes:
         if (out / "ckpt.pt").exists():
             raise SystemExit(f"{out}/ckpt.pt exists: a --schedule-minutes run cannot resume (its schedule is this "
@@ -768,13 +824,13 @@ def main(argv=None) -> dict:
     arg_dict = {k: v for k, v in vars(args).items()}
     print(f"μLM-{args.preset}: {params:,} params, stage {args.stage}, device {device}, threads {args.threads}; "
           f"{len(train_w)} train {'examples' if opener else 'windows'} ({train_tokens:,} tokens learned"
-          f"{f', {n_rows} packed rows' if packed else ''}), {len(valid_w)} valid; "
+          f"{f', {n_rows} packed rows' if packed else ''}"
+          f"{f'; 1 step in {args.sft_every} SFT on {len(sft_w)} windows' if sft_w is not None else ''}), "
+          f"{len(valid_w)} valid; "
           f"batch {args.batch_size} × ≤{seq_len}; {total} steps ({budget}), warmup {warm}", flush=True)
     (out / "run.json").write_text(json.dumps({"args": arg_dict, "params": params, "total_steps": total,
                                                "warmup": warm, "budget": budget, "train_tokens": train_tokens}, indent=2))
 
-    per_epoch = math.ceil(n_rows / args.batch_size)
-    cur_epoch, batches = -1, None
     log_f = open(out / "log.jsonl", "a")
     train_pts, valid_pts = [], []
     if (out / "log.jsonl").stat().st_size:
@@ -787,7 +843,9 @@ def main(argv=None) -> dict:
             if "valid_loss" in r:
                 valid_pts.append((r["step"], r["valid_loss"]))
     t_start = time.time()
-    t_log, tok_log, loss_acc, n_acc = time.time(), 0, 0.0, 0
+    t_log, tok_log = time.time(), 0
+    loss_acc = {name: [0.0, 0] for name in streams}  # stream → [sum of step losses, steps] since the last log
+    epochs = {}  # stream → epoch of its latest batch
     last_valid = None
     if step == 0 and extra_eval and not args.no_eval_at_start:  # the starting point (e.g. the shipped model)
         rec = {"step": 0, "valid_loss": evaluate(model, valid_w, args, device, amp, args.eval_batches),
@@ -799,13 +857,8 @@ def main(argv=None) -> dict:
     t_start = t_log = time.time()  # --max-minutes and tokens/s count training, not the start-up eval
     model.train()
     while step < total and (args.stop_at is None or step < args.stop_at):
-        epoch, k = divmod(step, per_epoch)
-        if epoch != cur_epoch:
-            if packed:
-                batches = packed_batches(train_w.lengths(), args.batch_size, seq_len, args.seed, epoch)
-            else:
-                batches = epoch_batches(train_w.lengths(), args.batch_size, args.seed, epoch)
-            cur_epoch = epoch
+        stream, k = interleaved_step(step, args.sft_every)
+        epochs[stream], parts = streams[stream].batch(k)
         if args.schedule_minutes:
             lr = lr_by_time(step, time.time() - t_start, 60 * args.schedule_minutes, args.lr, warm, args.min_lr_ratio)
         else:
@@ -813,13 +866,6 @@ def main(argv=None) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        if packed:  # packed rows: (x, y, m, pos, seg); an epoch may pack into fewer rows than epoch 0
-            b = batches[k % len(batches)]
-            parts = [collate_packed(train_w, mb, args.pad_id, args.stage)
-                     for mb in packed_micro_batches(train_w, b, args.micro_tokens)]
-        else:
-            parts = [collate(train_w, mb, args.pad_id, args.stage) + (None, None)
-                     for mb in micro_batches(train_w, batches[k], args.micro_tokens)]
         denom = max(1.0, float(sum(float(p[2].sum()) for p in parts)))  # loss = mean over the whole batch
         loss_val = 0.0
         for x, y, m, pos, seg in parts:
@@ -834,17 +880,23 @@ def main(argv=None) -> dict:
         gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
         opt.step()
         step += 1
-        loss_acc += loss_val
-        n_acc += 1
+        loss_acc[stream][0] += loss_val
+        loss_acc[stream][1] += 1
         if step % args.log_every == 0 or step == total:
             dt = time.time() - t_log
-            rec = {"step": step, "loss": loss_acc / n_acc, "lr": lr, "grad_norm": gnorm,
-                   "tok_per_s": tok_log / max(dt, 1e-9), "epoch": epoch, "elapsed_s": round(time.time() - t_start, 1)}
-            train_pts.append((step, rec["loss"]))
+            # "loss" stays the stage's own; interleaved SFT steps log theirs apart
+            rec = {"step": step, **{("loss" if name == "main" else f"loss_{name}"): acc[0] / acc[1]
+                                    for name, acc in loss_acc.items() if acc[1]},
+                   "lr": lr, "grad_norm": gnorm, "tok_per_s": tok_log / max(dt, 1e-9),
+                   **{("epoch" if name == "main" else f"epoch_{name}"): e for name, e in epochs.items()},
+                   "elapsed_s": round(time.time() - t_start, 1)}
+            if "loss" in rec:
+                train_pts.append((step, rec["loss"]))
             print(json.dumps(rec), flush=True)
             log_f.write(json.dumps(rec) + "\n")
             log_f.flush()
-            t_log, tok_log, loss_acc, n_acc = time.time(), 0, 0.0, 0
+            t_log, tok_log = time.time(), 0
+            loss_acc = {name: [0.0, 0] for name in streams}
         stopping = (args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes) \
             or (args.stop_at is not None and step >= args.stop_at)
         if step % args.eval_every == 0 or step == total or stopping:

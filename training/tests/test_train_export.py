@@ -208,6 +208,19 @@ class Schedule(unittest.TestCase):
             self.assertEqual(T.flops_matched_steps(ref, n), round(ref * 28.85e6 / n))
         self.assertAlmostEqual(T.flops_matched_steps(ref, M.preset_config("256-8").parameter_count()) / ref, 3.28, 2)
 
+    def test_interleaved_steps_split_the_schedule_between_two_streams(self):
+        self.assertEqual([T.interleaved_step(s, 0) for s in range(4)], [("main", s) for s in range(4)])
+        self.assertEqual([T.interleaved_step(s, 3) for s in range(7)],
+                         [("main", 0), ("main", 1), ("sft", 0), ("main", 2), ("main", 3), ("sft", 1), ("main", 4)])
+        for every in (1, 2, 3, 5):
+            seen = {"main": [], "sft": []}
+            for s in range(60):
+                name, i = T.interleaved_step(s, every)
+                seen[name].append(i)
+            # each stream walks its own batches 0, 1, 2, … with none skipped or repeated
+            self.assertEqual(seen["sft"], list(range(60 // every)), every)
+            self.assertEqual(seen["main"], list(range(60 - 60 // every)), every)
+
     def test_png_writer(self):
         with tempfile.TemporaryDirectory() as d:
             p = Path(d) / "x.png"
@@ -270,6 +283,27 @@ class TinyRun(unittest.TestCase):
         # SFT stage from the pretrained weights
         s = self.run_train("sft", "--steps", "10", "--stage", "sft", "--init-from", str(self.d / "a" / "ckpt.pt"))
         self.assertEqual(s["step"], 10)
+
+        # The opener stage with every 2nd step an SFT step: both losses are logged apart, and an
+        # interrupted run resumes both streams exactly (same weights as one uninterrupted run).
+        mixed = ["--steps", "12", "--ckpt-every", "20", "--stage", "opener", "--sft-every", "2",
+                 "--opener-context", "64", "--opener-tokens", "24", "--init-from", str(self.d / "a" / "ckpt.pt")]
+        self.run_train("mix-a", *mixed)
+        log = [json.loads(line) for line in (self.d / "mix-a" / "log.jsonl").read_text().splitlines()]
+        steps = [r for r in log if "lr" in r]
+        self.assertTrue(steps and all("loss" in r and "loss_sft" in r for r in steps), steps)
+        self.assertEqual(self.run_train("mix-b", *mixed, "--max-minutes", "0")["step"], 1)
+        self.assertEqual(self.run_train("mix-b", *mixed)["step"], 12)
+        ma = torch.load(self.d / "mix-a" / "ckpt.pt", weights_only=False)["model"]
+        mb = torch.load(self.d / "mix-b" / "ckpt.pt", weights_only=False)["model"]
+        for k in ma:
+            self.assertTrue(torch.equal(ma[k], mb[k]), k)
+        # …and the SFT steps do train: the same run without them ends elsewhere
+        self.run_train("mix-none", *[a for a in mixed if a not in ("--sft-every", "2")])
+        mn = torch.load(self.d / "mix-none" / "ckpt.pt", weights_only=False)["model"]
+        self.assertFalse(all(torch.equal(ma[k], mn[k]) for k in ma))
+        with self.assertRaises(SystemExit):  # interleaving belongs to the opener stage
+            self.run_train("mix-bad", "--steps", "2", "--stage", "sft", "--sft-every", "2")
 
         # export
         out = self.d / "model"
