@@ -65,7 +65,7 @@ pub fn load_set(path: &Path) -> Result<Vec<Question>> {
 }
 
 /// One question's opener and its checks.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answered {
     pub id: String,
     pub question: String,

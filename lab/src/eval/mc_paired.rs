@@ -49,6 +49,16 @@ pub struct PairedRun {
 ///
 /// Errors: vectors of different lengths (not the same items).
 pub fn paired_task(task: &str, baseline: &[bool], candidate: &[bool]) -> Result<PairedTask> {
+    let as_f64 = |v: &[bool]| v.iter().map(|&x| f64::from(u8::from(x))).collect::<Vec<_>>();
+    paired_values(task, &as_f64(baseline), &as_f64(candidate))
+}
+
+/// The paired difference of two per-item scores (a correctness 0/1, a cosine) of the same items in
+/// the same order: mean(candidate − baseline) and its standard error; `gained` / `lost` count the
+/// items the candidate scores higher / lower.
+///
+/// Errors: vectors of different lengths (not the same items).
+pub fn paired_values(task: &str, baseline: &[f64], candidate: &[f64]) -> Result<PairedTask> {
     if baseline.len() != candidate.len() {
         bail!(
             "{task}: the baseline scored {} items and the candidate {}; a paired difference needs the same items",
@@ -57,9 +67,9 @@ pub fn paired_task(task: &str, baseline: &[bool], candidate: &[bool]) -> Result<
         );
     }
     let n = baseline.len();
-    let d: Vec<f64> = baseline.iter().zip(candidate).map(|(&b, &c)| f64::from(u8::from(c)) - f64::from(u8::from(b))).collect();
-    let gained = baseline.iter().zip(candidate).filter(|(&b, &c)| c && !b).count();
-    let lost = baseline.iter().zip(candidate).filter(|(&b, &c)| b && !c).count();
+    let d: Vec<f64> = baseline.iter().zip(candidate).map(|(b, c)| c - b).collect();
+    let gained = d.iter().filter(|&&x| x > 0.0).count();
+    let lost = d.iter().filter(|&&x| x < 0.0).count();
     let diff = if n == 0 { 0.0 } else { d.iter().sum::<f64>() / n as f64 };
     let se = if n > 1 {
         let var = d.iter().map(|x| (x - diff).powi(2)).sum::<f64>() / (n as f64 - 1.0);

@@ -9,6 +9,7 @@
 //! - `eval followup`: follow-up questions with and without the conversation (followup.rs).
 
 // Opener, handoff and safety evals and what they share.
+mod compare;
 mod continuator;
 mod everyday;
 mod followup;
@@ -52,6 +53,9 @@ pub enum EvalCmd {
     Followup(followup::FollowupArgs),
     /// Held-out everyday questions: the share of 8-word openers on topic with no repeat.
     Everyday(everyday::EverydayArgs),
+    /// A candidate μLM against the baseline: paired differences of the everyday, openers and
+    /// safety reports two earlier runs wrote.
+    Compare(compare::CompareArgs),
 }
 
 /// Options every eval takes.
@@ -76,5 +80,6 @@ pub fn run(cfg: &Config, cmd: EvalCmd) -> Result<()> {
         EvalCmd::Safety(a) => safety::run(cfg, &a),
         EvalCmd::Followup(a) => followup::run(cfg, &a),
         EvalCmd::Everyday(a) => everyday::run(cfg, &a),
+        EvalCmd::Compare(a) => compare::run(&a),
     }
 }

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::judge::{Judge, JudgeArgs};
 use super::lm_args::{self, runtime, ModelArgs};
@@ -43,7 +43,7 @@ pub struct OpenersArgs {
 }
 
 /// One opener and its scores.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenerScore {
     /// Word budget.
     pub words: usize,
