@@ -2,14 +2,17 @@
 """Choose the opener gate's threshold on validation prompts (issue 12 §2: "the threshold is
 chosen on validation prompts and kept with the checkpoint's settings").
 
-    training/.venv/bin/python training/gate_calibrate.py set training/data/valid.jsonl work/gate_valid.toml
+    training/.venv/bin/python training/gate_calibrate.py set training/data/valid.jsonl work/gate_valid.toml \
+        [--refs work/gate_valid_refs.json]
     firstword eval everyday --model models/mulm --set training/work/gate_valid.toml --name gate_valid
     training/.venv/bin/python training/gate_calibrate.py choose docs/results/gate_valid.json [--max-fire 0.25]
 
 `set`: the first user turn of validation dialogues (never trained on) that reads like a spoken
 question — one line, 4–15 words, ending in "?" — at most `--per-source` (40) per source in file
 order, as an `eval everyday` question set. WordNet's "What does X mean?" items are left out
-(one template).
+(one template). `--refs` also writes the same prompts with the dialogue's assistant reply as the
+reference, in AlpacaEval's shape, for `eval openers --set` (cosine to the reference on
+validation prompts: how decoding settings such as `opener.prompt_bias` are chosen).
 
 `choose`: from that eval's per-item gate scores (`lm::gate::score`: mean token log-probability,
 +2.0 when the opener shares a content word with the question, −1.5 when it repeats), the
@@ -46,8 +49,16 @@ def make_set(valid_jsonl, per_source: int = 40) -> list[dict]:
                 continue
             seen.add(q.lower())
             taken[d["source"]] += 1
-            out.append({"id": f"v{len(out):03d}-{re.sub(r'[^a-z0-9]+', '_', d['source'].lower())}", "text": q})
+            reply = msgs[1]["content"].strip() if len(msgs) > 1 and msgs[1]["role"] == "assistant" else ""
+            out.append({"id": f"v{len(out):03d}-{re.sub(r'[^a-z0-9]+', '_', d['source'].lower())}", "text": q,
+                        "source": d["source"], "reply": reply})
     return out
+
+
+def refs_set(items) -> list[dict]:
+    """The prompts with a reference reply, as `eval openers --set` reads them (AlpacaEval's fields)."""
+    return [{"id": i["id"], "dataset": i["source"], "instruction": i["text"], "output": i["reply"]}
+            for i in items if i["reply"]]
 
 
 def toml_set(items) -> str:
@@ -86,6 +97,7 @@ def main(argv=None):
     s.add_argument("valid_jsonl")
     s.add_argument("out_toml")
     s.add_argument("--per-source", type=int, default=40)
+    s.add_argument("--refs", help="also write the prompts with their reference replies (JSON, for eval openers --set)")
     c = sub.add_parser("choose")
     c.add_argument("everyday_json")
     c.add_argument("--max-fire", type=float, default=0.25)
@@ -95,6 +107,11 @@ def main(argv=None):
         with open(a.out_toml, "w") as f:
             f.write(toml_set(items))
         print(f"{a.out_toml}: {len(items)} prompts")
+        if a.refs:
+            refs = refs_set(items)
+            with open(a.refs, "w") as f:
+                json.dump(refs, f, indent=1)
+            print(f"{a.refs}: {len(refs)} prompts with a reference reply")
         return
     items = json.load(open(a.everyday_json))["items"]
     t = choose(items, a.max_fire)

@@ -101,9 +101,15 @@ impl<'m> Decoder<'m> {
 
     /// Run the prompt (appended after whatever is cached) and sample the first new token.
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
+        self.prefill_steered(prompt, &[])
+    }
+
+    /// [`Decoder::prefill`] with `bias` (token id, nats) added to those tokens' logits for the
+    /// sampler only, as in [`Decoder::step_steered`].
+    pub fn prefill_steered(&mut self, prompt: &[u32], bias: &[(u32, f32)]) -> Result<u32> {
         let logits = self.model.forward(prompt, &mut self.kv.cache, false)?;
         self.kv.tokens.extend_from_slice(prompt);
-        self.pick_excluding(&logits, &[])
+        self.pick(&logits, &[], bias)
     }
 
     /// Feed the token just produced and sample the next one.
@@ -116,9 +122,17 @@ impl<'m> Decoder<'m> {
     /// the model's own probability of the token chosen. Used for the opener's no-repeat
     /// n-gram constraint.
     pub fn step_excluding(&mut self, token: u32, banned: &[u32]) -> Result<u32> {
+        self.step_steered(token, banned, &[])
+    }
+
+    /// [`Decoder::step_excluding`] that also adds `bias` (token id, nats; ids out of the
+    /// vocabulary ignored) to those tokens' logits for the sampler only: the opener's prompt
+    /// bias toward the question's own words. A banned token stays banned whatever its bias,
+    /// and [`Decoder::last_logprob`] stays the model's own probability of the token chosen.
+    pub fn step_steered(&mut self, token: u32, banned: &[u32], bias: &[(u32, f32)]) -> Result<u32> {
         let logits = self.model.forward(&[token], &mut self.kv.cache, false)?;
         self.kv.tokens.push(token);
-        self.pick_excluding(&logits, banned)
+        self.pick(&logits, banned, bias)
     }
 
     /// Natural-log probability, under the model's own softmax (temperature 1), of the token
@@ -127,11 +141,19 @@ impl<'m> Decoder<'m> {
         self.last_logprob
     }
 
-    fn pick_excluding(&mut self, logits: &candle_core::Tensor, banned: &[u32]) -> Result<u32> {
+    fn pick(&mut self, logits: &candle_core::Tensor, banned: &[u32], bias: &[(u32, f32)]) -> Result<u32> {
         let mut v: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        let saved: Vec<(usize, f32)> = banned.iter().filter_map(|&b| v.get(b as usize).map(|&l| (b as usize, l))).collect();
-        for &(i, _) in &saved {
-            v[i] = f32::NEG_INFINITY;
+        let touched = bias.iter().map(|&(b, _)| b).chain(banned.iter().copied());
+        let saved: Vec<(usize, f32)> = touched.filter_map(|b| v.get(b as usize).map(|&l| (b as usize, l))).collect();
+        for &(i, b) in bias {
+            if let Some(l) = v.get_mut(i as usize) {
+                *l += b;
+            }
+        }
+        for &i in banned {
+            if let Some(l) = v.get_mut(i as usize) {
+                *l = f32::NEG_INFINITY;
+            }
         }
         let id = self.sampler.sample_slice(&v)?;
         for &(i, l) in &saved {

@@ -164,6 +164,18 @@ pub fn repeats(opener: &str) -> bool {
     })
 }
 
+/// The content words of `text` (lower case, ≥ 3 letters, not a function word), each once, in
+/// order: what [`topical`] matches an opener against.
+pub fn content_words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words(text).into_iter().filter(|w| content(w)) {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 /// True when `opener` and `transcript` share a content word (after [`stem`]).
 pub fn topical(transcript: &str, opener: &str) -> bool {
     let asked: std::collections::HashSet<String> = words(transcript).iter().filter(|w| content(w)).map(|w| stem(w)).collect();

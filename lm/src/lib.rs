@@ -44,6 +44,7 @@ pub mod model;
 pub mod mulm;
 pub mod mulm_file;
 pub mod opener;
+pub mod prompt_bias;
 pub mod q8;
 pub mod rope_layout;
 pub mod sampler;

@@ -88,6 +88,17 @@ pub struct OpenerSettings {
     /// ([`crate::gate::GateConfig::harm_check_on`]). Absent: false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub harm_check: bool,
+    /// Nats added, while writing an opener, to the logits of the tokens that start the last
+    /// user turn's content words ([`crate::gate::content_words`]), until the opener has used
+    /// that token: a pull toward restating the question ("Why is the sky blue?" → "The sky
+    /// …"). For the sampler only: the gate still scores the model's own log-probabilities.
+    /// Chosen on validation prompts with the gate threshold. Absent: 0 (off).
+    #[serde(default, skip_serializing_if = "is_zero_f32")]
+    pub prompt_bias: f32,
+}
+
+fn is_zero_f32(x: &f32) -> bool {
+    *x == 0.0
 }
 
 fn is_false(b: &bool) -> bool {
@@ -270,6 +281,9 @@ impl MulmFile {
         if o.no_repeat_ngram == 1 {
             return Err(LmError::InvalidConfig("opener.no_repeat_ngram 1 is not an n-gram length: 0 (off) or ≥ 2".into()));
         }
+        if !(o.prompt_bias.is_finite() && (0.0..=20.0).contains(&o.prompt_bias)) {
+            return Err(LmError::InvalidConfig(format!("opener.prompt_bias {} not in 0..=20 nats", o.prompt_bias)));
+        }
         Ok(())
     }
 
@@ -341,6 +355,20 @@ mod tests {
         let mut f = MulmFile::for_preset(Preset::M512x8);
         f.model.intermediate = 1024;
         assert!(f.validate().is_err());
+    }
+
+    #[test]
+    fn a_prompt_bias_that_is_not_a_small_number_of_nats_is_named() {
+        for bad in [f32::NAN, -1.0, 21.0, f32::INFINITY] {
+            let mut f = MulmFile::for_preset(Preset::Tiny64x2);
+            f.opener.prompt_bias = bad;
+            let e = f.validate().unwrap_err().to_string();
+            assert!(e.contains("opener.prompt_bias"), "{bad}: {e}");
+        }
+        // Absent from a file: off, and written back without the key.
+        let f = MulmFile::for_preset(Preset::Tiny64x2);
+        assert_eq!(f.opener.prompt_bias, 0.0);
+        assert!(!f.to_json_string().unwrap().contains("prompt_bias"));
     }
 
     #[test]

@@ -12,8 +12,9 @@ use crate::decode::{ms, Decoder, KvState, StopReason};
 use crate::error::{LmError, Result};
 use crate::model::Model;
 use crate::mulm_file::OpenerSettings;
+use crate::prompt_bias::PromptBias;
 use crate::sampler::{repeated_ngram_continuations, SamplingParams};
-use crate::tokenizer::{ChatMessage, ChatPrompt, ChatTokenizer, TextStream};
+use crate::tokenizer::{ChatMessage, ChatPrompt, ChatTokenizer, Role, TextStream};
 
 /// Largest word budget accepted (paper: 4–8 is the operating range; 16 the largest studied).
 pub const MAX_WORDS: usize = 16;
@@ -211,7 +212,7 @@ impl<'m> OpenerEngine<'m> {
     pub fn warm(&mut self, history: &[ChatMessage]) -> Result<usize> {
         let prompt = self.encode(history)?;
         let model = self.decoder.model();
-        model.install(|| self.prefill(&prompt.ids).map(|(_, ran)| ran))
+        model.install(|| self.prefill(&prompt.ids, &[]).map(|(_, ran)| ran))
     }
 
     /// `history` in the chat template, leaving room for the opener's new tokens. Errors: an
@@ -225,10 +226,10 @@ impl<'m> OpenerEngine<'m> {
     }
 
     /// Prefills what of `ids` the cache does not hold already; returns the first new token
-    /// and how many tokens ran.
-    fn prefill(&mut self, ids: &[u32]) -> Result<(u32, usize)> {
+    /// (sampled with `bias`, [`Decoder::prefill_steered`]) and how many tokens ran.
+    fn prefill(&mut self, ids: &[u32], bias: &[(u32, f32)]) -> Result<(u32, usize)> {
         let kept = self.decoder.rewind_to_prefix(ids, self.sampling.clone())?;
-        Ok((self.decoder.prefill(&ids[kept..])?, ids.len() - kept))
+        Ok((self.decoder.prefill_steered(&ids[kept..], bias)?, ids.len() - kept))
     }
 
     /// Generate an opener of `budget_words` words (1..=16; None = settings.default_words),
@@ -267,7 +268,9 @@ impl<'m> OpenerEngine<'m> {
             return Ok(self.fallback(prompt.ids.len(), t0, &mut on_word));
         }
 
-        let (mut next, _) = self.prefill(&prompt.ids)?;
+        let last_user = history.iter().rev().find(|m| matches!(m.role, Role::User)).map_or("", |m| m.content.as_str());
+        let mut bias = PromptBias::for_question(self.tok, last_user, self.settings.prompt_bias)?;
+        let (mut next, _) = self.prefill(&prompt.ids, &bias.logit_bias())?;
         let prefill_ms = ms(t0);
         let mut first_token_ms = 0.0;
         let mut stream = TextStream::new();
@@ -289,6 +292,7 @@ impl<'m> OpenerEngine<'m> {
             }
             tokens.push(next);
             token_logprobs.push(self.decoder.last_logprob());
+            bias.used(next);
             let piece = stream.push(self.tok, next)?;
             if tokens.len() == 1 {
                 first_token_ms = ms(t0);
@@ -306,7 +310,7 @@ impl<'m> OpenerEngine<'m> {
                 break StopReason::ContextFull;
             }
             repeated_ngram_continuations(&tokens, self.settings.no_repeat_ngram, &mut banned);
-            next = self.decoder.step_excluding(next, &banned)?;
+            next = self.decoder.step_steered(next, &banned, &bias.logit_bias())?;
         };
         if first_token_ms == 0.0 {
             first_token_ms = ms(t0);

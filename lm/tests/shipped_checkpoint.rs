@@ -99,3 +99,39 @@ fn openers_from_the_kept_cache_equal_fresh_ones() {
     let other = lm::Model::from_weights(&common::tiny().0, None).unwrap();
     assert!(lm::OpenerEngine::resume(&other, &tok, kept.into_kv()).is_err());
 }
+
+/// The prompt bias (`opener.prompt_bias`) makes the shipped μLM restate the question's words
+/// where its own opener does not, each word once, and the gate still reads the model's own
+/// log-probabilities: the greedy choice without the bias is the most likely token, so the first
+/// token chosen under the bias is never more likely than it.
+#[test]
+fn the_prompt_bias_restates_the_question_once_with_the_models_own_logprobs() {
+    let Some(dir) = shipped_dir() else { return };
+    let (model, mulm) = lm::load_dir(&dir).unwrap();
+    let tok = ChatTokenizer::from_file(&dir.join("tokenizer.json"), &mulm).unwrap();
+    let mut plain = lm::OpenerEngine::new(&model, &tok).unwrap();
+    plain.settings.prompt_bias = 0.0;
+    let mut biased = lm::OpenerEngine::new(&model, &tok).unwrap();
+    biased.settings.prompt_bias = 4.0;
+    // Openers of the shipped model that share no word with the question (README, 2026-12-02).
+    let mut restated = 0;
+    for q in ["How long should I boil an egg?", "Why do cats purr?", "How can I make my phone battery last longer?"] {
+        let a = plain.opener(lm::OpenerInput::Query(q), Some(8), |_, _| {}).unwrap();
+        let b = biased.opener(lm::OpenerInput::Query(q), Some(8), |_, _| {}).unwrap();
+        let shares = |o: &str| lm::gate::topical(q, o);
+        if !shares(&a.text) && shares(&b.text) {
+            restated += 1;
+        }
+        assert!(b.token_logprobs[0] <= a.token_logprobs[0] + 1e-4, "{q}: {:?} vs {:?}", b.token_logprobs, a.token_logprobs);
+        assert!(b.token_logprobs.iter().all(|l| l.is_finite() && *l <= 0.0), "{q}");
+        // No question word is pulled in twice: each content word at most once more than the
+        // plain opener has it.
+        for w in lm::gate::content_words(q) {
+            let count =
+                |o: &str| o.to_lowercase().split_whitespace().filter(|x| x.trim_matches(|c: char| !c.is_alphanumeric()) == w).count();
+            assert!(count(&b.text) <= count(&a.text).max(1), "{q}: {w:?} in {:?}", b.text);
+        }
+        eprintln!("{q}: {:?} → {:?}", a.text, b.text);
+    }
+    assert!(restated >= 2, "the bias restated the question in {restated} of 3 openers");
+}

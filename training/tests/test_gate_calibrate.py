@@ -34,6 +34,10 @@ class ValidationSet(unittest.TestCase):
             parsed = tomllib.loads(G.toml_set(items))["question"]
             self.assertEqual([q["text"] for q in parsed], [i["text"] for i in items])
             self.assertEqual(len({q["id"] for q in parsed}), 3)
+            refs = G.refs_set(items)
+            self.assertEqual([(r["instruction"], r["output"], r["dataset"]) for r in refs],
+                             [(i["text"], "x", s) for i, s in zip(items, ["a", "b", "a"])])
+            self.assertEqual([r["id"] for r in refs], [i["id"] for i in items])
 
 
 class Choose(unittest.TestCase):

