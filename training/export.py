@@ -231,14 +231,7 @@ def validation_loss(model: MuLM, mulm: dict, tok_path, valid_path, seq_len: int,
 
     fmt = ChatFormat(mulm, Tokenizer.from_file(str(tok_path)))
     w = train.Windows.build(train.read_jsonl(valid_path, limit), fmt, seq_len)
-    model.eval()
-    tot = n = 0.0
-    for i in range(0, len(w), batch_size):
-        x, y, m = train.collate(w, np.arange(i, min(i + batch_size, len(w))), fmt.pad_id, stage)
-        logits = model(x).float()
-        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
-        tot += float((ce * m.reshape(-1)).sum())
-        n += float(m.sum())
+    tot, n = train.windows_loss_sums(model, w, stage, fmt.pad_id, batch_size=batch_size)
     return tot / max(n, 1.0)
 
 

@@ -56,16 +56,9 @@ def load_model_dir(d: Path) -> tuple[MuLM, dict, str]:
 def dialogue_sums(model: MuLM, fmt: ChatFormat, dialogues: list[dict], seq: int) -> tuple[np.ndarray, np.ndarray]:
     """Per dialogue: (summed cross-entropy in nats, assistant tokens scored), over its packed
     windows of `seq` tokens with the SFT mask. Dialogues without messages score (0, 0)."""
-    model.eval()
     loss, n = np.zeros(len(dialogues)), np.zeros(len(dialogues))
     for i, d in enumerate(dialogues):
-        w = train.Windows.build([d], fmt, seq)
-        for j in range(0, len(w), 8):
-            x, y, m = train.collate(w, np.arange(j, min(j + 8, len(w))), fmt.pad_id, "sft")
-            logits = model(x).float()
-            ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
-            loss[i] += float((ce * m.reshape(-1)).sum())
-            n[i] += float(m.sum())
+        loss[i], n[i] = train.windows_loss_sums(model, train.Windows.build([d], fmt, seq), "sft", fmt.pad_id)
     return loss, n
 
 

@@ -623,14 +623,22 @@ def evaluate_packed(model, w: Windows, args, device, amp, max_batches: int | Non
 
 
 @torch.no_grad()
-def windows_loss(model, w: Windows, stage: str, pad_id: int, device, batch_size: int = 8) -> float:
-    """Loss over all windows of w (export.validation_loss's measure when stage == "sft")."""
+def windows_loss_sums(model, w: Windows, stage: str, pad_id: int, device="cpu", batch_size: int = 8) -> tuple[float, float]:
+    """(summed cross-entropy in nats, tokens scored) over all windows of w with `stage`'s mask;
+    leaves the model in eval mode."""
     model.eval()
     tot = n = 0.0
     for i in range(0, len(w), batch_size):
         x, y, m = (t.to(device) for t in collate(w, np.arange(i, min(i + batch_size, len(w))), pad_id, stage))
         tot += float(model.loss(x, y, m, denom=1.0))
         n += float(m.sum())
+    return tot, n
+
+
+def windows_loss(model, w: Windows, stage: str, pad_id: int, device, batch_size: int = 8) -> float:
+    """Mean loss per scored token over all windows of w (the training log's `valid_assistant`
+    when stage == "sft", export.validation_loss, paired_loss.py)."""
+    tot, n = windows_loss_sums(model, w, stage, pad_id, device, batch_size)
     model.train()
     return tot / max(n, 1.0)
 
