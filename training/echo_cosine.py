@@ -40,7 +40,11 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     from transformers import AutoModel, AutoTokenizer
 
-    tok, model = AutoTokenizer.from_pretrained(a.minilm), AutoModel.from_pretrained(a.minilm).eval()
+    # The directory scripts/setup.sh extracts from the registry; never a model-hub name.
+    if not (Path(a.minilm) / "config.json").is_file():
+        raise SystemExit(f"{a.minilm}: no all-MiniLM-L6-v2 directory (run scripts/setup.sh)")
+    tok = AutoTokenizer.from_pretrained(a.minilm, local_files_only=True)
+    model = AutoModel.from_pretrained(a.minilm, local_files_only=True).eval()
     items = json.loads(Path(a.report).read_text())["items"]
     refs = embed(tok, model, [i["reference_sentence"] for i in items])
     echo = embed(tok, model, [" ".join(i["prompt"].split()[:a.words]) for i in items])
