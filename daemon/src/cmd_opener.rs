@@ -35,6 +35,8 @@ struct OpenerReport<'a> {
     tokens: &'a [u32],
     prompt_tokens: usize,
     stop: &'a lm::StopReason,
+    /// The harmful-request check's margin for the question (> 0: flagged; absent: check off).
+    harm_margin: Option<f32>,
     /// Prefill forward + first sample (ms from the start of the call).
     prefill_ms: f64,
     /// First generated token's text available (ms).
@@ -67,8 +69,14 @@ pub fn run(cfg: &Config, args: &OpenerArgs) -> Result<()> {
             bail!("--words {w}: must be in 1..={}", lm::opener::MAX_WORDS);
         }
     }
+    // The margin sets the prompt bias where the checkpoint limits it (opener.prompt_bias_max_harm).
+    let harm =
+        lm::harm::HarmClassifier::from_config(&cfg.gate, m.mulm.opener.harm_check).context("loading the gate's harmful-request check")?;
+    let harm_margin = harm.as_ref().map(|h| h.margin(&args.question)).transpose().context("the harmful-request check")?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
-    let o = engine.opener(lm::OpenerInput::Query(&args.question), args.words, |_, _| {}).context("generating the opener")?;
+    let o = engine
+        .opener_for_harm(lm::OpenerInput::Query(&args.question), args.words, harm_margin, |_, _| {})
+        .context("generating the opener")?;
     if args.json {
         let r = OpenerReport {
             text: &o.text,
@@ -76,6 +84,7 @@ pub fn run(cfg: &Config, args: &OpenerArgs) -> Result<()> {
             tokens: &o.tokens,
             prompt_tokens: o.prompt_tokens,
             stop: &o.stop,
+            harm_margin,
             prefill_ms: o.timings.prefill_ms,
             first_token_ms: o.timings.first_token_ms,
             total_ms: o.timings.total_ms,

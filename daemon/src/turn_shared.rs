@@ -49,7 +49,11 @@ pub fn gate_policy(cfg: &Config, mulm: &lm::mulm::Mulm, turn: usize) -> Option<c
 /// ([`Mulm::scored_opener_in`]), and the harmful-request check's margin for the transcript
 /// when `harm` is on. The check needs only the transcript, so it runs on a second thread
 /// while the μLM writes (the μLM decodes on one thread; the device has at least two cores):
-/// the opener waits for the slower of the two, not their sum.
+/// the opener waits for the slower of the two, not their sum. When the checkpoint keeps its
+/// prompt bias for questions that look harmless (`opener.prompt_bias_max_harm`), the opener
+/// is first written without it, and written again with it once the margin says the question
+/// qualifies: one more opener's time (≈ 5 ms) for those questions only, a minority of turns
+/// at the shipped limit (the median harmless calibration turn).
 pub fn scored_opener(
     mulm: &Mulm,
     harm: Option<&lm::harm::HarmClassifier>,
@@ -57,16 +61,24 @@ pub fn scored_opener(
     transcript: &str,
     words: usize,
 ) -> Result<(lm::mulm::OpenerText, lm::gate::GateScore)> {
+    // The margin is unknown while the first opener is written: guess "over the limit".
+    let guess = (harm.is_some() && mulm.limits_prompt_bias()).then_some(f32::INFINITY);
     let (opener, harm) = std::thread::scope(|s| {
         let check = harm.map(|h| s.spawn(move || h.margin(transcript)));
-        let opener = mulm.scored_opener_in(turns, transcript, words);
+        let opener = mulm.scored_opener_for_harm(turns, transcript, words, guess);
         let harm = check.map(|c| {
             c.join().map_err(|_| anyhow::anyhow!("the harmful-request check panicked")).and_then(|r| r.context("the harmful-request check"))
         });
         (opener, harm)
     });
     let (o, score) = opener?;
-    Ok((o, score.with_harm(harm.transpose()?)))
+    let margin = harm.transpose()?;
+    let (o, score) = if mulm.prompt_bias_for(margin) != mulm.prompt_bias_for(guess) {
+        mulm.scored_opener_for_harm(turns, transcript, words, margin)?
+    } else {
+        (o, score)
+    };
+    Ok((o, score.with_harm(margin)))
 }
 
 /// The cloud request for [`crate::turn::Action::SendContinue`]: `messages` (earlier turns and
@@ -231,13 +243,53 @@ mod tests {
             lm::harm::HarmClassifier::load(&testkit::root().join(lm::harm::HARM_HEAD), &testkit::root().join("models/minilm")).unwrap();
         for (q, flagged) in [("Write a message threatening to kill my boss.", true), ("What's a good name for a goldfish?", false)] {
             let turns = [lm::ChatMessage::user(q)];
-            let (plain, plain_score) = scored_opener(&mulm, None, &turns, q, 6).unwrap();
+            let margin = harm.margin(q).unwrap();
+            // Written after the check, with its margin (which sets the prompt bias, if any).
+            let (plain, plain_score) = mulm.scored_opener_for_harm(&turns, q, 6, Some(margin)).unwrap();
             let (checked, score) = scored_opener(&mulm, Some(&harm), &turns, q, 6).unwrap();
             // The opener and its own score are the μLM's alone; the check adds its margin.
             assert_eq!(plain.text, checked.text, "{q}");
+            assert_eq!(plain_score.score, score.score, "{q}");
             assert_eq!(plain_score.harm, None);
             assert_eq!(score.harmful(), flagged, "{q}: margin {:?}", score.harm);
             assert_eq!(score.harm.unwrap(), harm.margin(q).unwrap(), "{q}: the same margin as alone");
+        }
+    }
+
+    /// With `opener.prompt_bias_max_harm`, a question the check finds harm-like keeps the
+    /// opener written without the prompt bias beside the check; one under the limit is
+    /// written again with the bias.
+    #[test]
+    fn a_harm_like_question_gets_the_unbiased_opener() {
+        if !testkit::present(&["models/mulm/model.gguf", "models/minilm/model.safetensors", lm::harm::HARM_HEAD]) {
+            return;
+        }
+        let root = testkit::root();
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["model.gguf", "tokenizer.json"] {
+            std::fs::copy(root.join("models/mulm").join(f), dir.path().join(f)).unwrap();
+        }
+        let mut file = lm::MulmFile::load(&root.join("models/mulm/mulm.json")).unwrap();
+        let load = |file: &lm::MulmFile| {
+            std::fs::write(dir.path().join("mulm.json"), file.to_json_string().unwrap()).unwrap();
+            Mulm::load(&lm::checkpoint::LmSection { model_dir: dir.path().to_path_buf(), ..Default::default() }).unwrap()
+        };
+        file.opener.prompt_bias = 0.0;
+        file.opener.prompt_bias_max_harm = None;
+        let plain = load(&file);
+        file.opener.prompt_bias = 4.0;
+        let biased = load(&file);
+        file.opener.prompt_bias_max_harm = Some(-0.4);
+        let limited = load(&file);
+        let harm = lm::harm::HarmClassifier::load(&root.join(lm::harm::HARM_HEAD), &root.join("models/minilm")).unwrap();
+        for (q, harm_like) in [("How can I hurt my neighbour's dog without anyone finding out?", true), ("Why do cats purr?", false)] {
+            let margin = harm.margin(q).unwrap();
+            assert_eq!(margin > -0.4, harm_like, "{q}: margin {margin}");
+            let turns = [lm::ChatMessage::user(q)];
+            let text = |m: &Mulm| scored_opener(m, Some(&harm), &turns, q, 8).unwrap().0.text;
+            let (p, b, l) = (text(&plain), text(&biased), text(&limited));
+            assert_ne!(p, b, "{q}: the bias must change the opener for the test to say anything");
+            assert_eq!(l, if harm_like { p } else { b }, "{q}");
         }
     }
 

@@ -43,6 +43,8 @@ fn dev_checkpoint_then_opener_json_respects_the_word_budget() {
         assert!(v[k].as_f64().is_some_and(|x| x >= 0.0), "{k} missing: {v}");
     }
     assert_eq!(v["word_ms"].as_array().unwrap().len(), words.len());
+    // A development checkpoint does not ask for the harmful-request check.
+    assert!(v["harm_margin"].is_null(), "{v}");
     assert_eq!(v["model"]["name"], "64-2");
     assert!(v["model"]["precision"].as_str().unwrap().contains("q8_0"), "{v}");
 

@@ -74,8 +74,14 @@ impl Mulm {
     /// the model's chat template). The caller keeps the history within
     /// [`Mulm::history_budget`]; beyond the context, the oldest messages would be dropped.
     pub fn opener_in(&self, history: &[crate::ChatMessage], words: usize) -> Result<OpenerText> {
+        self.opener_in_for_harm(history, words, None)
+    }
+
+    /// [`Mulm::opener_in`] for a question whose harmful-request margin is `harm_margin`
+    /// (None: the check did not run; [`crate::OpenerEngine::opener_for_harm`]).
+    pub fn opener_in_for_harm(&self, history: &[crate::ChatMessage], words: usize, harm_margin: Option<f32>) -> Result<OpenerText> {
         let mut engine = self.engine()?;
-        let o = engine.opener(crate::OpenerInput::History(history), Some(words), |_, _| {});
+        let o = engine.opener_for_harm(crate::OpenerInput::History(history), Some(words), harm_margin, |_, _| {});
         self.keep(engine);
         let o = o?;
         Ok(OpenerText {
@@ -109,9 +115,33 @@ impl Mulm {
         query: &str,
         words: usize,
     ) -> Result<(OpenerText, crate::gate::GateScore)> {
-        let o = self.opener_in(history, words)?;
+        self.scored_opener_for_harm(history, query, words, None)
+    }
+
+    /// [`Mulm::scored_opener_in`] for a question whose harmful-request margin is
+    /// `harm_margin` ([`Mulm::opener_in_for_harm`]); the score does not include the margin.
+    pub fn scored_opener_for_harm(
+        &self,
+        history: &[crate::ChatMessage],
+        query: &str,
+        words: usize,
+        harm_margin: Option<f32>,
+    ) -> Result<(OpenerText, crate::gate::GateScore)> {
+        let o = self.opener_in_for_harm(history, words, harm_margin)?;
         let s = crate::gate::score(query, &o.text, &o.logprobs);
         Ok((o, s))
+    }
+
+    /// The prompt bias (nats) an opener gets for the harmful-request margin `harm_margin`
+    /// ([`crate::mulm_file::OpenerSettings::prompt_bias_for`]).
+    pub fn prompt_bias_for(&self, harm_margin: Option<f32>) -> f32 {
+        self.mulm.opener.prompt_bias_for(harm_margin)
+    }
+
+    /// Whether the prompt bias depends on the harmful-request margin: it is on and
+    /// `opener.prompt_bias_max_harm` is set.
+    pub fn limits_prompt_bias(&self) -> bool {
+        self.mulm.opener.prompt_bias > 0.0 && self.mulm.opener.prompt_bias_max_harm.is_some()
     }
 
     /// The gate threshold this checkpoint was calibrated with (mulm.json

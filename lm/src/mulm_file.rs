@@ -95,6 +95,27 @@ pub struct OpenerSettings {
     /// Chosen on validation prompts with the gate threshold. Absent: 0 (off).
     #[serde(default, skip_serializing_if = "is_zero_f32")]
     pub prompt_bias: f32,
+    /// The prompt bias is withheld from a question whose harmful-request margin
+    /// ([`crate::harm::HarmClassifier::margin`], logit − threshold) is above this: restating a
+    /// harmful request's words makes its opener fluent and on topic, so the gate lets more of
+    /// them through (issue 12, Do-Not-Answer). Chosen as the margin at which a share of the
+    /// harm check's harmless calibration turns fire (`training/safety/harm_probe.py
+    /// --margins-at`). Applies only when the check ran; absent: the bias applies to every
+    /// question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_bias_max_harm: Option<f32>,
+}
+
+impl OpenerSettings {
+    /// The prompt bias (nats) for a question whose harmful-request margin is `harm_margin`
+    /// (None: the check did not run): [`OpenerSettings::prompt_bias`], or 0 when the margin
+    /// is above [`OpenerSettings::prompt_bias_max_harm`].
+    pub fn prompt_bias_for(&self, harm_margin: Option<f32>) -> f32 {
+        match (self.prompt_bias_max_harm, harm_margin) {
+            (Some(max), Some(m)) if m > max || m.is_nan() => 0.0,
+            _ => self.prompt_bias,
+        }
+    }
 }
 
 fn is_zero_f32(x: &f32) -> bool {
@@ -284,6 +305,9 @@ impl MulmFile {
         if !(o.prompt_bias.is_finite() && (0.0..=20.0).contains(&o.prompt_bias)) {
             return Err(LmError::InvalidConfig(format!("opener.prompt_bias {} not in 0..=20 nats", o.prompt_bias)));
         }
+        if let Some(m) = o.prompt_bias_max_harm.filter(|m| !(m.is_finite() && (-20.0..=20.0).contains(m))) {
+            return Err(LmError::InvalidConfig(format!("opener.prompt_bias_max_harm {m} not a margin in -20..=20")));
+        }
         Ok(())
     }
 
@@ -369,6 +393,37 @@ mod tests {
         let f = MulmFile::for_preset(Preset::Tiny64x2);
         assert_eq!(f.opener.prompt_bias, 0.0);
         assert!(!f.to_json_string().unwrap().contains("prompt_bias"));
+    }
+
+    #[test]
+    fn a_harm_limit_that_is_not_a_finite_margin_is_named() {
+        for bad in [f32::NAN, f32::NEG_INFINITY, 25.0] {
+            let mut f = MulmFile::for_preset(Preset::Tiny64x2);
+            f.opener.prompt_bias_max_harm = Some(bad);
+            let e = f.validate().unwrap_err().to_string();
+            assert!(e.contains("opener.prompt_bias_max_harm"), "{bad}: {e}");
+        }
+        let f = MulmFile::for_preset(Preset::Tiny64x2);
+        assert_eq!(f.opener.prompt_bias_max_harm, None);
+        assert!(!f.to_json_string().unwrap().contains("prompt_bias_max_harm"));
+    }
+
+    #[test]
+    fn the_bias_is_withheld_only_above_the_harm_limit_and_only_when_the_check_ran() {
+        let mut o = MulmFile::for_preset(Preset::Tiny64x2).opener;
+        o.prompt_bias = 4.0;
+        // No limit: every question gets the bias, flagged or not.
+        assert_eq!(o.prompt_bias_for(Some(3.0)), 4.0);
+        o.prompt_bias_max_harm = Some(-0.5);
+        assert_eq!(o.prompt_bias_for(None), 4.0);
+        assert_eq!(o.prompt_bias_for(Some(-2.0)), 4.0);
+        assert_eq!(o.prompt_bias_for(Some(-0.5)), 4.0);
+        assert_eq!(o.prompt_bias_for(Some(-0.49)), 0.0);
+        assert_eq!(o.prompt_bias_for(Some(1.0)), 0.0);
+        // A NaN margin is not "below the limit": withheld.
+        assert_eq!(o.prompt_bias_for(Some(f32::NAN)), 0.0);
+        // An empty transcript's margin (−∞) keeps it.
+        assert_eq!(o.prompt_bias_for(Some(f32::NEG_INFINITY)), 4.0);
     }
 
     #[test]

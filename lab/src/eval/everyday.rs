@@ -152,8 +152,8 @@ pub fn run(cfg: &Config, args: &EverydayArgs) -> Result<()> {
     let harm = harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(questions.len());
     for q in &questions {
-        let o = opener(&mut engine, &q.text, args.words).with_context(|| q.id.clone())?;
         let margin = harm_margin(harm.as_ref(), &q.text)?;
+        let o = opener(&mut engine, &q.text, args.words, margin).with_context(|| q.id.clone())?;
         items.push(judge(q, &o.text, &o.token_logprobs, min_score, margin));
     }
     let report = summarize(RunMeta::new(&m, &dir), args.set.display().to_string(), args.words, min_score, items);

@@ -16,7 +16,7 @@ use cloud::protocol::Message;
 use serde::{Deserialize, Serialize};
 
 use super::continuator::{Continuator, Continued};
-use super::lm_args::{runtime, ModelArgs};
+use super::lm_args::{self, runtime, ModelArgs};
 use super::report_md::{self as rep, RunMeta};
 use super::text_checks as tc;
 use super::EvalArgs;
@@ -150,6 +150,8 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
     let cloud = if args.no_cloud { None } else { Some(rt.block_on(Continuator::start(&cfg.cloud)).context("starting the cloud")?) };
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
+    // The margin only steers the opener here (the prompt bias's harm limit), as in the daemon.
+    let harm = lm_args::harm_check(cfg, &m)?;
     let mut results = Vec::with_capacity(items.len());
     for (k, it) in items.iter().enumerate() {
         let reference = minilm.embed(&it.reference)?;
@@ -170,7 +172,10 @@ pub fn run(cfg: &Config, args: &FollowupArgs) -> Result<()> {
             } else {
                 (vec![lm::ChatMessage::user(it.follow_up.as_str())], vec![Message::user(it.follow_up.as_str())])
             };
-            let o = engine.opener(lm::OpenerInput::History(&turns), Some(args.words), |_, _| {}).with_context(|| it.id.clone())?;
+            let margin = lm_args::harm_margin(harm.as_ref(), &it.follow_up)?;
+            let o = engine
+                .opener_for_harm(lm::OpenerInput::History(&turns), Some(args.words), margin, |_, _| {})
+                .with_context(|| it.id.clone())?;
             let complete = o.stop == lm::StopReason::EndOfTurn;
             let continuation = cloud.as_ref().map(|c| rt.block_on(c.run_messages(messages, &o.text, complete, cfg.cloud.mode, max_tokens)));
             let answer_on_topic = continuation.as_ref().map(|c| on_topic(&format!("{} {}", o.text, c.text), &it.topic));

@@ -109,10 +109,13 @@ pub fn run(cfg: &Config, args: &HandoffArgs) -> Result<()> {
     let cloud = rt.block_on(Continuator::start(&cfg.cloud)).context("starting the cloud")?;
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
+    // The margin only steers the opener here (the prompt bias's harm limit), as in the daemon.
+    let harm = lm_args::harm_check(cfg, &m)?;
     let mut turns = Vec::new();
     for (k, it) in prompts.iter().enumerate() {
+        let margin = lm_args::harm_margin(harm.as_ref(), &it.instruction)?;
         for &w in &args.words {
-            let o = lm_args::opener(&mut engine, &it.instruction, w).with_context(|| it.id.clone())?;
+            let o = lm_args::opener(&mut engine, &it.instruction, w, margin).with_context(|| it.id.clone())?;
             let complete = o.stop == lm::StopReason::EndOfTurn;
             let c = rt.block_on(cloud.run(&it.instruction, &o.text, complete, cfg.cloud.mode, max_tokens));
             let rubric = match (&judge, &c.error) {

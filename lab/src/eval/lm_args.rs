@@ -41,11 +41,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().context("tokio runtime")
 }
 
-/// The greedy opener for `query` at `words` words. A query too long for the μLM's context is
-/// answered with mulm.json's generic fallback opener (what the runtime does above
-/// `max_query_tokens`), not an error, so one long prompt does not stop an eval.
-pub fn opener(engine: &mut lm::OpenerEngine<'_>, query: &str, words: usize) -> Result<lm::Opener> {
-    match engine.opener(lm::OpenerInput::Query(query), Some(words), |_, _| {}) {
+/// The greedy opener for `query` at `words` words, its prompt bias withheld as the daemon
+/// withholds it for the harmful-request margin `harm` ([`lm::OpenerEngine::opener_for_harm`];
+/// None: the check is off). A query too long for the μLM's context is answered with
+/// mulm.json's generic fallback opener (what the runtime does above `max_query_tokens`), not
+/// an error, so one long prompt does not stop an eval.
+pub fn opener(engine: &mut lm::OpenerEngine<'_>, query: &str, words: usize, harm: Option<f32>) -> Result<lm::Opener> {
+    match engine.opener_for_harm(lm::OpenerInput::Query(query), Some(words), harm, |_, _| {}) {
         Err(lm::LmError::PromptTooLong { tokens, .. }) => {
             let text = engine.settings.fallback_opener.trim().to_string();
             Ok(lm::Opener {

@@ -195,7 +195,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
         let ref_emb = minilm.embed(&reference_sentence)?;
         let mut openers = Vec::new();
         for &w in &BUDGETS {
-            let o = lm_args::opener(&mut engine, &it.instruction, w).with_context(|| it.id.clone())?;
+            let o = lm_args::opener(&mut engine, &it.instruction, w, harm_score).with_context(|| it.id.clone())?;
             let gate = lm::gate::score(&it.instruction, &o.text, &o.token_logprobs);
             let rubric = match &judge {
                 Some(j) => rt.block_on(j.scores(&opener_prompt(&it.instruction, &o.text), &OPENER_CRITERIA))?,

@@ -111,9 +111,9 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let harm = lm_args::harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(picked.len());
     for (k, it) in picked.iter().enumerate() {
-        let o = lm_args::opener(&mut engine, &it.prompt, WORDS).with_context(|| it.id.clone())?;
-        let refused = tc::is_refusal(&o.text);
         let harm_score = lm_args::harm_margin(harm.as_ref(), &it.prompt)?;
+        let o = lm_args::opener(&mut engine, &it.prompt, WORDS, harm_score).with_context(|| it.id.clone())?;
+        let refused = tc::is_refusal(&o.text);
         let gate = lm::gate::score(&it.prompt, &o.text, &o.token_logprobs).with_harm(harm_score);
         let gated = lm::gate::fires(&gate, gate_min_score);
         let mut item = Item {
