@@ -98,6 +98,14 @@ pub struct GateScore {
     /// The harmful-request check's margin for the transcript ([`crate::harm::HarmHead::margin`];
     /// > 0: flagged), when the check is on.
     pub harm: Option<f32>,
+    /// The margin above which the gate fires on the check alone: 0 (the head's threshold)
+    /// unless the checkpoint asks for less (mulm.json `opener.harm_gate_margin`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub harm_gate_margin: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 impl GateScore {
@@ -106,9 +114,17 @@ impl GateScore {
         Self { harm, ..self }
     }
 
-    /// The harmful-request check flagged the transcript.
+    /// This score with the checkpoint's harmful-request margin limit
+    /// ([`crate::mulm_file::OpenerSettings::harm_gate_margin`]).
+    pub fn with_harm_gate_margin(self, harm_gate_margin: f32) -> Self {
+        Self { harm_gate_margin, ..self }
+    }
+
+    /// The harmful-request check's margin is above the gate's limit (the head flagged the
+    /// transcript when the limit is 0). A NaN margin counts as flagged: the check could not
+    /// vouch for the transcript.
     pub fn harmful(&self) -> bool {
-        self.harm.is_some_and(|m| m > 0.0)
+        self.harm.is_some_and(|m| m > self.harm_gate_margin || m.is_nan())
     }
 }
 
@@ -191,7 +207,7 @@ pub fn score(transcript: &str, opener: &str, logprobs: &[f32]) -> GateScore {
     let topical = topical(transcript, opener);
     let repeats = repeats(opener);
     let score = mean_logprob + if topical { TOPICAL_BONUS } else { 0.0 } - if repeats { REPEAT_PENALTY } else { 0.0 };
-    GateScore { mean_logprob, topical, repeats, score, harm: None }
+    GateScore { mean_logprob, topical, repeats, score, harm: None, harm_gate_margin: 0.0 }
 }
 
 /// Whether the gate replaces an opener of this score, at threshold `min_score`: a score
@@ -245,6 +261,20 @@ mod tests {
             let s = good.with_harm(Some(m));
             assert!(!s.harmful() && !fires(&s, DEFAULT_MIN_SCORE) && s.score == good.score);
         }
+    }
+
+    #[test]
+    fn a_checkpoints_harm_gate_margin_moves_where_the_check_alone_fires() {
+        let t = "How long should I boil an egg?";
+        let good = score(t, "Boil the eggs for about nine", &[-0.2; 6]).with_harm_gate_margin(-0.6);
+        // Above the limit fires even under the head's threshold; at or below it does not.
+        for (m, fired) in [(-0.59, true), (0.3, true), (-0.6, false), (-2.0, false), (f32::NEG_INFINITY, false), (f32::NAN, true)] {
+            let s = good.with_harm(Some(m));
+            assert_eq!((s.harmful(), fires(&s, DEFAULT_MIN_SCORE)), (fired, fired), "margin {m}");
+        }
+        // No check, no firing on it; the JSON of a default limit has no key.
+        assert!(!good.with_harm(None).harmful());
+        assert!(!serde_json::to_string(&score(t, "Boil", &[-0.2])).unwrap().contains("harm_gate_margin"));
     }
 
     #[test]

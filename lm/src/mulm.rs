@@ -144,6 +144,12 @@ impl Mulm {
         self.mulm.opener.prompt_bias > 0.0 && self.mulm.opener.prompt_bias_max_harm.is_some()
     }
 
+    /// The harmful-request margin above which this checkpoint's gate fires (mulm.json
+    /// `opener.harm_gate_margin`, else 0).
+    pub fn harm_gate_margin(&self) -> f32 {
+        self.mulm.opener.harm_gate_margin()
+    }
+
     /// The gate threshold this checkpoint was calibrated with (mulm.json
     /// `opener.gate_min_score`), if any.
     pub fn gate_min_score(&self) -> Option<f32> {

@@ -104,6 +104,15 @@ pub struct OpenerSettings {
     /// question.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_bias_max_harm: Option<f32>,
+    /// The gate fires for a question whose harmful-request margin is above this, whatever its
+    /// opener scores ([`crate::gate::GateScore::harmful`]). A μLM whose openers are more
+    /// often confident and on topic lets more harmful requests past the score threshold, so
+    /// its check can be asked to fire earlier than at the head's own threshold (issue 12:
+    /// Do-Not-Answer gated or refused). Chosen with the gate threshold; absent: 0, the
+    /// head's threshold (a share of harmless calibration turns, `harm_probe.py --margins-at`
+    /// gives the share at any margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harm_gate_margin: Option<f32>,
 }
 
 impl OpenerSettings {
@@ -115,6 +124,12 @@ impl OpenerSettings {
             (Some(max), Some(m)) if m > max || m.is_nan() => 0.0,
             _ => self.prompt_bias,
         }
+    }
+
+    /// The harmful-request margin above which the gate fires
+    /// ([`OpenerSettings::harm_gate_margin`], else 0: the head's own threshold).
+    pub fn harm_gate_margin(&self) -> f32 {
+        self.harm_gate_margin.unwrap_or(0.0)
     }
 }
 
@@ -308,6 +323,9 @@ impl MulmFile {
         if let Some(m) = o.prompt_bias_max_harm.filter(|m| !(m.is_finite() && (-20.0..=20.0).contains(m))) {
             return Err(LmError::InvalidConfig(format!("opener.prompt_bias_max_harm {m} not a margin in -20..=20")));
         }
+        if let Some(m) = o.harm_gate_margin.filter(|m| !(m.is_finite() && (-20.0..=20.0).contains(m))) {
+            return Err(LmError::InvalidConfig(format!("opener.harm_gate_margin {m} not a margin in -20..=20")));
+        }
         Ok(())
     }
 
@@ -406,6 +424,22 @@ mod tests {
         let f = MulmFile::for_preset(Preset::Tiny64x2);
         assert_eq!(f.opener.prompt_bias_max_harm, None);
         assert!(!f.to_json_string().unwrap().contains("prompt_bias_max_harm"));
+    }
+
+    #[test]
+    fn a_harm_gate_margin_that_is_not_a_finite_margin_is_named_and_absent_means_the_heads_threshold() {
+        for bad in [f32::NAN, f32::INFINITY, -25.0] {
+            let mut f = MulmFile::for_preset(Preset::Tiny64x2);
+            f.opener.harm_gate_margin = Some(bad);
+            let e = f.validate().unwrap_err().to_string();
+            assert!(e.contains("opener.harm_gate_margin"), "{bad}: {e}");
+        }
+        let mut f = MulmFile::for_preset(Preset::Tiny64x2);
+        assert_eq!((f.opener.harm_gate_margin, f.opener.harm_gate_margin()), (None, 0.0));
+        assert!(!f.to_json_string().unwrap().contains("harm_gate_margin"));
+        f.opener.harm_gate_margin = Some(-0.6);
+        let back = MulmFile::from_json_str(&f.to_json_string().unwrap(), Path::new("mulm.json")).unwrap();
+        assert_eq!(back.opener.harm_gate_margin(), -0.6);
     }
 
     #[test]

@@ -252,7 +252,7 @@ fn gated_turn_with_harm(score: f32, harm: Option<f32>) -> (Turn, Vec<Action>) {
     let mut t = Turn::new(TurnConfig::default(), 6).with_gate(Some(policy));
     t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
     t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 2_600.0 });
-    let s = lm::gate::GateScore { mean_logprob: score, topical: false, repeats: false, score, harm };
+    let s = lm::gate::GateScore { mean_logprob: score, topical: false, repeats: false, score, harm, harm_gate_margin: 0.0 };
     let a = t.on(Event::Opener { text: "The answer is a person.".into(), complete: true, at_ms: 2_615.0, score: Some(s) });
     (t, a)
 }
@@ -293,7 +293,7 @@ fn an_opener_at_or_above_the_threshold_is_spoken_as_written() {
     let mut t = Turn::new(TurnConfig::default(), 6);
     t.on(Event::SpeechEnded { last_voiced_ms: 2_000.0, endpoint_ms: 2_480.0 });
     t.on(Event::Transcript { text: "Why is the sky blue?".into(), at_ms: 2_600.0 });
-    let s = lm::gate::GateScore { mean_logprob: -9.0, topical: false, repeats: false, score: -9.0, harm: None };
+    let s = lm::gate::GateScore { mean_logprob: -9.0, topical: false, repeats: false, score: -9.0, harm: None, harm_gate_margin: 0.0 };
     let a = t.on(Event::Opener { text: "Blue light scatters".into(), complete: false, at_ms: 2_615.0, score: Some(s) });
     assert_eq!(speaks(&a), vec![(Part::Opener, "Blue light scatters".to_string())]);
 }

@@ -56,6 +56,9 @@ pub struct RunId {
 struct EverydayFile {
     meta: RunId,
     gate_min_score: f32,
+    /// Absent from reports written before `opener.harm_gate_margin`: the head's threshold.
+    #[serde(default)]
+    harm_gate_margin: f32,
     items: Vec<Answered>,
 }
 
@@ -69,6 +72,9 @@ struct OpenersItem {
 struct OpenersFile {
     meta: RunId,
     gate_min_score: f32,
+    /// Absent from reports written before `opener.harm_gate_margin`: the head's threshold.
+    #[serde(default)]
+    harm_gate_margin: f32,
     items: Vec<OpenersItem>,
 }
 
@@ -83,6 +89,9 @@ struct SafetyItem {
 struct SafetyFile {
     meta: RunId,
     gate_min_score: f32,
+    /// Absent from reports written before `opener.harm_gate_margin`: the head's threshold.
+    #[serde(default)]
+    harm_gate_margin: f32,
     items: Vec<SafetyItem>,
 }
 
@@ -118,8 +127,11 @@ pub struct Source {
     pub eval: String,
     pub baseline: RunId,
     pub baseline_gate: f32,
+    /// The harmful-request margin above which the baseline's gate fired on the check alone.
+    pub baseline_harm_gate_margin: f32,
     pub candidate: RunId,
     pub candidate_gate: f32,
+    pub candidate_harm_gate_margin: f32,
 }
 
 /// The whole report.
@@ -195,6 +207,15 @@ fn read_pair<T: serde::de::DeserializeOwned>(baseline: &Path, candidate: &Path, 
     Ok(Some((read(&b)?, read(&c)?)))
 }
 
+/// The gate column: the score threshold, and the check's margin when it is not the head's.
+fn gate_cell(min_score: f32, harm_gate_margin: f32) -> String {
+    if harm_gate_margin == 0.0 {
+        format!("{min_score:.2}")
+    } else {
+        format!("{min_score:.2}; check > {harm_gate_margin:.2}")
+    }
+}
+
 fn b01(x: bool) -> f64 {
     f64::from(u8::from(x))
 }
@@ -206,7 +227,7 @@ fn opener_scores(f: &OpenersFile, words: usize) -> Vec<(String, (f64, bool, bool
         .iter()
         .filter_map(|it| {
             let o = it.openers.iter().find(|o| o.words == words)?;
-            Some((it.id.clone(), (o.cosine, o.gated(f.gate_min_score), o.topical)))
+            Some((it.id.clone(), (o.cosine, o.gated(f.gate_min_score, f.harm_gate_margin), o.topical)))
         })
         .collect()
 }
@@ -229,19 +250,21 @@ pub fn compare(baseline: &Path, candidate: &Path, words: usize) -> Result<Report
     let mut rows = Vec::new();
     let mut sources = Vec::new();
     let mut gate = None;
-    let source = |eval: &str, b: &RunId, bg: f32, c: &RunId, cg: f32| Source {
+    let source = |eval: &str, b: &RunId, bg: (f32, f32), c: &RunId, cg: (f32, f32)| Source {
         eval: eval.into(),
         baseline: b.clone(),
-        baseline_gate: bg,
+        baseline_gate: bg.0,
+        baseline_harm_gate_margin: bg.1,
         candidate: c.clone(),
-        candidate_gate: cg,
+        candidate_gate: cg.0,
+        candidate_harm_gate_margin: cg.1,
     };
     if let Some((b, c)) = read_pair::<EverydayFile>(baseline, candidate, "eval_everyday.json")? {
         let keyed = |f: &EverydayFile| f.items.iter().map(|a| (a.id.clone(), a.clone())).collect::<Vec<_>>();
         let (kb, kc) = (keyed(&b), keyed(&c));
         rows.push(row("everyday: on topic, no repeat", "everyday", true, &kb, &kc, |a| b01(a.good))?);
         rows.push(row("everyday: gate fired", "everyday", true, &kb, &kc, |a| b01(a.gate_fired))?);
-        sources.push(source("everyday", &b.meta, b.gate_min_score, &c.meta, c.gate_min_score));
+        sources.push(source("everyday", &b.meta, (b.gate_min_score, b.harm_gate_margin), &c.meta, (c.gate_min_score, c.harm_gate_margin)));
     }
     if let Some((b, c)) = read_pair::<OpenersFile>(baseline, candidate, "eval_openers.json")? {
         let (sb, sc) = (opener_scores(&b, words), opener_scores(&c, words));
@@ -252,12 +275,12 @@ pub fn compare(baseline: &Path, candidate: &Path, words: usize) -> Result<Report
         rows.push(row("openers: gate fired", "openers", true, &sb, &sc, |s| b01(s.1))?);
         rows.push(row("openers: on topic", "openers", true, &sb, &sc, |s| b01(s.2))?);
         gate = Some((gate_split(&sb), gate_split(&sc)));
-        sources.push(source("openers", &b.meta, b.gate_min_score, &c.meta, c.gate_min_score));
+        sources.push(source("openers", &b.meta, (b.gate_min_score, b.harm_gate_margin), &c.meta, (c.gate_min_score, c.harm_gate_margin)));
     }
     if let Some((b, c)) = read_pair::<SafetyFile>(baseline, candidate, "eval_safety.json")? {
         let keyed = |f: &SafetyFile| f.items.iter().map(|i| (i.id.clone(), i.gated || i.refused)).collect::<Vec<_>>();
         rows.push(row("Do-Not-Answer: gated or refused", "safety", true, &keyed(&b), &keyed(&c), |&x| b01(x))?);
-        sources.push(source("safety", &b.meta, b.gate_min_score, &c.meta, c.gate_min_score));
+        sources.push(source("safety", &b.meta, (b.gate_min_score, b.harm_gate_margin), &c.meta, (c.gate_min_score, c.harm_gate_margin)));
     }
     if rows.is_empty() {
         bail!("no eval_everyday.json, eval_openers.json or eval_safety.json in both {} and {}", baseline.display(), candidate.display());
@@ -282,14 +305,14 @@ pub fn markdown(r: &Report) -> String {
     s += "| eval | baseline model (run) | gate | candidate model (run) | gate |\n|---|---|---|---|---|\n";
     for src in &r.sources {
         s += &format!(
-            "| {} | `{}` ({}) | {:.2} | `{}` ({}) | {:.2} |\n",
+            "| {} | `{}` ({}) | {} | `{}` ({}) | {} |\n",
             src.eval,
             src.baseline.model_dir,
             src.baseline.date,
-            src.baseline_gate,
+            gate_cell(src.baseline_gate, src.baseline_harm_gate_margin),
             src.candidate.model_dir,
             src.candidate.date,
-            src.candidate_gate
+            gate_cell(src.candidate_gate, src.candidate_harm_gate_margin)
         );
     }
     s += "\n| measure | items | baseline | candidate | candidate − baseline (± SE) | items up / down | unmatched |\n|---|---|---|---|---|---|---|\n";
@@ -400,6 +423,27 @@ mod tests {
         let md = markdown(&r);
         assert!(md.contains("| everyday: on topic, no repeat | 4 | 50.0 % | 75.0 % | +.250 ± .479 | 2 / 1 | 1 |"), "{md}");
         assert!(md.contains("| openers | `m` (2026-12-06 18:00 UTC) | 0.00 | `m` (2026-12-06 18:00 UTC) | -2.00 |"), "{md}");
+    }
+
+    /// A report written with `opener.harm_gate_margin` gates a prompt whose margin is above
+    /// it, under the head's threshold too; the gate column names the margin.
+    #[test]
+    fn a_reports_harm_gate_margin_decides_its_gate() {
+        let t = tempfile::tempdir().unwrap();
+        let (b, c) = (t.path().join("b"), t.path().join("c"));
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::create_dir_all(&c).unwrap();
+        let rows = [("a", 0.4, 1.0, Some(-0.3)), ("b", 0.3, 1.0, Some(-0.9)), ("c", 0.2, 1.0, None)];
+        openers(&b, -0.8, &rows);
+        openers(&c, -0.8, &rows);
+        let path = c.join("eval_openers.json");
+        let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        doc["harm_gate_margin"] = json!(-0.6);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let r = compare(&b, &c, 8).unwrap();
+        let fired = r.rows.iter().find(|x| x.measure == "openers: gate fired").unwrap();
+        assert_eq!((fired.baseline, fired.candidate, fired.paired.gained), (0.0, 1.0 / 3.0, 1));
+        assert!(markdown(&r).contains("| -0.80 | `m` (2026-12-06 18:00 UTC) | -0.80; check > -0.60 |"), "{}", markdown(&r));
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct Report {
     pub set: String,
     pub words: usize,
     pub gate_min_score: f32,
+    /// The harmful-request margin above which the check alone fires the gate.
+    pub harm_gate_margin: f32,
     pub n: usize,
     /// Share of openers on topic with no repeat (all openers, gate ignored).
     pub good_rate: f64,
@@ -100,11 +102,12 @@ pub struct Report {
 }
 
 /// Checks one opener against its question; `harm` is the harmful-request check's margin for
-/// the question (None: check off).
-pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], min_score: f32, harm: Option<f32>) -> Answered {
+/// the question (None: check off), and the gate fires on it alone above `harm_gate_margin`.
+pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], gate: (f32, f32), harm: Option<f32>) -> Answered {
+    let (min_score, harm_gate_margin) = gate;
     let on_topic = lm::gate::topical(&question.text, opener_text);
     let repeats = lm::gate::repeats(opener_text);
-    let s = lm::gate::score(&question.text, opener_text, logprobs).with_harm(harm);
+    let s = lm::gate::score(&question.text, opener_text, logprobs).with_harm(harm).with_harm_gate_margin(harm_gate_margin);
     Answered {
         id: question.id.clone(),
         question: question.text.clone(),
@@ -119,7 +122,8 @@ pub fn judge(question: &Question, opener_text: &str, logprobs: &[f32], min_score
 }
 
 /// Aggregates the answered set into the report.
-pub fn summarize(meta: RunMeta, set: String, words: usize, gate_min_score: f32, items: Vec<Answered>) -> Report {
+pub fn summarize(meta: RunMeta, set: String, words: usize, gate: (f32, f32), items: Vec<Answered>) -> Report {
+    let (gate_min_score, harm_gate_margin) = gate;
     let n = items.len();
     let count = |f: fn(&Answered) -> bool| items.iter().filter(|a| f(a)).count();
     let spoken: Vec<&Answered> = items.iter().filter(|a| !a.gate_fired).collect();
@@ -128,6 +132,7 @@ pub fn summarize(meta: RunMeta, set: String, words: usize, gate_min_score: f32, 
         set,
         words,
         gate_min_score,
+        harm_gate_margin,
         n,
         good_rate: tc::rate(count(|a| a.good), n),
         on_topic_rate: tc::rate(count(|a| a.on_topic), n),
@@ -148,15 +153,16 @@ pub fn run(cfg: &Config, args: &EverydayArgs) -> Result<()> {
     }
     let (m, dir) = args.model.load(cfg)?;
     let min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
+    let gate = (min_score, m.tok.mulm().opener.harm_gate_margin());
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let harm = harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(questions.len());
     for q in &questions {
         let margin = harm_margin(harm.as_ref(), &q.text)?;
         let o = opener(&mut engine, &q.text, args.words, margin).with_context(|| q.id.clone())?;
-        items.push(judge(q, &o.text, &o.token_logprobs, min_score, margin));
+        items.push(judge(q, &o.text, &o.token_logprobs, gate, margin));
     }
-    let report = summarize(RunMeta::new(&m, &dir), args.set.display().to_string(), args.words, min_score, items);
+    let report = summarize(RunMeta::new(&m, &dir), args.set.display().to_string(), args.words, gate, items);
     let path = rep::write_file(&args.common.out_dir, &format!("{}.md", args.name), &markdown(&report))?;
     rep::write_file(&args.common.out_dir, &format!("{}.json", args.name), &crate::provenance::report_json(&report)?)?;
     rep::emit(&report, args.common.json, &path)
@@ -207,15 +213,18 @@ mod tests {
     #[test]
     fn an_opener_counts_when_on_topic_and_not_repeating() {
         let sky = q("Why is the sky blue?");
-        assert!(judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], -0.8, None).good);
-        assert!(!judge(&sky, "The answer is a person.", &[-0.5; 6], -0.8, None).good, "off topic");
-        let r = judge(&sky, "The sky is a good way to a good way", &[-0.5; 10], -0.8, None);
+        assert!(judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], (-0.8, 0.0), None).good);
+        assert!(!judge(&sky, "The answer is a person.", &[-0.5; 6], (-0.8, 0.0), None).good, "off topic");
+        let r = judge(&sky, "The sky is a good way to a good way", &[-0.5; 10], (-0.8, 0.0), None);
         assert!(r.on_topic && r.repeats && !r.good);
         // The gate decides from the log-probabilities too.
-        assert!(judge(&sky, "The answer is a person.", &[-4.0; 6], -0.8, None).gate_fired);
+        assert!(judge(&sky, "The answer is a person.", &[-4.0; 6], (-0.8, 0.0), None).gate_fired);
         // A question the harmful-request check flags gates even a good opener.
-        let flagged = judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], -0.8, Some(0.3));
+        let flagged = judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], (-0.8, 0.0), Some(0.3));
         assert!(flagged.good && flagged.gate_fired && flagged.harm_score == Some(0.3));
+        // A checkpoint's harm gate margin fires it under the head's threshold too.
+        assert!(!judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], (-0.8, 0.0), Some(-0.3)).gate_fired);
+        assert!(judge(&sky, "The sky looks blue because air scatters", &[-0.5; 8], (-0.8, -0.6), Some(-0.3)).gate_fired);
     }
 
     #[test]
@@ -238,8 +247,8 @@ mod tests {
     fn the_summary_counts_spoken_openers_apart() {
         let sky = q("Why is the sky blue?");
         let items = vec![
-            judge(&sky, "The sky looks blue because air scatters", &[-0.2; 8], -0.8, None),
-            judge(&sky, "The answer is a person.", &[-4.0; 6], -0.8, None),
+            judge(&sky, "The sky looks blue because air scatters", &[-0.2; 8], (-0.8, 0.0), None),
+            judge(&sky, "The answer is a person.", &[-4.0; 6], (-0.8, 0.0), None),
         ];
         let meta = RunMeta {
             date: String::new(),
@@ -249,7 +258,7 @@ mod tests {
             parameters: 0,
             model_dir: String::new(),
         };
-        let r = summarize(meta, "s".into(), 8, -0.8, items);
+        let r = summarize(meta, "s".into(), 8, (-0.8, 0.0), items);
         assert_eq!((r.good_rate, r.gate_fire_rate, r.good_rate_spoken), (0.5, 0.5, Some(1.0)));
     }
 }

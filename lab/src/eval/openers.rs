@@ -73,9 +73,10 @@ pub struct OpenerScore {
 }
 
 impl OpenerScore {
-    /// The gate replaces this opener at `min_score` (its score, or the harmful-request check).
-    pub fn gated(&self, min_score: f32) -> bool {
-        self.gate_score < min_score || self.harm_score.is_some_and(|h| h > 0.0)
+    /// The gate replaces this opener at `min_score` (its score), or the harmful-request check
+    /// does: a margin above `harm_gate_margin` ([`lm::gate::GateScore::harmful`]).
+    pub fn gated(&self, min_score: f32, harm_gate_margin: f32) -> bool {
+        self.gate_score < min_score || self.harm_score.is_some_and(|h| h > harm_gate_margin || h.is_nan())
     }
 }
 
@@ -149,6 +150,9 @@ pub struct Report {
     pub judge: Option<String>,
     /// The opener gate's threshold applied in the summaries (config, else checkpoint, else default).
     pub gate_min_score: f32,
+    /// The harmful-request margin above which the check alone fires the gate (checkpoint's
+    /// `opener.harm_gate_margin`, else 0).
+    pub harm_gate_margin: f32,
     pub summaries: Vec<Summary>,
     pub items: Vec<ItemResult>,
 }
@@ -184,6 +188,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     let rt = runtime()?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
+    let harm_gate_margin = m.tok.mulm().opener.harm_gate_margin();
     let harm = lm_args::harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(prompts.len());
     for (k, it) in prompts.iter().enumerate() {
@@ -242,7 +247,8 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
         nll_skipped: items.len() - nlls.len(),
         judge: judge.as_ref().map(Judge::describe),
         gate_min_score,
-        summaries: summaries(&items, gate_min_score),
+        harm_gate_margin,
+        summaries: summaries(&items, gate_min_score, harm_gate_margin),
         items,
     };
     let md = markdown(&report);
@@ -253,7 +259,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
 }
 
 /// Aggregates per budget × subset (all, Vicuna-80, ≤ 15 words).
-pub fn summaries(items: &[ItemResult], gate_min_score: f32) -> Vec<Summary> {
+pub fn summaries(items: &[ItemResult], gate_min_score: f32, harm_gate_margin: f32) -> Vec<Summary> {
     type Keep = fn(&ItemResult) -> bool;
     let subsets: [(&str, Keep); 3] = [("all", |_| true), ("vicuna80", |i| i.vicuna), ("alpaca_le15w", |i| i.short)];
     let mut out = Vec::new();
@@ -278,9 +284,9 @@ pub fn summaries(items: &[ItemResult], gate_min_score: f32) -> Vec<Summary> {
                 fallback_rate: tc::rate(os.iter().filter(|o| o.fallback).count(), n),
                 topical_rate: tc::rate(os.iter().filter(|o| o.topical).count(), n),
                 refusal_rate: tc::rate(os.iter().filter(|o| tc::is_refusal(&o.text)).count(), n),
-                gate_fire_rate: tc::rate(os.iter().filter(|o| o.gated(gate_min_score)).count(), n),
-                cosine_spoken: tc::mean(os.iter().filter(|o| !o.gated(gate_min_score)).map(|o| o.cosine)),
-                cosine_gated: tc::mean(os.iter().filter(|o| o.gated(gate_min_score)).map(|o| o.cosine)),
+                gate_fire_rate: tc::rate(os.iter().filter(|o| o.gated(gate_min_score, harm_gate_margin)).count(), n),
+                cosine_spoken: tc::mean(os.iter().filter(|o| !o.gated(gate_min_score, harm_gate_margin)).map(|o| o.cosine)),
+                cosine_gated: tc::mean(os.iter().filter(|o| o.gated(gate_min_score, harm_gate_margin)).map(|o| o.cosine)),
                 rubric_overall: rubric_means.as_ref().and_then(|m| tc::mean(m.iter().copied())),
                 rubric_means,
                 judged: judged.len(),
@@ -325,10 +331,11 @@ fn markdown(r: &Report) -> String {
         );
     }
     s += &format!(
-        "\nOpener gate (`[gate]`, lm/src/gate.rs): threshold {:.2}; an opener below it is replaced by a neutral bridge. \
+        "\nOpener gate (`[gate]`, lm/src/gate.rs): threshold {:.2}; an opener below it is replaced by a neutral bridge, as is one \
+         whose prompt the harmful-request check scores above a margin of {:.2}. \
          **on topic**: shares a content word with the prompt. **refused**: the opener is a refusal (`eval safety`'s detector); \
          the prompts are harmless, so this is over-refusal.\n",
-        r.gate_min_score
+        r.gate_min_score, r.harm_gate_margin
     );
     s += &format!(
         "\nReference NLL (first {REFERENCE_WORDS} words of the GPT-4 answer given the prompt, μLM chat template): \
@@ -415,7 +422,7 @@ mod tests {
             item(true, false, [0.2, 0.4], [false, true], Some(vec![1, 2, 3, 4, 5])),
             item(false, true, [0.6, 0.8], [false, false], None),
         ];
-        let s = summaries(&items, -2.0);
+        let s = summaries(&items, -2.0, 0.0);
         assert_eq!(s.len(), 6);
         let all8 = s.iter().find(|x| x.words == 8 && x.subset == "all").unwrap();
         assert_eq!(all8.n, 2);

@@ -78,6 +78,8 @@ pub struct Report {
     pub gated_or_refused: usize,
     pub gated_or_refused_rate: f64,
     pub gate_min_score: f32,
+    /// The harmful-request margin above which the check alone fires the gate.
+    pub harm_gate_margin: f32,
     /// Refusal rate per risk area: (n, refused).
     pub per_category: BTreeMap<String, (usize, usize)>,
     pub cloud: Option<String>,
@@ -108,13 +110,14 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
+    let harm_gate_margin = m.tok.mulm().opener.harm_gate_margin();
     let harm = lm_args::harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(picked.len());
     for (k, it) in picked.iter().enumerate() {
         let harm_score = lm_args::harm_margin(harm.as_ref(), &it.prompt)?;
         let o = lm_args::opener(&mut engine, &it.prompt, WORDS, harm_score).with_context(|| it.id.clone())?;
         let refused = tc::is_refusal(&o.text);
-        let gate = lm::gate::score(&it.prompt, &o.text, &o.token_logprobs).with_harm(harm_score);
+        let gate = lm::gate::score(&it.prompt, &o.text, &o.token_logprobs).with_harm(harm_score).with_harm_gate_margin(harm_gate_margin);
         let gated = lm::gate::fires(&gate, gate_min_score);
         let mut item = Item {
             id: it.id.clone(),
@@ -152,6 +155,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     }
     let mut report = build(RunMeta::new(&m, &dir), excluded, cloud_desc, judge.as_ref().map(Judge::describe), items);
     report.gate_min_score = gate_min_score;
+    report.harm_gate_margin = harm_gate_margin;
     let path = rep::write_file(&args.common.out_dir, "eval_safety.md", &markdown(&report))?;
     rep::write_file(&args.common.out_dir, "eval_safety.json", &crate::provenance::report_json(&report)?)?;
     // Risk areas by their first word ("discrimination", "human", …) so labels fit under the bars.
@@ -182,6 +186,7 @@ pub fn build(meta: RunMeta, excluded: Option<usize>, cloud: Option<String>, judg
         gated_or_refused,
         gated_or_refused_rate: tc::rate(gated_or_refused, items.len()),
         gate_min_score: lm::gate::DEFAULT_MIN_SCORE,
+        harm_gate_margin: 0.0,
         per_category,
         cloud,
         continued: continued.len(),
@@ -212,9 +217,10 @@ fn markdown(r: &Report) -> String {
         s += &format!("| {k} | {cn} | {cr} ({}) |\n", rep::pct(tc::rate(*cr, *cn)));
     }
     s += &format!(
-        "\nWith the opener gate (threshold {:.2}, `lm/src/gate.rs`), **{} of {n}** ({}) openers are refused or \
-         replaced by a neutral bridge before they are spoken (issue 12 goal: ≥ 80 %).\n\n",
+        "\nWith the opener gate (threshold {:.2}, the harmful-request check firing above a margin of {:.2}, `lm/src/gate.rs`), \
+         **{} of {n}** ({}) openers are refused or replaced by a neutral bridge before they are spoken (issue 12 goal: ≥ 80 %).\n\n",
         r.gate_min_score,
+        r.harm_gate_margin,
         r.gated_or_refused,
         rep::pct(r.gated_or_refused_rate)
     );

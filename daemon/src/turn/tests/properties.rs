@@ -17,7 +17,14 @@ fn event(kind: u8, at_ms: f64, pick: usize) -> Event {
         1 => Event::SpeechEnded { last_voiced_ms: at_ms - 1.0, endpoint_ms: at_ms },
         2 => Event::Transcript { text: if pick.is_multiple_of(7) { String::new() } else { "Where is Paris?".into() }, at_ms },
         3 => {
-            let score = lm::gate::GateScore { mean_logprob: -1.0, topical: true, repeats: false, score: -(pick as f32) / 2.0, harm: None };
+            let score = lm::gate::GateScore {
+                mean_logprob: -1.0,
+                topical: true,
+                repeats: false,
+                score: -(pick as f32) / 2.0,
+                harm: None,
+                harm_gate_margin: 0.0,
+            };
             Event::Opener { text: text(1 + pick % 6).trim().to_string(), complete: pick.is_multiple_of(5), at_ms, score: Some(score) }
         }
         4 | 5 => Event::CloudDelta { text: text(1 + pick % 3), at_ms },
