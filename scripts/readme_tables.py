@@ -526,7 +526,7 @@ def followup_table(reports, rels):
         "answer on topic",
         "correction rate",
         "μLM prompt",
-        "prefill p50 (debug build, loaded host)",
+        "prefill p50 (release build; the eval, not a benchmark)",
     ]
     return md_table(header, rows)
 
