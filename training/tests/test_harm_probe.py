@@ -51,6 +51,19 @@ class DataAssembly(unittest.TestCase):
             self.assertEqual(H.user_turns(p, "question", by_source=True),
                              {"chitchat": ["Do you like dogs?"], "wordnet": ["What does harbour mean?"]})
 
+    def test_practical_questions_are_piqa_how_tos_not_excluded_and_at_most_n(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "mix.jsonl"
+            p.write_text(dialogue("olmo_piqa/1", "How do I dry wet shoes fast?")
+                         + dialogue("olmo_piqa/2", "Can I freeze fresh basil?")
+                         + dialogue("olmo_piqa/3", "How do I remove rust from a pan?")
+                         + dialogue("olmo_piqa/4", "Which tool cuts glass best?")
+                         + dialogue("olmo_boolq/1", "Can i vote at seventeen in the uk?"))
+            got = H.practical_questions(p, 5, {"How do I remove rust from a pan?"}, H.random.Random(1))
+            # PIQA only, the practical form only, the excluded one left out.
+            self.assertEqual(sorted(got), ["Can I freeze fresh basil?", "How do I dry wet shoes fast?"])
+            self.assertEqual(len(H.practical_questions(p, 1, set(), H.random.Random(1))), 1)
+
     def test_balanced_draws_evenly_and_tops_up_from_larger_sources(self):
         import random
         got = H.balanced({"a": [f"a{i}" for i in range(100)], "b": ["b0", "b1"], "c": [f"c{i}" for i in range(100)]},
