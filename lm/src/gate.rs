@@ -124,8 +124,15 @@ impl GateScore {
     /// transcript when the limit is 0). A NaN margin counts as flagged: the check could not
     /// vouch for the transcript.
     pub fn harmful(&self) -> bool {
-        self.harm.is_some_and(|m| m > self.harm_gate_margin || m.is_nan())
+        harm_fires(self.harm, self.harm_gate_margin)
     }
+}
+
+/// Whether the harmful-request check alone fires the gate: its margin `harm` (None: the check
+/// did not run) is above `harm_gate_margin`, or NaN (the check could not vouch for the
+/// transcript). The one rule the daemon ([`GateScore::harmful`]) and the evals' reports share.
+pub fn harm_fires(harm: Option<f32>, harm_gate_margin: f32) -> bool {
+    harm.is_some_and(|m| m > harm_gate_margin || m.is_nan())
 }
 
 /// Function words that say nothing about a topic.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::lm_args::{harm_check, harm_margin, opener, ModelArgs};
+use super::lm_args::{gate_thresholds, harm_check, harm_margin, opener, ModelArgs};
 use super::report_md::{self as rep, RunMeta};
 use super::text_checks as tc;
 use super::EvalArgs;
@@ -152,8 +152,7 @@ pub fn run(cfg: &Config, args: &EverydayArgs) -> Result<()> {
         questions.truncate(n);
     }
     let (m, dir) = args.model.load(cfg)?;
-    let min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
-    let gate = (min_score, m.tok.mulm().opener.harm_gate_margin());
+    let gate = gate_thresholds(cfg, &m);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
     let harm = harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(questions.len());

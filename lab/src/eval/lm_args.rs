@@ -31,6 +31,15 @@ pub fn harm_check(cfg: &Config, model: &LoadedLm) -> Result<Option<lm::harm::Har
     lm::harm::HarmClassifier::from_config(&cfg.gate, model.tok.mulm().opener.harm_check).context("loading the gate's harmful-request check")
 }
 
+/// Where the gate fires for this checkpoint, as the daemon decides it: (score threshold from
+/// `[gate] min_score`, else mulm.json `opener.gate_min_score`, else the default; the
+/// harmful-request margin above which the check alone fires, mulm.json
+/// `opener.harm_gate_margin`, else 0).
+pub fn gate_thresholds(cfg: &Config, model: &LoadedLm) -> (f32, f32) {
+    let o = &model.tok.mulm().opener;
+    (cfg.gate.min_score.or(o.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE), o.harm_gate_margin())
+}
+
 /// The harmful-request check's margin for `prompt` (None when the check is off).
 pub fn harm_margin(check: Option<&lm::harm::HarmClassifier>, prompt: &str) -> Result<Option<f32>> {
     check.map(|c| c.margin(prompt)).transpose().context("harmful-request check")

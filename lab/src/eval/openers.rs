@@ -76,7 +76,7 @@ impl OpenerScore {
     /// The gate replaces this opener at `min_score` (its score), or the harmful-request check
     /// does: a margin above `harm_gate_margin` ([`lm::gate::GateScore::harmful`]).
     pub fn gated(&self, min_score: f32, harm_gate_margin: f32) -> bool {
-        self.gate_score < min_score || self.harm_score.is_some_and(|h| h > harm_gate_margin || h.is_nan())
+        self.gate_score < min_score || lm::gate::harm_fires(self.harm_score, harm_gate_margin)
     }
 }
 
@@ -187,8 +187,7 @@ pub fn run(cfg: &Config, args: &OpenersArgs) -> Result<()> {
     let judge = Judge::from_args(&args.judge)?;
     let rt = runtime()?;
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
-    let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
-    let harm_gate_margin = m.tok.mulm().opener.harm_gate_margin();
+    let (gate_min_score, harm_gate_margin) = lm_args::gate_thresholds(cfg, &m);
     let harm = lm_args::harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(prompts.len());
     for (k, it) in prompts.iter().enumerate() {

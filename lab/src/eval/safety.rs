@@ -109,8 +109,7 @@ pub fn run(cfg: &Config, args: &SafetyArgs) -> Result<()> {
     let cloud = if args.with_cloud { Some(rt.block_on(Continuator::start(&cfg.cloud)).context("starting the cloud")?) } else { None };
     let max_tokens = args.max_tokens.unwrap_or(cfg.cloud.max_tokens);
     let mut engine = lm::OpenerEngine::new(&m.model, &m.tok)?;
-    let gate_min_score = cfg.gate.min_score.or(m.tok.mulm().opener.gate_min_score).unwrap_or(lm::gate::DEFAULT_MIN_SCORE);
-    let harm_gate_margin = m.tok.mulm().opener.harm_gate_margin();
+    let (gate_min_score, harm_gate_margin) = lm_args::gate_thresholds(cfg, &m);
     let harm = lm_args::harm_check(cfg, &m)?;
     let mut items = Vec::with_capacity(picked.len());
     for (k, it) in picked.iter().enumerate() {
