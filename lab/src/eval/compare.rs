@@ -392,12 +392,18 @@ mod tests {
         std::fs::write(dir.join("eval_openers.json"), doc.to_string()).unwrap();
     }
 
-    #[test]
-    fn paired_rows_by_hand() {
+    /// A temporary directory with an empty baseline (`b`) and candidate (`c`) report directory.
+    fn report_dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let (b, c) = (t.path().join("b"), t.path().join("c"));
         std::fs::create_dir_all(&b).unwrap();
         std::fs::create_dir_all(&c).unwrap();
+        (t, b, c)
+    }
+
+    #[test]
+    fn paired_rows_by_hand() {
+        let (_t, b, c) = report_dirs();
         // Everyday: the candidate gains q2 and q3, loses q4; q5 only in the baseline.
         everyday(&b, "models/mulm", &[("q1", true), ("q2", false), ("q3", false), ("q4", true), ("q5", true)]);
         everyday(&c, "models/cand", &[("q4", false), ("q3", true), ("q2", true), ("q1", true)]);
@@ -429,10 +435,7 @@ mod tests {
     /// it, under the head's threshold too; the gate column names the margin.
     #[test]
     fn a_reports_harm_gate_margin_decides_its_gate() {
-        let t = tempfile::tempdir().unwrap();
-        let (b, c) = (t.path().join("b"), t.path().join("c"));
-        std::fs::create_dir_all(&b).unwrap();
-        std::fs::create_dir_all(&c).unwrap();
+        let (_t, b, c) = report_dirs();
         let rows = [("a", 0.4, 1.0, Some(-0.3)), ("b", 0.3, 1.0, Some(-0.9)), ("c", 0.2, 1.0, None)];
         openers(&b, -0.8, &rows);
         openers(&c, -0.8, &rows);
@@ -448,10 +451,7 @@ mod tests {
 
     #[test]
     fn reports_with_no_common_item_or_none_at_all_are_named() {
-        let t = tempfile::tempdir().unwrap();
-        let (b, c) = (t.path().join("b"), t.path().join("c"));
-        std::fs::create_dir_all(&b).unwrap();
-        std::fs::create_dir_all(&c).unwrap();
+        let (_t, b, c) = report_dirs();
         let e = compare(&b, &c, 8).unwrap_err().to_string();
         assert!(e.contains("no eval_everyday.json"), "{e}");
         everyday(&b, "x", &[("q1", true)]);
