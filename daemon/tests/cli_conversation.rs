@@ -68,7 +68,8 @@ fn follow_ups_carry_the_conversation_as_heard() {
         // Not "…, please": Piper pauses at the comma, and the shipped μLM (since 2026-12-06)
         // rightly hears "Okay, new conversation." as a whole request, so that pause ends the
         // utterance and "please" comes as resumed speech, a second turn (cli_endpointing.rs
-        // tests pauses inside questions; this test is about the conversation).
+        // tests pauses inside questions; this test is about the conversation). The pause after
+        // "Okay" does not end it: a lone preface word is never complete (lm::endpoint::judge).
         ("Okay, new conversation.", 6.0),
         ("What is the tallest mountain in the world?", 25.0),
         ("And how high is it?", 4.0),
