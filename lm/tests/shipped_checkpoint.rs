@@ -113,9 +113,10 @@ fn the_prompt_bias_restates_the_question_once_with_the_models_own_logprobs() {
     plain.settings.prompt_bias = 0.0;
     let mut biased = lm::OpenerEngine::new(&model, &tok).unwrap();
     biased.settings.prompt_bias = 4.0;
-    // Openers of the shipped model that share no word with the question (README, 2026-12-02).
+    // Questions whose opener from the shipped model (since 2026-12-07) shares no word with
+    // them (its MODEL_CARD.md's greedy openers).
     let mut restated = 0;
-    for q in ["How long should I boil an egg?", "Why do cats purr?", "How can I make my phone battery last longer?"] {
+    for q in ["Why do cats purr?", "What causes hiccups?", "What should I do if I get stung by a bee?"] {
         let a = plain.opener(lm::OpenerInput::Query(q), Some(8), |_, _| {}).unwrap();
         let b = biased.opener(lm::OpenerInput::Query(q), Some(8), |_, _| {}).unwrap();
         let shares = |o: &str| lm::gate::topical(q, o);
