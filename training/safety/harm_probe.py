@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -364,6 +365,8 @@ def main(argv=None):
                     help="print the margins at which these shares of calibration turns fire under the existing --head "
                          "(choosing mulm.json opener.prompt_bias_max_harm), and write nothing")
     a = ap.parse_args(argv)
+    if not (math.isfinite(a.instruction_weight) and a.instruction_weight > 0):
+        ap.error(f"--instruction-weight must be a finite number above 0, got {a.instruction_weight}")
 
     if a.margins_at:
         margins = calibration_margins(a.head, a.threads)

@@ -131,6 +131,13 @@ class Fit(unittest.TestCase):
         w, b = H.fit(torch, pos, neg, 1e-3, heavy)
         self.assertLess(float(neg[-1] @ w + b), float(neg[-1] @ plain_w + plain_b) - 0.5)
 
+    def test_a_weight_that_is_not_a_positive_number_is_refused_before_any_work(self):
+        import contextlib
+        import io
+        for bad in ("0", "-3", "nan", "inf"):
+            with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+                H.main(["--instruction-weight", bad])
+
 
 class Threshold(unittest.TestCase):
     def test_at_most_the_share_fires(self):
