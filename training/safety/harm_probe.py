@@ -288,6 +288,16 @@ def instruction_prompts(z: zipfile.ZipFile) -> dict[str, list[str]]:
     return out
 
 
+def instruction_weights(torch, n_harmless: int, n_instructions: int, weight: float):
+    """Loss weights of the harmless turns for `fit`: 1 each, `weight` for the last
+    `n_instructions` (where `datasets` appends the instructions); None when that is all ones."""
+    if weight == 1.0 or not n_instructions:
+        return None
+    w = torch.ones(n_harmless)
+    w[n_harmless - n_instructions:] = weight
+    return w
+
+
 def split_holdout(texts: list[str], share: float, rng: random.Random) -> tuple[list[str], list[str]]:
     """(train, held out): `texts` shuffled by `rng`, the last ⌊share·n⌋ held out."""
     if not 0.0 <= share < 1.0:
@@ -382,12 +392,7 @@ def main(argv=None):
     torch = emb.torch
     e_harm, e_seeds, e_neg, e_cal = emb(harm), emb(seeds), emb(train_neg), emb(calib)
     pos = torch.cat([e_harm] + [e_seeds] * a.seed_repeat)
-    # The instructions were appended last to the harmless turns (datasets()).
-    n_instr = d["instructions_train"]
-    neg_weight = None
-    if a.instruction_weight != 1.0 and n_instr:
-        neg_weight = torch.ones(len(train_neg))
-        neg_weight[len(train_neg) - n_instr:] = a.instruction_weight
+    neg_weight = instruction_weights(torch, len(train_neg), d["instructions_train"], a.instruction_weight)
     w, b = fit(torch, pos, e_neg, a.l2, neg_weight)
     score = lambda e: (e @ w + b).tolist()  # noqa: E731
     th = threshold_at(score(e_cal), a.max_fire)

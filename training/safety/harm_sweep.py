@@ -63,8 +63,9 @@ def hidden_head(torch, pos, neg, width: int, epochs: int = 300):
 
 def rates(logit, e: dict, max_fire: float, margin_share: float) -> dict:
     """The head's threshold and margin rule applied to the cached sets."""
-    th = H.threshold_at(logit(e["calib"]).tolist(), max_fire)
-    margin = H.threshold_at([v - th for v in logit(e["calib"]).tolist()], margin_share)
+    calib = logit(e["calib"]).tolist()
+    th = H.threshold_at(calib, max_fire)
+    margin = H.threshold_at([v - th for v in calib], margin_share)
     out = {"margin": round(margin, 3)}
     for name in SETS:
         m = logit(e[name]) - th
@@ -90,10 +91,8 @@ def main(argv=None):
     e = embeddings(a.practical, a.instructions, a.threads, a.cache)
     pos, neg, n = torch.cat([e["harm"]] + [e["seeds"]] * a.seed_repeat), e["neg"], e["n_instructions"]
     for w in a.weights:
-        # The instructions are the last n harmless turns (harm_probe.datasets).
-        neg_weight = torch.ones(len(neg))
-        neg_weight[len(neg) - n:] = w
-        wt, b = H.fit(torch, pos, neg, a.l2, neg_weight)
+        # Weight 0 drops the instructions from the loss: the recipe before them.
+        wt, b = H.fit(torch, pos, neg, a.l2, H.instruction_weights(torch, len(neg), n, w))
         print(json.dumps({"weight": w, **rates(lambda x: x @ wt + b, e, a.max_fire, a.margin_share)}), flush=True)
     for width in a.hidden:
         print(json.dumps({"hidden": width, **rates(hidden_head(torch, pos, neg, width), e, a.max_fire, a.margin_share)}),

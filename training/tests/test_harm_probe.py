@@ -139,6 +139,15 @@ class Fit(unittest.TestCase):
                 H.main(["--instruction-weight", bad])
 
 
+    def test_instruction_weights_weigh_only_the_appended_instructions(self):
+        try:
+            import torch
+        except ImportError:
+            self.skipTest("torch not installed")
+        self.assertEqual(H.instruction_weights(torch, 5, 2, 10.0).tolist(), [1, 1, 1, 10, 10])
+        self.assertIsNone(H.instruction_weights(torch, 5, 2, 1.0))
+        self.assertIsNone(H.instruction_weights(torch, 5, 0, 10.0))
+
 class Threshold(unittest.TestCase):
     def test_at_most_the_share_fires(self):
         scores = [float(i) for i in range(100)]
