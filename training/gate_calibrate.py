@@ -61,9 +61,13 @@ def refs_set(items) -> list[dict]:
             for i in items if i["reply"]]
 
 
-def toml_set(items) -> str:
-    lines = ["# Validation prompts for the opener gate's threshold (training/gate_calibrate.py set);",
-             "# first user turns of training/data/valid.jsonl, never trained on.", ""]
+VALID_HEADER = ["# Validation prompts for the opener gate's threshold (training/gate_calibrate.py set);",
+                "# first user turns of training/data/valid.jsonl, never trained on."]
+
+
+def toml_set(items, header: list[str] | None = None) -> str:
+    """`items` ({"id", "text"}) as an `eval everyday --set` TOML file, under the comment lines `header`."""
+    lines = (VALID_HEADER if header is None else header) + [""]
     for it in items:
         lines += ["[[question]]", f"id = {json.dumps(it['id'])}", f"text = {json.dumps(it['text'])}"]
     return "\n".join(lines) + "\n"

