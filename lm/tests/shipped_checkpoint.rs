@@ -113,10 +113,12 @@ fn the_prompt_bias_restates_the_question_once_with_the_models_own_logprobs() {
     plain.settings.prompt_bias = 0.0;
     let mut biased = lm::OpenerEngine::new(&model, &tok).unwrap();
     biased.settings.prompt_bias = 4.0;
-    // Questions whose opener from the shipped model (since 2026-12-07) shares no word with
-    // them (its MODEL_CARD.md's greedy openers).
+    // Questions whose 8-word opener from the shipped model (since 2026-12-07 13:20 UTC) shares
+    // no word with them without the bias (`eval everyday`, fixtures/everyday).
     let mut restated = 0;
-    for q in ["Why do cats purr?", "What causes hiccups?", "What should I do if I get stung by a bee?"] {
+    for q in
+        ["What helps me fall asleep faster at night?", "Why do we hear thunder after lightning?", "Why do bananas turn brown so quickly?"]
+    {
         let a = plain.opener(lm::OpenerInput::Query(q), Some(8), |_, _| {}).unwrap();
         let b = biased.opener(lm::OpenerInput::Query(q), Some(8), |_, _| {}).unwrap();
         let shares = |o: &str| lm::gate::topical(q, o);
