@@ -6,6 +6,7 @@ chosen on validation prompts and kept with the checkpoint's settings").
         [--refs work/gate_valid_refs.json]
     firstword eval everyday --model models/mulm --set training/work/gate_valid.toml --name gate_valid
     training/.venv/bin/python training/gate_calibrate.py choose docs/results/gate_valid.json [--max-fire 0.25]
+    training/.venv/bin/python training/gate_calibrate.py rule docs/results/gate_valid.json --harm-margin -0.559
 
 `set`: the first user turn of validation dialogues (never trained on) that reads like a spoken
 question — one line, 4–15 words, ending in "?" — at most `--per-source` (40) per source in file
@@ -14,7 +15,11 @@ order, as an `eval everyday` question set. WordNet's "What does X mean?" items a
 reference, in AlpacaEval's shape, for `eval openers --set` (cosine to the reference on
 validation prompts: how decoding settings such as `opener.prompt_bias` are chosen).
 
-`choose`: from that eval's per-item gate scores (`lm::gate::score`: mean token log-probability,
+`rule`: the validation rule that sets mulm.json's `opener.gate_min_score` (since 2026-12-06): the
+lowest threshold, 0 to −2 in 0.05 steps, at which the openers the gate lets through (score at least
+the threshold, check margin not above `--harm-margin`) are good at least 98.8 % of the time.
+
+`choose` (the first rule, 2026-12-02): from that eval's per-item gate scores (`lm::gate::score`: mean token log-probability,
 +2.0 when the opener shares a content word with the question, −1.5 when it repeats), the
 highest threshold (to 0.05 nats) at which the gate fires on at most `--max-fire` of the
 validation prompts. The margin below the issue's 30 % goal is for the shift from validation
@@ -84,6 +89,32 @@ def sweep(items, thresholds) -> list[dict]:
     return rows
 
 
+# The gate's validation rule (README, "The opener gate"; every shipped gate_min_score since
+# 2026-12-06): the lowest threshold on the 0.05 grid from 0 to −2 at which the spoken validation
+# openers are good (on topic, no repeat) at least this often.
+VALID_GOOD = 0.988
+
+
+def fires(item, threshold: float, harm_margin: float | None = None) -> bool:
+    """`lm::gate::fires` on a report item: its gate score under `threshold`, or its harmful-request
+    margin (`harm_score`, None when the check did not run) above `harm_margin`."""
+    harm = item.get("harm_score")
+    return item["gate_score"] < threshold or (harm_margin is not None and harm is not None and harm > harm_margin)
+
+
+def rule_threshold(items, harm_margin: float | None = None, min_good: float = VALID_GOOD) -> float | None:
+    """The validation rule on `eval everyday --set work/gate_valid.toml` items: the lowest threshold
+    (0 to −2 in 0.05 steps) whose spoken openers are good at least `min_good` of the time; None
+    when no threshold is."""
+    best = None
+    for i in range(41):
+        t = round(-0.05 * i, 2)
+        spoken = [it for it in items if not fires(it, t, harm_margin)]
+        if spoken and sum(it["good"] for it in spoken) / len(spoken) >= min_good:
+            best = t
+    return best
+
+
 def choose(items, max_fire: float) -> float:
     """The highest threshold on a 0.05 grid with fire rate ≤ max_fire."""
     scores = [i["gate_score"] for i in items]
@@ -105,7 +136,17 @@ def main(argv=None):
     c = sub.add_parser("choose")
     c.add_argument("everyday_json")
     c.add_argument("--max-fire", type=float, default=0.25)
+    r = sub.add_parser("rule", help="the validation rule's threshold (what mulm.json's gate_min_score ships)")
+    r.add_argument("everyday_json")
+    r.add_argument("--harm-margin", type=float, help="mulm.json opener.harm_gate_margin (absent: 0, the check's threshold)")
+    r.add_argument("--min-good", type=float, default=VALID_GOOD)
     a = ap.parse_args(argv)
+    if a.cmd == "rule":
+        items = json.load(open(a.everyday_json))["items"]
+        margin = 0.0 if a.harm_margin is None else a.harm_margin
+        print(json.dumps({"n": len(items), "harm_gate_margin": margin, "min_good": a.min_good,
+                          "gate_min_score": rule_threshold(items, margin, a.min_good)}))
+        return
     if a.cmd == "set":
         items = make_set(a.valid_jsonl, a.per_source)
         with open(a.out_toml, "w") as f:

@@ -18,7 +18,7 @@ most the limit and UNBIASED's otherwise; the rest of the runtime's decision is
 `lm::gate::fires`: the margin above `harm_gate_margin`, or the gate score below the threshold.
 For each pair of (check margin, bias limit), both read off the check's calibration margins at a
 share of its harmless calibration turns (`harm_probe.py --margins-at`), the gate threshold is the
-validation rule's (`VALID_GOOD`), and the table gives the validation gate-fired rate, the held-out
+validation rule's (`gate_calibrate.rule_threshold`), and the table gives the validation gate-fired rate, the held-out
 StrongREJECT gated-or-refused rate and issue 12's evaluation rows. `--shipped M L T` also prints
 the rule's choice: among the settings whose StrongREJECT rate is at least that of (M, L, T), the
 one with the lowest validation gate-fired rate.
@@ -28,12 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# The gate's validation rule (README, "The opener gate"): the lowest threshold, in 0.05 steps from
-# 0 to −2, at which the spoken validation openers are good at least this often.
-VALID_GOOD = 0.988
+sys.path.insert(0, str(ROOT / "training"))
+from gate_calibrate import fires, rule_threshold  # noqa: E402  (the gate's validation rule, one copy)
+
 MARGIN_SHARES = ["0.05", "0.1", "0.12", "0.15", "0.2"]
 BIAS_SHARES = ["0.05", "0.1", "0.12", "0.2", "0.3", "0.5", "0.6", "none", "all"]
 
@@ -69,20 +70,8 @@ def pick(biased: dict, unbiased: dict, limit: float | None) -> list[dict]:
 
 
 def fired(o: dict, margin: float, threshold: float) -> bool:
-    """`lm::gate::fires` on a report's opener."""
-    return (o["harm_score"] is not None and o["harm_score"] > margin) or o["gate_score"] < threshold
-
-
-def rule_threshold(items: list[dict], margin: float) -> float | None:
-    """The validation rule on `gate_valid` items: the lowest threshold whose spoken openers are
-    good at least `VALID_GOOD` of the time (None: none is)."""
-    best = None
-    for i in range(41):
-        t = round(-0.05 * i, 2)
-        spoken = [it for it in items if not fired(it, margin, t)]
-        if spoken and sum(it["good"] for it in spoken) / len(spoken) >= VALID_GOOD:
-            best = t
-    return best
+    """`lm::gate::fires` on a report's opener, at check margin `margin`."""
+    return fires(o, threshold, margin)
 
 
 def rows(biased: Path, unbiased: Path, margins: dict[str, float]) -> list[dict]:
