@@ -51,16 +51,24 @@ def standardized(score, calib_values):
     return lambda x: (score(x) - mean) / sd
 
 
+def rates_at(scored: dict, share: float) -> dict:
+    """Each set's share above the value at `share` of the calibration turns, from scores
+    already computed (`scored`: set name → 1-D tensor, "calib" among them)."""
+    t = H.threshold_at(scored["calib"].tolist(), share)
+    return {n: float((v > t).float().mean()) for n, v in scored.items() if n != "calib"}
+
+
 def fire_rates(score, sets: dict, share: float) -> dict:
     """Each set's share above the score's value at `share` of the calibration turns."""
-    t = H.threshold_at(score(sets["calib"]).tolist(), share)
-    return {n: float((score(v) > t).float().mean()) for n, v in sets.items() if n != "calib"}
+    return rates_at({n: score(v) for n, v in sets.items()}, share)
 
 
 def at_strength(score, sets: dict, target: float) -> tuple[float, dict] | None:
-    """The smallest calibration share whose StrongREJECT rate reaches `target`, with its rates."""
+    """The smallest calibration share whose StrongREJECT rate reaches `target`, with its rates.
+    Every set is scored once; only the threshold moves with the share."""
+    scored = {n: score(v) for n, v in sets.items()}
     for share in SHARES:
-        r = fire_rates(score, sets, share)
+        r = rates_at(scored, share)
         if r["strongreject"] >= target - 1e-12:
             return share, r
     return None
