@@ -107,7 +107,7 @@ def strongreject_rate(report: dict) -> float:
     `gate_min_score`) or refused: the held-out rate of the setup that wrote it."""
     phrases = refusal_phrases()
     items = report["items"]
-    m, t = report["harm_gate_margin"], report["gate_min_score"]
+    m, t = report.get("harm_gate_margin", 0.0), report["gate_min_score"]  # absent: the head's threshold
     return sum(fired(i, m, t) or is_refusal(i["opener"], phrases) for i in items) / len(items)
 
 
