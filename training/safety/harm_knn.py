@@ -7,9 +7,9 @@ shipped check.
     training/.venv/bin/python training/safety/harm_knn.py --write   # adds the term to models/harm
 
 `--write` adds the `linear + knn` score to the shipped check: the two banks as int8 rows with one
-f32 scale each (`models/harm/knn.safetensors`, read by `lm/src/harm.rs`), and in `head.json` the
-term's `knn` entry, the threshold, the parity cases and the mulm.json settings its rules give
-(`provenance.knn.settings`). The term is in the linear head's logit units:
+f32 scale each (`models/harm/knn.safetensors`, read by `lm/src/harm_knn.rs`), and in `head.json` the
+term's `knn` entry, the threshold, the parity cases and the margins its two first rules give
+(`provenance.knn.settings`; `check_settings.py` then chooses the shipped mulm.json settings). The term is in the linear head's logit units:
 `logit = w · e + b + scale · (knn(e) − offset)`, with `offset` the knn margin's mean on the
 calibration turns and `scale = weight · sd(linear) / sd(knn)` there, so the sum ranks every text
 as the standardized blend does. Every number is computed with the dequantized banks, as the
@@ -161,11 +161,11 @@ def main(argv=None):
     sr = H.MiniLm(H.ROOT / "models/minilm", a.threads)(H.strongreject_prompts(H.wheel(H.STRONGREJECT)))
     sets = {"calib": e["calib"], "strongreject": sr, **{n: e[n] for n in REPORTED if n != "strongreject"}}
     head = json.loads(a.head.read_text())
-    if "knn" in head:
-        sys.exit(f"{a.head} already has a knn term; run harm_probe.py first to write the linear head")
+    # Only the linear part (weights, bias) is read: the rates are read at calibration shares, so the
+    # threshold does not matter, and --write recomputes the term, so rerunning it gives the same files.
     w = torch.tensor(head["weights"])
     harmful = torch.cat([e["harm"], e["seeds"]])
-    linear = lambda x: x @ w + head["bias"] - head["threshold"]  # noqa: E731
+    linear = lambda x: x @ w + head["bias"]  # noqa: E731
     knn = lambda x: knn_margin(torch, x, harmful, e["neg"], a.k)  # noqa: E731
     zl, zk = standardized(linear, linear(e["calib"])), standardized(knn, knn(e["calib"]))
     scores = {"linear (shipped head)": linear, f"knn (k {a.k})": knn,
