@@ -52,8 +52,9 @@ pub fn gate_policy(cfg: &Config, mulm: &lm::mulm::Mulm, turn: usize) -> Option<c
 /// the opener waits for the slower of the two, not their sum. When the checkpoint keeps its
 /// prompt bias for questions that look harmless (`opener.prompt_bias_max_harm`), the opener
 /// is first written without it, and written again with it once the margin says the question
-/// qualifies: one more opener's time (≈ 5 ms) for those questions only, a minority of turns
-/// at the shipped limit (the median harmless calibration turn).
+/// qualifies: one more opener's time (≈ 5 ms) for those questions only. The mulm.json shipped
+/// since 2026-12-07 19:10 UTC sets no limit (the bias goes on every question), so its opener is
+/// written once, beside the check.
 pub fn scored_opener(
     mulm: &Mulm,
     harm: Option<&lm::harm::HarmClassifier>,
