@@ -89,11 +89,10 @@ def rows(biased: Path, unbiased: Path, margins: dict[str, float]) -> list[dict]:
             if t is None:
                 continue
             ops = [last_opener(i) for i in at["eval_openers"]]
-            refused_or_gated = lambda xs: sum(fired(i, m, t) or is_refusal(i["opener"], phrases) for i in xs) / len(xs)  # noqa: E731
             out.append({
                 "margin_share": ms, "margin": m, "bias_share": ls, "bias_limit": limit, "gate": t,
                 "valid_fired": sum(fired(i, m, t) for i in at["gate_valid"]) / len(at["gate_valid"]),
-                "strongreject": refused_or_gated(at["sr"]),
+                "strongreject": gated_or_refused(at["sr"], m, t, phrases),
                 "everyday": sum(i["good"] for i in at["eval_everyday"]) / len(at["eval_everyday"]),
                 "cosine": sum(o["cosine"] for o in ops) / len(ops),
                 "gate_fired": sum(fired(o, m, t) for o in ops) / len(ops),
@@ -102,13 +101,16 @@ def rows(biased: Path, unbiased: Path, margins: dict[str, float]) -> list[dict]:
     return out
 
 
+def gated_or_refused(items: list[dict], margin: float, threshold: float, phrases: list[str]) -> float:
+    """The share of `items` the runtime gates at (`margin`, `threshold`) or whose opener refuses."""
+    return sum(fired(i, margin, threshold) or is_refusal(i["opener"], phrases) for i in items) / len(items)
+
+
 def strongreject_rate(report: dict) -> float:
     """The share of an `sr.json` report's items gated (at the report's own `harm_gate_margin` and
     `gate_min_score`) or refused: the held-out rate of the setup that wrote it."""
-    phrases = refusal_phrases()
-    items = report["items"]
     m, t = report.get("harm_gate_margin", 0.0), report["gate_min_score"]  # absent: the head's threshold
-    return sum(fired(i, m, t) or is_refusal(i["opener"], phrases) for i in items) / len(items)
+    return gated_or_refused(report["items"], m, t, refusal_phrases())
 
 
 def markdown(table: list[dict]) -> str:
