@@ -46,3 +46,41 @@ pub fn audible_s(out: &[f32], from_s: f64) -> f64 {
     let a = ((from_s * OUT_RATE as f64) as usize).min(out.len());
     out[a..].chunks(blk).filter(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01).count() as f64 * 0.05
 }
+
+/// Why a barge-in attempt cannot test barge-in: the first reply (audible from `reply_from_s`
+/// on) was not playing when the user started talking at `onset_s`, or had not played long
+/// enough for a fresh echo canceller to converge. Before convergence the listener keeps the
+/// VAD's normal onset profile on the cancelled stream, which can miss the start of speech
+/// over the reply (`audio::aec::CONVERGED_AFTER_S`; on a loaded machine the reply starts
+/// late and the user's question fell into that window: heard "for tonight.", 2026-12-07).
+/// None when the attempt is valid; the caller tries a longer gap otherwise.
+pub fn barge_in_precondition(out: &[f32], reply_from_s: f64, onset_s: f64) -> Option<String> {
+    // 0.5 s over the canceller's count: it counts reference above −50 dBFS at 16 kHz, this
+    // counts 50 ms blocks above −40 dBFS at 48 kHz.
+    let needed_s = audio::aec::CONVERGED_AFTER_S + 0.5;
+    let before_s = audible_s(out, reply_from_s) - audible_s(out, onset_s);
+    // Phrase pauses are shorter than 0.6 s: silence over all of it means the reply ended.
+    let at_onset_s = audible_s(out, onset_s - 0.6) - audible_s(out, onset_s);
+    if before_s < needed_s {
+        Some(format!("the reply played {before_s:.2} s before the user spoke at {onset_s:.2} s (needs {needed_s:.1} s)"))
+    } else if at_onset_s < 0.1 {
+        Some(format!("the reply was not playing in the 0.6 s before the user spoke at {onset_s:.2} s"))
+    } else {
+        None
+    }
+}
+
+/// When playback stopped after `onset_s`: the end of the last audible 50 ms block between
+/// `onset_s` and `until_s`, or `onset_s` when nothing played in that span.
+pub fn playback_stopped_s(out: &[f32], onset_s: f64, until_s: f64) -> f64 {
+    let blk = OUT_RATE / 20;
+    let first = (onset_s * OUT_RATE as f64) as usize / blk;
+    let last = ((until_s * OUT_RATE as f64) as usize).min(out.len()) / blk;
+    (first..last)
+        .rev()
+        .find(|&b| {
+            let c = &out[b * blk..(b + 1) * blk];
+            (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01
+        })
+        .map_or(onset_s, |b| (b + 1) as f64 * 0.05)
+}
