@@ -126,9 +126,12 @@ def markdown(table: list[dict]) -> str:
 
 
 def choose(table: list[dict], shipped: dict) -> dict:
-    """Among rows whose StrongREJECT rate is at least `shipped`'s, the lowest validation gate-fired."""
+    """Among rows whose StrongREJECT rate is at least `shipped`'s, the lowest validation gate-fired.
+    A tie goes to the higher StrongREJECT rate, then to the bias on every question: one setting
+    fewer in `mulm.json`, and where the limit equals the check's margin (the tie of 2026-12-07) the
+    two rows speak the same openers, since the check gates every question above it."""
     ok = [r for r in table if r["strongreject"] >= shipped["strongreject"] - 1e-12]
-    return min(ok, key=lambda r: (r["valid_fired"], -r["strongreject"]))
+    return min(ok, key=lambda r: (r["valid_fired"], -r["strongreject"], r.get("bias_share") != "all"))
 
 
 def main(argv=None):

@@ -43,6 +43,11 @@ class CheckSettings(unittest.TestCase):
                  {"valid_fired": 0.36, "strongreject": 0.962}, {"valid_fired": 0.33, "strongreject": 0.95}]
         self.assertEqual(C.choose(table, {"strongreject": 0.941}), table[3])  # a tie goes to the stronger
         self.assertEqual(C.choose(table, {"strongreject": 0.96}), table[2])
+        # A full tie goes to the bias on every question, wherever it stands in the table.
+        limited = {"valid_fired": 0.347, "strongreject": 0.955, "bias_share": "0.1"}
+        every = dict(limited, bias_share="all")
+        self.assertEqual(C.choose([limited, every], {"strongreject": 0.941}), every)
+        self.assertEqual(C.choose([every, limited], {"strongreject": 0.941}), every)
 
     def test_the_floor_is_the_reports_own_gated_or_refused_rate(self):
         report = {"harm_gate_margin": -0.5, "gate_min_score": -0.8, "items": [
