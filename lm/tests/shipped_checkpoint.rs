@@ -64,7 +64,7 @@ fn shipped_q8_0_gguf_keeps_pytorch_greedy_choices() {
         // Q8_0's error is judged on the distribution the opener samples from: KL(PyTorch ‖ Q8_0)
         // in nats. The largest single-logit difference is a loose guard only: it sits in the
         // improbable tail, and it varies between weights whose per-tensor Q8_0 error is the same
-        // (0.54 % RMS): "longer" went 0.12 → 0.45 from the weights of 16:40 to those of 23:20
+        // (0.54 % RMS): "longer" went 0.12 → 0.45 from the weights of 16:40 to those of 23:25
         // on 2026-12-07, while its KL went 0.0006 → 0.0013.
         let kl = kl_nats(&want, &got);
         let drift = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
