@@ -8,7 +8,9 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::{assets_present, audible_s, barge_in_precondition, firstword, input_wav, load, playback_stopped_s, silence, OUT_RATE};
+use common::{
+    assets_present, audible_block, audible_s, barge_in_precondition, firstword, input_wav, load, playback_stopped_s, silence, OUT_RATE,
+};
 
 const MODELS: &[&str] = &[
     "models/whisper/ggml-tiny.en.bin",
@@ -58,7 +60,7 @@ const ECHO_0: &str = "[audio.simulated_echo]\ndelay_ms = 80\ngain_db = 0\nroom_m
 /// First audible 50 ms block of `out`, in seconds.
 fn first_audible_s(out: &[f32]) -> Option<f64> {
     let blk = OUT_RATE / 20;
-    out.chunks(blk).position(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01).map(|i| i as f64 * 0.05)
+    out.chunks(blk).position(audible_block).map(|i| i as f64 * 0.05)
 }
 
 /// One question, then `tail_s` of silence in which the reply plays and its echo comes

@@ -40,11 +40,16 @@ pub fn input_wav(dir: &Path, parts: &[Vec<f32>]) -> PathBuf {
     path
 }
 
+/// True when a block of the speaker's output is audible: RMS above 0.01 (−40 dBFS).
+pub fn audible_block(block: &[f32]) -> bool {
+    (block.iter().map(|v| v * v).sum::<f32>() / block.len() as f32).sqrt() > 0.01
+}
+
 /// Seconds of the speaker's output (48 kHz) after `from_s` whose 50 ms blocks are audible.
 pub fn audible_s(out: &[f32], from_s: f64) -> f64 {
     let blk = OUT_RATE / 20;
     let a = ((from_s * OUT_RATE as f64) as usize).min(out.len());
-    out[a..].chunks(blk).filter(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01).count() as f64 * 0.05
+    out[a..].chunks(blk).filter(|c| audible_block(c)).count() as f64 * 0.05
 }
 
 /// Why a barge-in attempt cannot test barge-in: the first reply (audible from `reply_from_s`
@@ -76,11 +81,5 @@ pub fn playback_stopped_s(out: &[f32], onset_s: f64, until_s: f64) -> f64 {
     let blk = OUT_RATE / 20;
     let first = (onset_s * OUT_RATE as f64) as usize / blk;
     let last = ((until_s * OUT_RATE as f64) as usize).min(out.len()) / blk;
-    (first..last)
-        .rev()
-        .find(|&b| {
-            let c = &out[b * blk..(b + 1) * blk];
-            (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt() > 0.01
-        })
-        .map_or(onset_s, |b| (b + 1) as f64 * 0.05)
+    (first..last).rev().find(|&b| audible_block(&out[b * blk..(b + 1) * blk])).map_or(onset_s, |b| (b + 1) as f64 * 0.05)
 }
